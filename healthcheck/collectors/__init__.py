@@ -1,0 +1,20 @@
+"""The built-in collectors, one small module each."""
+
+from __future__ import annotations
+
+from healthcheck.collectors.env import EnvCollector
+from healthcheck.collectors.logs import LogsCollector
+from healthcheck.collectors.ports import PortsCollector
+from healthcheck.collectors.provisioning import ProvisioningCollector
+from healthcheck.collectors.system import SystemCollector
+
+# In report order: the box first, then what runs on it.
+BUILTIN_COLLECTORS = (
+    SystemCollector,
+    EnvCollector,
+    PortsCollector,
+    ProvisioningCollector,
+    LogsCollector,
+)
+
+__all__ = ["BUILTIN_COLLECTORS"]

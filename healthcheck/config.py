@@ -1,0 +1,309 @@
+"""Configuration: TOML, looked up in SPEC's order, validated key by key.
+
+Every table is a dataclass whose defaults are the seed's layout. Loading walks the TOML
+against those dataclasses, so an unknown key or a wrong type is reported by its dotted name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on the containers' Python 3.10
+    import tomli as tomllib
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the file and the key."""
+
+
+@dataclass
+class PathsConfig:
+    workspace: str = "/workspace"
+    report: str = "system_status.md"
+    docs: str = "docs_vast-ai-environment.md"
+    improvement_log: str = "improvement_log.md"
+
+
+@dataclass
+class LogsConfig:
+    dirs: list[str] = field(default_factory=lambda: ["/logs", "/Logs"])
+    patterns: list[str] = field(default_factory=lambda: ["*.log"])
+    tail_lines: int = 20
+    max_files: int = 50  # beyond this many matching files, the rest are counted, not read
+    max_line_bytes: int = 4096  # longer lines are cut with a visible marker
+
+
+@dataclass
+class EnvConfig:
+    include: str = "CUDA|PYTHON|VNC|JUPYTER|NVIDIA|DISPLAY|PATH"
+    source: str = "pid1"
+
+
+@dataclass
+class SupervisorConfig:
+    serverurl: str = "unix:///var/run/supervisor.sock"
+    username: str = ""
+    password: str = ""
+
+
+@dataclass
+class DisplayConfig:
+    display: str = ":1"
+    window_manager: str = "icewm"
+
+
+@dataclass
+class ServicesConfig:
+    ports: dict[str, int] = field(
+        default_factory=lambda: {
+            "ssh": 22,
+            "jupyter": 8080,
+            "vnc": 5901,
+            "novnc": 6901,
+            "filebrowser": 8585,
+        }
+    )
+
+
+@dataclass
+class ProvisioningConfig:
+    scripts: list[str] = field(
+        default_factory=lambda: [
+            "/vast_ai_provisioning_script.sh",
+            "/src/provisioning_script.sh",
+            "/root/provisioning_script.sh",
+        ]
+    )
+
+
+@dataclass
+class SystemConfig:
+    disk_warn_percent: float = 90.0
+    disk_crit_percent: float = 97.0
+    memory_warn_percent: float = 90.0  # of total memory in use (available counted as free)
+    memory_crit_percent: float = 97.0
+    top_processes: int = 5
+
+
+@dataclass
+class CollectorsConfig:
+    timeout: float = 10.0
+    disable: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RedactConfig:
+    names: list[str] = field(default_factory=list)
+    patterns: list[str] = field(default_factory=list)
+
+
+@dataclass
+class GitConfig:
+    commit: bool = True
+    remote: str = ""
+
+
+@dataclass
+class Config:
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    logs: LogsConfig = field(default_factory=LogsConfig)
+    env: EnvConfig = field(default_factory=EnvConfig)
+    supervisor: SupervisorConfig = field(default_factory=SupervisorConfig)
+    display: DisplayConfig = field(default_factory=DisplayConfig)
+    services: ServicesConfig = field(default_factory=ServicesConfig)
+    provisioning: ProvisioningConfig = field(default_factory=ProvisioningConfig)
+    system: SystemConfig = field(default_factory=SystemConfig)
+    collectors: CollectorsConfig = field(default_factory=CollectorsConfig)
+    redact: RedactConfig = field(default_factory=RedactConfig)
+    git: GitConfig = field(default_factory=GitConfig)
+    source: str | None = None  # the file this came from; None for built-in defaults
+
+    def workspace_path(self, value: str) -> Path:
+        """A `[paths]` value made absolute: relative paths are relative to the workspace."""
+        path = Path(value).expanduser()
+        if path.is_absolute():
+            return path
+        return Path(self.paths.workspace).expanduser() / path
+
+    @property
+    def report_path(self) -> Path:
+        return self.workspace_path(self.paths.report)
+
+    @property
+    def docs_path(self) -> Path:
+        return self.workspace_path(self.paths.docs)
+
+    @property
+    def improvement_log_path(self) -> Path:
+        return self.workspace_path(self.paths.improvement_log)
+
+
+# Searched in this order when neither --config nor $HEALTHCHECK_CONFIG names a file.
+WELL_KNOWN_PATHS = (
+    "healthcheck.toml",
+    "~/.config/healthcheck/config.toml",
+    "/etc/healthcheck/config.toml",
+)
+
+
+def find_config(explicit: str | os.PathLike[str] | None = None) -> Path | None:
+    """The config file to use, or None for the defaults.
+
+    A file named by --config or $HEALTHCHECK_CONFIG must exist: the operator asked for it.
+    The well-known locations are simply skipped when absent.
+    """
+    named = [(explicit, "")] if explicit is not None else []
+    if env := os.environ.get("HEALTHCHECK_CONFIG"):
+        named.append((env, " (from $HEALTHCHECK_CONFIG)"))
+    if named:
+        value, origin = named[0]
+        path = Path(value).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found{origin}")
+        return path
+    for candidate in WELL_KNOWN_PATHS:
+        path = Path(candidate).expanduser()
+        if path.is_file():
+            return path
+    return None
+
+
+def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
+    """Find, parse and validate the configuration."""
+    path = find_config(explicit)
+    if path is None:
+        return Config()
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    config = parse_config(raw, where=str(path))
+    config.source = str(path)
+    return config
+
+
+def parse_config(raw: dict[str, Any], where: str = "config") -> Config:
+    """Build a validated Config from parsed TOML."""
+    config = _build(Config, raw, prefix="", where=where)
+    _check_semantics(config, where)
+    return config
+
+
+def _build(cls: type, raw: Any, prefix: str, where: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: '{prefix.rstrip('.')}' must be a table")
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in dataclasses.fields(cls) if f.name != "source"}
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        dotted = f"{prefix}{key}"
+        if key not in known:
+            raise ConfigError(f"{where}: unknown key '{dotted}'")
+        values[key] = _coerce(hints[key], value, dotted, where)
+    return cls(**values)
+
+
+def _coerce(hint: Any, value: Any, dotted: str, where: str) -> Any:
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, prefix=f"{dotted}.", where=where)
+    origin = typing.get_origin(hint)
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        if not isinstance(value, list) or not all(_is(item, v) for v in value):
+            raise ConfigError(f"{where}: '{dotted}' must be a list of {_name(item)}")
+        return list(value)
+    if origin is dict:
+        _, item = typing.get_args(hint)
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: '{dotted}' must be a table")
+        for key, v in value.items():
+            if not _is(item, v):
+                raise ConfigError(f"{where}: '{dotted}.{key}' must be {_name(item)}")
+        return dict(value)
+    if origin in (typing.Union, types.UnionType):
+        raise AssertionError(f"unsupported config type for {dotted}")  # pragma: no cover
+    if not _is(hint, value):
+        raise ConfigError(f"{where}: '{dotted}' must be {_name(hint)}, not {_toml_type(value)}")
+    return float(value) if hint is float else value
+
+
+def _is(hint: Any, value: Any) -> bool:
+    # bool is an int in Python; TOML keeps them apart, and so do we.
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+def _name(hint: Any) -> str:
+    return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(
+        hint, getattr(hint, "__name__", str(hint))
+    )
+
+
+def _toml_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "a table"
+    return type(value).__name__
+
+
+def _check_semantics(config: Config, where: str) -> None:
+    """Checks a type cannot express: regexes compile, numbers are in range, names are known."""
+    for dotted, pattern in [("env.include", config.env.include)] + [
+        (f"redact.names[{i}]", p) for i, p in enumerate(config.redact.names)
+    ] + [(f"redact.patterns[{i}]", p) for i, p in enumerate(config.redact.patterns)]:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ConfigError(f"{where}: '{dotted}' is not a valid regular expression: {exc}")
+    source = config.env.source
+    if source not in ("self", "pid1") and not (
+        source.startswith("process:") and len(source) > len("process:")
+    ):
+        raise ConfigError(
+            f"{where}: 'env.source' must be \"self\", \"pid1\" or \"process:NAME\", not {source!r}"
+        )
+    positive = {
+        "logs.tail_lines": config.logs.tail_lines,
+        "logs.max_files": config.logs.max_files,
+        "logs.max_line_bytes": config.logs.max_line_bytes,
+        "collectors.timeout": config.collectors.timeout,
+    }
+    for dotted, number in positive.items():
+        if number <= 0:
+            raise ConfigError(f"{where}: '{dotted}' must be greater than 0")
+    for name, port in config.services.ports.items():
+        if not 0 < port < 65536:
+            raise ConfigError(f"{where}: 'services.ports.{name}' must be a port (1-65535)")
+    for key in ("disk_warn_percent", "disk_crit_percent", "memory_warn_percent",
+                "memory_crit_percent"):
+        if not 0 < getattr(config.system, key) <= 100:
+            raise ConfigError(f"{where}: 'system.{key}' must be a percentage (0-100]")
+    url = config.supervisor.serverurl
+    if not url.startswith(("unix://", "http://", "https://")):
+        raise ConfigError(
+            f"{where}: 'supervisor.serverurl' must start with unix:// or http://, not {url!r}"
+        )

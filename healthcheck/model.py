@@ -1,0 +1,138 @@
+"""The small typed contract every collector, the runner and the renderer share."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from healthcheck.config import Config
+
+
+class Status(str, enum.Enum):
+    """Severity of a finding, and status of a section or a whole run."""
+
+    OK = "ok"
+    UNKNOWN = "unknown"
+    WARN = "warn"
+    CRIT = "crit"
+
+    @property
+    def rank(self) -> int:
+        # crit > warn > unknown > ok: a check that could not run is worse than a pass,
+        # but better than a known fault.
+        return _RANK[self]
+
+    def __str__(self) -> str:
+        return self.value
+
+
+_RANK = {Status.OK: 0, Status.UNKNOWN: 1, Status.WARN: 2, Status.CRIT: 3}
+
+
+def worst(statuses: list[Status] | tuple[Status, ...]) -> Status:
+    """The most severe of `statuses` (ok when empty)."""
+    return max(statuses, key=lambda s: s.rank, default=Status.OK)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A derived fact worth the operator's attention, with a way out."""
+
+    collector: str
+    rule: str  # short machine name of what was detected, e.g. "disk-full"
+    subject: str  # what it is about: a path, a port, a program
+    severity: Status
+    title: str
+    detail: str = ""
+    hint: str = ""
+    evidence: tuple[str, ...] = ()  # raw lines (untrusted: rendered only inside fences)
+
+    @property
+    def id(self) -> str:
+        """Stable across runs, so drift can tell a finding opened from one resolved."""
+        return f"{self.collector}.{self.rule}:{self.subject}" if self.subject else (
+            f"{self.collector}.{self.rule}"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "severity": self.severity.value,
+            "title": self.title,
+            "detail": self.detail,
+            "hint": self.hint,
+            "collector": self.collector,
+            "subject": self.subject,
+            "evidence": list(self.evidence),
+        }
+
+
+def rank_findings(findings: list[Finding]) -> list[Finding]:
+    """Most severe first; ties in a stable, deterministic order."""
+    return sorted(findings, key=lambda f: (-f.severity.rank, f.collector, f.rule, f.subject))
+
+
+@dataclass
+class Section:
+    """What one collector found.
+
+    `data` holds facts that stay put on an idle box; `volatile` holds figures that move on
+    every run (load, memory used, uptime), kept apart so that two reports differ in few lines.
+    """
+
+    name: str
+    status: Status = Status.OK
+    data: dict[str, Any] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+    volatile: dict[str, Any] = field(default_factory=dict)
+    duration_ms: int = 0
+    error: str | None = None
+
+    @classmethod
+    def from_findings(
+        cls,
+        name: str,
+        data: dict[str, Any],
+        findings: list[Finding],
+        volatile: dict[str, Any] | None = None,
+    ) -> Section:
+        """A section whose status is the worst of its findings."""
+        return cls(
+            name=name,
+            status=worst([f.severity for f in findings]),
+            data=data,
+            findings=findings,
+            volatile=volatile or {},
+        )
+
+    @classmethod
+    def failed(cls, name: str, error: str, duration_ms: int = 0) -> Section:
+        """A collector that could not do its job: status unknown, and why."""
+        return cls(name=name, status=Status.UNKNOWN, error=error, duration_ms=duration_ms)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status.value,
+            "duration_ms": self.duration_ms,
+            "error": self.error,
+            "data": self.data,
+            "volatile": self.volatile,
+        }
+
+
+@runtime_checkable
+class Collector(Protocol):
+    """A plugin that gathers one area of the box.
+
+    Declarative class attributes say what it is; `collect` does the work and may raise:
+    the runner turns an exception or an overrun into an `unknown` section.
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    # Seconds; None means the run-wide `collectors.timeout`.
+    timeout: ClassVar[float | None]
+
+    def collect(self, config: Config) -> Section: ...

@@ -1,0 +1,435 @@
+"""Redaction: secrets never leave the box, and ordinary text stays readable."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from typing import Any
+
+import pytest
+from secrets_corpus import (
+    CONTEXT_SECRETS,
+    EXPECTED_KIND,
+    FAKE_PRIVATE_KEY,
+    FAKE_SECRETS,
+    SECRET_ENV,
+)
+
+from healthcheck import redact
+from healthcheck.config import Config, RedactConfig, SupervisorConfig
+from healthcheck.redact import MARKER, Redactor, is_secret_name
+
+# Realistic places a secret turns up. None of them says FAKE, so "FAKE" in an output is a leak.
+CONTEXTS = {
+    "log line": "2026-11-28 10:00:00,123 INFO loaded credential {s} from cache",
+    "env line": "MY_SETTING={s}",
+    "json": None,  # built with json.dumps below: the value escaped as JSON does it
+    "url": "https://example.invalid/api/v1?page=2&value={s}&sort=asc",
+    "curl": "curl -sS -X POST -H 'X-Custom: {s}' https://example.invalid/upload",
+    "traceback": (
+        "Traceback (most recent call last):\n"
+        '  File "/app/main.py", line 12, in <module>\n'
+        '    client = Client(credential="{s}")\n'
+        "ValueError: invalid credential {s}"
+    ),
+}
+
+
+def in_context(context: str, secret: str) -> str:
+    if context == "json":
+        return json.dumps({"settings": {"value": secret, "retries": 3}})
+    return CONTEXTS[context].format(s=secret)
+
+
+@pytest.fixture
+def r() -> Redactor:
+    return Redactor()
+
+
+@pytest.mark.parametrize("context", sorted(CONTEXTS))
+@pytest.mark.parametrize("name", sorted(FAKE_SECRETS))
+def test_known_formats_are_masked_in_any_context(r: Redactor, name: str, context: str) -> None:
+    text = in_context(context, FAKE_SECRETS[name])
+    out = r.text(text)
+    assert "FAKE" not in out  # not the secret, not a prefix of it, not a piece of it
+    assert f"[redacted:{EXPECTED_KIND[name]}]" in out
+    assert out.count("\n") == text.count("\n")
+    assert r.text(out) == out
+
+
+@pytest.mark.parametrize("name", sorted(CONTEXT_SECRETS))
+def test_secrets_given_away_by_their_context(r: Redactor, name: str) -> None:
+    line, secret = CONTEXT_SECRETS[name]
+    out = r.text(line)
+    assert secret not in out
+    assert "FAKE" not in out
+    assert MARKER in out
+    assert r.text(out) == out
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        # variables with secret names
+        ("VNC_PW=vncpass1", "VNC_PW=[redacted]"),
+        ("export HF_TOKEN=abc123", "export HF_TOKEN=[redacted]"),
+        ("MYSQL_ROOT_PASSWORD=rootpw", "MYSQL_ROOT_PASSWORD=[redacted]"),
+        ("AWS_SECRET_ACCESS_KEY=abc/def+ghi=", "AWS_SECRET_ACCESS_KEY=[redacted]"),
+        ("SENTRY_DSN=https://abc@o0.ingest.example.invalid/1", "SENTRY_DSN=[redacted]"),
+        ("GITHUB_PAT=abcdef", "GITHUB_PAT=[redacted]"),
+        ("PWD=hunter22", "PWD=[redacted]"),
+        ("passwd: hunter2", "passwd: [redacted]"),
+        ("x-api-key: abc123", "x-api-key: [redacted]"),
+        ('VNC_PW="two words"', 'VNC_PW="[redacted]"'),
+        ("password=${PW:-fallback}", "password=[redacted]"),
+        # JSON, Python reprs, JSON escaped inside a string, XML
+        ('{"user": "bob", "password": "p@ss w0rd"}', '{"user": "bob", "password": "[redacted]"}'),
+        ("{'api_key': 'abc'}", "{'api_key': '[redacted]'}"),
+        ('{\\"secret\\": \\"abc\\"}', '{\\"secret\\": \\"[redacted]\\"}'),
+        ("<password>hunter2</password>", "<password>[redacted]</password>"),
+        # URLs and connection strings: only the secret part goes
+        (
+            "http://127.0.0.1:8080/lab?token=abc123&x=1",
+            "http://127.0.0.1:8080/lab?token=[redacted]&x=1",
+        ),
+        (
+            "https://s3.invalid/o?X-Amz-Credential=AKIDEXAMPLE&X-Amz-Signature=abcdef",
+            "https://s3.invalid/o?X-Amz-Credential=[redacted]&X-Amz-Signature=[redacted]",
+        ),
+        (
+            "https://x.invalid/?access_token=abc&sig=def",
+            "https://x.invalid/?access_token=[redacted]&sig=[redacted]",
+        ),
+        ("postgres://user:pw@db:5432/x", "postgres://user:[redacted]@db:5432/x"),
+        ("redis://:s3cret@redis:6379/0", "redis://:[redacted]@redis:6379/0"),
+        ("https://user:p@ss@host.invalid/", "https://user:[redacted]@host.invalid/"),
+        ("amqp://guest:guest123@mq:5672/", "amqp://guest:[redacted]@mq:5672/"),
+        ("Server=db;User Id=sa;Password=Secr3t;", "Server=db;User Id=sa;Password=[redacted];"),
+        # authorization
+        ("Authorization: Bearer abc.def-123", "Authorization: Bearer [redacted]"),
+        ("authorization: token abc123", "authorization: token [redacted]"),
+        (
+            'headers={"Authorization": "Basic dXNlcjpwYXNz"}',
+            'headers={"Authorization": "Basic [redacted]"}',
+        ),
+        ("Cookie: session=abc; theme=dark", "Cookie: [redacted]"),
+        ("Set-Cookie: sid=abc; Path=/", "Set-Cookie: [redacted]"),
+        ("got Bearer abcdef0123456789 from cache", "got Bearer [redacted] from cache"),
+        # command lines
+        ("curl -u admin:hunter22 https://x.invalid", "curl -u admin:[redacted] https://x.invalid"),
+        ("x11vnc -passwd hunter22 -forever", "x11vnc -passwd [redacted] -forever"),
+        (
+            "jupyter lab --ServerApp.token=abc123 --port=8080",
+            "jupyter lab --ServerApp.token=[redacted] --port=8080",
+        ),
+        ("vault login --token 's.abcdef123'", "vault login --token '[redacted]'"),
+        # known formats keep their kind, not a prefix
+        ("token=ghp_" + "A1" * 18, "token=[redacted:github-token]"),
+        (
+            "AKIAABCDEFGHIJKLMNOP and AKIAABCDEFGHIJKLMNOPQ",
+            "[redacted:aws-access-key-id] and AKIAABCDEFGHIJKLMNOPQ",
+        ),
+    ],
+)
+def test_exact_masking(r: Redactor, text: str, expected: str) -> None:
+    assert r.text(text) == expected
+    assert r.text(expected) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "TOKENIZERS_PARALLELISM=false",
+        "CUDA_VERSION=12.4.1",
+        "PYTHON_VERSION=3.10.12",
+        "PATH=/usr/local/nvidia/bin:/usr/local/cuda/bin:/usr/bin:/bin",
+        "PWD=/root",
+        "OLDPWD=/workspace",
+        "SSH_AUTH_SOCK=/tmp/ssh-XXXXabcd/agent.42",
+        "XAUTHORITY=/root/.Xauthority",
+        "VNC_PASSWORDLESS=true",
+        "OPEN_BUTTON_TOKEN=1",
+        "JUPYTER_TOKEN=",
+        'JUPYTER_TOKEN=""',
+        "--ServerApp.token=''",
+        "KEYBOARD_LAYOUT=us",
+        "XKB_KEYMAP=de",
+        "HF_TOKEN_PATH=/root/.cache/huggingface/token",
+        "DB_PASSWORD_FILE=/run/secrets/db",
+        "max_new_tokens=512",
+        "PASSWORD_MIN_LENGTH=12",
+        "SESSION_TIMEOUT=3600",
+        "XDG_SESSION_TYPE=x11",
+        "DESKTOP_SESSION=icewm",
+        "DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/0/bus",
+        "SSH_PUBLIC_KEY=ssh-ed25519 AAAAC3NzaC1lZDI1NTE5 user@host",
+        "GIT_AUTHOR_NAME=Jane Doe",
+        "the token expired, please log in again",
+        "Bearer authentication is required",
+        "sshd[42]: Accepted password for root from 10.0.0.1 port 22 ssh2",
+        "commit 3f2a9c1e0b7d4a6f8e5c2b1a0d9f8e7c6b5a4d3e",
+        "KeyError: 'HF_TOKEN'",
+        "docker run -u 1000:1000 image",
+        "x11vnc -display :1 -rfbauth /root/.vnc/passwd -rfbport 5901",
+        "nginx --ssl-key /etc/ssl/private/server.key",
+        "x11vnc -passwd $VNC_PW",
+        "password=${VNC_PW}",
+        "Use --auth to enable it",
+        "pip install scikit-learn sk-video-processing-toolkit",
+        "Requirement already satisfied: torch==2.3.0 in /usr/local/lib/python3.10/dist-packages",
+        "-rw-r--r-- 1 root root 4096 May  1 10:00 /workspace/model.safetensors",
+        "http://127.0.0.1:8080/lab?page=2&sort=asc",
+        "| HF_TOKEN | [redacted] |",
+        "-----END PRIVATE KEY-----",
+    ],
+)
+def test_ordinary_text_stays_readable(r: Redactor, text: str) -> None:
+    assert r.text(text) == text
+
+
+def words(text: str) -> list[str]:
+    return text.split()
+
+
+SECRET_NAMES = words(
+    "VNC_PW HF_TOKEN JUPYTER_TOKEN OPENAI_API_KEY AWS_SECRET_ACCESS_KEY SENTRY_DSN DB_PASSWORD"
+    " MYSQL_ROOT_PASSWORD GITHUB_PAT apiKey accessToken X-Auth-Token NotebookApp.token"
+    " COOKIE_SECRET SESSION_KEY PRIVATE_KEY MYSQLPASSWORD HFTOKEN PASSWORD2 PASS CREDENTIALS AUTH"
+    " TOKEN_URL DISCORD_WEBHOOK_URL SECRET_KEY_BASE"
+    " DB_PASSWORD_FILE"  # without a value, the name alone decides
+)
+
+
+@pytest.mark.parametrize(
+    "name,value",
+    [(name, None) for name in SECRET_NAMES]
+    + [("PWD", "hunter22"), ("HF_TOKEN_PATH", "hf_notapath"), ("API_KEY", "12345")]
+    + [("MAX_TOKENS", "many")],
+)
+def test_secret_names(name: str, value: str | None) -> None:
+    assert is_secret_name(name, value) is True
+
+
+NOT_SECRET_NAMES = words(
+    "TOKENIZERS_PARALLELISM KEYBOARD_LAYOUT KEYMAP SSH_AUTH_SOCK XAUTHORITY VNC_PASSWORDLESS"
+    " HOME PATH CUDA_VERSION GIT_AUTHOR_NAME KeyError PUBLIC_KEY STRIPE_PUBLISHABLE_KEY"
+    " XDG_SESSION_ID DESKTOP_SESSION SUDO_ASKPASS OLDPWD"
+    " AUTH_TYPE SECRET_NAME TOKEN_USER PASSWORD_POLICY PRIVATE_IP"  # about a secret, not one
+)
+
+
+@pytest.mark.parametrize(
+    "name,value",
+    [(name, None) for name in NOT_SECRET_NAMES]
+    + [("VNC_PW", v) for v in ("", "true", '""', "Off", "none", " no ")]
+    + [("OPEN_BUTTON_TOKEN", "1"), ("PWD", "/root"), ("DB_PASSWORD_FILE", "/run/secrets/db")]
+    + [("HF_TOKEN_PATH", "/root/.cache/huggingface/token"), ("MAX_TOKENS", "512")]
+    + [("SESSION_TIMEOUT", "3600"), ("num_keys", "3")],
+)
+def test_not_secret_names(name: str, value: str | None) -> None:
+    assert is_secret_name(name, value) is False
+
+
+def test_extra_name_patterns() -> None:
+    extra = [re.compile("thing", re.IGNORECASE)]
+    assert is_secret_name("MY_THING", "v", extra) is True
+    assert is_secret_name("MY_THING", "v") is False
+    assert is_secret_name("MY_THING", "true", extra) is False  # a switch stays a switch
+
+
+def test_obj_masks_nested_data_and_keeps_its_shape(r: Redactor) -> None:
+    data: dict[Any, Any] = {
+        "env": {"HF_TOKEN": "abc123", "VNC_PASSWORDLESS": "true", "CUDA_VERSION": "12.4"},
+        "lines": ["ok", "password=x1", "done"],
+        "numbers": {"n": 3, "f": 1.5, "b": True, "none": None, 7: "seven"},
+        "pair": ("plain", FAKE_SECRETS["github-classic"]),
+        "vars": [
+            {"name": "DB_PASSWORD", "value": "pw12"},
+            {"name": "HOME", "value": "/root"},
+        ],
+        "mixed": [1, "VNC_PW=abc", {"api_key": "k", "count": 2}, []],
+        "empty": {},
+    }
+    original = copy.deepcopy(data)
+    assert r.obj(data) == {
+        "env": {"HF_TOKEN": MARKER, "VNC_PASSWORDLESS": "true", "CUDA_VERSION": "12.4"},
+        "lines": ["ok", "password=[redacted]", "done"],
+        "numbers": {"n": 3, "f": 1.5, "b": True, "none": None, 7: "seven"},
+        "pair": ("plain", "[redacted:github-token]"),
+        "vars": [
+            {"name": "DB_PASSWORD", "value": MARKER},
+            {"name": "HOME", "value": "/root"},
+        ],
+        "mixed": [1, "VNC_PW=[redacted]", {"api_key": MARKER, "count": 2}, []],
+        "empty": {},
+    }
+    assert data == original  # a copy, not an edit
+    assert r.obj(r.obj(data)) == r.obj(data)
+
+
+def test_obj_secret_key_masks_whole_value_even_multiline(r: Redactor) -> None:
+    assert r.obj({"PRIVATE_KEY": "line one\nline two"}) == {"PRIVATE_KEY": "[redacted]\n[redacted]"}
+    assert r.obj({"secret": ""}) == {"secret": ""}
+    assert r.obj({"token": 12345}) == {"token": 12345}  # only strings are values to mask
+
+
+def test_pem_block_spread_over_log_lines(r: Redactor) -> None:
+    lines = ["starting sshd", *FAKE_PRIVATE_KEY.split("\n"), "done"]
+    assert r.obj(lines) == [
+        "starting sshd",
+        "[redacted:private-key]",
+        MARKER,
+        MARKER,
+        MARKER,
+        MARKER,
+        "done",
+    ]
+    assert r.obj({"tail": lines})["tail"][1:-1] == ["[redacted:private-key]"] + [MARKER] * 4
+
+
+def test_pem_begin_without_end_masks_to_the_end(r: Redactor) -> None:
+    lines = ["a line", "key: -----BEGIN RSA PRIVATE KEY-----", "MIIEpFAKEFAKE", "FAKEFAKE"]
+    assert r.obj(lines) == ["a line", "key: [redacted:private-key]", MARKER, MARKER]
+
+
+def test_pem_end_without_begin_masks_the_body_above(r: Redactor) -> None:
+    lines = [
+        "tail started mid-key",
+        "FAKEFAKEFAKEFAKEFAKEFAKE+/FAKE",
+        "FAKE==",
+        "-----END PRIVATE KEY-----",
+        "after the key",
+    ]
+    assert r.obj(lines) == [
+        "tail started mid-key",
+        "[redacted:private-key]",
+        MARKER,
+        MARKER,
+        "after the key",
+    ]
+
+
+def test_pem_escaped_on_one_line(r: Redactor) -> None:
+    line = 'PRIVATE_KEY="-----BEGIN PRIVATE KEY-----\\nMIIEvFAKE\\n-----END PRIVATE KEY-----\\n"'
+    assert r.text(line) == 'PRIVATE_KEY="[redacted:private-key]\\n"'
+
+
+def test_list_items_with_their_own_newlines_keep_their_boundaries(r: Redactor) -> None:
+    items = ["a\nb", "-----BEGIN PRIVATE KEY-----\nFAKE", "FAKE", "-----END PRIVATE KEY-----", "c"]
+    assert r.obj(items) == ["a\nb", "[redacted:private-key]\n[redacted]", MARKER, MARKER, "c"]
+
+
+def test_verbatim_values_and_the_boundary_rule() -> None:
+    r = Redactor(secret_values=["root", "S3cretValue", "abc", "true", "   ", "", "1234"])
+    # short values (< 8 characters): whole tokens only
+    assert r.text("password is root.") == "password is [redacted]."
+    assert r.text("user root logged in as 'root'") == "user [redacted] logged in as '[redacted]'"
+    assert r.text("cd /root/x && ls /home/root") == "cd /root/x && ls /home/root"
+    assert (
+        r.text("rootfs root.log root-ca myroot root_dir")
+        == "rootfs root.log root-ca myroot root_dir"
+    )
+    assert r.text("pin 1234, not 12345") == "pin [redacted], not 12345"
+    # long values: wherever they occur, case-sensitive
+    assert r.text("xS3cretValuex and s3cretvalue") == "x[redacted]x and s3cretvalue"
+    # too short or a switch: never propagated
+    assert r.text("abc is true") == "abc is true"
+
+
+def test_verbatim_longest_first_and_multiline() -> None:
+    r = Redactor(secret_values=["abcd1234", "abcd1234efgh", "line1pw\nline2pw"])
+    assert r.text("k abcd1234efgh k abcd1234") == "k [redacted] k [redacted]"
+    assert r.text("a line1pw\nline2pw b") == "a [redacted]\n[redacted] b"
+
+
+def test_values_inside_markers_are_refused_for_idempotence() -> None:
+    r = Redactor(secret_values=["redacted", "github-token"])
+    assert r.text("[redacted:github-token] [redacted]") == "[redacted:github-token] [redacted]"
+
+
+def test_from_config_extras_environment_and_supervisor_password() -> None:
+    config = Config(
+        redact=RedactConfig(names=["^MY_THING$"], patterns=[r"corp-[0-9]{6}"]),
+        supervisor=SupervisorConfig(password="FAKEsupervisorPw"),
+    )
+    env = {"MY_THING": "FAKEthingValue", "HOME": "/root", "OPEN_BUTTON_TOKEN": "1", **SECRET_ENV}
+    r = Redactor.from_config(config, [env])
+    assert r.text("MY_THING=xyz") == "MY_THING=[redacted]"
+    assert r.text("x MY_THING: xyz") == "x MY_THING: [redacted]"
+    assert r.text("echo FAKEthingValue") == "echo [redacted]"
+    assert r.text("ticket corp-123456 opened") == "ticket [redacted] opened"
+    assert r.text("cd /root; echo 1") == "cd /root; echo 1"  # HOME and the switch: not secrets
+    assert r.text("auth with FAKEsupervisorPw") == "auth with [redacted]"
+    assert r.obj({"MY_THING": "abc"}) == {"MY_THING": MARKER}
+    for value in SECRET_ENV.values():
+        out = r.text(f"[provision] echo {value} > /tmp/x")
+        assert out == "[provision] echo [redacted] > /tmp/x"
+    assert r.text("OTHER=xyz") == "OTHER=xyz"
+
+
+def test_user_pattern_matching_nothing_does_not_sprinkle_markers() -> None:
+    r = Redactor(extra_patterns=["x*"])
+    assert r.text("axxb ab") == "a[redacted]b ab"
+
+
+def test_markdown_escaped_marker_is_left_alone(r: Redactor) -> None:
+    assert r.text("--password \\[redacted\\]") == "--password \\[redacted\\]"
+
+
+def test_text_whose_lower_case_is_longer_keeps_positions(r: Redactor) -> None:
+    # "İ".lower() is two characters: keyword positions must still point at the right place.
+    prefix = "İ" * 12 + " "
+    assert (
+        r.text(prefix + "pw=abc, then some more words")
+        == prefix + "pw=[redacted], then some more words"
+    )
+
+
+def test_every_kind_label_is_declared() -> None:
+    assert set(EXPECTED_KIND.values()) <= set(redact.KINDS)
+
+
+def test_every_secret_name_contains_a_scan_keyword() -> None:
+    # Name rules only run where a keyword occurs: a secret word without one would be missed.
+    names = (
+        redact._SECRET_WORDS
+        | set(redact._SECRET_SUBSTRINGS)
+        | redact._QUERY_SECRET_NAMES
+        | {"AUTHORIZATION", "COOKIE", "SET-COOKIE", "BEARER"}
+    )
+    assert [n for n in names if not any(k in n.lower() for k in redact._KEYWORDS)] == []
+
+
+def test_text_keeps_line_count_and_is_idempotent_on_a_whole_log(r: Redactor) -> None:
+    log = "\n".join(
+        [in_context(c, s) for c in sorted(CONTEXTS) for s in FAKE_SECRETS.values()]
+        + [line for line, _ in CONTEXT_SECRETS.values()]
+    )
+    out = r.text(log)
+    assert "FAKE" not in out
+    assert out.count("\n") == log.count("\n")
+    assert r.text(out) == out
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # found by fuzzing: a mask must not turn a non-boundary into a boundary, nor a value
+        # run over a marker, on the next pass
+        "npm_" + "a1" * 18 + FAKE_SECRETS["github-fine-grained"],
+        "rootAIza" + "b2" * 17 + "c",
+        "(AKIAFAKEFAKEFAKEFAKE" + FAKE_SECRETS["jwt"],
+        "x11vnc -forevertoken ://",
+        '"Cookie:Basic PRIVATE KEY',
+        "https://api.invalidsk-" + FAKE_SECRETS["docker"] + "\\:CookieDB_URL=postgres://a:pw@db/x",
+        "&x://${Y}root.AIza" + "d4" * 17 + "eAKIA)",
+        "hf_" + "e5" * 16 + "-root\nPRIVATE KEY",
+        "-u PWD=QUJD:-----BEGIN RSA PRIVATE KEY-----\nQUJDRA==\n",
+    ],
+)
+def test_idempotent_on_glued_and_odd_inputs(text: str) -> None:
+    r = Redactor(secret_values=["root", "hunter22"])
+    once = r.text(text)
+    assert r.text(once) == once
+    assert once.count("\n") == text.count("\n")

@@ -1,0 +1,407 @@
+"""Reading the last lines of a log without reading the log.
+
+`read_tail` reads backwards from the end of a file in blocks and stops as soon as it has
+enough lines or has spent its byte budget (`read_budget`), so an 8 GiB log costs what a
+1 KiB one does. What it returns is cleaned for a report: invalid UTF-8 replaced, terminal
+escapes and control characters removed, progress bars reduced to their last state, very long
+lines cut with a visible marker. Foreseeable trouble (missing, dangling, a directory, a FIFO,
+permission denied, I/O error) is reported in `Tail.error`, never raised.
+"""
+
+from __future__ import annotations
+
+import codecs
+import dataclasses
+import errno
+import os
+import re
+import stat
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+# Budget: enough for every wanted line at its longest, twice over, so that one long line
+# cannot starve the others; never below 64 KiB (cheap, and fine for the usual short lines)
+# and never above 16 MiB whatever the configuration says.
+MIN_READ_BYTES = 64 * 1024
+MAX_READ_BYTES = 16 * 1024 * 1024
+_FIRST_BLOCK = 16 * 1024  # most tails fit in one block; later blocks double up to 1 MiB
+_MAX_BLOCK = 1024 * 1024
+
+# A file whose sampled tail is more than this share of undecodable bytes and control
+# characters is binary.
+_BINARY_RATIO = 0.30
+
+_CUT = "…"
+
+# Terminal escape sequences, on raw bytes (so that a cut never lands inside one).
+_ANSI = re.compile(
+    rb"""
+      \x1b\[ [0-?]* [ -/]* [@-~]             # CSI: colours, cursor moves, erase line
+    | \x1b\] [^\x07\x1b]* (?:\x07|\x1b\\|$)  # OSC: window titles, hyperlinks (BEL or ST ends)
+    | \x1b [PX^_] [^\x1b]* (?:\x1b\\|$)      # DCS, SOS, PM, APC strings
+    | \x1b [ -/]* [0-~]                      # the rest: charsets, keypad modes, resets
+    """,
+    re.VERBOSE,
+)
+_CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+# C0 and C1 controls (tab kept); \n never occurs inside a line.
+_CONTROL_CHARS = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+_LEADING_NUL = re.compile(rb"^\x00+")
+# Control bytes that plain text logs legitimately contain (tab, CR, form feed, escape...).
+_TEXT_CONTROLS = frozenset("\t\r\x0b\x0c\x08\x07\x1b")
+
+
+@dataclass(frozen=True)
+class Tail:
+    """The end of one file, ready for a report."""
+
+    path: str
+    size: int | None = None  # bytes; None when the file could not even be looked at
+    mtime: str | None = None  # UTC, ISO 8601 (2025-04-29T10:00:00Z)
+    lines: tuple[str, ...] = ()  # oldest first; cleaned, cut lines carry a marker
+    empty: bool = False  # a regular file of size 0
+    binary: bool = False  # the tail is not text: no lines are given
+    truncated_lines: int = 0  # how many of `lines` were cut at max_line_bytes
+    bytes_read: int = 0  # what it cost: at most read_budget(lines, max_line_bytes)
+    whole_file: bool = False  # the read reached the start of the file
+    error: str | None = None  # why it could not be read (missing, a directory, ...)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "size": self.size,
+            "mtime": self.mtime,
+            "lines": list(self.lines),
+            "empty": self.empty,
+            "binary": self.binary,
+            "truncated_lines": self.truncated_lines,
+            "bytes_read": self.bytes_read,
+            "whole_file": self.whole_file,
+            "error": self.error,
+        }
+
+
+def read_budget(lines: int, max_line_bytes: int) -> int:
+    """The most bytes `read_tail` reads for these settings, whatever the file's size."""
+    wanted = 2 * max(lines, 0) * (max(max_line_bytes, 1) + 1)
+    return min(MAX_READ_BYTES, max(MIN_READ_BYTES, wanted))
+
+
+def read_tail(path: str | os.PathLike[str], lines: int, max_line_bytes: int = 4096) -> Tail:
+    """The last `lines` lines of `path`, reading at most `read_budget(...)` bytes from its end.
+
+    A line longer than `max_line_bytes` is cut: its first bytes and
+    " … [line cut: N bytes]". When such a line starts before the bytes read (the read window),
+    its last bytes are shown after "[line cut: at least N bytes] … ". Other partial first
+    lines of the window are dropped. Lines that are only NUL bytes (the hole a truncated,
+    still-written log leaves behind) are not lines. Only regular files are opened, so a FIFO
+    or a device named like a log never blocks the caller.
+    """
+    name = os.fspath(path)
+    try:
+        st = os.stat(name)
+    except OSError as exc:
+        return Tail(path=name, error=_why_missing(name, exc))
+    if not stat.S_ISREG(st.st_mode):
+        return Tail(path=name, mtime=_iso(st.st_mtime), error=_not_regular(st.st_mode))
+    flags = os.O_RDONLY
+    # O_NONBLOCK: should the file be swapped for a FIFO after the check above, open must not
+    # wait for a writer. It changes nothing for regular files.
+    for flag in ("O_NONBLOCK", "O_NOCTTY", "O_CLOEXEC", "O_BINARY"):
+        flags |= getattr(os, flag, 0)
+    try:
+        fd = os.open(name, flags)
+    except OSError as exc:
+        return Tail(path=name, size=st.st_size, mtime=_iso(st.st_mtime), error=_why(exc))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return Tail(path=name, mtime=_iso(st.st_mtime), error=_not_regular(st.st_mode))
+        window = _read_window(fd, st.st_size, lines, max_line_bytes)
+        if window is None:
+            # It shrank twice under us (truncated while being written): say so, read nothing.
+            st = os.fstat(fd)
+            return Tail(
+                path=name,
+                size=st.st_size,
+                mtime=_iso(st.st_mtime),
+                error="changed while being read (truncated?)",
+            )
+        data, start, size, bytes_read = window
+    except OSError as exc:
+        return Tail(path=name, size=st.st_size, mtime=_iso(st.st_mtime), error=_why(exc))
+    finally:
+        os.close(fd)
+    return _parse(name, data, start, size, st.st_mtime, bytes_read, lines, max_line_bytes)
+
+
+def _read_window(
+    fd: int, size: int, lines: int, max_line_bytes: int
+) -> tuple[bytes, int, int, int] | None:
+    """Blocks read backwards from the end: (data, its offset, file size, bytes read)."""
+    budget = read_budget(lines, max_line_bytes)
+    spent = 0
+    for _attempt in range(2):
+        blocks: list[bytes] = []
+        pos = size
+        newlines = 0
+        block = _FIRST_BLOCK
+        shrank = False
+        # lines <= 0 asks for no lines: look at the metadata only.
+        while lines > 0 and pos > 0 and spent < budget:
+            n = min(block, pos, budget - spent)
+            pos -= n
+            chunk = os.pread(fd, n, pos)
+            spent += len(chunk)
+            if len(chunk) < n:
+                shrank = True
+                break
+            newlines += chunk.count(b"\n")
+            if not blocks and chunk.endswith(b"\n"):
+                newlines -= 1  # the last line's own terminator does not start a line
+            blocks.append(chunk)
+            # n newlines before the end mark off n complete lines: enough.
+            if newlines >= lines:
+                break
+            block = min(block * 2, _MAX_BLOCK)
+        if not shrank:
+            return b"".join(reversed(blocks)), pos, size, spent
+        size = os.fstat(fd).st_size
+    return None
+
+
+def _parse(
+    name: str,
+    data: bytes,
+    start: int,
+    size: int,
+    mtime: float,
+    bytes_read: int,
+    lines: int,
+    max_line_bytes: int,
+) -> Tail:
+    whole = start == 0
+    base = Tail(
+        path=name,
+        size=size,
+        mtime=_iso(mtime),
+        empty=size == 0,
+        bytes_read=bytes_read,
+        whole_file=whole,
+    )
+    if not data or lines <= 0:
+        return base
+    body = data[:-1] if data.endswith(b"\n") else data
+    raw = body.split(b"\n")
+    complete = raw if whole else raw[1:]
+    selected = complete[-lines:]
+    # The window's first line began before it: worth showing only if lines are still wanted.
+    fragment = raw[0] if not whole and len(complete) < lines else None
+    sample = ([fragment] if fragment is not None else []) + selected
+    if _is_binary(sample):
+        return dataclasses.replace(base, binary=True)
+    out: list[str] = []
+    cut = 0
+    for i, line in enumerate(sample):
+        partial = fragment is not None and i == 0
+        text, was_cut = _clean_line(line, max_line_bytes, partial)
+        if text is None:
+            continue
+        out.append(text)
+        cut += was_cut
+    return dataclasses.replace(base, lines=tuple(out), truncated_lines=cut)
+
+
+def _clean_line(raw: bytes, max_line_bytes: int, partial: bool) -> tuple[str | None, bool]:
+    """One raw line as report text, and whether it was cut; None when it is no line at all.
+
+    `partial`: the line began before the bytes read. Whatever follows a hole or a carriage
+    return is complete, though, so a progress bar or a line written over a hole still shows.
+    """
+    line = raw[:-1] if raw.endswith(b"\r") else raw  # CRLF
+    fresh = False  # whether `line` now starts at a known beginning
+    hole = _LEADING_NUL.match(line)
+    if hole:
+        line = line[hole.end() :]
+        fresh = True
+        if not line:
+            return None, False  # only NULs: a hole, not a line
+    line = _ANSI.sub(b"", line)
+    if b"\r" in line:
+        # A progress bar redraws itself with \r: the last segment with something visible
+        # is what the terminal showed last.
+        segments = line.split(b"\r")
+        chosen = 0
+        for i in range(len(segments) - 1, -1, -1):
+            if _CONTROL_BYTES.sub(b"", segments[i]).strip():
+                chosen = i
+                break
+        else:
+            chosen = len(segments) - 1
+        line = segments[chosen]
+        fresh = fresh or chosen > 0
+    partial = partial and not fresh
+    if partial:
+        if len(line) < max_line_bytes:
+            return None, False  # a short piece of a line we have not got: drop it
+        tail_text = _decode_from_middle(line[-max_line_bytes:])
+        return f"[line cut: at least {len(line)} bytes] {_CUT} {_clean_text(tail_text)}", True
+    if len(line) > max_line_bytes:
+        # Incremental decoding drops a character split by the cut instead of mangling it.
+        head = codecs.getincrementaldecoder("utf-8")("replace").decode(line[:max_line_bytes])
+        return f"{_clean_text(head)} {_CUT} [line cut: {len(line)} bytes]", True
+    return _clean_text(line.decode("utf-8", "replace")), False
+
+
+def _decode_from_middle(data: bytes) -> str:
+    # Skip the continuation bytes of a character cut at the front (at most 3 in UTF-8).
+    skip = 0
+    while skip < min(3, len(data)) and 0x80 <= data[skip] <= 0xBF:
+        skip += 1
+    return data[skip:].decode("utf-8", "replace")
+
+
+def _clean_text(text: str) -> str:
+    return _CONTROL_CHARS.sub("", text)
+
+
+def _is_binary(lines: list[bytes]) -> bool:
+    """Whether these raw lines are not text: mostly NULs, other controls or undecodable bytes.
+
+    A share rather than "any NUL": one stray NUL should not hide a log's lines, while real
+    binary data (executables, archives, databases, UTF-16) is far above the threshold.
+    """
+    # NULs at the start of a line are a hole (a log truncated while its writer kept its
+    # offset, or a sparse file), not binary content.
+    stripped = [_LEADING_NUL.sub(b"", line) for line in lines]
+    if not any(stripped) and any(lines):
+        return True  # nothing but NUL bytes
+    sample = b"\n".join(stripped).decode("utf-8", "replace")
+    if not sample:
+        return False
+    bad = sum(
+        1 for c in sample if c == "\ufffd" or (c < " " and c not in _TEXT_CONTROLS and c != "\n")
+    )
+    return bad / len(sample) > _BINARY_RATIO
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _why(exc: OSError) -> str:
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    if isinstance(exc, IsADirectoryError):
+        return "is a directory"
+    if isinstance(exc, FileNotFoundError):
+        return "vanished (no such file)"
+    reason = exc.strerror or type(exc).__name__
+    return f"cannot read: {reason}"
+
+
+def _why_missing(name: str, exc: OSError) -> str:
+    """Why stat failed, telling a dangling symlink from a missing file."""
+    if isinstance(exc, FileNotFoundError):
+        try:
+            target = os.readlink(name)
+        except OSError:
+            return "no such file"
+        return f"dangling symlink to {target}"
+    if exc.errno == errno.ELOOP:
+        return "symlink loop"
+    return _why(exc)
+
+
+def _not_regular(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "is a directory"
+    kinds = (
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    )
+    for test, kind in kinds:
+        if test(mode):
+            return f"not a regular file ({kind})"
+    return "not a regular file"
+
+
+# What an error looks like in a log line. Word-ish boundaries: a keyword must not be glued to
+# a letter, digit, "_", "-" or "." on either side, so "stderr", "error_log", "error.log",
+# "--on-error" and "errorCount" do not count; "ERROR:", "[error]" and "Error 13" do.
+_B = r"(?<![\w.-])"
+_E = r"(?![\w-]|\.\w)"
+_ERROR_WORDS = re.compile(
+    _B
+    + r"(?:"
+    + "|".join(
+        [
+            r"errors?",
+            r"fatal",
+            r"crit(?:ical)?",
+            r"exceptions?",
+            r"traceback",
+            r"panic(?:ked)?",
+            r"fail(?:ed|ure|ures|s)?",
+            r"killed",
+            r"abort(?:ed)?",
+            r"denied",
+            r"segfault",
+            r"segmentation fault",
+            r"core dumped",
+            r"can[’']?t",
+            r"cannot",
+            r"could ?n[’']?o?t",
+            r"unable to",
+            r"not found",
+            r"no such file",
+            r"out of memory",
+            r"gave up",
+            r"not expected",  # supervisord: "exited: sshd (exit status 255; not expected)"
+        ]
+    )
+    + r")"
+    + _E,
+    re.IGNORECASE,
+)
+# Python exception class names: ModuleNotFoundError, torch.cuda.OutOfMemoryError.
+_EXCEPTION_NAME = re.compile(r"(?<!\w)[A-Z]\w*(?:Error|Exception)\b")
+# "exited with status 255", "exit status 1; not expected", "exit code: 137" (0 is success).
+_EXIT_STATUS = re.compile(
+    r"\bexit(?:ed)?(?:\s+with)?\s+(?:status|code)\s*[:=]?\s*(-?\d+)", re.IGNORECASE
+)
+# Counters and reassurances that mention a keyword without reporting an error.
+_NOT_AN_ERROR = re.compile(
+    _B
+    + r"(?:"
+    + r"(?:errors?|failures?|failed|fatals?|exceptions?)\s*[:=]\s*(?:0|none)\b"
+    + r"|(?:0|no|zero|without)\s+(?:errors?|failures?|exceptions?|fail(?:ed|s)?)\b"
+    + r"|(?:errors?|failures?)\s+(?:0|none)\b"
+    + r")",
+    re.IGNORECASE,
+)
+
+
+def looks_like_error(line: str) -> bool:
+    """Whether a log line reports an error, a crash or a failure (a heuristic).
+
+    Flags, case-insensitively and on word-ish boundaries: error(s), fatal, critical,
+    exception, traceback, panic, fail/failed/failure, killed, abort, denied, segfault,
+    segmentation fault, core dumped, can't/cannot/couldn't/unable to, not found, no such
+    file, out of memory, gave up; Python exception names (ModuleNotFoundError,
+    torch.cuda.OutOfMemoryError); "exit status N" / "exited with code N" for N other than 0.
+    Counters and reassurances are first taken out, so "errors=0", "0 errors", "no errors",
+    "failed: 0", "without errors" flag nothing on their own.
+    """
+    if not line:
+        return False
+    rest = _NOT_AN_ERROR.sub(" ", line)
+    if _ERROR_WORDS.search(rest) or _EXCEPTION_NAME.search(rest):
+        return True
+    return any(int(m.group(1)) != 0 for m in _EXIT_STATUS.finditer(rest))
+
+
+__all__ = ["Tail", "looks_like_error", "read_budget", "read_tail"]

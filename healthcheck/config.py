@@ -126,7 +126,7 @@ class Config:
     collectors: CollectorsConfig = field(default_factory=CollectorsConfig)
     redact: RedactConfig = field(default_factory=RedactConfig)
     git: GitConfig = field(default_factory=GitConfig)
-    source: str | None = None  # the file this came from; None for built-in defaults
+    loaded_from: str | None = None  # the file this came from; None for the built-in defaults
 
     def workspace_path(self, value: str) -> Path:
         """A `[paths]` value made absolute: relative paths are relative to the workspace."""
@@ -190,7 +190,7 @@ def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from None
     config = parse_config(raw, where=str(path))
-    config.source = str(path)
+    config.loaded_from = str(path)
     return config
 
 
@@ -205,7 +205,7 @@ def _build(cls: type, raw: Any, prefix: str, where: str) -> Any:
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: '{prefix.rstrip('.')}' must be a table")
     hints = typing.get_type_hints(cls)
-    known = {f.name: f for f in dataclasses.fields(cls) if f.name != "source"}
+    known = {f.name: f for f in dataclasses.fields(cls) if f.name != "loaded_from"}
     values: dict[str, Any] = {}
     for key, value in raw.items():
         dotted = f"{prefix}{key}"
@@ -272,19 +272,23 @@ def _toml_type(value: Any) -> str:
 
 def _check_semantics(config: Config, where: str) -> None:
     """Checks a type cannot express: regexes compile, numbers are in range, names are known."""
-    for dotted, pattern in [("env.include", config.env.include)] + [
-        (f"redact.names[{i}]", p) for i, p in enumerate(config.redact.names)
-    ] + [(f"redact.patterns[{i}]", p) for i, p in enumerate(config.redact.patterns)]:
+    for dotted, pattern in (
+        [("env.include", config.env.include)]
+        + [(f"redact.names[{i}]", p) for i, p in enumerate(config.redact.names)]
+        + [(f"redact.patterns[{i}]", p) for i, p in enumerate(config.redact.patterns)]
+    ):
         try:
             re.compile(pattern)
         except re.error as exc:
-            raise ConfigError(f"{where}: '{dotted}' is not a valid regular expression: {exc}")
+            raise ConfigError(
+                f"{where}: '{dotted}' is not a valid regular expression: {exc}"
+            ) from None
     source = config.env.source
     if source not in ("self", "pid1") and not (
         source.startswith("process:") and len(source) > len("process:")
     ):
         raise ConfigError(
-            f"{where}: 'env.source' must be \"self\", \"pid1\" or \"process:NAME\", not {source!r}"
+            f'{where}: \'env.source\' must be "self", "pid1" or "process:NAME", not {source!r}'
         )
     positive = {
         "logs.tail_lines": config.logs.tail_lines,
@@ -298,8 +302,12 @@ def _check_semantics(config: Config, where: str) -> None:
     for name, port in config.services.ports.items():
         if not 0 < port < 65536:
             raise ConfigError(f"{where}: 'services.ports.{name}' must be a port (1-65535)")
-    for key in ("disk_warn_percent", "disk_crit_percent", "memory_warn_percent",
-                "memory_crit_percent"):
+    for key in (
+        "disk_warn_percent",
+        "disk_crit_percent",
+        "memory_warn_percent",
+        "memory_crit_percent",
+    ):
         if not 0 < getattr(config.system, key) <= 100:
             raise ConfigError(f"{where}: 'system.{key}' must be a percentage (0-100]")
     url = config.supervisor.serverurl

@@ -52,8 +52,10 @@ class Finding:
     @property
     def id(self) -> str:
         """Stable across runs, so drift can tell a finding opened from one resolved."""
-        return f"{self.collector}.{self.rule}:{self.subject}" if self.subject else (
-            f"{self.collector}.{self.rule}"
+        return (
+            f"{self.collector}.{self.rule}:{self.subject}"
+            if self.subject
+            else (f"{self.collector}.{self.rule}")
         )
 
     def to_dict(self) -> dict[str, Any]:

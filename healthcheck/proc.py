@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -21,7 +22,9 @@ class CommandResult:
         return self.returncode == 0
 
 
-def run_command(args: list[str], timeout: float, env: dict[str, str] | None = None) -> CommandResult:
+def run_command(
+    args: list[str], timeout: float, env: dict[str, str] | None = None
+) -> CommandResult:
     """Run `args` without a shell; never raises for a missing binary or a hang.
 
     The child gets a session of its own so that on expiry the whole process group (a shell
@@ -61,7 +64,5 @@ def run_command(args: list[str], timeout: float, env: dict[str, str] | None = No
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass

@@ -1,0 +1,141 @@
+"""The runner isolates collectors; commands are killed with their process group."""
+
+from __future__ import annotations
+
+import threading
+from typing import ClassVar
+
+import psutil
+
+from healthcheck.config import Config, parse_config
+from healthcheck.model import Finding, Section, Status
+from healthcheck.proc import run_command
+from healthcheck.runner import run_collectors
+
+
+class Meeting:
+    """Collectors that only finish if all of them run at the same time."""
+
+    timeout: ClassVar[float | None] = None
+    description: ClassVar[str] = "waits for its peers"
+
+    def __init__(self, name: str, barrier: threading.Barrier) -> None:
+        self.name = name  # type: ignore[misc]
+        self.barrier = barrier
+
+    def collect(self, config: Config) -> Section:
+        self.barrier.wait(timeout=5)
+        return Section.from_findings(self.name, {"met": True}, [])
+
+
+class Hangs:
+    name: ClassVar[str] = "hangs"
+    description: ClassVar[str] = "never returns in time"
+    timeout: ClassVar[float | None] = 0.2
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def collect(self, config: Config) -> Section:
+        self.release.wait(30)
+        return Section(name="hangs")
+
+
+class Raises:
+    name: ClassVar[str] = "raises"
+    description: ClassVar[str] = "fails"
+    timeout: ClassVar[float | None] = None
+
+    def collect(self, config: Config) -> Section:
+        raise RuntimeError("disk on fire")
+
+
+class WrongType:
+    name: ClassVar[str] = "wrongtype"
+    description: ClassVar[str] = "returns a dict"
+    timeout: ClassVar[float | None] = None
+
+    def collect(self, config: Config) -> dict[str, str]:
+        return {"not": "a section"}
+
+
+class Finds:
+    name: ClassVar[str] = "finds"
+    description: ClassVar[str] = "one warning"
+    timeout: ClassVar[float | None] = None
+
+    def collect(self, config: Config) -> Section:
+        finding = Finding("finds", "thing", "x", Status.WARN, "A thing")
+        return Section.from_findings("finds", {"a": 1}, [finding])
+
+
+def test_collectors_run_in_parallel() -> None:
+    barrier = threading.Barrier(3)
+    sections = run_collectors([Meeting(n, barrier) for n in "abc"], Config())
+    assert [(s.name, s.status, s.data, s.error) for s in sections] == [
+        ("a", Status.OK, {"met": True}, None),
+        ("b", Status.OK, {"met": True}, None),
+        ("c", Status.OK, {"met": True}, None),
+    ]
+
+
+def test_a_hang_a_raise_and_a_wrong_type_become_unknown_and_the_run_goes_on() -> None:
+    hangs = Hangs()
+    try:
+        sections = run_collectors([hangs, Raises(), WrongType(), Finds()], Config())
+    finally:
+        hangs.release.set()
+    by_name = {s.name: s for s in sections}
+    assert [s.name for s in sections] == ["hangs", "raises", "wrongtype", "finds"]
+    assert by_name["hangs"].status is Status.UNKNOWN
+    assert by_name["hangs"].error is not None
+    assert by_name["hangs"].error.startswith("timed out after 0.2s")
+    assert by_name["raises"].status is Status.UNKNOWN
+    assert by_name["raises"].error == "RuntimeError: disk on fire"
+    assert by_name["wrongtype"].error == "TypeError: collect() returned dict, not a Section"
+    assert by_name["finds"].status is Status.WARN
+    assert [f.id for f in by_name["finds"].findings] == ["finds.thing:x"]
+
+
+def test_the_config_timeout_applies_to_collectors_without_their_own() -> None:
+    class Slow(Hangs):
+        name: ClassVar[str] = "slow"
+        timeout: ClassVar[float | None] = None
+
+    slow = Slow()
+    try:
+        (section,) = run_collectors([slow], parse_config({"collectors": {"timeout": 0.1}}))
+    finally:
+        slow.release.set()
+    assert section.error is not None
+    assert section.error.startswith("timed out after 0.1s")
+
+
+def test_run_command_returns_output_and_status() -> None:
+    result = run_command(["sh", "-c", "echo out; echo err >&2; exit 3"], timeout=5)
+    assert (result.returncode, result.stdout, result.stderr, result.error) == (
+        3,
+        "out\n",
+        "err\n",
+        None,
+    )
+    assert not result.ok
+
+
+def test_run_command_missing_binary_is_an_error_not_an_exception() -> None:
+    result = run_command(["/nonexistent/supervisorctl", "status"], timeout=5)
+    assert result.returncode is None
+    assert result.error == "cannot run /nonexistent/supervisorctl: No such file or directory"
+
+
+def test_run_command_kills_the_whole_process_group_on_timeout() -> None:
+    result = run_command(["sh", "-c", "sleep 60 & echo $!; wait"], timeout=0.5)
+    assert result.returncode is None
+    assert result.error == "sh timed out after 0.5s and was killed"
+    grandchild = int(result.stdout.split()[0])
+    try:
+        proc = psutil.Process(grandchild)
+        proc.wait(timeout=5)  # killed: gone, or a zombie about to be reaped
+        assert not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        pass

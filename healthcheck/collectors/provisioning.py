@@ -1,0 +1,138 @@
+"""Provisioning scripts: present, executable, how big, when changed."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from datetime import datetime, timezone
+from typing import Any, ClassVar
+
+from healthcheck.config import Config
+from healthcheck.model import Finding, Section, Status
+
+# Enough to fingerprint a script for drift without reading a huge file dropped in its place.
+MAX_HASHED_BYTES = 4 * 1024 * 1024
+
+
+class ProvisioningCollector:
+    """Each configured provisioning script, as the on-start script would find it."""
+
+    name: ClassVar[str] = "provisioning"
+    description: ClassVar[str] = "provisioning scripts: present, executable, size, last modified"
+    timeout: ClassVar[float | None] = None
+
+    def collect(self, config: Config) -> Section:
+        scripts = [inspect_script(path) for path in config.provisioning.scripts]
+        findings = [f for script in scripts for f in script_findings(script)]
+        return Section.from_findings(self.name, {"scripts": scripts}, findings)
+
+
+def inspect_script(path: str) -> dict[str, Any]:
+    """What one script path holds; never raises."""
+    info: dict[str, Any] = {
+        "path": path,
+        "present": False,
+        "kind": None,
+        "executable": False,
+        "size": None,
+        "modified": None,
+        "sha256": None,
+        "first_line": None,
+        "error": None,
+    }
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return info
+    except OSError as exc:
+        info["error"] = exc.strerror or str(exc)
+        return info
+    info["present"] = True
+    info["kind"] = "file" if stat.S_ISREG(st.st_mode) else _kind(st.st_mode)
+    # Mode bits, not os.access: root may "execute" anything, but the kernel still refuses a
+    # file without an x bit, which is what Vast.ai's direct invocation runs into.
+    info["executable"] = bool(st.st_mode & 0o111) and stat.S_ISREG(st.st_mode)
+    info["size"] = st.st_size
+    info["modified"] = datetime.fromtimestamp(st.st_mtime, timezone.utc).strftime(
+        "%Y-%m-%dT%H:%M:%SZ"
+    )
+    if stat.S_ISREG(st.st_mode):
+        try:
+            info["sha256"], info["first_line"] = _fingerprint(path)
+        except OSError as exc:
+            info["error"] = exc.strerror or str(exc)
+    return info
+
+
+def _fingerprint(path: str) -> tuple[str, str]:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        head = handle.read(MAX_HASHED_BYTES)
+    digest.update(head)
+    first = head.split(b"\n", 1)[0][:120].decode("utf-8", "replace")
+    return digest.hexdigest()[:12], first
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "directory"
+    if stat.S_ISFIFO(mode):
+        return "fifo"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    return "special file"
+
+
+def script_findings(script: dict[str, Any]) -> list[Finding]:
+    path = script["path"]
+
+    def finding(rule: str, title: str, detail: str, hint: str) -> Finding:
+        return Finding("provisioning", rule, path, Status.WARN, title, detail, hint)
+
+    if script["error"]:
+        return [
+            finding(
+                "unreadable",
+                f"Provisioning script {path} cannot be read",
+                script["error"],
+                f"ls -l {path}",
+            )
+        ]
+    if not script["present"]:
+        return [
+            finding(
+                "missing",
+                f"Provisioning script {path} is missing",
+                "The on-start script skips a missing script, so whatever it sets up is not there.",
+                "Restore it, or remove it from [provisioning] scripts if this box does not use it.",
+            )
+        ]
+    if script["kind"] != "file":
+        return [
+            finding(
+                "not-a-file",
+                f"Provisioning script {path} is a {script['kind']}",
+                "A script path must be a regular file.",
+                f"ls -ld {path}",
+            )
+        ]
+    if script["size"] == 0:
+        return [
+            finding(
+                "empty",
+                f"Provisioning script {path} is empty",
+                "Running it does nothing.",
+                "Restore its content from the image or repo.",
+            )
+        ]
+    if not script["executable"]:
+        return [
+            finding(
+                "not-executable",
+                f"Provisioning script {path} is not executable",
+                "Run directly (as Vast.ai runs the root script) it fails with 'Permission denied'.",
+                f"chmod +x {path}",
+            )
+        ]
+    return []

@@ -1,0 +1,144 @@
+"""Whose environment to report: our own, pid 1's, or a named process's.
+
+Under cron our own environment is nearly empty, while the container's variables (CUDA_*,
+VNC_*, JUPYTER_*) live in pid 1 and the processes it started. The redactor uses this too, to
+learn secret values, so reading is cheap (one /proc file, one process scan at most) and has
+no side effects. Anything unreadable falls back to our own environment and says why.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import psutil
+
+SELF = "self"
+PID1 = "pid1"
+PROCESS_PREFIX = "process:"
+
+# Interpreters whose first non-option argument names the real program
+# (`python3 /usr/bin/supervisord` has the name python3 and argv[0] python3).
+_INTERPRETERS = ("python", "python2", "python3", "sh", "bash", "dash", "perl", "node", "ruby")
+
+
+@dataclass(frozen=True)
+class EnvironmentSnapshot:
+    """The variables read, where from, and why not from where asked (if so)."""
+
+    variables: dict[str, str]
+    source_requested: str
+    source_used: str  # "self", "pid1 (/proc/1/environ)", "process:supervisord (pid 123)"
+    fallback_reason: str | None = None
+
+    @property
+    def fell_back(self) -> bool:
+        return self.fallback_reason is not None
+
+
+def read_environment(source: str) -> EnvironmentSnapshot:
+    """The environment named by `source`: "self", "pid1" or "process:NAME".
+
+    Never raises for an unreadable process: that falls back to os.environ with the reason.
+    An unknown `source` form is a programming error (config validation rejects it) and raises.
+    """
+    if source == SELF:
+        return EnvironmentSnapshot(dict(os.environ), source, SELF)
+    if source == PID1:
+        return _from_pid(1, source, f"{PID1} (/proc/1/environ)")
+    if source.startswith(PROCESS_PREFIX) and len(source) > len(PROCESS_PREFIX):
+        name = source[len(PROCESS_PREFIX) :]
+        pid = find_process(name)
+        if pid is None:
+            return _fallback(source, f"no process named {name!r} is running")
+        return _from_pid(pid, source, f"{source} (pid {pid})")
+    raise ValueError(f"unknown environment source {source!r} (self, pid1 or process:NAME)")
+
+
+def parse_environ(raw: bytes) -> dict[str, str]:
+    """Parse /proc/PID/environ: NUL-separated NAME=VALUE entries.
+
+    Bytes that are not UTF-8 are replaced rather than rejected (one odd variable must not
+    hide the rest); entries without a name are skipped; the first of duplicates wins, as
+    with getenv(3).
+    """
+    variables: dict[str, str] = {}
+    for entry in raw.split(b"\0"):
+        name, sep, value = entry.partition(b"=")
+        if not sep or not name:
+            continue
+        key = name.decode("utf-8", "replace")
+        variables.setdefault(key, value.decode("utf-8", "replace"))
+    return variables
+
+
+def find_process(name: str) -> int | None:
+    """The pid of the oldest process called `name`, other than ourselves.
+
+    An exact process name wins over a command-line match (argv[0]'s basename, or the
+    script an interpreter runs); zombies are taken only when nothing else matches,
+    since they have no environment left to read.
+    """
+    me = os.getpid()
+    exact: list[tuple[bool, float, int]] = []
+    by_cmdline: list[tuple[bool, float, int]] = []
+    attrs = ["pid", "name", "cmdline", "create_time", "status"]
+    for proc in psutil.process_iter(attrs, ad_value=None):
+        info = proc.info
+        if info["pid"] == me:
+            continue
+        key = (info["status"] == psutil.STATUS_ZOMBIE, info["create_time"] or 0.0, info["pid"])
+        if info["name"] == name:
+            exact.append(key)
+        elif _cmdline_names(info["cmdline"] or []) & {name}:
+            by_cmdline.append(key)
+    for candidates in (exact, by_cmdline):
+        if candidates:
+            return min(candidates)[2]
+    return None
+
+
+def _cmdline_names(cmdline: list[str]) -> set[str]:
+    if not cmdline:
+        return set()
+    names = {os.path.basename(cmdline[0])}
+    if os.path.basename(cmdline[0]).rstrip("0123456789.") in _INTERPRETERS:
+        script = next((arg for arg in cmdline[1:] if not arg.startswith("-")), None)
+        if script:
+            names.add(os.path.basename(script))
+    return names
+
+
+def _from_pid(pid: int, source: str, used: str) -> EnvironmentSnapshot:
+    path = f"/proc/{pid}/environ"
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return _fallback(source, f"process {pid} does not exist ({path} not found)")
+    except PermissionError:
+        return _fallback(source, f"permission denied reading {path}")
+    except OSError as exc:
+        return _fallback(source, f"cannot read {path}: {exc.strerror or exc}")
+    variables = parse_environ(raw)
+    if not variables:
+        # The kernel shows an empty environ for zombies (their memory is gone) and kernel
+        # threads (they never had one).
+        return _fallback(source, f"{path} is empty ({_why_empty(pid)})")
+    return EnvironmentSnapshot(variables, source, used)
+
+
+def _why_empty(pid: int) -> str:
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return f"pid {pid} is a zombie"
+        if not proc.cmdline():
+            return f"pid {pid} is a kernel thread"
+    except psutil.Error:
+        return f"pid {pid} is gone"
+    return f"pid {pid} runs with an empty environment"
+
+
+def _fallback(source: str, reason: str) -> EnvironmentSnapshot:
+    return EnvironmentSnapshot(dict(os.environ), source, SELF, reason)

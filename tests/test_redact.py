@@ -8,6 +8,11 @@ import re
 from typing import Any
 
 import pytest
+
+from healthcheck import redact
+from healthcheck.config import Config, RedactConfig, SupervisorConfig
+from healthcheck.redact import MARKER, Redactor, is_secret_name
+
 from secrets_corpus import (
     CONTEXT_SECRETS,
     EXPECTED_KIND,
@@ -15,10 +20,6 @@ from secrets_corpus import (
     FAKE_SECRETS,
     SECRET_ENV,
 )
-
-from healthcheck import redact
-from healthcheck.config import Config, RedactConfig, SupervisorConfig
-from healthcheck.redact import MARKER, Redactor, is_secret_name
 
 # Realistic places a secret turns up. None of them says FAKE, so "FAKE" in an output is a leak.
 CONTEXTS = {

@@ -1,0 +1,114 @@
+"""Everything that leaves the process: files, stdout, stderr and the log, all redacted."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from healthcheck.redact import Redactor
+
+
+class WriteError(Exception):
+    """An output file could not be written; the previous one is intact."""
+
+
+def write_files_atomically(files: Sequence[tuple[Path, str]]) -> None:
+    """Write every file or none: all temporaries first, then one rename each.
+
+    A temporary sits beside its target (same filesystem, so the rename is atomic); a reader
+    sees either the old file or the new one, never half of one.
+    """
+    staged: list[tuple[str, Path]] = []
+    try:
+        for path, text in files:
+            staged.append((_stage(path, text), path))
+        # Checked before the first rename, so one bad target cannot leave a half-new pair.
+        for _, path in staged:
+            if path.is_dir():
+                raise WriteError(f"cannot write {path}: it is a directory")
+        for temp, path in staged:
+            try:
+                os.replace(temp, path)
+            except OSError as exc:
+                raise WriteError(f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        for temp, _ in staged:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp)
+
+
+def _stage(path: Path, text: str) -> str:
+    try:
+        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise WriteError(f"cannot write {path}: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temp, 0o644)
+    except OSError as exc:
+        os.unlink(temp)
+        raise WriteError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return temp
+
+
+class Console:
+    """stdout and stderr for the CLI, with every line redacted."""
+
+    def __init__(
+        self,
+        redactor: Redactor,
+        quiet: bool = False,
+        stdout: TextIO | None = None,
+        stderr: TextIO | None = None,
+    ) -> None:
+        self.redactor = redactor
+        self.quiet = quiet
+        self._stdout = stdout
+        self._stderr = stderr
+
+    def out(self, text: str) -> None:
+        """Data the user asked for (a report, JSON): printed even with --quiet."""
+        self._write(self._stdout or sys.stdout, text)
+
+    def info(self, text: str) -> None:
+        if not self.quiet:
+            self._write(self._stderr or sys.stderr, text)
+
+    def error(self, text: str) -> None:
+        self._write(self._stderr or sys.stderr, f"healthcheck: {text}")
+
+    def _write(self, stream: TextIO, text: str) -> None:
+        stream.write(self.redactor.text(text) + ("" if text.endswith("\n") else "\n"))
+        stream.flush()
+
+
+class RedactingFormatter(logging.Formatter):
+    def __init__(self, redactor: Redactor) -> None:
+        super().__init__("healthcheck: %(levelname)s: %(message)s")
+        self.redactor = redactor
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self.redactor.text(super().format(record))
+
+
+def configure_logging(redactor: Redactor, verbosity: int, stream: TextIO | None = None) -> None:
+    """The tool's own log on stderr, redacted: warnings by default, more with -v."""
+    logger = logging.getLogger("healthcheck")
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(RedactingFormatter(redactor))
+    logger.addHandler(handler)
+    logger.propagate = False
+    logger.setLevel(
+        {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
+    )

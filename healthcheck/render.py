@@ -1,0 +1,123 @@
+"""Markdown and JSON from a Report. Templates hold the layout; this module the escaping.
+
+Both renderers work on the report *after* redaction; the Markdown text passes through the
+redactor once more, so a template can never print a secret a collector picked up.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from importlib import resources
+from typing import Any
+
+import jinja2
+
+from healthcheck.redact import Redactor
+from healthcheck.report import Report
+
+TEMPLATE_PACKAGE = "healthcheck.report_templates"
+_RUN = re.compile(r"`+|~+")
+_INLINE_SPECIAL = re.compile(r"([\\`*\[\]<>|])")
+
+
+def fence(value: str | list[str] | tuple[str, ...], info: str = "") -> str:
+    """A fenced block that nothing inside can close.
+
+    The fence is one backtick longer than the longest backtick or tilde run in the text, so a
+    log line can neither end the block nor, from inside it, forge a heading or a marker.
+    """
+    text = "\n".join(value) if isinstance(value, (list, tuple)) else str(value)
+    longest = max((len(m) for m in _RUN.findall(text)), default=0)
+    marker = "`" * max(3, longest + 1)
+    body = text if text.endswith("\n") or not text else text + "\n"
+    return f"{marker}{info}\n{body}{marker}"
+
+
+def inline(value: Any) -> str:
+    """Untrusted text made safe for one line of Markdown prose (a path, a name)."""
+    text = " ".join(str(value).split())
+    return _INLINE_SPECIAL.sub(r"\\\1", text)
+
+
+def human_bytes(value: Any) -> str:
+    if not isinstance(value, (int, float)):
+        return "n/a"
+    size = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(size) < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def as_text(value: Any, indent: int = 0) -> str:
+    """Data as indented `key: value` lines, for sections without a template of their own."""
+    pad = "  " * indent
+    if isinstance(value, dict):
+        if not value:
+            return f"{pad}{{}}"
+        lines = []
+        for key in value:
+            item = value[key]
+            if isinstance(item, (dict, list)) and item:
+                lines.append(f"{pad}{key}:\n{as_text(item, indent + 1)}")
+            else:
+                lines.append(f"{pad}{key}: {_scalar(item)}")
+        return "\n".join(lines)
+    if isinstance(value, list):
+        if not value:
+            return f"{pad}[]"
+        lines = []
+        for item in value:
+            if isinstance(item, (dict, list)) and item:
+                nested = as_text(item, indent + 1).lstrip()
+                lines.append(f"{pad}- {nested}")
+            else:
+                lines.append(f"{pad}- {_scalar(item)}")
+        return "\n".join(lines)
+    return f"{pad}{_scalar(value)}"
+
+
+def _scalar(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (dict, list)):
+        return "{}" if isinstance(value, dict) else "[]"
+    return str(value)
+
+
+def make_environment() -> jinja2.Environment:
+    templates = resources.files(TEMPLATE_PACKAGE)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates)),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,  # Markdown, not HTML: escaping is done by `inline` and `fence`
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(fence=fence, inline=inline, human_bytes=human_bytes, as_text=as_text)
+    return env
+
+
+def report_context(report: Report, redactor: Redactor) -> dict[str, Any]:
+    """The redacted data every template sees."""
+    data = redactor.obj(report.to_dict())
+    return {"r": data, "section_names": [s.name for s in report.sections]}
+
+
+def render_markdown(
+    report: Report, redactor: Redactor, env: jinja2.Environment | None = None
+) -> str:
+    env = env or make_environment()
+    text = env.get_template("report.md.j2").render(**report_context(report, redactor))
+    return redactor.text(text)
+
+
+def render_json(report: Report, redactor: Redactor) -> str:
+    # Redacted as data, not as text: a pattern applied to JSON text could cut through quoting.
+    data = redactor.obj(report.to_dict())
+    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"

@@ -1,0 +1,67 @@
+"""A run's result as one object: what the templates and the JSON are made from."""
+
+from __future__ import annotations
+
+import socket
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from healthcheck import __version__
+from healthcheck.model import Finding, Section, Status, rank_findings, worst
+
+SCHEMA = "healthcheck/report/v1"
+
+
+@dataclass
+class Report:
+    host: str
+    generated_at: datetime
+    sections: list[Section]
+    findings: list[Finding]  # ranked, most severe first
+    status: Status
+    version: str = __version__
+
+    @classmethod
+    def build(
+        cls, sections: list[Section], host: str | None = None, now: datetime | None = None
+    ) -> Report:
+        findings = rank_findings([f for s in sections for f in s.findings])
+        # A section that could not run counts as `unknown` even without a finding of its own.
+        status = worst([f.severity for f in findings] + [s.status for s in sections])
+        return cls(
+            host=host or socket.gethostname(),
+            generated_at=(now or datetime.now(timezone.utc)).replace(microsecond=0),
+            sections=sections,
+            findings=findings,
+            status=status,
+        )
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Findings per severity, every severity present (zero included)."""
+        counted = Counter(f.severity.value for f in self.findings)
+        return {
+            s.value: counted.get(s.value, 0)
+            for s in (Status.CRIT, Status.WARN, Status.UNKNOWN, Status.OK)
+        }
+
+    @property
+    def generated_iso(self) -> str:
+        return self.generated_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def at_least(self, level: Status) -> list[Finding]:
+        return [f for f in self.findings if f.severity.rank >= level.rank]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "generator": f"healthcheck {self.version}",
+            "generated_at": self.generated_iso,
+            "host": self.host,
+            "status": self.status.value,
+            "counts": self.counts,
+            "findings": [f.to_dict() for f in self.findings],
+            "sections": {s.name: s.to_dict() for s in self.sections},
+        }

@@ -111,8 +111,27 @@ class Section:
 
     @classmethod
     def failed(cls, name: str, error: str, duration_ms: int = 0) -> Section:
-        """A collector that could not do its job: status unknown, and why."""
-        return cls(name=name, status=Status.UNKNOWN, error=error, duration_ms=duration_ms)
+        """A collector that could not do its job: status unknown, and a finding saying why.
+
+        The finding puts the gap among the ranked findings, where a reader (or an assistant)
+        looks first, instead of leaving it for them to notice in a section further down.
+        """
+        finding = Finding(
+            collector=name,
+            rule="collector-failed",
+            subject="",
+            severity=Status.UNKNOWN,
+            title=f"The {name} collector could not run",
+            detail=error,
+            hint=f"healthcheck run --only {name} -vv shows what happens.",
+        )
+        return cls(
+            name=name,
+            status=Status.UNKNOWN,
+            findings=[finding],
+            error=error,
+            duration_ms=duration_ms,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,8 @@ from healthcheck.redact import Redactor
 from healthcheck.render import render_json, render_markdown
 from healthcheck.report import Report
 from healthcheck.runner import run_collectors
+
+log = logging.getLogger(__name__)
 
 
 class RunFailed(Exception):
@@ -51,7 +54,16 @@ def run_healthcheck(
     except OSError as exc:
         raise RunFailed(f"cannot create workspace {workspace}: {exc.strerror or exc}") from None
 
-    report = Report.build(run_collectors(collectors, config))
+    sections = run_collectors(collectors, config)
+    for section in sections:
+        log.info(
+            "collector %s: %s in %d ms%s",
+            section.name,
+            section.status.value,
+            section.duration_ms,
+            f" ({section.error})" if section.error else "",
+        )
+    report = Report.build(sections)
     markdown = render_markdown(report, redactor)
     json_text = render_json(report, redactor)
     try:

@@ -131,5 +131,13 @@ def test_overall_status_is_the_worst(statuses: list[Status], overall: Status) ->
 def test_a_failed_section_makes_the_run_unknown() -> None:
     report = Report.build([Section.failed("gpu", "NVML library not found")], host="h")
     assert report.status is Status.UNKNOWN
+    assert [(f.id, f.severity, f.title, f.detail) for f in report.findings] == [
+        (
+            "gpu.collector-failed",
+            Status.UNKNOWN,
+            "The gpu collector could not run",
+            "NVML library not found",
+        )
+    ]
     text = render_markdown(report, Redactor())
     assert "Could not collect: NVML library not found" in text

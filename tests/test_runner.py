@@ -92,6 +92,7 @@ def test_a_hang_a_raise_and_a_wrong_type_become_unknown_and_the_run_goes_on() ->
     assert by_name["hangs"].error.startswith("timed out after 0.2s")
     assert by_name["raises"].status is Status.UNKNOWN
     assert by_name["raises"].error == "RuntimeError: disk on fire"
+    assert [f.id for f in by_name["raises"].findings] == ["raises.collector-failed"]
     assert by_name["wrongtype"].error == "TypeError: collect() returned dict, not a Section"
     assert by_name["finds"].status is Status.WARN
     assert [f.id for f in by_name["finds"].findings] == ["finds.thing:x"]

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from healthcheck.config import Config
+from healthcheck.diagnosis import diagnose
 from healthcheck.model import Collector
 from healthcheck.output import WriteError, write_files_atomically
 from healthcheck.redact import Redactor
@@ -54,7 +55,7 @@ def run_healthcheck(
     except OSError as exc:
         raise RunFailed(f"cannot create workspace {workspace}: {exc.strerror or exc}") from None
 
-    sections = run_collectors(collectors, config)
+    sections = diagnose(run_collectors(collectors, config))
     for section in sections:
         log.info(
             "collector %s: %s in %d ms%s",

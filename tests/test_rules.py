@@ -1,0 +1,266 @@
+"""The known-failure table: each entry recognised from a realistic log, with its fix.
+
+A new known issue is one entry in healthcheck.rules.KNOWN_FAILURES and one case here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from healthcheck.config import Config
+from healthcheck.diagnosis import diagnose, program_for_service
+from healthcheck.model import Finding, Section, Status
+from healthcheck.rules import KNOWN_FAILURES, explain_program, pip_package
+
+
+def program(
+    name: str,
+    state: str = "FATAL",
+    exitstatus: int | None = 1,
+    stderr: str = "",
+    spawnerr: str = "",
+    started: str | None = "2026-11-28T10:00:00Z",
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "fullname": name,
+        "group": name,
+        "state": state,
+        "pid": None,
+        "started": started,
+        "exitstatus": exitstatus,
+        "spawnerr": spawnerr,
+        "description": "",
+        "log": {"stdout": [], "stderr": stderr.splitlines()},
+    }
+
+
+VISOMASTER_LOG = """\
+Loading models...
+Traceback (most recent call last):
+  File "/VisoMaster/main.py", line 3, in <module>
+    from PySide6 import QtWidgets
+ModuleNotFoundError: No module named 'PySide6'
+"""
+
+CASES = [
+    (
+        program("visomaster", stderr=VISOMASTER_LOG),
+        "missing-python-module",
+        "visomaster cannot start: Python module 'PySide6' is missing",
+        "Install it into the Python that runs visomaster: pip install PySide6",
+        "ModuleNotFoundError: No module named 'PySide6'",
+    ),
+    (
+        program(
+            "filebrowser",
+            exitstatus=None,
+            spawnerr="can't find command '/opt/filebrowser/bin/filebrowser'",
+        ),
+        "command-not-found",
+        "filebrowser cannot start: its command /opt/filebrowser/bin/filebrowser does not exist",
+        None,
+        "can't find command '/opt/filebrowser/bin/filebrowser'",
+    ),
+    (
+        program(
+            "icewm",
+            exitstatus=1,
+            stderr="icewmbg: Can't open display: <none>. X must be running and $DISPLAY set.\n"
+            "IceWM: Can't open display: <none>. X must be running and $DISPLAY set.",
+        ),
+        "display-unset",
+        "icewm cannot open a display: DISPLAY is unset in its environment",
+        'Add environment=DISPLAY=":1" to [program:icewm] in the supervisor config, then '
+        "supervisorctl update.",
+        "IceWM: Can't open display: <none>. X must be running and $DISPLAY set.",
+    ),
+    (
+        program("xset_check", stderr='xset:  unable to open display ":1"'),
+        "display-unreachable",
+        "xset_check cannot reach the X display :1",
+        None,
+        'xset:  unable to open display ":1"',
+    ),
+    (
+        program("sshd", exitstatus=255, stderr="Missing privilege separation directory: /run/sshd"),
+        "sshd-privsep-dir",
+        "sshd exits: its privilege separation directory /run/sshd is missing",
+        "mkdir -p /run/sshd && chmod 0755 /run/sshd (in the container start-up, before sshd).",
+        "Missing privilege separation directory: /run/sshd",
+    ),
+    (
+        program("sshd", exitstatus=255, stderr="sshd: no hostkeys available -- exiting."),
+        "sshd-no-host-keys",
+        "sshd exits: there are no SSH host keys",
+        "ssh-keygen -A (creates the missing host keys), then supervisorctl start sshd.",
+        "sshd: no hostkeys available -- exiting.",
+    ),
+    (
+        program(
+            "sshd",
+            exitstatus=255,
+            stderr="Bind to port 22 on 0.0.0.0 failed: Address already in use.\n"
+            "Cannot bind any address.",
+        ),
+        "port-in-use",
+        "sshd cannot listen: the address is already in use",
+        None,
+        "Bind to port 22 on 0.0.0.0 failed: Address already in use.",
+    ),
+    (
+        program("sshd", exitstatus=255, stderr="some unrecognised complaint"),
+        "sshd-exit-255",
+        "sshd exits with status 255",
+        None,
+        "some unrecognised complaint",
+    ),
+    (
+        program("app", stderr="open: /data/models/inswapper.onnx: Permission denied"),
+        "permission-denied",
+        "app is denied access to /data/models/inswapper.onnx",
+        None,
+        "open: /data/models/inswapper.onnx: Permission denied",
+    ),
+    (
+        program("app", stderr="bash: /dockerstartup/vnc_startup.sh: No such file or directory"),
+        "file-not-found",
+        "app needs /dockerstartup/vnc_startup.sh, which does not exist",
+        None,
+        "bash: /dockerstartup/vnc_startup.sh: No such file or directory",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("prog", "rule", "title", "hint", "decisive"),
+    CASES,
+    ids=[c[1] + "-" + c[0]["name"] for c in CASES],
+)
+def test_known_failures(
+    prog: dict[str, Any], rule: str, title: str, hint: str | None, decisive: str
+) -> None:
+    finding = explain_program(prog, Config())
+    assert finding is not None
+    assert (finding.id, finding.severity, finding.title) == (
+        f"supervisor.{rule}:{prog['name']}",
+        Status.CRIT,
+        title,
+    )
+    if hint is not None:
+        assert finding.hint == hint
+    assert f"Decisive line: {decisive}" in finding.detail
+    assert finding.evidence[-1] == decisive
+
+
+def test_every_rule_has_a_case() -> None:
+    assert {c[1] for c in CASES} == {k.rule for k in KNOWN_FAILURES}
+
+
+def test_decisive_line_is_the_traceback_end_not_the_last_line() -> None:
+    log = (
+        VISOMASTER_LOG.replace(
+            "ModuleNotFoundError: No module named 'PySide6'",
+            "RuntimeError: CUDA driver initialization failed",
+        )
+        + "bye\n"
+    )
+    finding = explain_program(program("trainer", stderr=log), Config())
+    assert finding is not None
+    assert finding.rule == "program-down"
+    assert finding.title == "trainer is FATAL (exit status 1)"
+    assert finding.detail == (
+        "State FATAL, exit status 1. Decisive line: RuntimeError: CUDA driver initialization failed"
+    )
+    plain = explain_program(program("x", stderr="starting\nerror: config invalid\nbye"), Config())
+    assert plain is not None and "Decisive line: error: config invalid" in plain.detail
+
+
+@pytest.mark.parametrize(
+    ("state", "exitstatus", "started", "expected"),
+    [
+        ("RUNNING", None, "t", None),
+        ("STARTING", None, "t", None),
+        ("EXITED", 0, "t", None),
+        ("EXITED", 3, "t", (Status.CRIT, "program-down")),
+        ("BACKOFF", 1, "t", (Status.CRIT, "program-down")),
+        ("STOPPED", 0, None, None),
+        ("STOPPED", 0, "t", (Status.WARN, "program-stopped")),
+        ("UNKNOWN", None, "t", (Status.UNKNOWN, "program-down")),
+    ],
+)
+def test_states(
+    state: str, exitstatus: int | None, started: str | None, expected: tuple[Status, str] | None
+) -> None:
+    finding = explain_program(program("jupyter", state, exitstatus, started=started), Config())
+    assert (None if finding is None else (finding.severity, finding.rule)) == expected
+
+
+def test_pip_package_names() -> None:
+    assert pip_package("PySide6.QtWidgets") == "PySide6"
+    assert pip_package("cv2") == "opencv-python"
+    assert pip_package("tqdm") == "tqdm"
+
+
+def test_program_for_service() -> None:
+    programs = [program("sshd"), program("jupyterlab"), program("websockify")]
+    assert program_for_service("ssh", programs)["name"] == "sshd"
+    assert program_for_service("jupyter", programs)["name"] == "jupyterlab"
+    assert program_for_service("novnc", programs)["name"] == "websockify"
+    assert program_for_service("filebrowser", programs) is None
+
+
+def _port(service: str, port: int) -> Finding:
+    return Finding(
+        "ports",
+        "not-listening",
+        f"{service}:{port}",
+        Status.WARN,
+        f"Nothing listens on port {port} ({service})",
+    )
+
+
+def test_a_closed_port_folds_into_its_crashed_program() -> None:
+    sshd = program(
+        "sshd", exitstatus=255, stderr="Missing privilege separation directory: /run/sshd"
+    )
+    crash = explain_program(sshd, Config())
+    assert crash is not None
+    supervisor = Section.from_findings("supervisor", {"programs": [sshd]}, [crash])
+    ports = Section.from_findings("ports", {}, [_port("ssh", 22), _port("filebrowser", 8585)])
+    diagnose([supervisor, ports])
+    assert [f.id for f in ports.findings] == ["ports.not-listening:filebrowser:8585"]
+    (merged,) = supervisor.findings
+    assert merged.rule == "sshd-privsep-dir"
+    assert merged.detail.endswith("As a result nothing listens on port 22 (ssh).")
+
+
+def test_x_server_down_explains_vnc_and_the_window_manager() -> None:
+    x_down = Finding(
+        "display", "x-server-down", ":1", Status.CRIT, "The X server for display :1 is not running"
+    )
+    wm = Finding("display", "wm-not-running", "icewm", Status.WARN, "icewm is not running")
+    display = Section.from_findings("display", {"window_manager": {"name": "icewm"}}, [x_down, wm])
+    gui = program("visomaster", stderr="qt.qpa.xcb: could not connect to display :1")
+    novnc = program("novnc", stderr="websockify: connection refused")
+    icewm = program("icewm", stderr="IceWM: Can't open display: <none>. X must be running")
+    findings = [explain_program(p, Config()) for p in (gui, novnc, icewm)]
+    supervisor = Section.from_findings(
+        "supervisor", {"programs": [gui, novnc, icewm]}, [f for f in findings if f]
+    )
+    ports = Section.from_findings(
+        "ports", {}, [_port("vnc", 5901), _port("novnc", 6901), _port("jupyter", 8080)]
+    )
+    diagnose([supervisor, ports, display])
+    (merged,) = display.findings
+    assert merged.rule == "x-server-down"
+    assert "visomaster: visomaster cannot reach the X display :1." in merged.detail
+    assert "Port vnc:5901 has no listener." in merged.detail
+    assert "Port novnc:6901 has no listener." in merged.detail
+    assert "icewm is not running" in merged.detail
+    # DISPLAY unset is a cause of its own: it stays, and so does an unrelated port
+    assert [f.rule for f in supervisor.findings] == ["display-unset"]
+    assert [f.subject for f in ports.findings] == ["jupyter:8080"]
+    assert display.status is Status.CRIT

@@ -41,11 +41,13 @@ def make_box(root: Path) -> Path:
         (logs / f"service{i}.log").write_text(
             "".join(f"line {n} of service {i}\n" for n in range(2000))
         )
+    # Sparse, so it costs no disk; its last 8 KiB are real lines, as in a real 8 GiB log.
+    tail = b"".join(b"line %d near the end of a sparse 8 GiB log\n" % n for n in range(160))
     big = logs / "huge.log"
     with big.open("wb") as handle:
-        handle.truncate(8 * GiB)
-        handle.seek(8 * GiB - 64)
-        handle.write(b"\n" + b"last line of a sparse 8 GiB log".ljust(62) + b"\n")
+        handle.truncate(8 * GiB - len(tail))
+        handle.seek(0, os.SEEK_END)
+        handle.write(tail)
     config = root / "healthcheck.toml"
     config.write_text(f'[paths]\nworkspace = "{root / "ws"}"\n[logs]\ndirs = ["{logs}"]\n')
     return config

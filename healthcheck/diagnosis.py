@@ -42,8 +42,12 @@ DISPLAY_RULES = ("display-unreachable",)
 def diagnose(sections: list[Section]) -> list[Section]:
     """The same sections, with symptoms folded into the findings of their causes."""
     by_name = {s.name: s for s in sections}
-    supervisor, ports, display = (by_name.get(n) for n in ("supervisor", "ports", "display"))
+    supervisor, ports, display, logs = (
+        by_name.get(n) for n in ("supervisor", "ports", "display", "logs")
+    )
     programs: list[dict[str, Any]] = (supervisor.data.get("programs") or []) if supervisor else []
+    if logs is not None and supervisor is not None:
+        _drop_logs_of_explained_programs(logs, supervisor, programs)
     if display is not None:
         _fold_into_x_server_down(display, supervisor, ports, programs)
         _fold_window_manager(display, supervisor)
@@ -101,6 +105,24 @@ def _fold_ports_into_programs(
                     f"(supervisorctl tail {fullname}).",
                 ),
             )
+
+
+def _drop_logs_of_explained_programs(
+    logs: Section, supervisor: Section, programs: list[dict[str, Any]]
+) -> None:
+    """A crashed program's log ending in an error is that crash, already explained."""
+    explained = {f.subject for f in supervisor.findings}
+    log_owner = {
+        path: program.get("fullname") or program["name"]
+        for program in programs
+        for path in (program.get("stdout_logfile"), program.get("stderr_logfile"))
+        if path
+    }
+    logs.findings[:] = [
+        f
+        for f in logs.findings
+        if not (f.rule == "log-ends-with-error" and log_owner.get(f.subject) in explained)
+    ]
 
 
 def _fold_into_x_server_down(

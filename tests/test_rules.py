@@ -264,3 +264,18 @@ def test_x_server_down_explains_vnc_and_the_window_manager() -> None:
     assert [f.rule for f in supervisor.findings] == ["display-unset"]
     assert [f.subject for f in ports.findings] == ["jupyter:8080"]
     assert display.status is Status.CRIT
+
+
+def test_a_crashed_programs_log_is_not_a_second_finding() -> None:
+    sshd = program(
+        "sshd", exitstatus=255, stderr="Missing privilege separation directory: /run/sshd"
+    )
+    sshd["stdout_logfile"] = "/logs/sshd.log"
+    other = Finding("logs", "log-ends-with-error", "/logs/jupyter.log", Status.WARN, "jupyter")
+    mine = Finding("logs", "log-ends-with-error", "/logs/sshd.log", Status.WARN, "sshd")
+    crash = explain_program(sshd, Config())
+    assert crash is not None
+    supervisor = Section.from_findings("supervisor", {"programs": [sshd]}, [crash])
+    logs = Section.from_findings("logs", {}, [other, mine])
+    diagnose([supervisor, logs])
+    assert logs.findings == [other]

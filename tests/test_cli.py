@@ -14,9 +14,10 @@ from healthcheck.cli import cli
 
 from support import Box
 
-# The system collector reads this machine's real disks and memory; tests that assert exact
-# counts leave it out so that a nearly full CI disk cannot change their answer.
-STEADY = ["--skip", "system"]
+# The system collector reads this machine's real disks and memory, and display its real X
+# server; tests that assert exact counts leave them out so that a nearly full CI disk or a
+# display :1 cannot change their answer.
+STEADY = ["--skip", "system,display"]
 
 
 def invoke(*args: str) -> CliRunner:
@@ -79,7 +80,7 @@ def test_unknown_collector_is_a_usage_error(box: Box) -> None:
     assert result.exit_code == 2
     assert result.stderr == (
         "healthcheck: --only: unknown collector 'gpux' "
-        "(known: env, logs, ports, provisioning, system)\n"
+        "(known: display, env, logs, ports, provisioning, system)\n"
     )
     assert not (box.workspace / "system_status.md").exists()
 
@@ -162,7 +163,7 @@ def test_collectors_lists_every_builtin(box: Box) -> None:
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["NAME", "ORIGIN", "ENABLED", "DESCRIPTION"]
     rows = {line.split()[0]: line for line in lines[1:]}
-    assert sorted(rows) == ["env", "logs", "ports", "provisioning", "system"]
+    assert sorted(rows) == ["display", "env", "logs", "ports", "provisioning", "system"]
     assert "  built in  " in rows["system"]
     assert rows["ports"].split()[3] == "no"
     assert rows["system"].split()[3] == "yes"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from healthcheck.collectors.display import DisplayCollector
 from healthcheck.collectors.env import EnvCollector
 from healthcheck.collectors.logs import LogsCollector
 from healthcheck.collectors.ports import PortsCollector
@@ -13,6 +14,7 @@ BUILTIN_COLLECTORS = (
     SystemCollector,
     EnvCollector,
     PortsCollector,
+    DisplayCollector,
     ProvisioningCollector,
     LogsCollector,
 )

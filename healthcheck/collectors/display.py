@@ -1,0 +1,554 @@
+"""The X display: is its server up (socket, lock, a real connection), who serves it, is the
+window manager running on it, and are VNC and noVNC listening.
+
+Gathering (`gather`) and judging (`assess`) are kept apart: the judgement is a set of small
+pure functions over the JSON-able data, so every rule can be tested with fabricated data.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import psutil
+
+from healthcheck import x11
+from healthcheck.collectors.ports import tcp_listeners
+from healthcheck.config import Config
+from healthcheck.environ import parse_environ
+from healthcheck.model import Finding, Section, Status
+
+NAME = "display"
+X_SERVER_NAMES = ("Xtigervnc", "Xvnc", "Xvfb", "Xorg", "X", "Xwayland")
+VNC_SERVER_NAMES = ("Xtigervnc", "Xvnc")
+VNC_PORT_BASE = 5900
+NOVNC_NAMES = ("websockify", "novnc_proxy")
+CMDLINE_MAX = 200
+PROBE_TIMEOUT = 2.0
+UNREADABLE = "unreadable"
+# Interpreters whose first non-option argument is the real program (python3 /usr/bin/websockify).
+_INTERPRETERS = ("python", "python2", "python3", "sh", "bash", "dash")
+_HOST_PORT_RE = re.compile(r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.\-]+):(\d{1,5})$")
+
+
+@dataclass(frozen=True)
+class ProcInfo:
+    """One row of the process table, as the collector needs it."""
+
+    pid: int
+    name: str
+    cmdline: tuple[str, ...]
+    zombie: bool = False
+
+    @property
+    def argv0(self) -> str:
+        return os.path.basename(self.cmdline[0]) if self.cmdline else ""
+
+    @property
+    def programs(self) -> list[str]:
+        """argv[0], and the script an interpreter runs (python3 /usr/bin/websockify)."""
+        if not self.cmdline:
+            return []
+        found = [self.cmdline[0]]
+        if self.argv0.rstrip("0123456789.") in _INTERPRETERS:
+            args = list(self.cmdline[1:])
+            if args[:2] == ["-m", "websockify"]:
+                found.append("websockify")
+            script = next((a for a in args if not a.startswith("-")), None)
+            if script:
+                found.append(script)
+        return found
+
+    @property
+    def program_names(self) -> set[str]:
+        """Its name and the basenames of `programs`."""
+        return ({self.name} | {os.path.basename(p) for p in self.programs}) - {""}
+
+    def shown_cmdline(self) -> str:
+        text = " ".join(self.cmdline) or f"[{self.name}]"
+        return text if len(text) <= CMDLINE_MAX else text[: CMDLINE_MAX - 1] + "…"
+
+
+class DisplayCollector:
+    """The X server, window manager, VNC and noVNC behind `display.display`."""
+
+    name: ClassVar[str] = NAME
+    description: ClassVar[str] = (
+        "X server for the display (socket, lock file, a real connection), window manager, "
+        "VNC and noVNC"
+    )
+    timeout: ClassVar[float | None] = None
+
+    def __init__(self, base: str = x11.DEFAULT_BASE) -> None:
+        self.base = base  # where .X11-unix and the lock files live; tests may point elsewhere
+
+    def collect(self, config: Config) -> Section:
+        data = gather(
+            config.display.display,
+            config.display.window_manager,
+            process_table(),
+            tcp_listeners(),
+            base=self.base,
+        )
+        findings = assess(data, expected_vnc_port=config.services.ports.get("vnc"))
+        return Section.from_findings(self.name, data, findings)
+
+
+# --- gathering ----------------------------------------------------------------------------
+
+
+def process_table() -> list[ProcInfo]:
+    """One scan of every process: pid, name, argv, zombie or not."""
+    table = []
+    me = os.getpid()
+    for proc in psutil.process_iter(["pid", "name", "cmdline", "status"], ad_value=None):
+        info = proc.info
+        if info["pid"] == me:
+            continue
+        table.append(
+            ProcInfo(
+                pid=info["pid"],
+                name=info["name"] or "",
+                cmdline=tuple(info["cmdline"] or ()),
+                zombie=info["status"] == psutil.STATUS_ZOMBIE,
+            )
+        )
+    return sorted(table, key=lambda p: p.pid)
+
+
+def gather(
+    display: str,
+    window_manager: str,
+    processes: list[ProcInfo],
+    listeners: dict[int, list[tuple[str, int | None]]],
+    base: str = x11.DEFAULT_BASE,
+) -> dict[str, Any]:
+    """Everything about `display`, as the JSON-able data of the section.
+
+    Raises ValueError for a display value that cannot be parsed (a configuration error).
+    """
+    spec = x11.parse_display(display)
+    number = spec.number
+    sock = x11.socket_path(number, base)
+    lock = x11.read_lock(number, base)
+    server = find_server(processes, number)
+    if server is None and lock.pid_alive and lock.pid_name in X_SERVER_NAMES:
+        server = next((p for p in processes if p.pid == lock.pid), None)
+    connection = connect(spec, server, base)
+    if server is None and connection["answered"] and spec.local:
+        # Started with -displayfd (no ":N" in its argv, no lock): whoever owns the socket.
+        server = _socket_owner(processes, sock)
+    port = vnc_port(server.name, server.cmdline, number) if server else None
+    wm = find_window_managers(processes, window_manager)
+    novnc = find_novnc(processes)
+    return {
+        "display": display,
+        "number": number,
+        "socket": {"path": sock, "exists": os.path.lexists(sock)},
+        "lock": lock.to_dict(),
+        "connection": connection,
+        "server": (
+            {
+                "pid": server.pid,
+                "name": server.name,
+                "cmdline": server.shown_cmdline(),
+                "auth_file": _option(server.cmdline, "auth"),
+            }
+            if server
+            else None
+        ),
+        "vnc": {"port": port, "listening": None if port is None else port in listeners},
+        "window_manager": {
+            "name": window_manager,
+            "running": bool(wm),
+            "processes": [{"pid": p.pid, "name": p.name, **_display_of(p.pid)} for p in wm],
+        },
+        "novnc": {
+            "running": bool(novnc),
+            "processes": [
+                {
+                    "pid": p.pid,
+                    "name": p.name,
+                    "ports": sorted(
+                        tcp for tcp, rows in listeners.items() if any(p.pid == r[1] for r in rows)
+                    ),
+                    "target": novnc_target(p.cmdline),
+                }
+                for p in novnc
+            ],
+        },
+    }
+
+
+def connect(spec: x11.DisplaySpec, server: ProcInfo | None, base: str) -> dict[str, Any]:
+    """Probe the display; if it wants credentials, retry with the cookie the server uses.
+
+    The server's own `-auth` file (tigervncserver passes ~/.Xauthority) holds the cookie it
+    accepts; $XAUTHORITY and ~/.Xauthority are where a client would look.
+    """
+    host = None if spec.local else spec.host
+    probe = x11.probe_x_server(spec.number, PROBE_TIMEOUT, base, host=host)
+    result: dict[str, Any] = {
+        **_probe_fields(probe),
+        "answered": probe.answered,
+        "auth_required": probe.auth_required,
+        "auth_file": None,
+    }
+    if not probe.auth_required:
+        return result
+    candidates = [
+        _option(server.cmdline, "auth") if server else None,
+        os.environ.get("XAUTHORITY"),
+        os.path.expanduser("~/.Xauthority"),
+    ]
+    for path in dict.fromkeys(c for c in candidates if c):
+        cookie = x11.read_cookie(path, spec.number)
+        if cookie is None:
+            continue
+        retry = x11.probe_x_server(spec.number, PROBE_TIMEOUT, base, host=host, auth=cookie)
+        if retry.ok:
+            result.update(_probe_fields(retry), auth_file=path)
+            return result
+    return result
+
+
+def _probe_fields(probe: x11.XProbe) -> dict[str, Any]:
+    return {
+        "ok": probe.ok,
+        "result": probe.result,
+        "reason": probe.reason,
+        "vendor": probe.vendor,
+        "release": probe.release,
+    }
+
+
+def find_server(processes: list[ProcInfo], number: int) -> ProcInfo | None:
+    """The X server process whose arguments name display `number` (":N")."""
+    wanted = f":{number}"
+    for proc in processes:
+        if proc.zombie or not ({proc.name, proc.argv0} & set(X_SERVER_NAMES)):
+            continue
+        if wanted in proc.cmdline[1:]:
+            return proc
+    return None
+
+
+def _socket_owner(processes: list[ProcInfo], path: str) -> ProcInfo | None:
+    names = {path, "@" + path, "\0" + path}
+    try:
+        pids = {c.pid for c in psutil.net_connections(kind="unix") if c.laddr in names}
+    except (psutil.Error, OSError):
+        return None
+    return next((p for p in processes if p.pid in pids), None)
+
+
+def _option(cmdline: tuple[str, ...] | list[str], name: str) -> str | None:
+    """The value of `-name value` / `-name=value` / `--name value` (case-insensitive)."""
+    args = list(cmdline)
+    for i, arg in enumerate(args):
+        if not arg.startswith("-"):
+            continue
+        key, sep, value = arg.lstrip("-").partition("=")
+        if key.lower() != name.lower():
+            continue
+        if sep:
+            return value
+        if i + 1 < len(args):
+            return args[i + 1]
+    return None
+
+
+def vnc_port(name: str, cmdline: tuple[str, ...] | list[str], number: int) -> int | None:
+    """The TCP port a VNC X server listens on: -rfbport, else 5900+N; None for plain X."""
+    if name not in VNC_SERVER_NAMES and os.path.basename(cmdline[0] if cmdline else "") not in (
+        VNC_SERVER_NAMES
+    ):
+        return None
+    value = _option(cmdline, "rfbport")
+    if value is None:
+        return VNC_PORT_BASE + number
+    try:
+        port = int(value)
+    except ValueError:
+        return None
+    # TigerVNC takes -rfbport -1 (or 0 with a unix path) to mean "no TCP listener".
+    return port if 0 < port < 65536 else None
+
+
+def find_window_managers(processes: list[ProcInfo], wm: str) -> list[ProcInfo]:
+    """Live processes named `wm` or `wm-session` (by name or argv[0])."""
+    names = {wm, f"{wm}-session"}
+    return [p for p in processes if not p.zombie and ({p.name, p.argv0} & names)]
+
+
+def _display_of(pid: int) -> dict[str, str | None]:
+    """DISPLAY and XAUTHORITY from the process's environment; "unreadable" if we cannot tell."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as handle:
+            variables = parse_environ(handle.read())
+    except OSError:
+        return {"display": UNREADABLE, "xauthority": UNREADABLE}
+    return {"display": variables.get("DISPLAY"), "xauthority": variables.get("XAUTHORITY")}
+
+
+def find_novnc(processes: list[ProcInfo]) -> list[ProcInfo]:
+    """websockify / novnc_proxy, or a program run from a noVNC directory.
+
+    Matching on the program rather than anywhere in the command line keeps `tail -f
+    /logs/novnc.log` out.
+    """
+    found = []
+    for proc in processes:
+        if proc.zombie:
+            continue
+        if proc.program_names & set(NOVNC_NAMES) or any(
+            "novnc" in path.lower() for path in proc.programs
+        ):
+            found.append(proc)
+    return found
+
+
+def novnc_target(cmdline: tuple[str, ...] | list[str]) -> str | None:
+    """Where noVNC forwards to: `--vnc HOST:PORT`, else websockify's last HOST:PORT argument."""
+    explicit = _option(cmdline, "vnc")
+    if explicit:
+        return explicit
+    positional = [a for a in cmdline[1:] if not a.startswith("-")]
+    pairs = [a for a in positional if _HOST_PORT_RE.match(a)]
+    # websockify [source_addr:]source_port target_addr:target_port: the target comes last,
+    # after the listen address; a lone host:port is the listen address (token mode).
+    if pairs and positional.index(pairs[-1]) > 0:
+        return pairs[-1]
+    return None
+
+
+def _port_of(address: str | None) -> int | None:
+    match = _HOST_PORT_RE.match(address or "")
+    return int(match.group(1)) if match else None
+
+
+# --- judging ------------------------------------------------------------------------------
+
+
+def assess(data: dict[str, Any], expected_vnc_port: int | None = None) -> list[Finding]:
+    """All findings for the gathered `data`."""
+    up = bool(data["connection"].get("answered", data["connection"]["ok"]))
+    findings = server_findings(data)
+    findings += window_manager_findings(data, up)
+    findings += vnc_findings(data, up, expected_vnc_port)
+    return findings
+
+
+def server_findings(data: dict[str, Any]) -> list[Finding]:
+    """x-server-down, stale-lock, and a server that answered but turned us away."""
+    display = data["display"]
+    conn = data["connection"]
+    server = data["server"]
+    lock = data["lock"]
+    findings: list[Finding] = []
+    answered = bool(conn.get("answered", conn["ok"]))
+    if not answered and conn["result"] == x11.ERROR and server is not None:
+        # A server process exists but we could not even try (permissions, say): no verdict.
+        findings.append(
+            Finding(
+                NAME,
+                "x-server-unchecked",
+                display,
+                Status.UNKNOWN,
+                f"Could not check the X server for display {display}",
+                f"{server['name']} (pid {server['pid']}) serves {display}, but connecting "
+                f"failed: {conn['reason']}.",
+                "Run healthcheck as the user that owns the X server (or as root).",
+            )
+        )
+        return findings
+    if not answered:
+        findings.append(x_server_down(data))
+        if lock_is_stale(lock, server):
+            findings.append(stale_lock(data))
+    elif not conn["ok"] and not conn.get("auth_required"):
+        findings.append(
+            Finding(
+                NAME,
+                "x-connection-rejected",
+                display,
+                Status.WARN,
+                f"The X server for display {display} rejects new connections",
+                f"It answered the connection setup with {conn['result']}: {conn['reason']}.",
+                "Clients such as the window manager and the GUI app cannot connect either; "
+                "check the X server's log (supervisorctl tail vnc) and restart it if needed.",
+            )
+        )
+    return findings
+
+
+def lock_is_stale(lock: dict[str, Any], server: dict[str, Any] | None) -> bool:
+    """A lock with no live X server behind it (dead pid, no pid, or a reused pid)."""
+    if not lock["exists"] or server is not None:
+        return False
+    if lock["pid"] is None or not lock["pid_alive"]:
+        return True
+    # After a container restart the old server's pid may belong to another program; the X
+    # server still refuses to start, since it only checks that the pid exists.
+    return lock.get("pid_name") is not None and lock["pid_name"] not in X_SERVER_NAMES
+
+
+def x_server_down(data: dict[str, Any]) -> Finding:
+    display = data["display"]
+    conn = data["connection"]
+    server = data["server"]
+    wm = data["window_manager"]
+    if server is not None:
+        title = (
+            f"The X server for display {display} ({server['name']}, pid {server['pid']}) "
+            "does not answer"
+        )
+    else:
+        title = f"The X server for display {display} is not running"
+    facts = [f"Connecting to {display}: {conn['result']} ({conn['reason']})."]
+    facts.append(
+        f"Socket {data['socket']['path']} {'exists' if data['socket']['exists'] else 'is missing'}."
+    )
+    if server is None:
+        facts.append(f"No X server process ({', '.join(X_SERVER_NAMES)}) names {display}.")
+    if not wm["running"]:
+        facts.append(
+            f"The window manager {wm['name']} is not running either; it cannot start "
+            "without the X server (its log then says it cannot open the display)."
+        )
+    hint = (
+        "Start the VNC/X server program (supervisorctl start vnc, or whatever its "
+        "[program:...] is called) and check its log (supervisorctl tail vnc stderr; /logs)."
+    )
+    if lock_is_stale(data["lock"], server):
+        stale = f"{data['lock']['path']} {data['socket']['path']}"
+        hint += f" First remove the stale lock: rm -f {stale}."
+    return Finding(NAME, "x-server-down", display, Status.CRIT, title, " ".join(facts), hint)
+
+
+def stale_lock(data: dict[str, Any]) -> Finding:
+    display = data["display"]
+    lock = data["lock"]
+    number = data["number"]
+    if lock["pid"] is None:
+        whose = "holds no readable pid"
+    elif lock.get("pid_alive") and lock.get("pid_name"):
+        whose = f"names pid {lock['pid']}, which is now {lock['pid_name']}, not an X server"
+    else:
+        whose = f"names pid {lock['pid']}, which is no longer running"
+    return Finding(
+        NAME,
+        "stale-lock",
+        lock["path"],
+        # The x-server-down finding carries the crit and, with a stale lock, the same rm.
+        Status.WARN,
+        f"A stale X lock file {lock['path']} blocks display {display}",
+        f"The lock {whose}. Until it is removed the X server refuses to start with "
+        f'"Server is already active for display {number}".',
+        f"rm -f {lock['path']} {data['socket']['path']}, then restart the X server "
+        "(supervisorctl restart vnc).",
+    )
+
+
+def window_manager_findings(data: dict[str, Any], up: bool) -> list[Finding]:
+    """wm-not-running (only when the X server is up: otherwise that is the cause) and
+    wm-wrong-display."""
+    display = data["display"]
+    wm = data["window_manager"]
+    name = wm["name"]
+    conn = data["connection"]
+    auth_note = ""
+    if conn.get("auth_required"):
+        where = conn.get("auth_file") or "its -auth file"
+        auth_note = (
+            f" The X server requires a cookie ({where}): a client without XAUTHORITY "
+            "pointing at it is turned away with 'Authorization required'."
+        )
+    findings: list[Finding] = []
+    if not wm["running"]:
+        if up:
+            findings.append(
+                Finding(
+                    NAME,
+                    "wm-not-running",
+                    name,
+                    Status.WARN,
+                    f"The window manager {name} is not running",
+                    f"The X server for {display} is up, but no {name} process runs, so VNC "
+                    f"shows a bare (often black) screen.{auth_note}",
+                    f"supervisorctl status; then its log (supervisorctl tail {name} stderr). "
+                    '"Can\'t open display: <none>" there means DISPLAY is unset in its '
+                    f'supervisor program: add environment=DISPLAY="{display}" to its '
+                    "[program:...] section. \"Can't open display: "
+                    f'{display}" means it started before the X server was ready: give the X '
+                    "program a lower priority= and let the window manager autorestart.",
+                )
+            )
+        return findings
+    spec = x11.parse_display(display)
+    for proc in wm["processes"]:
+        value = proc.get("display")
+        if value == UNREADABLE or x11.same_display(value, spec):
+            continue
+        shown = "unset" if value is None else f"set to {value!r}"
+        findings.append(
+            Finding(
+                NAME,
+                "wm-wrong-display",
+                name,
+                Status.WARN,
+                f"The window manager {name} runs with DISPLAY {shown}, not {display}",
+                f"{proc['name']} (pid {proc['pid']}) has DISPLAY {shown} in its environment, "
+                f"so it does not manage display {display}.{auth_note}",
+                f'Add environment=DISPLAY="{display}" to its [program:...] section in the '
+                f"supervisor configuration, then supervisorctl update; supervisorctl restart "
+                f"{name}.",
+            )
+        )
+        break  # one finding per window manager is enough; the data lists every process
+    return findings
+
+
+def vnc_findings(data: dict[str, Any], up: bool, expected_vnc_port: int | None) -> list[Finding]:
+    """The VNC server's port against the configured one, and noVNC's target against both."""
+    findings: list[Finding] = []
+    display = data["display"]
+    port = data["vnc"]["port"]
+    if up and port is not None and expected_vnc_port is not None and port != expected_vnc_port:
+        findings.append(
+            Finding(
+                NAME,
+                "vnc-port-mismatch",
+                f"vnc:{port}",
+                Status.WARN,
+                f"The VNC server for {display} uses port {port}, not {expected_vnc_port}",
+                f"{data['server']['name']} was started for port {port}; the configuration "
+                f"expects VNC on {expected_vnc_port}.",
+                "Make -rfbport in the VNC program's command and [services.ports] vnc agree "
+                "(5900+N is TigerVNC's default for display :N).",
+            )
+        )
+    vnc = port if port is not None else expected_vnc_port
+    if vnc is None:
+        return findings
+    for proc in data["novnc"]["processes"]:
+        target = _port_of(proc.get("target"))
+        if target is None or target == vnc:
+            continue
+        findings.append(
+            Finding(
+                NAME,
+                "novnc-target-mismatch",
+                f"novnc:{target}",
+                Status.WARN,
+                f"noVNC forwards to port {target}, but VNC is on port {vnc}",
+                f"{proc['name']} (pid {proc['pid']}) forwards browser sessions to "
+                f"{proc['target']}; the VNC server listens on {vnc}, so noVNC cannot connect.",
+                f"Point noVNC at localhost:{vnc} (--vnc localhost:{vnc} for novnc_proxy, or "
+                f"websockify's target argument).",
+            )
+        )
+        break
+    return findings

@@ -90,7 +90,7 @@ def find_process(name: str) -> int | None:
         key = (info["status"] == psutil.STATUS_ZOMBIE, info["create_time"] or 0.0, info["pid"])
         if info["name"] == name:
             exact.append(key)
-        elif _cmdline_names(info["cmdline"] or []) & {name}:
+        elif name in _cmdline_names(info["cmdline"] or []):
             by_cmdline.append(key)
     for candidates in (exact, by_cmdline):
         if candidates:
@@ -115,29 +115,30 @@ def _from_pid(pid: int, source: str, used: str) -> EnvironmentSnapshot:
         with open(path, "rb") as handle:
             raw = handle.read()
     except (FileNotFoundError, ProcessLookupError):
-        return _fallback(source, f"process {pid} does not exist ({path} not found)")
+        # Zombies and kernel threads keep a /proc entry, but have no environment: depending
+        # on the kernel, reading it fails with ESRCH or gives nothing.
+        return _fallback(source, _no_environment(pid, path))
     except PermissionError:
         return _fallback(source, f"permission denied reading {path}")
     except OSError as exc:
         return _fallback(source, f"cannot read {path}: {exc.strerror or exc}")
     variables = parse_environ(raw)
     if not variables:
-        # The kernel shows an empty environ for zombies (their memory is gone) and kernel
-        # threads (they never had one).
-        return _fallback(source, f"{path} is empty ({_why_empty(pid)})")
+        return _fallback(source, _no_environment(pid, path))
     return EnvironmentSnapshot(variables, source, used)
 
 
-def _why_empty(pid: int) -> str:
+def _no_environment(pid: int, path: str) -> str:
+    """Why pid has no environment to read."""
     try:
         proc = psutil.Process(pid)
         if proc.status() == psutil.STATUS_ZOMBIE:
-            return f"pid {pid} is a zombie"
+            return f"pid {pid} is a zombie: it has exited and its environment is gone"
         if not proc.cmdline():
-            return f"pid {pid} is a kernel thread"
+            return f"pid {pid} is a kernel thread: it has no environment"
     except psutil.Error:
-        return f"pid {pid} is gone"
-    return f"pid {pid} runs with an empty environment"
+        return f"process {pid} does not exist ({path} not found)"
+    return f"{path} is empty (pid {pid} runs with an empty environment)"
 
 
 def _fallback(source: str, reason: str) -> EnvironmentSnapshot:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import socket
+from pathlib import Path
 from typing import Any, ClassVar
 
 import psutil
@@ -11,6 +13,8 @@ from healthcheck.config import Config
 from healthcheck.model import Finding, Section, Status
 
 MAX_OTHER_LISTENERS = 30
+# The kernel's default ephemeral range, when /proc does not say otherwise.
+DEFAULT_EPHEMERAL = (32768, 60999)
 
 
 class PortsCollector:
@@ -27,22 +31,32 @@ class PortsCollector:
             port_entry(service, port, listeners.get(port, []))
             for service, port in sorted(expected.items(), key=lambda item: (item[1], item[0]))
         ]
+        unexpected = {p: e for p, e in listeners.items() if p not in expected.values()}
+        # Loopback listeners on an ephemeral port (Jupyter kernels' ZMQ sockets, language
+        # servers) get a new port each start: listing them would make every report differ.
+        low, high = ephemeral_ports()
+        transient = {
+            p
+            for p, entries in unexpected.items()
+            if low <= p <= high and all(_is_loopback(a) for a, _ in entries)
+        }
         others = [
             {
                 "port": port,
                 "addresses": sorted({a for a, _ in entries}),
                 "processes": _processes(entries),
             }
-            for port, entries in sorted(listeners.items())
-            if port not in expected.values()
+            for port, entries in sorted(unexpected.items())
+            if port not in transient
         ]
         data = {
             "ports": ports,
             "other_listeners": others[:MAX_OTHER_LISTENERS],
             "other_listeners_left_out": max(0, len(others) - MAX_OTHER_LISTENERS),
         }
+        volatile = {"loopback_ephemeral_listeners": len(transient)}
         findings = [not_listening(p["service"], p["port"]) for p in ports if not p["listening"]]
-        return Section.from_findings(self.name, data, findings)
+        return Section.from_findings(self.name, data, findings, volatile)
 
 
 def tcp_listeners() -> dict[int, list[tuple[str, int | None]]]:
@@ -59,6 +73,26 @@ def tcp_listeners() -> dict[int, list[tuple[str, int | None]]]:
         )
         listeners.setdefault(conn.laddr.port, []).append((address, conn.pid))
     return listeners
+
+
+def ephemeral_ports(path: str = "/proc/sys/net/ipv4/ip_local_port_range") -> tuple[int, int]:
+    """The kernel's range for automatically chosen ports."""
+    try:
+        low, high = (int(x) for x in Path(path).read_text(encoding="utf-8").split())
+    except (OSError, ValueError):
+        return DEFAULT_EPHEMERAL
+    return low, high
+
+
+def _is_loopback(address: str) -> bool:
+    host = address.rsplit(":", 1)[0].strip("[]")
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    # ::ffff:127.0.0.1 is loopback too (Python before 3.13 says it is not).
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return (mapped or ip).is_loopback
 
 
 def port_entry(service: str, port: int, entries: list[tuple[str, int | None]]) -> dict[str, Any]:
@@ -90,5 +124,9 @@ def not_listening(service: str, port: int) -> Finding:
         severity=Status.WARN,
         title=f"Nothing listens on port {port} ({service})",
         detail=f"{service} is expected on TCP port {port}, but no process listens there.",
-        hint=f"Check the {service} service: supervisorctl status; its log in /logs.",
+        hint=(
+            f"Check the {service} service: supervisorctl status (is its program RUNNING?), "
+            f"then its log: supervisorctl tail -200 PROGRAM stderr, or ls -t /logs | head. "
+            f"Once it runs, ss -ltnp 'sport = :{port}' shows who listens."
+        ),
     )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import shlex
 import stat
 from datetime import datetime, timezone
 from typing import Any, ClassVar
@@ -39,12 +41,17 @@ def inspect_script(path: str) -> dict[str, Any]:
         "modified": None,
         "sha256": None,
         "first_line": None,
+        "crlf": False,
+        "link_target": None,
         "error": None,
     }
+    if os.path.islink(path):
+        with contextlib.suppress(OSError):
+            info["link_target"] = os.readlink(path)
     try:
         st = os.stat(path)
     except FileNotFoundError:
-        return info
+        return info  # a dangling symlink too: `[ -f ]` in the on-start script is false
     except OSError as exc:
         info["error"] = exc.strerror or str(exc)
         return info
@@ -59,19 +66,21 @@ def inspect_script(path: str) -> dict[str, Any]:
     )
     if stat.S_ISREG(st.st_mode):
         try:
-            info["sha256"], info["first_line"] = _fingerprint(path)
+            info["sha256"], info["first_line"], info["crlf"] = _fingerprint(path)
         except OSError as exc:
             info["error"] = exc.strerror or str(exc)
     return info
 
 
-def _fingerprint(path: str) -> tuple[str, str]:
+def _fingerprint(path: str) -> tuple[str, str, bool]:
+    """Short sha256 (of the first MAX_HASHED_BYTES), first line, and CRLF line endings."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         head = handle.read(MAX_HASHED_BYTES)
     digest.update(head)
-    first = head.split(b"\n", 1)[0][:120].decode("utf-8", "replace")
-    return digest.hexdigest()[:12], first
+    line = head.split(b"\n", 1)[0]
+    first = line.rstrip(b"\r")[:120].decode("utf-8", "replace")
+    return digest.hexdigest()[:12], first, b"\r\n" in head
 
 
 def _kind(mode: int) -> str:
@@ -86,25 +95,36 @@ def _kind(mode: int) -> str:
 
 def script_findings(script: dict[str, Any]) -> list[Finding]:
     path = script["path"]
+    quoted = shlex.quote(path)
 
-    def finding(rule: str, title: str, detail: str, hint: str) -> Finding:
-        return Finding("provisioning", rule, path, Status.WARN, title, detail, hint)
+    def finding(
+        rule: str, title: str, detail: str, hint: str, severity: Status = Status.WARN
+    ) -> Finding:
+        return Finding("provisioning", rule, path, severity, title, detail, hint)
 
     if script["error"]:
+        # Not a fault of the script, as far as we know: we could not look (unknown).
         return [
             finding(
                 "unreadable",
                 f"Provisioning script {path} cannot be read",
                 script["error"],
-                f"ls -l {path}",
+                f"ls -l {quoted} (healthcheck runs from root's crontab to see every script)",
+                Status.UNKNOWN,
             )
         ]
     if not script["present"]:
+        dangling = (
+            f" {path} is a symlink to {script['link_target']}, which does not exist."
+            if script.get("link_target")
+            else ""
+        )
         return [
             finding(
                 "missing",
                 f"Provisioning script {path} is missing",
-                "The on-start script skips a missing script, so whatever it sets up is not there.",
+                "The on-start script skips a missing script, so whatever it sets up is not there."
+                + dangling,
                 "Restore it, or remove it from [provisioning] scripts if this box does not use it.",
             )
         ]
@@ -114,7 +134,7 @@ def script_findings(script: dict[str, Any]) -> list[Finding]:
                 "not-a-file",
                 f"Provisioning script {path} is a {script['kind']}",
                 "A script path must be a regular file.",
-                f"ls -ld {path}",
+                f"ls -ld {quoted}",
             )
         ]
     if script["size"] == 0:
@@ -126,13 +146,24 @@ def script_findings(script: dict[str, Any]) -> list[Finding]:
                 "Restore its content from the image or repo.",
             )
         ]
+    findings = []
     if not script["executable"]:
-        return [
+        findings.append(
             finding(
                 "not-executable",
                 f"Provisioning script {path} is not executable",
                 "Run directly (as Vast.ai runs the root script) it fails with 'Permission denied'.",
-                f"chmod +x {path}",
+                f"chmod +x {quoted}",
             )
-        ]
-    return []
+        )
+    if script.get("crlf"):
+        findings.append(
+            finding(
+                "crlf-line-endings",
+                f"Provisioning script {path} has Windows (CRLF) line endings",
+                "bash reads the carriage returns as part of each line: the shebang fails with "
+                "'bad interpreter: /bin/bash^M' and commands with '$'\\r': command not found'.",
+                f"sed -i 's/\\r$//' {quoted}",
+            )
+        )
+    return findings

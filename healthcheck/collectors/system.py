@@ -1,9 +1,14 @@
-"""The box itself: host, OS, CPU, memory, disks, processes."""
+"""The box itself: host, OS, CPU, memory, disks, processes.
+
+Threshold logic lives in pure functions (`disk_findings`, `memory_findings`, `swap_findings`,
+`zombie_findings`) over plain figures, so the boundaries are testable without a full disk.
+"""
 
 from __future__ import annotations
 
 import os
 import platform
+import shlex
 import socket
 import time
 from collections.abc import Iterable
@@ -16,7 +21,8 @@ import psutil
 from healthcheck.config import Config, SystemConfig
 from healthcheck.model import Finding, Section, Status
 
-# Filesystems that hold no operator data: their "fullness" means nothing.
+# Filesystems that hold no operator data: their "fullness" means nothing. squashfs is
+# read-only and always 100% full. overlay stays: it is a container's root filesystem.
 PSEUDO_FS = frozenset(
     {
         "proc",
@@ -45,8 +51,14 @@ PSEUDO_FS = frozenset(
         "selinuxfs",
     }
 )
+# ...except shared memory: PyTorch DataLoader workers die with "bus error" / "insufficient
+# shared memory" when it fills, and Docker gives containers only 64 MiB of it by default.
+SHM_MOUNTS = frozenset({"/dev/shm"})
 CMDLINE_CHARS = 300
 CPU_SAMPLE_SECONDS = 0.2
+# Swap has no config key: using swap is harmless, only nearly full swap is worth a line
+# (the next memory spike then goes to the OOM killer).
+SWAP_WARN_PERCENT = 80.0
 
 
 class SystemCollector:
@@ -61,6 +73,7 @@ class SystemCollector:
         memory = psutil.virtual_memory()
         swap = psutil.swap_memory()
         disks = disk_usage(config.paths.workspace)
+        limit = cgroup_memory()
         processes, zombies = process_table()
         boot = psutil.boot_time()
         data: dict[str, Any] = {
@@ -72,6 +85,9 @@ class SystemCollector:
             "boot_time": _iso(boot),
             "cpu_count": psutil.cpu_count() or 0,
             "memory_total": memory.total,
+            # The container's memory cgroup limit, when tighter than the host's memory
+            # (which is all /proc/meminfo shows inside a container).
+            "memory_limit": limit[0] if limit else None,
             "swap_total": swap.total,
             "disks": [
                 {k: d[k] for k in ("mountpoint", "device", "fstype", "total")} for d in disks
@@ -86,6 +102,7 @@ class SystemCollector:
             "memory_used_percent": memory_used_percent(memory.total, memory.available),
             "memory_available": memory.available,
             "swap_used": swap.used,
+            "swap_used_percent": round(swap.percent, 1),
             "process_count": len(processes),
             "disks": [{k: d[k] for k in ("mountpoint", "used", "free", "percent")} for d in disks],
             "top_processes": top_processes(processes, config.system.top_processes),
@@ -93,8 +110,12 @@ class SystemCollector:
         findings = [
             *disk_findings(disks, config.system),
             *memory_findings(memory.total, memory.available, config.system),
+            *swap_findings(swap.total, swap.used),
             *zombie_findings(zombies),
         ]
+        if limit:
+            volatile["memory_limit_used_percent"] = memory_used_percent(*limit)
+            findings += memory_findings(*limit, config.system, scope="container")
         return Section.from_findings(self.name, data, findings, volatile)
 
 
@@ -113,13 +134,93 @@ def memory_used_percent(total: int, available: int) -> float:
     return round(100.0 * (total - available) / total, 1) if total else 0.0
 
 
+def cgroup_memory(
+    root: str = "/sys/fs/cgroup", own: str = "/proc/self/cgroup"
+) -> tuple[int, int] | None:
+    """(limit, available) of our memory cgroup when it is tighter than the host's memory.
+
+    The OOM killer enforces the cgroup limit, not /proc/meminfo's total. Used is counted as
+    docker stats does (usage minus inactive page cache). cgroup v2 first, then v1; our own
+    cgroup's directory first, then the mount's root (which is our cgroup when the container
+    has a cgroup namespace or a private cgroup mount).
+    """
+    paths = _own_cgroups(own)
+    base = Path(root)
+    layouts = [
+        (base, paths.get("", "/"), "memory.max", "memory.current", "inactive_file"),
+        (base / "unified", paths.get("", "/"), "memory.max", "memory.current", "inactive_file"),
+        (
+            base / "memory",
+            paths.get("memory", "/"),
+            "memory.limit_in_bytes",
+            "memory.usage_in_bytes",
+            "total_inactive_file",
+        ),
+    ]
+    host_total = psutil.virtual_memory().total
+    for mount, path, limit_file, usage_file, inactive_key in layouts:
+        for directory in (mount / path.lstrip("/"), mount):
+            limit = _read_int(directory / limit_file)  # None for v2's "max": no limit
+            usage = _read_int(directory / usage_file)
+            if limit is None or usage is None:
+                continue
+            # v1 spells "no limit" as a huge number; a limit above the host's is no limit.
+            if not 0 < limit < host_total:
+                return None
+            used = max(usage - _read_stat(directory / "memory.stat", inactive_key), 0)
+            return limit, max(limit - used, 0)
+    return None
+
+
+def _own_cgroups(path: str) -> dict[str, str]:
+    """Controller ("" for cgroup v2) -> our cgroup's path, from /proc/self/cgroup."""
+    cgroups: dict[str, str] = {}
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return cgroups
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) == 3:
+            for controller in parts[1].split(","):
+                cgroups[controller] = parts[2]
+    return cgroups
+
+
+def _read_int(path: Path) -> int | None:
+    try:
+        return int(path.read_text(encoding="utf-8").strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _read_stat(path: Path, key: str) -> int:
+    try:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            name, _, value = line.partition(" ")
+            if name == key:
+                return int(value)
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
 def disk_usage(workspace: str) -> list[dict[str, Any]]:
     """Real filesystems, the one holding the workspace first, one entry per device."""
-    anchor = Path(workspace).expanduser().absolute()
+    # Resolved: a /workspace symlink lives on its target's filesystem.
+    anchor = Path(os.path.realpath(Path(workspace).expanduser()))
     while not anchor.exists() and anchor != anchor.parent:
         anchor = anchor.parent
-    partitions = [p for p in psutil.disk_partitions(all=True) if p.fstype not in PSEUDO_FS]
-    home = _mount_of(anchor, partitions)
+    # Single files bind-mounted into a container (/etc/hosts, the NVIDIA runtime's
+    # nvidia-smi and libraries) are not disks an operator fills.
+    mounts = [p for p in psutil.disk_partitions(all=True) if os.path.isdir(p.mountpoint)]
+    home = _mount_of(anchor, mounts)
+    partitions = [
+        p
+        for p in mounts
+        # The workspace's filesystem is shown whatever it is (a tmpfs workspace fills too).
+        if p.fstype not in PSEUDO_FS or p.mountpoint in SHM_MOUNTS or p.mountpoint == home
+    ]
     ordered = sorted(partitions, key=lambda p: (p.mountpoint != home, p.mountpoint))
     disks, seen = [], set()
     for part in ordered:
@@ -179,11 +280,17 @@ def process_table() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
                 "pid": info["pid"],
                 "name": info["name"],
                 "rss": rss,
-                "cmdline": " ".join(info["cmdline"] or [])[:CMDLINE_CHARS],
+                "cmdline": _cmdline(info["cmdline"]),
             }
         )
     zombies.sort(key=lambda z: z["pid"])
     return processes, zombies
+
+
+def _cmdline(argv: list[str] | None) -> str:
+    """One string, cut (visibly) to CMDLINE_CHARS: a long argv would swamp the report."""
+    text = " ".join(argv or [])
+    return text if len(text) <= CMDLINE_CHARS else text[: CMDLINE_CHARS - 1] + "…"
 
 
 def _name_of(pid: int | None) -> str | None:
@@ -216,13 +323,19 @@ def disk_findings(disks: list[dict[str, Any]], limits: SystemConfig) -> list[Fin
                 f"Disk {mount} is {percent:.0f}% full",
                 f"{_gib(disk['free'])} free of {_gib(disk['total'])} (limit {limit:g}%). Logs, "
                 "checkpoints and pip caches fail to write when it fills.",
-                f"du -xh --max-depth=1 {mount} | sort -h | tail",
+                f"du -xh --max-depth=1 {shlex.quote(mount)} | sort -h | tail",
             )
         )
     return findings
 
 
-def memory_findings(total: int, available: int, limits: SystemConfig) -> list[Finding]:
+def memory_findings(
+    total: int, available: int, limits: SystemConfig, scope: str = "memory"
+) -> list[Finding]:
+    """`memory-pressure` at or above the warn/crit percentage of memory in use.
+
+    `scope` is "memory" (the host's, /proc/meminfo) or "container" (the cgroup limit).
+    """
     percent = memory_used_percent(total, available)
     if percent >= limits.memory_crit_percent:
         severity, limit = Status.CRIT, limits.memory_crit_percent
@@ -230,16 +343,36 @@ def memory_findings(total: int, available: int, limits: SystemConfig) -> list[Fi
         severity, limit = Status.WARN, limits.memory_warn_percent
     else:
         return []
+    what = "The container's memory limit" if scope == "container" else "Memory"
     return [
         Finding(
             "system",
             "memory-pressure",
-            "memory",
+            scope,
             severity,
-            f"Memory is {percent:.0f}% used",
+            f"{what} is {percent:.0f}% used",
             f"{_gib(available)} available of {_gib(total)} (limit {limit:g}%). The OOM killer "
             "stops the largest process first, usually the training job.",
             "ps -eo pid,rss,comm --sort=-rss | head",
+        )
+    ]
+
+
+def swap_findings(total: int, used: int) -> list[Finding]:
+    """`swap-full` when there is swap and at least SWAP_WARN_PERCENT of it is used."""
+    percent = 100.0 * used / total if total > 0 else 0.0
+    if percent < SWAP_WARN_PERCENT:
+        return []
+    return [
+        Finding(
+            "system",
+            "swap-full",
+            "swap",
+            Status.WARN,
+            f"Swap is {percent:.0f}% used",
+            f"{_gib(used)} of {_gib(total)} swap in use. With swap full, the next memory spike "
+            "goes to the OOM killer, and a box swapping hard is slow.",
+            "grep VmSwap /proc/[0-9]*/status | sort -k2 -n | tail",
         )
     ]
 
@@ -257,7 +390,13 @@ def zombie_findings(zombies: list[dict[str, Any]]) -> list[Finding]:
             f"{len(zombies)} zombie process{'es' if len(zombies) != 1 else ''}",
             f"Exited but not reaped by their parent: {', '.join(parents)}. A few are harmless; a "
             "growing number means the parent never waits for its children.",
-            "Restart the parent, or run the container with an init (docker run --init, tini).",
+            "Restart the parent (supervisorctl restart PROGRAM if supervisord runs it), or run "
+            "the container with an init (docker run --init, tini) if the parent is pid 1.",
+            tuple(
+                f"pid {z['pid']} {z['name']} <defunct>, parent {z['parent'] or '?'} "
+                f"(pid {z['parent_pid']})"
+                for z in zombies
+            ),
         )
     ]
 

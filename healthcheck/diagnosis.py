@@ -105,6 +105,20 @@ def _fold_ports_into_programs(
                     f"(supervisorctl tail {fullname}).",
                 ),
             )
+        elif program.get("state") in ("STOPPED", "EXITED"):
+            # Not a crash (no finding of its own), but it is why the port is closed.
+            never = "" if program.get("started") else ", never started (autostart=false?)"
+            _replace(
+                ports,
+                port_finding,
+                dataclasses.replace(
+                    port_finding,
+                    detail=f"{port_finding.detail} Its program {fullname} is "
+                    f"{program['state']}{never}.",
+                    hint=f"supervisorctl start {fullname}; to start it with the container, "
+                    f"set autostart=true in [program:{program['name']}].",
+                ),
+            )
 
 
 def _drop_logs_of_explained_programs(
@@ -141,6 +155,10 @@ def _fold_into_x_server_down(
     ]:
         merged = _absorb(merged, "", symptom)
         display.findings.remove(symptom)
+    for lock in [f for f in display.findings if f.rule == "stale-lock"]:
+        # The down server's hint already says to remove the lock: keep its why, not a twin.
+        merged = _absorb(merged, lock.detail, lock)
+        display.findings.remove(lock)
     if supervisor is not None:
         for finding in list(supervisor.findings):
             # Only failures the missing display explains: a GUI app that also lacks a Python
@@ -192,7 +210,8 @@ def _finding_about(section: Section, subject: str) -> Finding | None:
 def _absorb(cause: Finding, note: str, symptom: Finding) -> Finding:
     """`cause` with `symptom` recorded in its detail and evidence."""
     note = note or f"Also seen: {symptom.title}."
-    evidence = cause.evidence + tuple(e for e in symptom.evidence if e not in cause.evidence)
+    # A program retried before FATAL logs the same line each time: once is evidence enough.
+    evidence = tuple(dict.fromkeys(cause.evidence + symptom.evidence))
     return dataclasses.replace(cause, detail=f"{cause.detail} {note}".strip(), evidence=evidence)
 
 

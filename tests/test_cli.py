@@ -16,8 +16,8 @@ from support import Box
 
 # The system collector reads this machine's real disks and memory, and display its real X
 # server; tests that assert exact counts leave them out so that a nearly full CI disk or a
-# display :1 cannot change their answer.
-STEADY = ["--skip", "system,display"]
+# display :1 or a supervisord on this machine cannot change their answer.
+STEADY = ["--skip", "system,display,supervisor"]
 
 
 def invoke(*args: str) -> CliRunner:
@@ -80,7 +80,7 @@ def test_unknown_collector_is_a_usage_error(box: Box) -> None:
     assert result.exit_code == 2
     assert result.stderr == (
         "healthcheck: --only: unknown collector 'gpux' "
-        "(known: display, env, logs, ports, provisioning, system)\n"
+        "(known: display, env, logs, ports, provisioning, supervisor, system)\n"
     )
     assert not (box.workspace / "system_status.md").exists()
 
@@ -163,7 +163,15 @@ def test_collectors_lists_every_builtin(box: Box) -> None:
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["NAME", "ORIGIN", "ENABLED", "DESCRIPTION"]
     rows = {line.split()[0]: line for line in lines[1:]}
-    assert sorted(rows) == ["display", "env", "logs", "ports", "provisioning", "system"]
+    assert sorted(rows) == [
+        "display",
+        "env",
+        "logs",
+        "ports",
+        "provisioning",
+        "supervisor",
+        "system",
+    ]
     assert "  built in  " in rows["system"]
     assert rows["ports"].split()[3] == "no"
     assert rows["system"].split()[3] == "yes"

@@ -105,8 +105,15 @@ def programs_of(section: Section) -> dict[str, dict[str, Any]]:
 
 def test_reports_supervisord_and_every_program_state(sv: Supervisord, section: Section) -> None:
     assert isinstance(SupervisorCollector(), Collector)
-    assert section.status is Status.OK and section.error is None
-    assert section.findings == []  # program findings are healthcheck.rules' business
+    assert section.status is Status.CRIT and section.error is None
+    # One finding per crashed program, named by its cause (healthcheck.rules); the stopped
+    # jupyter never started and the one-shot exited 0: neither is a fault.
+    assert {f.id: f.severity for f in section.findings} == {
+        "supervisor.command-not-found:filebrowser": Status.CRIT,
+        "supervisor.display-unset:icewm": Status.CRIT,
+        "supervisor.sshd-privsep-dir:sshd": Status.CRIT,
+        "supervisor.missing-python-module:visomaster": Status.CRIT,
+    }
     data = section.data
     assert (data["url"], data["via"], data["state"]) == (sv.url, "xmlrpc", "RUNNING")
     assert data["version"] == importlib.metadata.version("supervisor")
@@ -273,7 +280,8 @@ def test_http_with_the_right_credentials(sv: Supervisord, section: Section) -> N
     assert sv.http_url is not None
     config = config_for(sv.http_url, username=USERNAME, password=PASSWORD)
     over_http = isolated().collect(config)
-    assert over_http.status is Status.OK
+    assert over_http.status is section.status
+    assert over_http.findings == section.findings
     assert over_http.data["url"] == sv.http_url
     assert over_http.data["programs"] == section.data["programs"]
     # Credentials in the URL work too, and never show in the report.
@@ -632,9 +640,16 @@ def test_supervisorctl_fallback(sv: Supervisord, short_dir: Path) -> None:
     assert all(p["exitstatus"] is None and p["started"] is None for p in programs.values())
     assert set(section.volatile["uptime_s"]) == {"novnc", "batch:worker"}
     assert "uptime" not in json.dumps(data)
-    (finding,) = section.findings
+    *causes, finding = section.findings
     assert finding.rule == "xmlrpc-unavailable" and finding.severity is Status.UNKNOWN
     assert "no supervisord socket" in finding.title
+    # Without exit statuses, the logs supervisorctl tails still name each crash's cause.
+    assert sorted(f.id for f in causes) == [
+        "supervisor.command-not-found:filebrowser",
+        "supervisor.display-unset:icewm",
+        "supervisor.missing-python-module:visomaster",
+        "supervisor.sshd-privsep-dir:sshd",
+    ]
 
 
 def test_no_fallback_without_supervisorctl(short_dir: Path) -> None:

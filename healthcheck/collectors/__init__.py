@@ -7,12 +7,14 @@ from healthcheck.collectors.env import EnvCollector
 from healthcheck.collectors.logs import LogsCollector
 from healthcheck.collectors.ports import PortsCollector
 from healthcheck.collectors.provisioning import ProvisioningCollector
+from healthcheck.collectors.supervisor import SupervisorCollector
 from healthcheck.collectors.system import SystemCollector
 
 # In report order: the box first, then what runs on it.
 BUILTIN_COLLECTORS = (
     SystemCollector,
     EnvCollector,
+    SupervisorCollector,
     PortsCollector,
     DisplayCollector,
     ProvisioningCollector,

@@ -2,8 +2,8 @@
 
 XML-RPC first (healthcheck.supervisor_client), over the configured serverurl; when that is
 the default and there is no socket, over the servers the box's supervisord.conf declares;
-when XML-RPC cannot be used at all, `supervisorctl status` as a fallback. Findings here are
-about supervisord itself only: what each program's state means is for healthcheck.rules.
+when XML-RPC cannot be used at all, `supervisorctl status` as a fallback. What each program's
+state means (its findings) comes from the table of known failures in healthcheck.rules.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from healthcheck.config import Config, LogsConfig, SupervisorConfig
 from healthcheck.logtail import looks_like_error, read_tail
 from healthcheck.model import Finding, Section, Status
 from healthcheck.proc import run_command
+from healthcheck.rules import program_findings
 from healthcheck.supervisor_client import (
     DiscoveredServer,
     ProcessInfo,
@@ -218,7 +219,7 @@ class _Run:
             "attempts": [a.to_dict() for a in self.attempts],
             "programs": programs,
         }
-        findings = []
+        findings = program_findings(programs, self.config)
         if state != "RUNNING":
             findings.append(_not_running(c.client.display_url, state))
         volatile = {"uptime_s": dict(sorted(uptimes.items()))}
@@ -383,7 +384,8 @@ class _Run:
             ),
         )
         volatile = {"uptime_s": dict(sorted(uptimes.items()))}
-        return Section.from_findings("supervisor", data, [finding], volatile)
+        findings = [*program_findings(data["programs"], self.config), finding]
+        return Section.from_findings("supervisor", data, findings, volatile)
 
     def _ctl_url(self, conf: str | None) -> str:
         """The server URL supervisorctl talks to with `conf` (its own default without one)."""

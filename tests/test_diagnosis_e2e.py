@@ -1,0 +1,237 @@
+"""`healthcheck run` against the seed box rebuilt from real parts: one cause, one finding.
+
+A real supervisord runs the seed's programs (sshd exiting 255, VisoMaster without PySide6,
+a missing filebrowser binary, a stopped Jupyter, a healthy noVNC) and a real icewm, beside a
+real Xvfb. Each scenario runs the whole command and reads the JSON and Markdown it wrote.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from healthcheck import x11
+from healthcheck.cli import cli
+
+from supervisord_env import (
+    SEED_STATES,
+    free_port,
+    http_server,
+    seed_programs,
+    start_supervisord,
+)
+from xserver import free_display_number, have, start_xvfb
+
+pytestmark = pytest.mark.skipif(
+    not (have("Xvfb") and have("icewm")), reason="needs Debian's xvfb and icewm"
+)
+SKIP = "system,env,provisioning"  # not what these scenarios are about
+
+
+def real_icewm(home: Path, display: str | None) -> dict[str, Any]:
+    """The real window manager as a supervisor program; DISPLAY only when given."""
+    environment = {"HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config")}
+    if display is not None:
+        environment["DISPLAY"] = display
+    return {"command": "icewm", "autorestart": True, "environment": environment}
+
+
+def write_config(
+    root: Path, url: str, display: str, ports: dict[str, int], log_dir: Path, timeout: float = 10
+) -> Path:
+    lines = "\n".join(f"{name} = {port}" for name, port in ports.items())
+    config = root / "healthcheck.toml"
+    config.write_text(
+        f"""
+[paths]
+workspace = "{root / "workspace"}"
+
+[logs]
+dirs = ["{log_dir}"]
+patterns = ["*.log"]
+tail_lines = 10
+
+[supervisor]
+serverurl = "{url}"
+
+[display]
+display = "{display}"
+window_manager = "icewm"
+
+[services.ports]
+{lines}
+
+[collectors]
+timeout = {timeout}
+""",
+        encoding="utf-8",
+    )
+    return config
+
+
+def run(config: Path) -> tuple[dict[str, Any], str]:
+    result = CliRunner().invoke(cli, ["run", "--config", str(config), "--skip", SKIP])
+    assert result.exit_code == 0, result.output
+    report = json.loads((config.parent / "workspace" / "system_status.json").read_text())
+    markdown = (config.parent / "workspace" / "system_status.md").read_text()
+    return report, markdown
+
+
+def findings_by_id(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {f["id"]: f for f in report["findings"]}
+
+
+@pytest.fixture(scope="module")
+def seed_box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, Any], str, Any]]:
+    """The seed's failures, all at once: the report written by one `healthcheck run`."""
+    root = tmp_path_factory.mktemp("seed")
+    novnc_port = free_port()
+    programs = seed_programs(novnc_port)
+    programs["icewm"] = real_icewm(root / "home", None)
+    with start_xvfb() as xvfb, start_supervisord(root / "sv", programs) as sv:
+        sv.wait_for_states(SEED_STATES, timeout=30)
+        ports = {
+            "ssh": free_port(),
+            "jupyter": free_port(),
+            "novnc": novnc_port,
+            "filebrowser": free_port(),
+        }
+        config = write_config(root, sv.url, xvfb.display, ports, sv.log_dir)
+        report, markdown = run(config)
+        yield report, markdown, {"display": xvfb.display, "ports": ports}
+
+
+def test_seed_failures_each_one_finding_with_cause_and_fix(seed_box: Any) -> None:
+    report, _, facts = seed_box
+    ports = facts["ports"]
+    found = findings_by_id(report)
+    assert report["status"] == "crit"
+    assert {i: f["severity"] for i, f in found.items()} == {
+        "supervisor.sshd-privsep-dir:sshd": "crit",
+        "supervisor.missing-python-module:visomaster": "crit",
+        "supervisor.command-not-found:filebrowser": "crit",
+        "supervisor.display-unset:icewm": "crit",
+        f"ports.not-listening:jupyter:{ports['jupyter']}": "warn",
+    }
+    # Ranked: the four crashes first, the stopped service's closed port last.
+    assert [f["severity"] for f in report["findings"]] == ["crit"] * 4 + ["warn"]
+
+    sshd = found["supervisor.sshd-privsep-dir:sshd"]
+    assert "exit status 255" in sshd["detail"]
+    assert "Missing privilege separation directory: /run/sshd" in sshd["detail"]
+    assert sshd["detail"].endswith(f"As a result nothing listens on port {ports['ssh']} (ssh).")
+    assert sshd["hint"].startswith("mkdir -p /run/sshd")
+
+    visomaster = found["supervisor.missing-python-module:visomaster"]
+    assert "'PySide6'" in visomaster["title"]
+    assert visomaster["hint"].endswith("pip install PySide6")
+
+    filebrowser = found["supervisor.command-not-found:filebrowser"]
+    assert "/opt/filebrowser/bin/filebrowser" in filebrowser["title"]
+    assert f"port {ports['filebrowser']} (filebrowser)" in filebrowser["detail"]
+
+    # The real icewm's own words, and the supervisor line that fixes it. The display
+    # collector saw the window manager missing too: that symptom is folded in, not repeated.
+    icewm = found["supervisor.display-unset:icewm"]
+    assert "Can't open display" in icewm["detail"]
+    assert f'environment=DISPLAY="{facts["display"]}"' in icewm["hint"]
+    assert report["sections"]["display"]["status"] == "ok"
+    assert report["sections"]["display"]["data"]["connection"]["ok"] is True
+
+    jupyter = found[f"ports.not-listening:jupyter:{ports['jupyter']}"]
+    assert "Its program jupyter is STOPPED, never started" in jupyter["detail"]
+    assert jupyter["hint"].startswith("supervisorctl start jupyter")
+
+
+def test_seed_failures_read_as_one_line_each_in_the_markdown(seed_box: Any) -> None:
+    report, markdown, _ = seed_box
+    for finding in report["findings"]:
+        assert markdown.count(finding["title"]) >= 1
+    # The healthy service and the one-shot that finished are in the table, not in findings.
+    assert "| novnc | RUNNING |" in markdown
+    assert "| provision | **EXITED** |" in markdown
+    assert "log-ends-with-error" not in json.dumps(report["findings"])
+
+
+def test_healthy_display_and_window_manager(tmp_path: Path) -> None:
+    """icewm with DISPLAY set, the X server up, the expected port open: nothing to report."""
+    novnc_port = free_port()
+    with start_xvfb() as xvfb:
+        programs = {
+            "icewm": real_icewm(tmp_path / "home", xvfb.display),
+            "novnc": http_server(novnc_port),
+        }
+        with start_supervisord(tmp_path / "sv", programs) as sv:
+            sv.wait_for_states({"icewm": "RUNNING", "novnc": "RUNNING"}, timeout=20)
+            config = write_config(tmp_path, sv.url, xvfb.display, {"novnc": novnc_port}, sv.log_dir)
+            report, markdown = run(config)
+            icewm_pid = sv.info()["icewm"]["pid"]
+    assert report["status"] == "ok", report["findings"]
+    assert report["findings"] == []
+    wm = report["sections"]["display"]["data"]["window_manager"]
+    assert [(p["pid"], p["display"]) for p in wm["processes"]] == [(icewm_pid, xvfb.display)]
+    assert "No findings" in markdown or "## Findings" not in markdown
+
+
+def test_x_server_down_is_one_finding_naming_the_stale_lock(tmp_path: Path) -> None:
+    """No X server, a lock file left by a dead one: the window manager's failure is folded in,
+    and the hint says which file to remove."""
+    number = free_display_number()
+    display = f":{number}"
+    lock = Path(x11.lock_path(number))
+    dead = os.fork()
+    if dead == 0:  # pragma: no cover - the child exits at once
+        os._exit(0)
+    os.waitpid(dead, 0)
+    lock.write_text(f"{dead:>10}\n", encoding="ascii")
+    try:
+        programs = {"icewm": real_icewm(tmp_path / "home", display)}
+        with start_supervisord(tmp_path / "sv", programs) as sv:
+            sv.wait_for_states({"icewm": "FATAL"}, timeout=20)
+            config = write_config(tmp_path, sv.url, display, {}, sv.log_dir)
+            report, _ = run(config)
+    finally:
+        lock.unlink(missing_ok=True)
+    (finding,) = report["findings"]
+    assert finding["id"] == f"display.x-server-down:{display}"
+    assert finding["severity"] == "crit"
+    assert str(lock) in finding["hint"]
+    assert "icewm" in finding["detail"]
+
+
+def test_a_hung_supervisor_socket_costs_the_time_limit_not_the_run(tmp_path: Path) -> None:
+    """A socket that accepts and never answers: supervisor is unknown, within its limit."""
+    import socket
+
+    sock_dir = Path(os.path.realpath("/tmp")) / f"hc-hung-{os.getpid()}"
+    sock_dir.mkdir(exist_ok=True)
+    path = sock_dir / "supervisor.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        listener.bind(str(path))
+        listener.listen(8)
+        config = write_config(tmp_path, f"unix://{path}", ":99", {}, tmp_path, timeout=2)
+        started = time.monotonic()
+        result = CliRunner().invoke(
+            cli, ["run", "--config", str(config), "--only", "supervisor,ports"]
+        )
+        elapsed = time.monotonic() - started
+    finally:
+        listener.close()
+        path.unlink(missing_ok=True)
+        sock_dir.rmdir()
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "workspace" / "system_status.json").read_text())
+    section = report["sections"]["supervisor"]
+    assert section["status"] == "unknown"
+    (finding,) = report["findings"]
+    assert finding["id"] == f"supervisor.unreachable:unix://{path}"
+    assert finding["title"].endswith("accepted the connection but did not answer within 1s")
+    assert elapsed < 2 * 2 + 3  # the limit, with room for a loaded CI box

@@ -8,7 +8,7 @@ import stat
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from healthcheck.config import Config
+from healthcheck.config import Config, LogsConfig
 from healthcheck.logtail import looks_like_error, read_tail
 from healthcheck.model import Finding, Section, Status
 
@@ -60,38 +60,7 @@ class LogsCollector:
     def collect(self, config: Config) -> Section:
         cfg = config.logs
         patterns = list(cfg.patterns)
-        dirs: list[_Dir] = []
-        seen_dirs: set[tuple[int, int]] = set()
-        seen_files: set[tuple[int, int]] = set()
-        identities: dict[tuple[int, int], str] = {}
-        candidates: list[_Candidate] = []
-        for raw in cfg.dirs:
-            entry = _Dir(path=os.path.expanduser(raw))
-            dirs.append(entry)
-            try:
-                st = os.stat(entry.path)
-            except FileNotFoundError:
-                continue
-            except OSError as exc:
-                entry.exists = True
-                entry.error = _reason(exc)
-                continue
-            entry.exists = True
-            if not stat.S_ISDIR(st.st_mode):
-                entry.error = "not a directory"
-                continue
-            key = (st.st_dev, st.st_ino)
-            if key in identities:
-                # /Logs as a symlink to /logs, or a case-insensitive file system.
-                entry.same_as = identities[key]
-                continue
-            identities[key] = entry.path
-            found = _walk(entry, patterns, seen_dirs, seen_files)
-            entry.matched = len(found)
-            candidates.extend(found)
-
-        # Newest first; equal times by path, so that the order never depends on the walk.
-        candidates.sort(key=lambda c: (-c.mtime_ns, c.path))
+        dirs, candidates = discover_logs(cfg)
         chosen = candidates[: cfg.max_files]
         files: list[dict[str, Any]] = []
         findings: list[Finding] = []
@@ -141,6 +110,49 @@ class LogsCollector:
             "files": files,
         }
         return Section.from_findings(self.name, data, findings)
+
+
+def discover_logs(cfg: LogsConfig) -> tuple[list[_Dir], list[_Candidate]]:
+    """Every configured directory, and the matching files under them, newest first."""
+    patterns = list(cfg.patterns)
+    dirs: list[_Dir] = []
+    seen_dirs: set[tuple[int, int]] = set()
+    seen_files: set[tuple[int, int]] = set()
+    identities: dict[tuple[int, int], str] = {}
+    candidates: list[_Candidate] = []
+    for raw in cfg.dirs:
+        entry = _Dir(path=os.path.expanduser(raw))
+        dirs.append(entry)
+        try:
+            st = os.stat(entry.path)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            entry.exists = True
+            entry.error = _reason(exc)
+            continue
+        entry.exists = True
+        if not stat.S_ISDIR(st.st_mode):
+            entry.error = "not a directory"
+            continue
+        key = (st.st_dev, st.st_ino)
+        if key in identities:
+            # /Logs as a symlink to /logs, or a case-insensitive file system.
+            entry.same_as = identities[key]
+            continue
+        identities[key] = entry.path
+        found = _walk(entry, patterns, seen_dirs, seen_files)
+        entry.matched = len(found)
+        candidates.extend(found)
+    # Newest first; equal times by path, so that the order never depends on the walk.
+    candidates.sort(key=lambda c: (-c.mtime_ns, c.path))
+    return dirs, candidates
+
+
+def log_files(cfg: LogsConfig) -> list[str]:
+    """The files the logs collector reads, newest first: other collectors that scan service
+    logs (gpu's CUDA errors) read exactly these."""
+    return [c.path for c in discover_logs(cfg)[1][: cfg.max_files]]
 
 
 def _walk(

@@ -1,0 +1,582 @@
+"""The docs file: refresh its timestamps and managed blocks, and nothing else.
+
+The operator's own document is edited surgically. markdown-it-py parses it only to learn
+which lines are code (fenced or indented) or raw HTML; those are never touched, except the
+managed-block markers themselves. On the other lines ("prose") three things change:
+
+* a "Last updated" value (``*Last updated: April 29, 2025*``, ``- **Last Updated**: $(date)``)
+  gets the current time in the style it already has, its markup intact;
+* managed blocks, ``<!-- healthcheck:begin NAME [ARG] -->`` ... ``<!-- healthcheck:end NAME -->``,
+  either on lines of their own (block) or within one line (inline), are regenerated from
+  ``report_templates/docs/NAME.md.j2``;
+* the seed's unexpanded shell placeholders are recognised (never run) and turned into managed
+  blocks on the first run: ``$(supervisorctl status)`` (alone in a fenced block or on a line),
+  ``$(if [ -f PATH ]; then echo "Present"; else echo "Not found"; fi)`` and a ``$(date)`` that is
+  not a "Last updated" value.
+
+Every other byte stays as it was: the file is handled as bytes decoded with surrogateescape
+(invalid UTF-8 survives), lines keep their own endings (new lines take the file's dominant
+one), and a missing final newline stays missing. Everything generated passes the Redactor.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from markdown_it import MarkdownIt
+
+from healthcheck.model import Finding, Status
+from healthcheck.output import WriteError, write_files_atomically
+from healthcheck.redact import Redactor
+from healthcheck.render import make_environment
+from healthcheck.report import Report
+
+TEMPLATE_DIR = "docs"
+# Blocks whose content comes from one collector's section: when that section is not in the
+# report (the collector was skipped), the block keeps what it has rather than lose it.
+BLOCK_SECTIONS = {
+    "services": "supervisor",
+    "supervisorctl-status": "supervisor",
+    "provisioning": "provisioning",
+}
+_NAME = r"[a-z0-9][a-z0-9_-]*"
+_ARG = r"(?:(?!--)[^\n])*?"  # no "--": it would end the HTML comment
+_BEGIN = rf"<!-- healthcheck:begin (?P<name>{_NAME})(?: (?P<arg>{_ARG}))? -->"
+_END = rf"<!-- healthcheck:end (?P<end>{_NAME})(?: {_ARG})? -->"
+_BLOCK_MARKER = re.compile(rf"[ \t]*(?:{_BEGIN}|{_END})[ \t]*")
+_INLINE_BLOCK = re.compile(
+    rf"<!-- healthcheck:begin (?P<name>{_NAME})(?: (?P<arg>{_ARG}))? -->(?P<body>.*?)"
+    rf"<!-- healthcheck:end (?P=name)(?: {_ARG})? -->"
+)
+_CODE_SPAN = re.compile(r"(?<!`)(`+)(?!`).+?(?<!`)\1(?!`)")
+
+# The seed's placeholders. Recognised, never executed.
+_SUPERVISORCTL = re.compile(r"\$\(\s*supervisorctl\s+status\s*\)")
+_DATE = re.compile(r"\$\(\s*date(?:\s+-u)?\s*\)")
+_IF_FILE = re.compile(
+    r"\$\(\s*if\s+\[\s+-f\s+(?P<path>\"[^\"]+\"|'[^']+'|[^\s\"';\]]+)\s+\]\s*;\s*"
+    r"then\s+echo\s+(?:\"Present\"|'Present'|Present)\s*;\s*"
+    r"else\s+echo\s+(?:\"Not found\"|'Not found')\s*;\s*fi\s*\)"
+)
+_SHELL = re.compile(r"\$\(")
+
+# "Last updated:" with its markup (`**Last Updated**: `, `*Last updated: `, `Last updated:** `).
+_LAST_UPDATED = re.compile(
+    # Not \b: "_Last updated: …_" is emphasis, and "_" counts as a word character.
+    r"(?<![A-Za-z0-9])last[ -]updated(?![A-Za-z0-9])(?:[*_]{1,3})?[ \t]*:[ \t]*"
+    r"(?:[*_]{1,3}[ \t]*)?",
+    re.IGNORECASE,
+)
+_MONTHS = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
+_MONTH_RE = "|".join(f"{m[:3]}(?:{m[3:]})?" if len(m) > 3 else m for m in _MONTHS)
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_TIME = r"(?P<time>(?P<timesep>,? (?:at )?)\d{1,2}:\d{2}(?P<sec>:\d{2})?(?P<tz> ?(?:UTC|GMT|Z))?)?"
+_MONTH_FIRST = re.compile(
+    rf"(?P<month>{_MONTH_RE})(?P<dot>\.?) (?P<day>\d{{1,2}})(?P<comma>,?) (?P<year>\d{{4}}){_TIME}"
+)
+_DAY_FIRST = re.compile(
+    rf"(?P<day>\d{{1,2}}) (?P<month>{_MONTH_RE})(?P<dot>\.?)(?P<comma>,?) (?P<year>\d{{4}}){_TIME}"
+)
+_ISO = re.compile(
+    r"\d{4}-\d{2}-\d{2}(?:(?P<sep>[T ])\d{2}:\d{2}(?P<sec>:\d{2})?(?P<frac>\.\d+)?)?"
+    r"(?P<tz> ?(?:UTC|GMT)|Z|[+-]\d{2}:?\d{2})?"
+)
+_DATE_OUTPUT = re.compile(  # what `date` prints: Tue Apr 29 10:00:00 UTC 2025
+    rf"(?:{'|'.join(_DAYS)}) (?:{'|'.join(m[:3] for m in _MONTHS)}) [ \d]\d "
+    r"\d{2}:\d{2}:\d{2} (?:[A-Z]{2,5} )?\d{4}"
+)
+
+
+class DocsError(Exception):
+    """The docs file could not be read or written; it is left as it was."""
+
+
+@dataclass
+class DocsUpdate:
+    """What one refresh of the docs file did (or would do)."""
+
+    path: Path
+    found: bool = True
+    changed: bool = False
+    old_lines: tuple[int, ...] = ()  # 1-based lines of the previous file replaced or removed
+    new_lines: tuple[int, ...] = ()  # 1-based lines of the new file written (new or changed)
+    blocks: tuple[str, ...] = ()  # managed blocks regenerated, as "NAME" or "NAME ARG"
+    converted: tuple[str, ...] = ()  # placeholders turned into managed blocks
+    timestamps: tuple[int, ...] = ()  # 1-based (old) lines whose "Last updated" was refreshed
+    warnings: tuple[str, ...] = ()
+    findings: tuple[Finding, ...] = ()
+    data: bytes = field(default=b"", repr=False)  # the new content
+
+
+def missing_finding(path: Path) -> Finding:
+    return Finding(
+        collector="docs",
+        rule="missing",
+        subject=str(path),
+        severity=Status.WARN,
+        title=f"Docs file {path} not found",
+        detail="The environment document was not refreshed: there is nothing at that path.",
+        hint=(
+            "Put the environment document there, point [paths] docs at it, or run with --no-docs."
+        ),
+    )
+
+
+def inspect_docs(path: Path) -> list[Finding]:
+    """Findings about the docs file itself, known before the report is built."""
+    if not path.exists():
+        return [missing_finding(path)]
+    problem = None
+    if not path.is_file():
+        problem = "it is not a regular file"
+    elif not os.access(path, os.R_OK):
+        problem = "it cannot be read"
+    if problem is None:
+        return []
+    return [
+        Finding(
+            collector="docs",
+            rule="unreadable",
+            subject=str(path),
+            severity=Status.WARN,
+            title=f"Docs file {path} cannot be refreshed: {problem}",
+            hint=f"ls -l {path}",
+        )
+    ]
+
+
+def update_docs(
+    path: Path,
+    report: Report | Mapping[str, Any],
+    redactor: Redactor,
+    now: datetime,
+    write: bool = True,
+) -> DocsUpdate:
+    """Refresh `path` from `report` (a Report, or its JSON form) at time `now`.
+
+    A missing file is a finding in the result, not an error; DocsError when the file cannot
+    be read or written (then it is left as it was).
+    """
+    if not path.exists():
+        return DocsUpdate(path=path, found=False, findings=(missing_finding(path),))
+    # A symlinked document stays a symlink: the file it points at is the one rewritten.
+    target = path.resolve() if path.is_symlink() else path
+    try:
+        old = target.read_bytes()
+    except OSError as exc:
+        raise DocsError(f"cannot read {path}: {exc.strerror or exc}") from None
+    data = report.to_dict() if isinstance(report, Report) else dict(report)
+    update = refresh_text(old, data, redactor, now)
+    update.path = path
+    if write and update.changed:
+        try:
+            write_files_atomically([(target, update.data)])
+        except WriteError as exc:
+            raise DocsError(f"{exc}; the docs file was left as it was") from None
+    return update
+
+
+# --- the document as lines -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Line:
+    body: str  # without its line ending
+    eol: str  # "\r\n", "\n", or "" (a last line without a final newline)
+
+
+def split_lines(text: str) -> list[_Line]:
+    """Lines on "\\n" only: a stray "\\r" or form feed inside a line is content, not a break."""
+    parts = text.split("\n")
+    lines = [_Line(p[:-1], "\r\n") if p.endswith("\r") else _Line(p, "\n") for p in parts[:-1]]
+    if parts[-1]:
+        lines.append(_Line(parts[-1], ""))
+    return lines
+
+
+@dataclass
+class _Structure:
+    """What markdown-it says about the lines (0-based indices)."""
+
+    code: set[int]  # fenced and indented code
+    html: set[int]  # raw HTML blocks (where block markers live)
+    fences: list[tuple[int, int, str]]  # first line, last line, content
+
+
+def _structure(lines: list[_Line]) -> _Structure:
+    # markdown-it also breaks lines on a lone \r: hidden here so that its line maps are ours.
+    source = "\n".join(line.body.replace("\r", " ") for line in lines)
+    if source.startswith("\ufeff"):
+        source = source[1:]  # a BOM would hide a heading or fence on line 1
+    found = _Structure(code=set(), html=set(), fences=[])
+    for token in MarkdownIt("commonmark").parse(source):
+        if not token.map:
+            continue
+        span = range(token.map[0], token.map[1])
+        if token.type == "html_block":
+            found.html.update(span)
+        elif token.type in ("fence", "code_block"):
+            found.code.update(span)
+            if token.type == "fence":
+                found.fences.append((token.map[0], token.map[1] - 1, token.content))
+    return found
+
+
+def _code_spans(body: str) -> list[tuple[int, int]]:
+    return [m.span() for m in _CODE_SPAN.finditer(body)]
+
+
+def _overlaps(start: int, end: int, spans: list[tuple[int, int]]) -> bool:
+    return any(s < end and start < e for s, e in spans)
+
+
+def _indent(body: str) -> str:
+    return body[: len(body) - len(body.lstrip(" \t"))]
+
+
+# --- the refresh ------------------------------------------------------------------------------
+
+
+@dataclass
+class _Refresh:
+    lines: list[_Line]
+    context: dict[str, Any]
+    redactor: Redactor
+    env: jinja2.Environment
+    eol: str  # for lines we add: the file's dominant ending
+    # first replaced index -> (last replaced index, the new lines)
+    replacements: dict[int, tuple[int, list[_Line]]] = field(default_factory=dict)
+    bodies: dict[int, str] = field(default_factory=dict)  # lines edited within
+    blocks: list[str] = field(default_factory=list)
+    converted: list[str] = field(default_factory=list)
+    timestamps: list[int] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def warn(self, index: int, message: str) -> None:
+        self.warnings.append(f"line {index + 1}: {message}")
+
+    def known(self, name: str) -> bool:
+        try:
+            self.env.get_template(f"{TEMPLATE_DIR}/{name}.md.j2")
+        except jinja2.TemplateNotFound:
+            return False
+        return True
+
+    def render(self, name: str, arg: str | None) -> str | None:
+        """The block's new content, redacted; None when it must keep what it has."""
+        section = BLOCK_SECTIONS.get(name)
+        if section is not None and section not in self.context["r"].get("sections", {}):
+            return None
+        template = self.env.get_template(f"{TEMPLATE_DIR}/{name}.md.j2")
+        text = template.render(**self.context, arg=arg)
+        # Generated text may carry a lone surrogate that no encoder takes; make it "?".
+        text = text.encode("utf-8", "replace").decode("utf-8")
+        return self.redactor.text(text.strip("\n"))
+
+    def replace(self, first: int, last: int, bodies: list[str]) -> None:
+        """Lines first..last become `bodies`; the last keeps the old last line's ending."""
+        new = [_Line(body, self.eol) for body in bodies]
+        if new:
+            new[-1] = _Line(new[-1].body, self.lines[last].eol)
+        self.replacements[first] = (last, new)
+
+    def begin(self, name: str, arg: str | None) -> str:
+        """The begin marker; its argument comes from the document, so it is redacted too."""
+        return self.redactor.text(f"<!-- healthcheck:begin {name}{f' {arg}' if arg else ''} -->")
+
+    def block_lines(self, name: str, arg: str | None, indent: str, content: str) -> list[str]:
+        """A whole managed block: begin marker, content, end marker, all at `indent`."""
+        inner = content.split("\n") if content else []
+        return [
+            indent + self.begin(name, arg),
+            *(indent + piece if piece else "" for piece in inner),
+            f"{indent}<!-- healthcheck:end {name} -->",
+        ]
+
+
+def refresh_text(
+    old: bytes, report: Mapping[str, Any], redactor: Redactor, now: datetime
+) -> DocsUpdate:
+    """The refreshed document (DocsUpdate.data) and what changed in it; writes nothing."""
+    text = old.decode("utf-8", "surrogateescape")
+    lines = split_lines(text)
+    env = make_environment()
+    env.globals["is_file"] = lambda p: os.path.isfile(os.path.expanduser(str(p)))
+    now = now.astimezone(timezone.utc).replace(microsecond=0)
+    crlf = sum(1 for line in lines if line.eol == "\r\n")
+    lf = sum(1 for line in lines if line.eol == "\n")
+    run = _Refresh(
+        lines=lines,
+        context={
+            "r": redactor.obj(dict(report)),
+            "now": now.strftime("%Y-%m-%d %H:%M:%S UTC"),
+        },
+        redactor=redactor,
+        env=env,
+        eol="\r\n" if crlf > lf else "\n",
+    )
+    structure = _structure(lines)
+    managed = _managed_blocks(run, structure)
+    _convert_fences(run, structure, managed)
+    for index, line in enumerate(lines):
+        if not (
+            index in structure.code
+            or index in structure.html
+            or index in managed
+            or index in run.replacements
+        ):
+            _refresh_prose(run, index, line.body, now)
+    return _result(run, text)
+
+
+def _result(run: _Refresh, text: str) -> DocsUpdate:
+    new_lines: list[_Line] = []
+    index = 0
+    while index < len(run.lines):
+        if index in run.replacements:
+            last, replacement = run.replacements[index]
+            new_lines += replacement
+            index = last + 1
+            continue
+        line = run.lines[index]
+        new_lines.append(_Line(run.bodies.get(index, line.body), line.eol))
+        index += 1
+    new_text = "".join(line.body + line.eol for line in new_lines)
+    old_changed: list[int] = []
+    new_changed: list[int] = []
+    matcher = difflib.SequenceMatcher(
+        None,
+        [line.body + line.eol for line in run.lines],
+        [line.body + line.eol for line in new_lines],
+        autojunk=False,
+    )
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag != "equal":
+            old_changed += range(i1 + 1, i2 + 1)
+            new_changed += range(j1 + 1, j2 + 1)
+    return DocsUpdate(
+        path=Path(),
+        changed=new_text != text,
+        old_lines=tuple(old_changed),
+        new_lines=tuple(new_changed),
+        blocks=tuple(run.blocks),
+        converted=tuple(run.converted),
+        timestamps=tuple(run.timestamps),
+        warnings=tuple(run.warnings),
+        data=new_text.encode("utf-8", "surrogateescape"),
+    )
+
+
+def _managed_blocks(run: _Refresh, structure: _Structure) -> set[int]:
+    """Regenerate the blocks between marker lines; return every line they span."""
+    markers = [
+        (index, match)
+        for index in sorted(structure.html)
+        if (match := _BLOCK_MARKER.fullmatch(run.lines[index].body)) is not None
+    ]
+    spanned: set[int] = set()
+    position = 0
+    while position < len(markers):
+        index, match = markers[position]
+        name = match.group("name")
+        position += 1
+        if name is None:
+            run.warn(index, f"end marker of managed block {match.group('end')!r} without a begin")
+            continue
+        nxt = markers[position] if position < len(markers) else None
+        if nxt is None or nxt[1].group("end") != name:
+            run.warn(index, f"managed block {name!r} has no end marker; left as it was")
+            continue
+        position += 1
+        end = nxt[0]
+        spanned.update(range(index, end + 1))
+        if not run.known(name):
+            run.warn(index, f"unknown managed block {name!r}; its content was left as it was")
+            continue
+        arg = match.group("arg")
+        content = run.render(name, arg)
+        if content is None:
+            continue
+        run.blocks.append(f"{name} {arg}" if arg else name)
+        indent = _indent(run.lines[index].body)
+        bodies = run.block_lines(name, arg, indent, content)[1:-1]
+        if end > index + 1:
+            run.replace(index + 1, end - 1, bodies)
+        elif bodies:
+            # Nothing between the markers yet: the content goes in after the begin line.
+            begin = run.lines[index]
+            run.replacements[index] = (index, [begin] + [_Line(b, run.eol) for b in bodies])
+    return spanned
+
+
+def _convert_fences(run: _Refresh, structure: _Structure, managed: set[int]) -> None:
+    """A fenced block holding only `$(supervisorctl status)` becomes a managed block."""
+    for first, last, content in structure.fences:
+        if first in managed or not _SUPERVISORCTL.fullmatch(content.strip()):
+            continue
+        opening = run.lines[first].body
+        indent = _indent(opening)
+        if not opening[len(indent) :].startswith(("`", "~")):
+            run.warn(first, "$(supervisorctl status) in a quoted block is left as it was")
+            continue
+        _convert_supervisorctl(run, first, last, indent)
+
+
+def _convert_supervisorctl(run: _Refresh, first: int, last: int, indent: str) -> None:
+    content = run.render("supervisorctl-status", None)
+    if content is None:
+        return  # supervisor not collected this time: the placeholder waits for a run that does
+    run.replace(first, last, run.block_lines("supervisorctl-status", None, indent, content))
+    run.blocks.append("supervisorctl-status")
+    run.converted.append("$(supervisorctl status)")
+
+
+def _refresh_prose(run: _Refresh, index: int, body: str, now: datetime) -> None:
+    """Inline blocks, "Last updated" and placeholders on one line of prose."""
+    protected = _code_spans(body)
+    edits: list[tuple[int, int, str]] = []
+    for match in _INLINE_BLOCK.finditer(body):
+        if _overlaps(*match.span(), protected):
+            continue
+        protected.append(match.span())
+        name, arg = match.group("name"), match.group("arg")
+        if not run.known(name):
+            run.warn(index, f"unknown managed block {name!r}; its content was left as it was")
+            continue
+        content = run.render(name, arg)
+        if content is None:
+            continue
+        if "\n" in content:
+            run.warn(
+                index,
+                f"managed block {name!r} is several lines: give its markers lines of their own",
+            )
+            continue
+        run.blocks.append(f"{name} {arg}" if arg else name)
+        edits.append((match.start("body"), match.end("body"), content))
+
+    stamp = _LAST_UPDATED.search(body)
+    if stamp is not None and not _overlaps(*stamp.span(), protected):
+        value = _restyle(body, stamp.end(), now)
+        if value is None:
+            run.warn(index, "'Last updated' is followed by no date this tool knows; left as it was")
+        else:
+            end, new = value
+            edits.append((stamp.end(), end, run.redactor.text(new)))
+            protected.append((stamp.end(), end))
+            run.timestamps.append(index + 1)
+
+    if body.strip() and _SUPERVISORCTL.fullmatch(body.strip()):
+        _convert_supervisorctl(run, index, index, _indent(body))
+        return
+    for pattern, name in ((_IF_FILE, "provisioning-check"), (_DATE, "date")):
+        for match in pattern.finditer(body):
+            if _overlaps(*match.span(), protected):
+                continue
+            arg = match.groupdict().get("path")
+            if arg is not None:
+                arg = arg.strip("\"'")
+                why = (
+                    "its path needs a shell"
+                    if "$" in arg or "`" in arg
+                    else "its path cannot sit in an HTML comment"
+                    if "--" in arg
+                    else None
+                )
+                if why is not None:
+                    run.warn(index, f"{match.group(0)} is left as it was: {why}")
+                    protected.append(match.span())
+                    continue
+            content = run.render(name, arg)
+            if content is None:
+                continue
+            marked = f"{run.begin(name, arg)}{content}<!-- healthcheck:end {name} -->"
+            edits.append((*match.span(), marked))
+            protected.append(match.span())
+            run.blocks.append(f"{name} {arg}" if arg else name)
+            run.converted.append(match.group(0))
+    for match in _SHELL.finditer(body):
+        if not _overlaps(match.start(), match.end(), protected):
+            run.warn(index, "a shell substitution $(...) is left as it was (never executed)")
+            break
+    if edits:
+        new = body
+        for start, end, replacement in sorted(edits, reverse=True):
+            new = new[:start] + replacement + new[end:]
+        if new != body:
+            run.bodies[index] = new
+
+
+# --- "Last updated" values -------------------------------------------------------------------
+
+
+def _restyle(body: str, start: int, now: datetime) -> tuple[int, str] | None:
+    """(end of the value, `now` written in its style), or None for a value not understood."""
+    if (match := _DATE.match(body, start)) is not None:
+        return match.end(), now.strftime("%Y-%m-%d %H:%M:%S UTC")
+    if (match := _DATE_OUTPUT.match(body, start)) is not None:
+        day = _DAYS[now.weekday()]
+        month = _MONTHS[now.month - 1][:3]
+        return match.end(), f"{day} {month} {now.day:2d} {now:%H:%M:%S} UTC {now.year}"
+    if (match := _ISO.match(body, start)) is not None:
+        return match.end(), _iso(match, now)
+    for pattern in (_MONTH_FIRST, _DAY_FIRST):
+        if (match := pattern.match(body, start)) is not None:
+            return match.end(), _named_month(match, now, month_first=pattern is _MONTH_FIRST)
+    return None
+
+
+def _iso(match: re.Match[str], now: datetime) -> str:
+    out = now.strftime("%Y-%m-%d")
+    if match.group("sep"):
+        out += match.group("sep") + now.strftime("%H:%M")
+        if match.group("sec"):
+            out += now.strftime(":%S")
+        if match.group("frac"):
+            out += "." + "0" * (len(match.group("frac")) - 1)
+    tz = match.group("tz")
+    if tz is None:
+        # A time without a zone would read as local time: say it is UTC.
+        return out + ("Z" if match.group("sep") == "T" else " UTC" if match.group("sep") else "")
+    if tz[-1].isdigit():
+        return out + ("+00:00" if ":" in tz else "+0000")
+    return out + tz
+
+
+def _named_month(match: re.Match[str], now: datetime, month_first: bool) -> str:
+    written = match.group("month")
+    name = _MONTHS[now.month - 1]
+    # "May" could be either style: the full name is the likelier one in prose.
+    abbreviated = match.group("dot") or (len(written) == 3 and written != "May")
+    month = (name[:3] if abbreviated else name) + match.group("dot")
+    padded = len(match.group("day")) == 2 and match.group("day").startswith("0")
+    day = f"{now.day:02d}" if padded else str(now.day)
+    comma = match.group("comma")
+    out = f"{month} {day}{comma} {now.year}" if month_first else f"{day} {month}{comma} {now.year}"
+    if match.group("time"):
+        out += match.group("timesep") + now.strftime("%H:%M")
+        if match.group("sec"):
+            out += now.strftime(":%S")
+        out += match.group("tz") or " UTC"
+    return out

@@ -1,0 +1,345 @@
+"""The workspace's git history: each run (and each improvement-log change) is one commit.
+
+A commit here records our own files and nothing else. It is built with plumbing on a
+temporary index (read-tree of HEAD, our files added, write-tree, commit-tree, then a
+compare-and-swap update-ref of HEAD), so whatever the operator has staged or modified in the
+same repository stays exactly as it was, staged or not, and no hook or signing prompt of
+theirs can stall a cron run. Afterwards the real index learns our files' new versions, so
+`git status` does not show them as changed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import git
+
+from healthcheck.lock import LOCK_NAME
+from healthcheck.model import Finding, Status
+from healthcheck.proc import run_command
+from healthcheck.redact import Redactor
+
+log = logging.getLogger(__name__)
+
+COLLECTOR = "history"  # the `collector` of the findings this module makes
+_ZERO = "0" * 40
+# An operation of the operator's own that is half done: committing on top of it would mix
+# our commit into their merge, rebase or bisect.
+_IN_PROGRESS = (
+    ("MERGE_HEAD", "a merge"),
+    ("rebase-merge", "a rebase"),
+    ("rebase-apply", "a rebase or git am"),
+    ("CHERRY_PICK_HEAD", "a cherry-pick"),
+    ("REVERT_HEAD", "a revert"),
+    ("BISECT_LOG", "a bisect"),
+)
+# Variables that would point our git commands at another repository or index.
+_GIT_LOCATION_VARS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR")
+
+
+class HistoryError(Exception):
+    """The workspace history cannot be used (not creatable, bare, git missing)."""
+
+
+@dataclass
+class CommitOutcome:
+    """What `History.commit` did."""
+
+    sha: str | None = None  # the new commit; None when nothing was committed
+    parent: str | None = None  # HEAD before the commit (None on an unborn branch)
+    unchanged: bool = False  # our files were already recorded as they are
+    left_out: list[Path] = field(default_factory=list)  # outside the work tree, or absent
+
+    @property
+    def short(self) -> str:
+        return self.sha[:7] if self.sha else ""
+
+
+class History:
+    """One workspace repository, opened (or created) for our commits."""
+
+    def __init__(self, repo: git.Repo, redactor: Redactor) -> None:
+        self.repo = repo
+        self.redactor = redactor
+        self.worktree = Path(str(repo.working_tree_dir)).resolve()
+        self.git_dir = Path(repo.git_dir)
+        self._env = {
+            "GIT_DIR": str(self.git_dir),
+            "GIT_WORK_TREE": str(self.worktree),
+            "GIT_INDEX_FILE": str(self.git_dir / "index"),
+        }
+
+    @classmethod
+    def open(cls, workspace: Path, redactor: Redactor, create: bool = True) -> History:
+        """The repository at `workspace` (its top, not a parent's); created when missing.
+
+        A workspace inside someone else's work tree gets a repository of its own rather than
+        commits in theirs.
+        """
+        try:
+            repo = git.Repo(workspace)
+        except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+            if not create:
+                raise HistoryError(f"{workspace} is not a git repository") from None
+            try:
+                repo = git.Repo.init(workspace)
+            except (git.GitCommandError, OSError) as exc:
+                raise HistoryError(
+                    f"cannot create a git repository in {workspace}: {exc}"
+                ) from None
+            log.info("created a git repository in %s", workspace)
+        except git.GitCommandNotFound:
+            raise HistoryError("git is not installed") from None
+        if repo.bare or repo.working_tree_dir is None:
+            raise HistoryError(f"{workspace} is a bare git repository")
+        history = cls(repo, redactor)
+        if create:
+            history._prepare()
+        return history
+
+    # -- state -----------------------------------------------------------------------------
+
+    def blocked(self) -> str | None:
+        """Why committing now would get in the operator's way, or None."""
+        for name, what in _IN_PROGRESS:
+            if (self.git_dir / name).exists():
+                return f"the repository in {self.worktree} is in the middle of {what}"
+        try:
+            detached = self.repo.head.is_detached
+        except (TypeError, ValueError):  # pragma: no cover - a corrupt HEAD
+            detached = True
+        if detached:
+            return f"HEAD in {self.worktree} is detached (not on a branch)"
+        return None
+
+    def head(self) -> str | None:
+        """The commit HEAD points at; None on an unborn branch."""
+        try:
+            return str(self._git("rev-parse", "--verify", "-q", "HEAD^{commit}"))
+        except git.GitCommandError:
+            return None
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def commit(
+        self, paths: Sequence[Path], message: str, replace: str | None = None
+    ) -> CommitOutcome:
+        """Commit the current contents of `paths` (files in the work tree) and nothing else.
+
+        `replace`: a commit of ours that is HEAD; the new commit takes its place (same
+        parent), which is how an unpushed run commit gets its push-failure finding.
+        No change means no commit. The message passes through the redactor.
+        """
+        try:
+            return self._commit(paths, message, replace)
+        except git.GitCommandError as exc:
+            raise HistoryError(
+                f"git {exc.command[1] if len(exc.command) > 1 else ''} failed: {_last_line(exc)}"
+            ) from None
+
+    def _commit(self, paths: Sequence[Path], message: str, replace: str | None) -> CommitOutcome:
+        outcome = CommitOutcome()
+        rels = []
+        for path in paths:
+            rel = self.relative(path)
+            if rel is None or not path.is_file():
+                outcome.left_out.append(path)
+            elif rel not in rels:
+                rels.append(rel)
+        expected = replace if replace is not None else self.head()
+        parent = self._parent_of(replace) if replace is not None else expected
+        outcome.parent = parent
+        if not rels:
+            outcome.unchanged = True
+            return outcome
+        with tempfile.TemporaryDirectory(prefix="healthcheck-index-") as tmp:
+            env = {"GIT_INDEX_FILE": os.path.join(tmp, "index")}
+            if parent:
+                self._git("read-tree", parent, env=env)
+            self._git("update-index", "--add", "--", *rels, env=env)
+            tree = str(self._git("write-tree", env=env))
+        if parent and tree == str(self._git("rev-parse", f"{parent}^{{tree}}")):
+            outcome.unchanged = True
+            return outcome
+        self._ensure_identity()
+        with tempfile.NamedTemporaryFile("w", encoding="utf-8", suffix=".msg") as msg:
+            msg.write(self.redactor.text(message).rstrip("\n") + "\n")
+            msg.flush()
+            args = ["commit-tree", tree, "--no-gpg-sign", "-F", msg.name]
+            if parent:
+                args[2:2] = ["-p", parent]
+            sha = str(self._git(*args))
+        subject = self.redactor.text(message).splitlines()[0]
+        try:
+            self._git("update-ref", "-m", subject, "HEAD", sha, expected or _ZERO)
+        except git.GitCommandError as exc:
+            # Someone committed between our read of HEAD and now: theirs stands, ours is
+            # dropped (the files are still written; the next run records them).
+            raise HistoryError(f"HEAD moved while committing: {_last_line(exc)}") from None
+        self._sync_index(rels)
+        outcome.sha = sha
+        return outcome
+
+    def push(self, remote: str, timeout: float) -> str | None:
+        """Push the current branch to `remote` (a name or URL); the error, or None."""
+        env = {k: v for k, v in os.environ.items() if k not in _GIT_LOCATION_VARS}
+        env.update(self._env)
+        # Never wait for a password nobody will type (cron has no terminal).
+        env["GIT_TERMINAL_PROMPT"] = "0"
+        env.setdefault("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")
+        result = run_command(
+            ["git", "-C", str(self.worktree), "push", "--quiet", remote, "HEAD"], timeout, env
+        )
+        if result.ok:
+            return None
+        if result.error:
+            return result.error
+        lines = [line.strip() for line in result.stderr.splitlines() if line.strip()]
+        return " / ".join(lines[-3:]) or f"git push exited with status {result.returncode}"
+
+    def relative(self, path: Path) -> str | None:
+        """`path` relative to the work tree (POSIX form), or None when outside it."""
+        try:
+            rel = path.resolve().relative_to(self.worktree)
+        except ValueError:
+            return None
+        if not rel.parts or rel.parts[0] == ".git":
+            return None
+        return rel.as_posix()
+
+    def show(self, rev: str, rel: str) -> str:
+        """The text of `rel` as recorded in commit `rev`."""
+        return str(self._git("show", f"{rev}:{rel}", strip_newline_in_stdout=False))
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _git(self, *args: str, env: dict[str, str] | None = None, **kwargs: Any) -> Any:
+        return self.repo.git.execute(["git", *args], env={**self._env, **(env or {})}, **kwargs)
+
+    def _parent_of(self, sha: str) -> str | None:
+        try:
+            return str(self._git("rev-parse", "--verify", "-q", f"{sha}^"))
+        except git.GitCommandError:
+            return None
+
+    def _prepare(self) -> None:
+        """Keep our lock file out of `git status` (a local exclude, not a tracked file)."""
+        exclude = Path(self.repo.common_dir) / "info" / "exclude"
+        line = f"/{LOCK_NAME}"
+        try:
+            existing = exclude.read_text(encoding="utf-8") if exclude.exists() else ""
+            if line not in existing.splitlines():
+                exclude.parent.mkdir(parents=True, exist_ok=True)
+                sep = "" if not existing or existing.endswith("\n") else "\n"
+                with exclude.open("a", encoding="utf-8") as handle:
+                    handle.write(f"{sep}{line}\n")
+        except OSError as exc:  # cosmetic: the lock file then shows as untracked
+            log.info("cannot update %s: %s", exclude, exc)
+
+    def _ensure_identity(self) -> None:
+        """A repository-local identity, only where no user.name or user.email is configured."""
+        fallback = {"user.name": "healthcheck", "user.email": f"healthcheck@{socket.gethostname()}"}
+        for key, value in fallback.items():
+            try:
+                self._git("config", "--get", key)
+            except git.GitCommandError:
+                self._git("config", "--local", key, value)
+
+    def _sync_index(self, rels: list[str]) -> None:
+        """The real index gets our files' committed versions; nothing else in it changes.
+
+        Retried briefly: an operator's git command may hold index.lock for a moment.
+        """
+        for attempt in range(10):
+            try:
+                self._git("update-index", "--add", "--", *rels)
+                return
+            except git.GitCommandError as exc:
+                if attempt == 9:
+                    log.warning(
+                        "the git index could not be updated (%s); `git reset -q -- %s` in %s "
+                        "makes `git status` agree with the commit",
+                        _last_line(exc),
+                        " ".join(rels),
+                        self.worktree,
+                    )
+                    return
+                time.sleep(0.1)
+
+
+def _last_line(exc: git.GitCommandError) -> str:
+    lines = [line for line in str(exc.stderr or exc).splitlines() if line.strip()]
+    return lines[-1].strip().removeprefix("stderr: ").strip("'") if lines else str(exc)
+
+
+# -- run commits ---------------------------------------------------------------------------
+
+
+def run_message(report_data: dict[str, Any]) -> str:
+    """`healthcheck: HOST CRIT (2 crit, 1 warn)`, then one line per finding.
+
+    `report_data` is the report's dict (`Report.to_dict()`); the caller redacts the result.
+    """
+    counts = report_data["counts"]
+    tally = f"{counts['crit']} crit, {counts['warn']} warn"
+    if counts.get("unknown"):
+        tally += f", {counts['unknown']} unknown"
+    lines = [
+        f"healthcheck: {report_data['host']} {report_data['status'].upper()} ({tally})",
+        "",
+        f"Run at {report_data['generated_at']}, {len(report_data['sections'])} collectors.",
+    ]
+    findings = report_data["findings"]
+    if findings:
+        lines.append("")
+        lines += [
+            f"- {f['severity'].upper()} {f['id']}: {' '.join(f['title'].split())}" for f in findings
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def push_failed(remote: str, error: str) -> Finding:
+    return Finding(
+        collector=COLLECTOR,
+        rule="push-failed",
+        subject=remote,
+        severity=Status.WARN,
+        title=f"The workspace history could not be pushed to {remote}",
+        detail=error,
+        hint=(
+            "The commits are kept locally and the next run pushes them; check the remote "
+            "with `git -C WORKSPACE push` by hand."
+        ),
+    )
+
+
+def commit_skipped(reason: str) -> Finding:
+    return Finding(
+        collector=COLLECTOR,
+        rule="commit-skipped",
+        subject="",
+        severity=Status.WARN,
+        title="This run was not recorded in the workspace history",
+        detail=f"{reason}; committing now could mix with the operator's own work.",
+        hint="Finish or abort it (git merge --abort, git rebase --continue, git switch BRANCH).",
+    )
+
+
+def history_failed(reason: str) -> Finding:
+    return Finding(
+        collector=COLLECTOR,
+        rule="unavailable",
+        subject="",
+        severity=Status.WARN,
+        title="The workspace history cannot be recorded",
+        detail=reason,
+        hint="Set [git] commit = false to run without history, or fix the repository.",
+    )

@@ -41,3 +41,40 @@ def box(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Box]:
         yield b
     finally:
         listener.close()
+
+
+@pytest.fixture(scope="session")
+def cron_account() -> Iterator[str]:
+    """A throwaway system user whose crontab the tests may change with the real `crontab`.
+
+    Never root's: a test box's own crontab must survive the suite. Needs root (`crontab -u`,
+    useradd) and Debian's cron package; skipped otherwise.
+    """
+    import os
+    import shutil
+    import subprocess
+
+    if os.geteuid() != 0 or not (shutil.which("crontab") and shutil.which("useradd")):
+        pytest.skip("needs root, useradd and crontab (apt-get install cron)")
+    name = f"hc-cron-{os.getpid()}"
+    subprocess.run(
+        ["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield name
+    finally:
+        # The crontab first: once the user is gone, `crontab -u` no longer knows them.
+        subprocess.run(["crontab", "-u", name, "-r"], capture_output=True, check=False)
+        subprocess.run(["userdel", name], capture_output=True, check=False)
+
+
+@pytest.fixture
+def cron_user(cron_account: str) -> Iterator[str]:
+    """`cron_account` with an empty crontab, emptied again afterwards."""
+    import subprocess
+
+    subprocess.run(["crontab", "-u", cron_account, "-r"], capture_output=True, check=False)
+    yield cron_account
+    subprocess.run(["crontab", "-u", cron_account, "-r"], capture_output=True, check=False)

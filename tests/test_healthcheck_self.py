@@ -1,0 +1,176 @@
+"""The `healthcheck` collector: previous run from real JSON files, the real crontab, and cron."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from healthcheck.cli import cli
+from healthcheck.collectors.healthcheck_self import (
+    HealthcheckCollector,
+    assess,
+    cron_state,
+    previous_run,
+)
+from healthcheck.config import load_config
+
+from support import Box
+
+NOW = datetime(2025, 1, 6, 12, 0, tzinfo=timezone.utc)
+OURS = "0 */6 * * * /x/healthcheck run -q >> /logs/healthcheck.log 2>&1 # healthcheck-managed"
+RUNNING = {"name": "cron", "pid": 4242}  # a daemon, as cron_daemon() reports one
+
+
+def write_report(path: Path, age: timedelta, status: str = "warn") -> Path:
+    """A JSON report as `healthcheck run` writes it, `age` before NOW."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stamp = (NOW - age).strftime("%Y-%m-%dT%H:%M:%SZ")
+    path.write_text(
+        json.dumps({"schema": "healthcheck/report/v1", "generated_at": stamp, "status": status})
+    )
+    return path
+
+
+def set_crontab(user: str, text: str) -> None:
+    subprocess.run(["crontab", "-u", user, "-"], input=text, text=True, check=True)
+
+
+def rules(findings: list[Any]) -> list[str]:
+    return [f.rule for f in findings]
+
+
+def test_first_run_ever_is_no_problem(tmp_path: Path) -> None:
+    previous = previous_run(tmp_path / "system_status.json", NOW)
+    assert previous == {
+        "path": str(tmp_path / "system_status.json"),
+        "found": False,
+        "generated_at": None,
+        "status": None,
+        "error": None,
+        "age_s": None,
+    }
+    cron = {"user": "root", "crontab": True, "entry": {"enabled": True}, "interval_h": 6.0}
+    assert assess(previous, {**cron, "error": None, "daemon": RUNNING}) == []
+
+
+def test_stale_after_twice_the_installed_schedule(tmp_path: Path, cron_user: str) -> None:
+    report = tmp_path / "system_status.json"
+    set_crontab(cron_user, "# mine\n" + OURS.replace("*/6", "*/1") + "\n")
+    cron = {**cron_state(cron_user), "daemon": RUNNING}  # as if cron ran (it is tested apart)
+    assert cron["entry"]["schedule"] == "0 */1 * * *"
+    assert cron["interval_h"] == 1.0
+    write_report(report, timedelta(hours=1, minutes=59))
+    assert assess(previous_run(report, NOW), cron) == []
+    write_report(report, timedelta(hours=2, minutes=1), status="crit")
+    previous = previous_run(report, NOW)
+    assert (previous["status"], previous["age_s"]) == ("crit", 7260)
+    [stale] = assess(previous, cron)
+    assert (stale.id, stale.severity.value) == ("healthcheck.stale", "warn")
+    assert stale.title == "The last scheduled report is overdue"
+    assert stale.detail == (
+        "cron runs and the entry is installed (0 */1 * * *), yet the last report is 2.0 h old "
+        "(2025-01-06T09:59:00Z), more than twice the schedule's interval (1 h): "
+        "the scheduled run fails."
+    )
+
+
+def test_default_schedule_is_stale_after_12_hours(tmp_path: Path, cron_user: str) -> None:
+    report = tmp_path / "system_status.json"
+    set_crontab(cron_user, OURS + "\n")
+    cron = {**cron_state(cron_user), "daemon": RUNNING}
+    assert cron["interval_h"] == 6.0
+    write_report(report, timedelta(hours=11))
+    assert assess(previous_run(report, NOW), cron) == []
+    write_report(report, timedelta(hours=13))
+    assert rules(assess(previous_run(report, NOW), cron)) == ["stale"]
+
+
+def test_missing_or_commented_entry_explains_the_old_report(tmp_path: Path, cron_user: str) -> None:
+    report = write_report(tmp_path / "system_status.json", timedelta(days=3))
+    set_crontab(cron_user, "30 2 * * * /bin/true\n")
+    cron = {**cron_state(cron_user), "daemon": RUNNING}
+    assert (cron["entry"], cron["interval_h"]) == (None, 6.0)
+    [missing] = assess(previous_run(report, NOW), cron)
+    assert (missing.id, missing.severity.value) == ("healthcheck.not-scheduled", "warn")
+    assert missing.title == "healthcheck is not scheduled: its cron entry is missing"
+    assert missing.detail == (
+        f"The crontab of {cron_user} has no active healthcheck entry, so reports are only "
+        "written when someone runs `healthcheck run`. The last report is 3.0 days old "
+        "(2025-01-03T12:00:00Z)."
+    )
+    assert missing.hint == "healthcheck cron install"
+    set_crontab(cron_user, "# " + OURS + "\n")
+    [commented] = assess(previous_run(report, NOW), {**cron_state(cron_user), "daemon": RUNNING})
+    assert commented.title == "healthcheck is not scheduled: its cron entry is commented out"
+
+
+def test_no_cron_daemon_is_its_own_finding(tmp_path: Path, cron_user: str) -> None:
+    report = write_report(tmp_path / "system_status.json", timedelta(hours=20))
+    set_crontab(cron_user, OURS + "\n")
+    cron = {**cron_state(cron_user), "daemon": None}
+    [finding] = assess(previous_run(report, NOW), cron)
+    assert (finding.id, finding.severity.value) == ("healthcheck.cron-not-running", "warn")
+    assert finding.detail == (
+        "Nothing fires crontab entries: containers have no init to start cron. "
+        "The last report is 20.0 h old (2025-01-05T16:00:00Z)."
+    )
+    assert "command=cron -f" in finding.hint
+
+
+def test_an_unreadable_previous_report_is_unknown(tmp_path: Path) -> None:
+    report = tmp_path / "system_status.json"
+    report.write_text('{"generated_at": "yesterday"')
+    previous = previous_run(report, NOW)
+    assert previous["found"] is True
+    cron = {"user": "root", "crontab": True, "entry": {"enabled": True}, "interval_h": 6.0}
+    [finding] = assess(previous, {**cron, "error": None, "daemon": RUNNING})
+    assert (finding.id, finding.severity.value) == ("healthcheck.previous-unreadable", "unknown")
+    assert finding.detail.startswith(f"{report}: not a healthcheck JSON report (JSONDecodeError")
+
+
+def test_without_the_crontab_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    cron = cron_state("root")
+    assert cron["crontab"] is False
+    previous = previous_run(tmp_path / "none.json", NOW)
+    assert [(f.rule, f.title) for f in assess(previous, cron)] == [
+        ("not-scheduled", "healthcheck is not scheduled: cron is not installed")
+    ]
+
+
+def test_second_run_reads_the_first_ones_json(box: Box) -> None:
+    args = ["run", "--config", str(box.config), "--only", "healthcheck", "--json"]
+    first = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert first.exit_code == 0
+    section = json.loads(first.stdout)["sections"]["healthcheck"]
+    assert section["data"]["previous"]["found"] is False
+    assert section["volatile"]["previous_generated_at"] is None
+    second = CliRunner().invoke(cli, args, catch_exceptions=False)
+    report = json.loads(second.stdout)
+    section = report["sections"]["healthcheck"]
+    assert section["data"]["previous"] == {
+        "path": str(box.workspace / "system_status.json"),
+        "found": True,
+        "status": json.loads(first.stdout)["status"],
+        "error": None,
+    }
+    assert section["volatile"]["previous_generated_at"] == json.loads(first.stdout)["generated_at"]
+    text = (box.workspace / "system_status.md").read_text()
+    assert f"- Previous run: {section['volatile']['previous_generated_at']}, status " in text
+
+
+def test_collect_is_cheap(box: Box) -> None:
+    import time
+
+    config = load_config(box.config)
+    began = time.perf_counter()
+    section = HealthcheckCollector().collect(config)
+    elapsed = time.perf_counter() - began
+    assert section.name == "healthcheck"
+    assert elapsed < 1.0  # one `crontab -l` and a look at the process table

@@ -138,7 +138,7 @@ def run(
 ) -> None:
     """Collect, derive findings, and write the Markdown and JSON reports."""
     from healthcheck.collectors import BUILTIN_COLLECTORS
-    from healthcheck.pipeline import RunFailed, run_healthcheck
+    from healthcheck.pipeline import RunFailed, RunSkipped, run_healthcheck
     from healthcheck.plugins import SelectionError, load_collectors, select
 
     config = app.config
@@ -159,9 +159,15 @@ def run(
             [c.collector for c in selected],
             app.console.redactor,
             output=Path(output).expanduser() if output else None,
+            commit=not no_commit,
+            docs=not no_docs,
         )
     except RunFailed as exc:
         app.fail(f"run failed: {exc}", EXIT_FAILED)
+    except RunSkipped as exc:
+        # Not a failure: the other run is doing this one's job (cron overlapping a manual run).
+        app.console.error(f"skipped this run: {exc}")
+        sys.exit(EXIT_OK)
 
     report = result.report
     if print_json:
@@ -172,6 +178,10 @@ def run(
         f"{counts['unknown']} unknown. Report: {result.markdown_path} "
         f"(JSON: {result.json_path.name})"
     )
+    if result.commit is not None and result.commit.sha:
+        app.console.info(f"Committed {result.commit.short} in {config.paths.workspace}.")
+    for warning in result.warnings:
+        app.console.error(f"warning: {warning}")
     if fail_on and report.at_least(Status(fail_on)):
         sys.exit(EXIT_FINDINGS)
 
@@ -193,6 +203,408 @@ def list_collectors(app: App) -> None:
     for *cells, description in rows:
         padded = [cell.ljust(width) for cell, width in zip(cells, widths, strict=True)]
         app.console.out("  ".join([*padded, description]))
+
+
+@cli.group("cron")
+def cron_group() -> None:
+    """Manage the cron entry that runs `healthcheck run` on schedule."""
+
+
+def _cron_call(app: App, action: Callable[[], Any]) -> Any:
+    from healthcheck.schedule import CronError
+
+    try:
+        return action()
+    except CronError as exc:
+        app.fail(str(exc), exc.code)
+
+
+@cron_group.command("install")
+@common_options
+@click.option(
+    "--schedule",
+    default="0 */6 * * *",
+    show_default=True,
+    metavar="CRON",
+    help="When to run, as five cron fields (or @hourly, @daily...).",
+)
+@click.option("--user", metavar="USER", help="Whose crontab (default: the current user's).")
+def cron_install(app: App, schedule: str, user: str | None) -> None:
+    """Install (or update) the entry; installing twice leaves one."""
+    from healthcheck import schedule as sched
+
+    change = _cron_call(app, lambda: sched.install(app.config, schedule, user))
+    for note in change.notes:
+        app.console.info(f"Note: {note}.")
+    verb = {"installed": "Installed", "updated": "Updated", "unchanged": "Already installed"}
+    app.console.info(f"{verb[change.action]} in the crontab of {change.user}:")
+    app.console.out(change.line)
+    if sched.cron_daemon() is None:
+        app.console.info(
+            "Warning: no cron daemon is running, so the entry will not fire; "
+            "`healthcheck cron status` shows how to run cron under supervisord."
+        )
+
+
+@cron_group.command("remove")
+@common_options
+@click.option("--user", metavar="USER", help="Whose crontab (default: the current user's).")
+def cron_remove(app: App, user: str | None) -> None:
+    """Remove our entry; the rest of the crontab stays as it was."""
+    from healthcheck import schedule as sched
+
+    change = _cron_call(app, lambda: sched.remove(user))
+    if change.action == "absent":
+        app.console.info(f"No healthcheck entry in the crontab of {change.user}: nothing to do.")
+    else:
+        app.console.info(f"Removed from the crontab of {change.user}: {change.line}")
+
+
+@cron_group.command("status")
+@common_options
+@click.option("--user", metavar="USER", help="Whose crontab (default: the current user's).")
+def cron_status(app: App, user: str | None) -> None:
+    """Show the entry, its next run, and whether a cron daemon runs."""
+    from healthcheck import schedule as sched
+
+    for line in _cron_call(app, lambda: sched.status_lines(user)):
+        app.console.out(line)
+
+
+@cli.command()
+@common_options
+@click.option(
+    "--budget",
+    type=click.IntRange(min=1),
+    default=6000,
+    show_default=True,
+    metavar="N",
+    help="About how many tokens the context may take (estimated as characters / 4).",
+)
+@click.option("--last", is_flag=True, help="Use the last JSON report instead of a fresh run.")
+@click.option("--only", metavar="NAMES", help="Run only these collectors (comma-separated).")
+@click.option("--skip", metavar="NAMES", help="Do not run these collectors (comma-separated).")
+def context(app: App, budget: int, last: bool, only: str | None, skip: str | None) -> None:
+    """Print a paste-ready context for an AI assistant (nothing is written)."""
+    import json
+
+    from healthcheck.context import build_context, open_improvements
+    from healthcheck.pipeline import RunFailed, report_paths
+
+    config = app.config
+    redactor = app.console.redactor
+    try:
+        markdown_path, json_path = report_paths(config)
+    except RunFailed as exc:
+        app.fail(str(exc), EXIT_USAGE)
+    if last:
+        if only or skip:
+            app.fail("--only and --skip select collectors to run; --last runs none", EXIT_USAGE)
+        try:
+            data = json.loads(json_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            app.fail(
+                f"--last: no report at {json_path} (run `healthcheck run` first, "
+                "or leave out --last for a fresh run)",
+                EXIT_FAILED,
+            )
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            app.fail(f"--last: cannot read {json_path}: {exc}", EXIT_FAILED)
+        if not isinstance(data, dict) or not isinstance(data.get("sections"), dict):
+            app.fail(f"--last: {json_path} is not a healthcheck JSON report", EXIT_FAILED)
+        source = f"the last report ({json_path})"
+    else:
+        from healthcheck.collectors import BUILTIN_COLLECTORS
+        from healthcheck.diagnosis import diagnose
+        from healthcheck.plugins import SelectionError, load_collectors, select
+        from healthcheck.report import Report
+        from healthcheck.runner import run_collectors
+
+        try:
+            selected = select(
+                load_collectors(BUILTIN_COLLECTORS),
+                _names(only),
+                _names(skip),
+                config.collectors.disable,
+            )
+        except SelectionError as exc:
+            app.fail(str(exc), EXIT_USAGE)
+        sections = diagnose(run_collectors([c.collector for c in selected], config))
+        data = Report.build(sections).to_dict()
+        source = "a fresh run"
+    improvement_log = config.improvement_log_path
+    text = build_context(
+        redactor.obj(data),
+        budget=budget,
+        source=source,
+        improvements=open_improvements(improvement_log),
+        improvement_log=str(improvement_log),
+        report_path=str(markdown_path),
+    )
+    app.console.out(text)
+
+
+@cli.group("docs")
+def docs_group() -> None:
+    """The environment document: refresh its timestamps and managed blocks."""
+
+
+@docs_group.command("update")
+@common_options
+@click.argument(
+    "path", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option("--last", is_flag=True, help="Use the last JSON report instead of a fresh run.")
+@click.option("--only", metavar="NAMES", help="Run only these collectors (comma-separated).")
+@click.option("--skip", metavar="NAMES", help="Do not run these collectors (comma-separated).")
+def docs_update(
+    app: App, path: Path | None, last: bool, only: str | None, skip: str | None
+) -> None:
+    """Refresh the docs file (default: [paths] docs) and nothing else.
+
+    Its blocks are filled from a fresh run of the collectors (nothing else is written), or
+    with --last from the last JSON report.
+    """
+    import contextlib
+    import json
+    from datetime import datetime, timezone
+
+    from healthcheck.docs import DocsError, update_docs
+    from healthcheck.lock import LockBusy, LockError, workspace_lock
+    from healthcheck.pipeline import RunFailed, report_paths
+
+    config = app.config
+    target = path if path is not None else config.docs_path
+    if not target.exists():
+        # As in `run`: a missing docs file is worth a word, not a failure.
+        app.console.error(
+            f"warning: docs file {target} not found; nothing to refresh (put the environment "
+            "document there or point [paths] docs at it)"
+        )
+        return
+    if last:
+        if only or skip:
+            app.fail("--only and --skip select collectors to run; --last runs none", EXIT_USAGE)
+        try:
+            json_path = report_paths(config)[1]
+            data = json.loads(json_path.read_text(encoding="utf-8"))
+        except RunFailed as exc:
+            app.fail(str(exc), EXIT_USAGE)
+        except FileNotFoundError:
+            app.fail(
+                f"--last: no report at {json_path} (run `healthcheck run` first, "
+                "or leave out --last for a fresh run)",
+                EXIT_FAILED,
+            )
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            app.fail(f"--last: cannot read {json_path}: {exc}", EXIT_FAILED)
+        if not isinstance(data, dict) or not isinstance(data.get("sections"), dict):
+            app.fail(f"--last: {json_path} is not a healthcheck JSON report", EXIT_FAILED)
+        source = f"the report of {data.get('generated_at', '?')}"
+    else:
+        from healthcheck.collectors import BUILTIN_COLLECTORS
+        from healthcheck.diagnosis import diagnose
+        from healthcheck.plugins import SelectionError, load_collectors, select
+        from healthcheck.report import Report
+        from healthcheck.runner import run_collectors
+
+        try:
+            selected = select(
+                load_collectors(BUILTIN_COLLECTORS),
+                _names(only),
+                _names(skip),
+                config.collectors.disable,
+            )
+        except SelectionError as exc:
+            app.fail(str(exc), EXIT_USAGE)
+        sections = diagnose(run_collectors([c.collector for c in selected], config))
+        data = Report.build(sections).to_dict()
+        source = "a fresh run"
+    workspace = Path(config.paths.workspace).expanduser()
+    try:
+        with contextlib.ExitStack() as held:
+            # A run in progress writes the docs too: wait for it rather than race it.
+            if workspace.is_dir():
+                with contextlib.suppress(LockError):  # unlockable: the write decides
+                    held.enter_context(
+                        workspace_lock(workspace, config.git.lock_timeout, "docs-update")
+                    )
+            update = update_docs(target, data, app.console.redactor, datetime.now(timezone.utc))
+    except LockBusy as exc:
+        app.console.error(f"skipped the docs update: {exc}")
+        return
+    except DocsError as exc:
+        app.fail(f"docs update failed: {exc}", EXIT_FAILED)
+    for warning in update.warnings:
+        app.console.error(f"warning: {target}: {warning}")
+    if update.changed:
+        where = (
+            f"{_line_ranges(update.new_lines)} of the new file"
+            if update.new_lines
+            else f"removed {_line_ranges(update.old_lines)}"
+        )
+        app.console.info(f"Updated {target} from {source}: {where}.")
+    else:
+        app.console.info(f"{target} is up to date (checked against {source}).")
+
+
+def _line_ranges(numbers: tuple[int, ...]) -> str:
+    """(7, 27, 28, 29, 32) -> "lines 7, 27-29, 32"."""
+    ranges: list[list[int]] = []
+    for n in numbers:
+        if ranges and n == ranges[-1][1] + 1:
+            ranges[-1][1] = n
+        else:
+            ranges.append([n, n])
+    text = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in ranges)
+    return f"line {text}" if len(numbers) == 1 else f"lines {text}"
+
+
+@cli.command("diff")
+@common_options
+@click.argument("old", required=False)
+@click.argument("new", required=False)
+@click.option("--workspace", metavar="DIR", help="Override paths.workspace.")
+@click.option("--json", "as_json", is_flag=True, help="Print the drift as JSON.")
+def diff(app: App, old: str | None, new: str | None, workspace: str | None, as_json: bool) -> None:
+    """Drift between two recorded runs (default: the last two; refs like HEAD~3 work)."""
+    import json
+
+    from healthcheck.drift import DriftError, compare, load_runs, render_text
+    from healthcheck.history import History, HistoryError
+
+    if workspace:
+        app.config.paths.workspace = str(Path(workspace).expanduser().absolute())
+    root = Path(app.config.paths.workspace).expanduser()
+    try:
+        history = History.open(root, app.console.redactor, create=False)
+    except HistoryError as exc:
+        app.fail(f"diff: {exc}; no runs are recorded there", EXIT_USAGE)
+    json_path = app.config.report_path.with_suffix(".json")
+    json_rel = history.relative(json_path)
+    if json_rel is None:
+        app.fail(f"diff: {json_path} is outside the workspace history {root}", EXIT_USAGE)
+    try:
+        drift = compare(*load_runs(history, json_rel, old, new))
+    except DriftError as exc:
+        app.fail(f"diff: {exc}", EXIT_USAGE)
+    if as_json:
+        app.console.out(json.dumps(drift.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        app.console.out(render_text(drift))
+
+
+@cli.group("log")
+def log_group() -> None:
+    """The improvement log: recommendations with ids, status and resolving commits."""
+
+
+def _log_change(app: App, change: Callable[[Any], Any], verb: str) -> None:
+    """Apply `change` to the log under the workspace lock, then commit only the log."""
+    from healthcheck import history as hist
+    from healthcheck.improvement_log import ImprovementLog, LogError
+    from healthcheck.lock import LockBusy, LockError, workspace_lock
+    from healthcheck.output import WriteError
+
+    config = app.config
+    workspace = Path(config.paths.workspace).expanduser()
+    path = config.improvement_log_path
+    try:
+        workspace.mkdir(parents=True, exist_ok=True)
+        with workspace_lock(workspace, config.git.lock_timeout, purpose="log"):
+            improvement_log = ImprovementLog.load(path)
+            entry = change(improvement_log)
+            app.console.out(f"{verb} {entry.id}: {entry.title}")
+            if not config.git.commit:
+                return
+            message = f"healthcheck log: {entry.id} {verb.lower()}: {entry.title}\n"
+            details = [
+                f"{label}: {value}"
+                for label, value in (
+                    ("Status", entry.status),
+                    ("Source", entry.source),
+                    ("Finding", entry.finding),
+                    ("Commit", entry.commit),
+                    ("Note", entry.note),
+                )
+                if value
+            ]
+            message += "\n" + "\n".join(details) + "\n"
+            try:
+                history = hist.History.open(workspace, app.console.redactor)
+                if reason := history.blocked():
+                    raise hist.HistoryError(reason)
+                outcome = history.commit([path], message)
+            except hist.HistoryError as exc:
+                app.console.error(f"warning: {path.name} not committed: {exc}")
+                return
+            if outcome.left_out:
+                app.console.error(f"warning: {path} is outside the workspace history")
+            elif outcome.sha:
+                app.console.info(f"Committed {outcome.short} in {workspace}.")
+    except LogError as exc:
+        app.fail(f"improvement log: {exc}", EXIT_USAGE)
+    except (WriteError, OSError) as exc:
+        app.fail(f"improvement log: {exc}", EXIT_FAILED)
+    except (LockBusy, LockError) as exc:
+        app.fail(f"improvement log: {exc}; nothing was changed", EXIT_FAILED)
+
+
+@log_group.command("add")
+@common_options
+@click.argument("text")
+@click.option("--source", default="", metavar="WHO", help="Where it came from (an assistant...).")
+@click.option("--finding", default="", metavar="ID", help="The finding it answers.")
+def log_add(app: App, text: str, source: str, finding: str) -> None:
+    """Add an entry: TEXT, or - to read it from stdin (paste an assistant's answer)."""
+    if text == "-":
+        text = sys.stdin.read()
+    redactor = app.console.redactor
+    _log_change(app, lambda log_: log_.add(text, redactor, source=source, finding=finding), "Added")
+
+
+@log_group.command("list")
+@common_options
+@click.option("--open/--all", "only_open", default=True, help="Open entries (default) or all.")
+def log_list(app: App, only_open: bool) -> None:
+    """List entries: id, status, date added, source, title."""
+    from healthcheck.improvement_log import ImprovementLog, LogError
+
+    path = app.config.improvement_log_path
+    try:
+        entries = ImprovementLog.load(path).entries
+    except LogError as exc:
+        app.fail(f"improvement log: {exc}", EXIT_USAGE)
+    shown = [e for e in entries if e.is_open or not only_open]
+    if not shown:
+        app.console.out(f"No {'open ' if only_open else ''}entries in {path}.")
+        return
+    rows = [("ID", "STATUS", "ADDED", "SOURCE", "TITLE")] + [
+        (e.id, e.status, e.added or "-", e.source or "-", e.title) for e in shown
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for *cells, title in rows:
+        padded = [cell.ljust(width) for cell, width in zip(cells, widths, strict=True)]
+        app.console.out("  ".join([*padded, title]))
+
+
+@log_group.command("resolve")
+@common_options
+@click.argument("entry_id", metavar="ID")
+@click.option("--note", default="", metavar="TEXT", help="How it was resolved.")
+@click.option("--commit", "commit_sha", default="", metavar="SHA", help="The commit that did it.")
+def log_resolve(app: App, entry_id: str, note: str, commit_sha: str) -> None:
+    """Mark entry ID resolved, with a note and the commit that resolved it."""
+    import re
+
+    if commit_sha and not re.fullmatch(r"[0-9a-fA-F]{4,40}", commit_sha):
+        app.fail(f"--commit: {commit_sha!r} is not a commit id (4 to 40 hex digits)", EXIT_USAGE)
+    redactor = app.console.redactor
+    _log_change(
+        app,
+        lambda log_: log_.resolve(entry_id, redactor, note=note, commit=commit_sha.lower()),
+        "Resolved",
+    )
 
 
 def main() -> None:

@@ -96,6 +96,18 @@ class SystemConfig:
 
 
 @dataclass
+class GpuConfig:
+    temperature_margin_c: float = 5.0  # warn this close to the GPU's slowdown temperature
+    temperature_warn_c: float = 85.0  # used when the board reports no slowdown temperature
+    memory_warn_percent: float = 95.0  # of a GPU's memory in use
+    xid_scan: bool = True  # look for Xid errors in the kernel log
+    kernel_log: str = ""  # a file to scan instead of /dev/kmsg and dmesg (e.g. kern.log)
+    kernel_log_lines: int = 5000  # lines read from the end of kernel_log
+    dmesg_timeout: float = 3.0  # seconds
+    log_scan_lines: int = 200  # lines read from the end of each service log for CUDA errors
+
+
+@dataclass
 class CollectorsConfig:
     timeout: float = 10.0
     disable: list[str] = field(default_factory=list)
@@ -110,7 +122,9 @@ class RedactConfig:
 @dataclass
 class GitConfig:
     commit: bool = True
-    remote: str = ""
+    remote: str = ""  # a remote name or URL; pushed to after each commit when set
+    push_timeout: float = 60.0  # seconds; a push that takes longer is killed (a warn finding)
+    lock_timeout: float = 30.0  # seconds a run waits for another one before it skips
 
 
 @dataclass
@@ -123,6 +137,7 @@ class Config:
     services: ServicesConfig = field(default_factory=ServicesConfig)
     provisioning: ProvisioningConfig = field(default_factory=ProvisioningConfig)
     system: SystemConfig = field(default_factory=SystemConfig)
+    gpu: GpuConfig = field(default_factory=GpuConfig)
     collectors: CollectorsConfig = field(default_factory=CollectorsConfig)
     redact: RedactConfig = field(default_factory=RedactConfig)
     git: GitConfig = field(default_factory=GitConfig)
@@ -295,10 +310,13 @@ def _check_semantics(config: Config, where: str) -> None:
         "logs.max_files": config.logs.max_files,
         "logs.max_line_bytes": config.logs.max_line_bytes,
         "collectors.timeout": config.collectors.timeout,
+        "git.push_timeout": config.git.push_timeout,
     }
     for dotted, number in positive.items():
         if number <= 0:
             raise ConfigError(f"{where}: '{dotted}' must be greater than 0")
+    if config.git.lock_timeout < 0:
+        raise ConfigError(f"{where}: 'git.lock_timeout' must be 0 or more")
     for name, port in config.services.ports.items():
         if not 0 < port < 65536:
             raise ConfigError(f"{where}: 'services.ports.{name}' must be a port (1-65535)")
@@ -310,8 +328,19 @@ def _check_semantics(config: Config, where: str) -> None:
     ):
         if not 0 < getattr(config.system, key) <= 100:
             raise ConfigError(f"{where}: 'system.{key}' must be a percentage (0-100]")
+    _check_gpu(config.gpu, where)
     url = config.supervisor.serverurl
     if not url.startswith(("unix://", "http://", "https://")):
         raise ConfigError(
             f"{where}: 'supervisor.serverurl' must start with unix:// or http://, not {url!r}"
         )
+
+
+def _check_gpu(gpu: GpuConfig, where: str) -> None:
+    for key in ("kernel_log_lines", "dmesg_timeout", "log_scan_lines"):
+        if getattr(gpu, key) <= 0:
+            raise ConfigError(f"{where}: 'gpu.{key}' must be greater than 0")
+    if gpu.temperature_margin_c < 0:
+        raise ConfigError(f"{where}: 'gpu.temperature_margin_c' must be 0 or more")
+    if not 0 < gpu.memory_warn_percent <= 100:
+        raise ConfigError(f"{where}: 'gpu.memory_warn_percent' must be a percentage (0-100]")

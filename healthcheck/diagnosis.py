@@ -48,6 +48,9 @@ def diagnose(sections: list[Section]) -> list[Section]:
     programs: list[dict[str, Any]] = (supervisor.data.get("programs") or []) if supervisor else []
     if logs is not None and supervisor is not None:
         _drop_logs_of_explained_programs(logs, supervisor, programs)
+    gpu = by_name.get("gpu")
+    if logs is not None and gpu is not None:
+        _drop_logs_explained_by_cuda(logs, gpu)
     if display is not None:
         _fold_into_x_server_down(display, supervisor, ports, programs)
         _fold_window_manager(display, supervisor)
@@ -136,6 +139,14 @@ def _drop_logs_of_explained_programs(
         f
         for f in logs.findings
         if not (f.rule == "log-ends-with-error" and log_owner.get(f.subject) in explained)
+    ]
+
+
+def _drop_logs_explained_by_cuda(logs: Section, gpu: Section) -> None:
+    """A log ending in "CUDA out of memory" is the gpu collector's finding, named as such."""
+    explained = {f.subject for f in gpu.findings if f.rule in ("cuda-oom", "cuda-error")}
+    logs.findings[:] = [
+        f for f in logs.findings if not (f.rule == "log-ends-with-error" and f.subject in explained)
     ]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import stat
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -18,11 +19,12 @@ class WriteError(Exception):
     """An output file could not be written; the previous one is intact."""
 
 
-def write_files_atomically(files: Sequence[tuple[Path, str]]) -> None:
+def write_files_atomically(files: Sequence[tuple[Path, str | bytes]]) -> None:
     """Write every file or none: all temporaries first, then one rename each.
 
     A temporary sits beside its target (same filesystem, so the rename is atomic); a reader
-    sees either the old file or the new one, never half of one.
+    sees either the old file or the new one, never half of one. Text is written as UTF-8,
+    bytes as they are; a file that exists keeps its permission bits.
     """
     staged: list[tuple[str, Path]] = []
     try:
@@ -43,17 +45,20 @@ def write_files_atomically(files: Sequence[tuple[Path, str]]) -> None:
                 os.unlink(temp)
 
 
-def _stage(path: Path, text: str) -> str:
+def _stage(path: Path, text: str | bytes) -> str:
+    # Encoded first: a text no encoder takes must fail before a temporary exists.
+    data = text if isinstance(text, bytes) else text.encode("utf-8")
     try:
         fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:
         raise WriteError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
+        mode = stat.S_IMODE(os.stat(path).st_mode) if path.is_file() else 0o644
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(temp, 0o644)
+        os.chmod(temp, mode)
     except OSError as exc:
         os.unlink(temp)
         raise WriteError(f"cannot write {path}: {exc.strerror or exc}") from None

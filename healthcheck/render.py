@@ -79,6 +79,42 @@ def as_text(value: Any, indent: int = 0) -> str:
     return f"{pad}{_scalar(value)}"
 
 
+def figure_lines(figures: dict[str, dict[str, Any]]) -> str:
+    """Volatile figures packed into few lines, so that two runs on an idle box differ in few.
+
+    One line of `key=value` per section for its scalars, one line per list or table of
+    records (`system.disks: ... | ...`), and every collector's duration on one last line.
+    """
+    lines: list[str] = []
+    durations: list[str] = []
+    for section, values in figures.items():
+        scalars: list[str] = []
+        tables: list[str] = []
+        for key, value in values.items():
+            if key == "duration_ms":
+                durations.append(f"{section}={_scalar(value)}")
+            elif isinstance(value, dict) and value:
+                tables.append(f"{section}.{key}: {_flat(value)}")
+            elif isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value):
+                tables.append(f"{section}.{key}: " + " | ".join(_flat(v) for v in value))
+            else:
+                scalars.append(f"{key}={_flat(value)}")
+        if scalars:
+            lines.append(f"{section}: " + " ".join(scalars))
+        lines += tables
+    if durations:
+        lines.append("duration_ms: " + " ".join(durations))
+    return "\n".join(lines)
+
+
+def _flat(value: Any) -> str:
+    if isinstance(value, dict):
+        return " ".join(f"{k}={_flat(v)}" for k, v in value.items()) if value else "{}"
+    if isinstance(value, list):
+        return ",".join(_flat(v) for v in value) if value else "[]"
+    return " ".join(_scalar(value).split())
+
+
 def _scalar(value: Any) -> str:
     if value is None:
         return "n/a"
@@ -99,7 +135,13 @@ def make_environment() -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters.update(fence=fence, inline=inline, human_bytes=human_bytes, as_text=as_text)
+    env.filters.update(
+        fence=fence,
+        inline=inline,
+        human_bytes=human_bytes,
+        as_text=as_text,
+        figure_lines=figure_lines,
+    )
     return env
 
 

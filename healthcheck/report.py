@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -22,6 +22,9 @@ class Report:
     findings: list[Finding]  # ranked, most severe first
     status: Status
     version: str = __version__
+    # The improvement log's open entries (id, title, added, source, finding), so that whoever
+    # reads the report (an assistant, say) sees what was already recommended.
+    improvements: list[dict[str, str]] = field(default_factory=list)
 
     @classmethod
     def build(
@@ -37,6 +40,11 @@ class Report:
             findings=findings,
             status=status,
         )
+
+    def add_findings(self, findings: list[Finding]) -> None:
+        """Findings about the run itself (its history, its log), ranked in with the rest."""
+        self.findings = rank_findings([*self.findings, *findings])
+        self.status = worst([self.status, *(f.severity for f in findings)])
 
     @property
     def counts(self) -> dict[str, int]:
@@ -64,4 +72,5 @@ class Report:
             "counts": self.counts,
             "findings": [f.to_dict() for f in self.findings],
             "sections": {s.name: s.to_dict() for s in self.sections},
+            "improvements": list(self.improvements),
         }

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import git
 from click.testing import CliRunner
 
 from healthcheck import __version__
@@ -16,8 +17,9 @@ from support import Box
 
 # The system collector reads this machine's real disks and memory, and display its real X
 # server; tests that assert exact counts leave them out so that a nearly full CI disk or a
-# display :1 or a supervisord on this machine cannot change their answer.
-STEADY = ["--skip", "system,display,supervisor"]
+# display :1 or a supervisord (or a GPU) on this machine cannot change their answer.
+# healthcheck reads this machine's crontab and cron daemon.
+STEADY = ["--skip", "system,display,supervisor,gpu,healthcheck"]
 
 
 def invoke(*args: str) -> CliRunner:
@@ -30,14 +32,17 @@ def test_run_writes_both_reports_and_says_where(box: Box) -> None:
     js = box.workspace / "system_status.json"
     assert result.exit_code == 0
     assert result.stdout == ""
+    head = git.Repo(box.workspace).head.commit.hexsha[:7]
     assert result.stderr == (
-        f"Status WARN: 0 crit, 2 warn, 0 unknown. Report: {md} (JSON: system_status.json)\n"
+        f"Status WARN: 0 crit, 3 warn, 0 unknown. Report: {md} (JSON: system_status.json)\n"
+        f"Committed {head} in {box.workspace}.\n"
     )
     report = json.loads(js.read_text())
     assert report["schema"] == "healthcheck/report/v1"
     assert report["status"] == "warn"
     assert sorted(report["sections"]) == ["env", "logs", "ports", "provisioning"]
     assert [f["id"] for f in report["findings"]] == [
+        f"docs.missing:{box.workspace / 'docs_vast-ai-environment.md'}",  # no docs file here
         f"ports.not-listening:ghost:{box.closed_port}",
         f"provisioning.missing:{box.missing_script}",
     ]
@@ -45,9 +50,11 @@ def test_run_writes_both_reports_and_says_where(box: Box) -> None:
         assert set(finding) >= {"id", "severity", "title", "detail", "hint", "collector", "subject"}
     text = md.read_text()
     assert text.startswith("# System status: ")
-    assert "**Overall: WARN** — 0 crit, 2 warn, 0 unknown; 4 collectors." in text
-    # no temporary files left beside the reports
+    assert "**Overall: WARN** — 0 crit, 3 warn, 0 unknown; 4 collectors." in text
+    # no temporary files left beside the reports (the lock file stays, empty, git-excluded)
     assert sorted(p.name for p in box.workspace.iterdir()) == [
+        ".git",
+        ".healthcheck.lock",
         "system_status.json",
         "system_status.md",
     ]
@@ -80,7 +87,7 @@ def test_unknown_collector_is_a_usage_error(box: Box) -> None:
     assert result.exit_code == 2
     assert result.stderr == (
         "healthcheck: --only: unknown collector 'gpux' "
-        "(known: display, env, logs, ports, provisioning, supervisor, system)\n"
+        "(known: display, env, gpu, healthcheck, logs, ports, provisioning, supervisor, system)\n"
     )
     assert not (box.workspace / "system_status.md").exists()
 
@@ -112,6 +119,8 @@ def test_unwritable_report_exits_3_and_keeps_the_previous_report(box: Box) -> No
     )
     assert md.read_text() == previous
     assert sorted(p.name for p in box.workspace.iterdir()) == [
+        ".git",
+        ".healthcheck.lock",
         "system_status.json",
         "system_status.md",
     ]
@@ -166,6 +175,8 @@ def test_collectors_lists_every_builtin(box: Box) -> None:
     assert sorted(rows) == [
         "display",
         "env",
+        "gpu",
+        "healthcheck",
         "logs",
         "ports",
         "provisioning",

@@ -32,7 +32,7 @@ from xserver import free_display_number, have, start_xvfb
 pytestmark = pytest.mark.skipif(
     not (have("Xvfb") and have("icewm")), reason="needs Debian's xvfb and icewm"
 )
-SKIP = "system,env,provisioning"  # not what these scenarios are about
+SKIP = "system,env,provisioning,healthcheck,gpu"  # not what these scenarios are about
 
 
 def real_icewm(home: Path, display: str | None) -> dict[str, Any]:
@@ -77,7 +77,7 @@ timeout = {timeout}
 
 
 def run(config: Path) -> tuple[dict[str, Any], str]:
-    result = CliRunner().invoke(cli, ["run", "--config", str(config), "--skip", SKIP])
+    result = CliRunner().invoke(cli, ["run", "--config", str(config), "--skip", SKIP, "--no-docs"])
     assert result.exit_code == 0, result.output
     report = json.loads((config.parent / "workspace" / "system_status.json").read_text())
     markdown = (config.parent / "workspace" / "system_status.md").read_text()
@@ -220,7 +220,7 @@ def test_a_hung_supervisor_socket_costs_the_time_limit_not_the_run(tmp_path: Pat
         config = write_config(tmp_path, f"unix://{path}", ":99", {}, tmp_path, timeout=2)
         started = time.monotonic()
         result = CliRunner().invoke(
-            cli, ["run", "--config", str(config), "--only", "supervisor,ports"]
+            cli, ["run", "--config", str(config), "--only", "supervisor,ports", "--no-docs"]
         )
         elapsed = time.monotonic() - started
     finally:

@@ -279,3 +279,14 @@ def test_a_crashed_programs_log_is_not_a_second_finding() -> None:
     logs = Section.from_findings("logs", {}, [other, mine])
     diagnose([supervisor, logs])
     assert logs.findings == [other]
+
+
+def test_a_log_ending_in_cuda_out_of_memory_is_the_gpu_finding_only() -> None:
+    oom = Finding("gpu", "cuda-oom", "/logs/train.log", Status.WARN, "train: CUDA out of memory")
+    ends = Finding("logs", "log-ends-with-error", "/logs/train.log", Status.WARN, "train.log")
+    other = Finding("logs", "log-ends-with-error", "/logs/web.log", Status.WARN, "web.log")
+    gpu = Section.from_findings("gpu", {}, [oom])
+    logs = Section.from_findings("logs", {}, [ends, other])
+    diagnose([gpu, logs])
+    assert logs.findings == [other]
+    assert gpu.findings == [oom]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from healthcheck.collectors.display import DisplayCollector
 from healthcheck.collectors.env import EnvCollector
+from healthcheck.collectors.gpu import GpuCollector
+from healthcheck.collectors.healthcheck_self import HealthcheckCollector
 from healthcheck.collectors.logs import LogsCollector
 from healthcheck.collectors.ports import PortsCollector
 from healthcheck.collectors.provisioning import ProvisioningCollector
@@ -17,8 +19,10 @@ BUILTIN_COLLECTORS = (
     SupervisorCollector,
     PortsCollector,
     DisplayCollector,
+    GpuCollector,
     ProvisioningCollector,
     LogsCollector,
+    HealthcheckCollector,
 )
 
 __all__ = ["BUILTIN_COLLECTORS"]

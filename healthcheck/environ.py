@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import psutil
 
+from healthcheck.processes import process_rows
+
 SELF = "self"
 PID1 = "pid1"
 PROCESS_PREFIX = "process:"
@@ -82,15 +84,13 @@ def find_process(name: str) -> int | None:
     me = os.getpid()
     exact: list[tuple[bool, float, int]] = []
     by_cmdline: list[tuple[bool, float, int]] = []
-    attrs = ["pid", "name", "cmdline", "create_time", "status"]
-    for proc in psutil.process_iter(attrs, ad_value=None):
-        info = proc.info
-        if info["pid"] == me:
+    for row in process_rows():
+        if row.pid == me:
             continue
-        key = (info["status"] == psutil.STATUS_ZOMBIE, info["create_time"] or 0.0, info["pid"])
-        if info["name"] == name:
+        key = (row.zombie, row.create_time or 0.0, row.pid)
+        if row.name == name:
             exact.append(key)
-        elif name in _cmdline_names(info["cmdline"] or []):
+        elif name in _cmdline_names(list(row.cmdline)):
             by_cmdline.append(key)
     for candidates in (exact, by_cmdline):
         if candidates:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 from collections.abc import Sequence
 
 from healthcheck.config import Config
 from healthcheck.model import Collector, Section
+from healthcheck.processes import shared_scan
 
 
 def run_collectors(collectors: Sequence[Collector], config: Config) -> list[Section]:
@@ -20,10 +22,13 @@ def run_collectors(collectors: Sequence[Collector], config: Config) -> list[Sect
     results: dict[int, Section] = {}
     threads: list[tuple[threading.Thread, float, Collector]] = []
     start = time.monotonic()
+    with shared_scan():
+        # Each thread gets a copy of this context: the collectors share one process-table read.
+        contexts = [contextvars.copy_context() for _ in collectors]
     for index, collector in enumerate(collectors):
         thread = threading.Thread(
-            target=_run_one,
-            args=(collector, config, results, index),
+            target=contexts[index].run,
+            args=(_run_one, collector, config, results, index),
             name=f"collector-{collector.name}",
             daemon=True,
         )

@@ -362,15 +362,16 @@ def remove(user: str | None) -> Change:
 
 def cron_daemon() -> dict[str, Any] | None:
     """The running cron daemon (name, pid), or None. Reads the process table, no command."""
-    import psutil
+    from healthcheck.processes import process_rows
 
-    for proc in psutil.process_iter(["name", "cmdline"]):
-        name = proc.info["name"] or ""
-        cmdline = proc.info["cmdline"] or []
+    for row in process_rows():
+        name, cmdline = row.name, row.cmdline
+        if row.zombie:
+            continue
         if name in CRON_DAEMON_NAMES or (
             name == "busybox" and len(cmdline) > 1 and cmdline[1] == "crond"
         ):
-            return {"name": name, "pid": proc.pid}
+            return {"name": name, "pid": row.pid}
     return None
 
 

@@ -30,6 +30,8 @@ from typing import Any, TypedDict, cast
 
 import psutil
 
+from healthcheck.processes import process_rows
+
 DEFAULT_TIMEOUT = 5.0
 # Where supervisord and supervisorctl look when given no -c (relative ones: the cwd).
 STANDARD_CONFIG_PATHS: tuple[str, ...] = (
@@ -569,19 +571,16 @@ def read_serverurls(path: str | os.PathLike[str]) -> list[DiscoveredServer]:
 def running_config_paths() -> list[str]:
     """The config files of running supervisord processes (their -c, else their defaults)."""
     paths: list[str] = []
-    for proc in psutil.process_iter(["pid", "name", "cmdline"]):
-        try:
-            cmdline = proc.info.get("cmdline") or []
-            if not _is_supervisord(proc.info.get("name") or "", cmdline):
-                continue
-            conf = _configuration_arg(cmdline)
-            cwd: str | None
-            try:
-                cwd = proc.cwd()
-            except (psutil.Error, OSError):
-                cwd = None
-        except (psutil.Error, OSError):
+    for row in process_rows():
+        cmdline = list(row.cmdline)
+        if not _is_supervisord(row.name, cmdline):
             continue
+        conf = _configuration_arg(cmdline)
+        cwd: str | None
+        try:
+            cwd = psutil.Process(row.pid).cwd()
+        except (psutil.Error, OSError):
+            cwd = None
         if conf is not None:
             if not os.path.isabs(conf) and cwd:
                 conf = os.path.join(cwd, conf)

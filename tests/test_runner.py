@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import threading
 from typing import ClassVar
 
@@ -10,6 +12,7 @@ import psutil
 from healthcheck.config import Config, parse_config
 from healthcheck.model import Finding, Section, Status
 from healthcheck.proc import run_command
+from healthcheck.processes import ProcessRow, process_rows
 from healthcheck.runner import run_collectors
 
 
@@ -140,3 +143,40 @@ def test_run_command_kills_the_whole_process_group_on_timeout() -> None:
         assert not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         pass
+
+
+class ReadsProcesses:
+    """Records the process table it was given, and which read it was."""
+
+    description: ClassVar[str] = "reads the process table"
+    timeout: ClassVar[float | None] = None
+    seen: ClassVar[dict[str, list[ProcessRow]]] = {}
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def collect(self, config: Config) -> Section:
+        ReadsProcesses.seen[self.name] = process_rows()
+        return Section(self.name)
+
+
+def test_collectors_of_one_run_share_one_process_table_read() -> None:
+    ReadsProcesses.seen.clear()
+    run_collectors([ReadsProcesses("a"), ReadsProcesses("b"), ReadsProcesses("c")], Config())
+    tables = list(ReadsProcesses.seen.values())
+    assert len(tables) == 3 and all(t is tables[0] for t in tables)
+    assert os.getpid() in {row.pid for row in tables[0]}
+    # The next run reads the box again.
+    run_collectors([ReadsProcesses("a")], Config())
+    assert ReadsProcesses.seen["a"] is not tables[0]
+
+
+def test_outside_a_run_every_read_is_fresh() -> None:
+    before = {row.pid for row in process_rows()}
+    with subprocess.Popen(["sleep", "30"]) as child:
+        try:
+            rows = {row.pid: row for row in process_rows()}
+        finally:
+            child.kill()
+    assert child.pid not in before
+    assert rows[child.pid].name == "sleep" and rows[child.pid].cmdline == ("sleep", "30")

@@ -18,6 +18,7 @@ from healthcheck.collectors.system import (
     PSEUDO_FS,
     SHM_MOUNTS,
     SystemCollector,
+    busy_percent,
     cgroup_memory,
     disk_findings,
     memory_findings,
@@ -281,3 +282,16 @@ def test_cgroup_v1_unlimited_and_absent(tmp_path: Path) -> None:
     write(mem / "memory.usage_in_bytes", "1000\n")
     assert cgroup_memory(str(tmp_path / "cg"), str(tmp_path / "self-cgroup")) is None
     assert cgroup_memory(str(tmp_path / "nothing"), str(tmp_path / "nothing")) is None
+
+
+def test_busy_percent_counts_busy_over_total_without_guest_time() -> None:
+    before = psutil.cpu_times()
+    fields = before._fields
+    assert busy_percent(before, before) == 0.0
+    # 300 more ticks of user time and 100 of idle: 75 % busy.
+    after = before._replace(user=before.user + 300, idle=before.idle + 100)
+    assert busy_percent(before, after) == 75.0
+    if "guest" in fields:
+        # A guest's 50 ticks are inside user time already: counted once, 350 of 450.
+        guest = after._replace(user=after.user + 50, guest=after.guest + 50)
+        assert busy_percent(before, guest) == 77.8

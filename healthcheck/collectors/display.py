@@ -19,6 +19,7 @@ from healthcheck.collectors.ports import tcp_listeners
 from healthcheck.config import Config
 from healthcheck.environ import parse_environ
 from healthcheck.model import Finding, Section, Status
+from healthcheck.processes import process_rows
 
 NAME = "display"
 X_SERVER_NAMES = ("Xtigervnc", "Xvnc", "Xvfb", "Xorg", "X", "Xwayland")
@@ -103,18 +104,10 @@ def process_table() -> list[ProcInfo]:
     """One scan of every process: pid, name, argv, zombie or not."""
     table = []
     me = os.getpid()
-    for proc in psutil.process_iter(["pid", "name", "cmdline", "status"], ad_value=None):
-        info = proc.info
-        if info["pid"] == me:
+    for row in process_rows():
+        if row.pid == me:
             continue
-        table.append(
-            ProcInfo(
-                pid=info["pid"],
-                name=info["name"] or "",
-                cmdline=tuple(info["cmdline"] or ()),
-                zombie=info["status"] == psutil.STATUS_ZOMBIE,
-            )
-        )
+        table.append(ProcInfo(pid=row.pid, name=row.name, cmdline=row.cmdline, zombie=row.zombie))
     return sorted(table, key=lambda p: p.pid)
 
 

@@ -20,6 +20,7 @@ import psutil
 
 from healthcheck.config import Config, SystemConfig
 from healthcheck.model import Finding, Section, Status
+from healthcheck.processes import process_rows
 
 # Filesystems that hold no operator data: their "fullness" means nothing. squashfs is
 # read-only and always 100% full. overlay stays: it is a container's root filesystem.
@@ -55,7 +56,9 @@ PSEUDO_FS = frozenset(
 # shared memory" when it fills, and Docker gives containers only 64 MiB of it by default.
 SHM_MOUNTS = frozenset({"/dev/shm"})
 CMDLINE_CHARS = 300
-CPU_SAMPLE_SECONDS = 0.2
+# CPU use is measured over the collector's own work, stretched to at least this long: a
+# sleep of its own would make every run (and so the tool's start-up) that much slower.
+CPU_SAMPLE_SECONDS = 0.1
 # Swap has no config key: using swap is harmless, only nearly full swap is worth a line
 # (the next memory spike then goes to the OOM killer).
 SWAP_WARN_PERCENT = 80.0
@@ -69,12 +72,14 @@ class SystemCollector:
     timeout: ClassVar[float | None] = None
 
     def collect(self, config: Config) -> Section:
-        cpu_percent = psutil.cpu_percent(interval=CPU_SAMPLE_SECONDS)
+        began, cpu_before = time.monotonic(), psutil.cpu_times()
         memory = psutil.virtual_memory()
         swap = psutil.swap_memory()
         disks = disk_usage(config.paths.workspace)
         limit = cgroup_memory()
         processes, zombies = process_table()
+        time.sleep(max(0.0, began + CPU_SAMPLE_SECONDS - time.monotonic()))
+        cpu_percent = busy_percent(cpu_before, psutil.cpu_times())
         boot = psutil.boot_time()
         data: dict[str, Any] = {
             "host": socket.gethostname(),
@@ -255,32 +260,46 @@ def _mount_of(path: Path, partitions: Iterable[Any]) -> str:
     return "/"
 
 
+def busy_percent(before: Any, after: Any) -> float:
+    """CPU use between two psutil.cpu_times() samples, as psutil.cpu_percent counts it."""
+
+    def busy_and_total(times: Any) -> tuple[float, float]:
+        # Guest time is already counted in user time on Linux.
+        total = sum(times) - getattr(times, "guest", 0.0) - getattr(times, "guest_nice", 0.0)
+        idle = times.idle + getattr(times, "iowait", 0.0)
+        return total - idle, total
+
+    busy_before, total_before = busy_and_total(before)
+    busy_after, total_after = busy_and_total(after)
+    if total_after <= total_before:
+        return 0.0
+    share = (busy_after - busy_before) / (total_after - total_before)
+    return round(min(100.0, max(0.0, share * 100)), 1)
+
+
 def process_table() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Every process (pid, name, rss, cmdline), and the zombies with their parents."""
     processes, zombies = [], []
-    attrs = ["pid", "ppid", "name", "status", "memory_info", "cmdline"]
     me = os.getpid()
-    for proc in psutil.process_iter(attrs, ad_value=None):
-        info = proc.info
-        if info["pid"] == me:  # the report is about the box, not about its own writer
+    for row in process_rows():
+        if row.pid == me:  # the report is about the box, not about its own writer
             continue
-        if info["status"] == psutil.STATUS_ZOMBIE:
+        if row.zombie:
             zombies.append(
                 {
-                    "pid": info["pid"],
-                    "name": info["name"],
-                    "parent_pid": info["ppid"],
-                    "parent": _name_of(info["ppid"]),
+                    "pid": row.pid,
+                    "name": row.name,
+                    "parent_pid": row.ppid,
+                    "parent": _name_of(row.ppid),
                 }
             )
             continue
-        rss = info["memory_info"].rss if info["memory_info"] else 0
         processes.append(
             {
-                "pid": info["pid"],
-                "name": info["name"],
-                "rss": rss,
-                "cmdline": _cmdline(info["cmdline"]),
+                "pid": row.pid,
+                "name": row.name,
+                "rss": row.rss,
+                "cmdline": _cmdline(list(row.cmdline)),
             }
         )
     zombies.sort(key=lambda z: z["pid"])

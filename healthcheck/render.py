@@ -7,12 +7,14 @@ redactor once more, so a template can never print a secret a collector picked up
 from __future__ import annotations
 
 import json
+import os
 import re
 from importlib import resources
 from typing import Any
 
 import jinja2
 
+from healthcheck import __version__
 from healthcheck.redact import Redactor
 from healthcheck.report import Report
 
@@ -125,10 +127,26 @@ def _scalar(value: Any) -> str:
     return str(value)
 
 
+def template_cache() -> jinja2.BytecodeCache | None:
+    """Compiled templates kept between runs (compiling them costs more than a whole run's
+    collecting); keyed by each template's source, so an edited template is compiled anew.
+    None, and templates compiled each time, when there is no writable cache directory."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    directory = os.path.join(base, "healthcheck", f"templates-{__version__}")
+    try:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+    except OSError:
+        return None
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return None
+    return jinja2.FileSystemBytecodeCache(directory)
+
+
 def make_environment() -> jinja2.Environment:
     templates = resources.files(TEMPLATE_PACKAGE)
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates)),
+        bytecode_cache=template_cache(),
         undefined=jinja2.StrictUndefined,
         autoescape=False,  # Markdown, not HTML: escaping is done by `inline` and `fence`
         trim_blocks=True,

@@ -223,7 +223,10 @@ def _absorb(cause: Finding, note: str, symptom: Finding) -> Finding:
     note = note or f"Also seen: {symptom.title}."
     # A program retried before FATAL logs the same line each time: once is evidence enough.
     evidence = tuple(dict.fromkeys(cause.evidence + symptom.evidence))
-    return dataclasses.replace(cause, detail=f"{cause.detail} {note}".strip(), evidence=evidence)
+    detail = cause.detail.rstrip()
+    if detail and not detail.endswith((".", "!", "?", ")")):
+        detail += "."  # a decisive log line ends the detail, usually without a full stop
+    return dataclasses.replace(cause, detail=f"{detail} {note}".strip(), evidence=evidence)
 
 
 def _replace(section: Section, old: Finding, new: Finding) -> None:

@@ -257,7 +257,13 @@ def _finding(
     detail = f"State {state}, {status_text}."
     if decisive:
         detail += f" Decisive line: {decisive}"
-    evidence = tuple(lines[max(0, index - EVIDENCE_LINES + 1) : index + 1]) if decisive else ()
+    start = max(0, index - EVIDENCE_LINES + 1)
+    # A retried program logs its traceback once per try: show the last one from its start.
+    for i in range(index, start - 1, -1):
+        if lines[i].startswith("Traceback (most recent call last)"):
+            start = i
+            break
+    evidence = tuple(lines[start : index + 1]) if decisive else ()
     return Finding("supervisor", rule, name, severity, title, detail, hint, evidence)
 
 

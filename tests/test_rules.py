@@ -290,3 +290,18 @@ def test_a_log_ending_in_cuda_out_of_memory_is_the_gpu_finding_only() -> None:
     diagnose([gpu, logs])
     assert logs.findings == [other]
     assert gpu.findings == [oom]
+
+
+def test_evidence_is_the_last_traceback_from_its_start() -> None:
+    tries = "".join(
+        f'Traceback (most recent call last):\n  File "app.py", line {n}, in <module>\n'
+        "ModuleNotFoundError: No module named 'PySide6'\n"
+        for n in (1, 2)
+    )
+    finding = explain_program(program("visomaster", stderr=tries), Config())
+    assert finding is not None
+    assert finding.evidence == (
+        "Traceback (most recent call last):",
+        '  File "app.py", line 2, in <module>',
+        "ModuleNotFoundError: No module named 'PySide6'",
+    )

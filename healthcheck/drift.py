@@ -344,17 +344,35 @@ def _env(old: dict[str, Any], new: dict[str, Any]) -> dict[str, list[str]]:
 
 def _generic(old: dict[str, Any], new: dict[str, Any]) -> list[dict[str, Any]]:
     a, b = flatten(old), flatten(new)
-    changes = []
+    # A record (a log file, a process) that came or went is one change, not one per field.
+    gone = _outermost(_record_prefixes(a) - _record_prefixes(b))
+    came = _outermost(_record_prefixes(b) - _record_prefixes(a))
+    changes = [{"what": r, "old": "present", "new": "gone"} for r in sorted(gone)]
+    changes += [{"what": r, "old": "absent", "new": "new"} for r in sorted(came)]
     for path in list(a) + [p for p in b if p not in a]:
-        if a.get(path, _ABSENT) != b.get(path, _ABSENT):
-            changes.append(
-                {
-                    "what": path,
-                    "old": _plain(a.get(path, _ABSENT)),
-                    "new": _plain(b.get(path, _ABSENT)),
-                }
-            )
+        if any(path.startswith(r) for r in gone | came):
+            continue
+        if any(r.startswith(path + "[") for r in gone | came):
+            continue  # the list emptied or filled: its records say so already
+        before, after = _plain(a.get(path, _ABSENT)), _plain(b.get(path, _ABSENT))
+        if before != after:
+            changes.append({"what": path, "old": before, "new": after})
     return changes
+
+
+def _record_prefixes(flat: dict[str, Any]) -> set[str]:
+    """Every record prefix ("files[/logs/a.log]") the flattened paths run through."""
+    found = set()
+    for path in flat:
+        end = path.find("]")
+        while end != -1:
+            found.add(path[: end + 1])
+            end = path.find("]", end + 1)
+    return found
+
+
+def _outermost(prefixes: set[str]) -> set[str]:
+    return {p for p in prefixes if not any(p != q and p.startswith(q) for q in prefixes)}
 
 
 class _Absent:

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from healthcheck.cli import cli
-from healthcheck.drift import flatten
+from healthcheck.drift import Run, compare, flatten, render_text
 from healthcheck.history import History
 from healthcheck.redact import Redactor
 
@@ -345,3 +345,19 @@ def test_volatile_figures_are_packed_into_few_lines() -> None:
         "supervisor.uptime_s: jupyter=3 sshd=4\n"
         "duration_ms: system=7 supervisor=1 env=0"
     )
+
+
+def test_a_record_that_came_or_went_is_one_line_not_one_per_field() -> None:
+    def run(sha: str, files: list[dict[str, Any]]) -> Run:
+        section = {"status": "ok", "data": {"files": files}}
+        return Run(sha, {"status": "ok", "findings": [], "sections": {"logs": section}})
+
+    kept = {"path": "/logs/a.log", "size": 10, "lines": ["x"]}
+    gone = {"path": "/logs/b.log", "size": 5, "lines": ["y"], "error": None}
+    text = render_text(compare(run("a" * 40, [kept, gone]), run("b" * 40, [kept])))
+    assert "  files[/logs/b.log]: present → gone" in text.splitlines()
+    assert "b.log].size" not in text and "none → none" not in text
+    emptied = render_text(compare(run("a" * 40, [gone]), run("b" * 40, [])))
+    assert [line for line in emptied.splitlines() if line.startswith("  files")] == [
+        "  files[/logs/b.log]: present → gone"
+    ]

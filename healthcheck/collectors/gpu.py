@@ -51,6 +51,8 @@ _OOM = re.compile(
     r"|CUDA error: out of memory",
     re.IGNORECASE,
 )
+# Every _OOM and _CUDA_ERROR match contains one of these (lower-cased).
+_CUDA_WORDS = ("cuda", "cublas", "cudnn", "outofmemory")
 _CUDA_ERROR = re.compile(
     r"\bCUDA error\b|\bCUDA_ERROR_[A-Z_]+|\bcudaError[A-Z]\w*|CUBLAS_STATUS_(?!SUCCESS)[A-Z_]+"
     r"|CUDNN_STATUS_(?!SUCCESS)[A-Z_]+|CUDA driver initialization failed"
@@ -578,6 +580,10 @@ def scan_service_logs(
     for path in log_files(logs):
         tail = read_tail(path, cfg.log_scan_lines, logs.max_line_bytes)
         if tail.error is not None or tail.binary:
+            continue
+        # Most logs never mention CUDA: one substring test spares two regexes per line.
+        text = "\n".join(tail.lines).lower()
+        if not any(word in text for word in _CUDA_WORDS):
             continue
         oom = [line for line in tail.lines if _OOM.search(line)]
         other = [line for line in tail.lines if not _OOM.search(line) and _CUDA_ERROR.search(line)]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import socket
 import tempfile
 import time
@@ -20,6 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# Without a git executable, GitPython refuses to import at all; quiet, it imports and its
+# commands fail, which History.open turns into a finding ("git is not installed").
+os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
 import git
 
 from healthcheck.lock import LOCK_NAME
@@ -84,6 +88,11 @@ class History:
         A workspace inside someone else's work tree gets a repository of its own rather than
         commits in theirs.
         """
+        executable = os.environ.get("GIT_PYTHON_GIT_EXECUTABLE") or "git"
+        if shutil.which(executable) is None:
+            raise HistoryError(
+                f"git is not installed ({executable} is not on PATH; apt-get install git)"
+            )
         try:
             repo = git.Repo(workspace)
         except (git.InvalidGitRepositoryError, git.NoSuchPathError):

@@ -456,3 +456,24 @@ def test_git_timeouts_are_checked(table: dict[str, Any], message: str) -> None:
 
     with pytest.raises(ConfigError, match=message):
         parse_config({"git": table})
+
+
+def test_without_git_installed_the_run_writes_its_report_and_says_so(tmp_path: Path) -> None:
+    """GitPython will not even import without a git executable: the run must still work."""
+    bin_dir = tmp_path / "bin"  # a PATH with Python but no git
+    bin_dir.mkdir()
+    workspace = tmp_path / "ws"
+    result = subprocess.run(
+        [sys.executable, "-m", "healthcheck", "run", "--workspace", str(workspace)],
+        capture_output=True,
+        text=True,
+        env={"PATH": str(bin_dir), "HOME": str(tmp_path)},
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "healthcheck: warning: not recorded in git: git is not installed" in result.stderr
+    report = json.loads((workspace / "system_status.json").read_text())
+    (finding,) = [f for f in report["findings"] if f["id"] == "history.unavailable"]
+    assert finding["detail"] == "git is not installed (git is not on PATH; apt-get install git)"
+    assert not (workspace / ".git").exists()

@@ -110,6 +110,60 @@ def _names(value: str | None) -> list[str]:
     return [n.strip() for n in (value or "").split(",") if n.strip()]
 
 
+def _selected_collectors(app: App, only: str | None, skip: str | None) -> list[Any]:
+    """The collectors to run: built-ins and plugins, less --skip and [collectors] disable."""
+    from healthcheck.collectors import BUILTIN_COLLECTORS
+    from healthcheck.plugins import SelectionError, load_collectors, select
+
+    try:
+        selected = select(
+            load_collectors(BUILTIN_COLLECTORS),
+            _names(only),
+            _names(skip),
+            app.config.collectors.disable,
+        )
+    except SelectionError as exc:
+        app.fail(str(exc), EXIT_USAGE)
+    return [c.collector for c in selected]
+
+
+def _report_data(
+    app: App, last: bool, only: str | None, skip: str | None
+) -> tuple[dict[str, Any], Path | None]:
+    """The report `context` and `docs update` work from, as data: with --last the last JSON
+    report (and its path), else a fresh run of the collectors that writes nothing (None)."""
+    import json
+
+    from healthcheck.pipeline import RunFailed, report_paths
+
+    if not last:
+        from healthcheck.diagnosis import diagnose
+        from healthcheck.report import Report
+        from healthcheck.runner import run_collectors
+
+        sections = diagnose(run_collectors(_selected_collectors(app, only, skip), app.config))
+        return Report.build(sections).to_dict(), None
+    if only or skip:
+        app.fail("--only and --skip select collectors to run; --last runs none", EXIT_USAGE)
+    try:
+        json_path = report_paths(app.config)[1]
+    except RunFailed as exc:
+        app.fail(str(exc), EXIT_USAGE)
+    try:
+        data = json.loads(json_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        app.fail(
+            f"--last: no report at {json_path} (run `healthcheck run` first, "
+            "or leave out --last for a fresh run)",
+            EXIT_FAILED,
+        )
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        app.fail(f"--last: cannot read {json_path}: {exc}", EXIT_FAILED)
+    if not isinstance(data, dict) or not isinstance(data.get("sections"), dict):
+        app.fail(f"--last: {json_path} is not a healthcheck JSON report", EXIT_FAILED)
+    return data, json_path
+
+
 @cli.command()
 @common_options
 @click.option("--only", metavar="NAMES", help="Run only these collectors (comma-separated).")
@@ -137,26 +191,16 @@ def run(
     fail_on: str | None,
 ) -> None:
     """Collect, derive findings, and write the Markdown and JSON reports."""
-    from healthcheck.collectors import BUILTIN_COLLECTORS
     from healthcheck.pipeline import RunFailed, RunSkipped, run_healthcheck
-    from healthcheck.plugins import SelectionError, load_collectors, select
 
     config = app.config
     if workspace:
         config.paths.workspace = str(Path(workspace).expanduser().absolute())
-    try:
-        selected = select(
-            load_collectors(BUILTIN_COLLECTORS),
-            _names(only),
-            _names(skip),
-            config.collectors.disable,
-        )
-    except SelectionError as exc:
-        app.fail(str(exc), EXIT_USAGE)
+    collectors = _selected_collectors(app, only, skip)
     try:
         result = run_healthcheck(
             config,
-            [c.collector for c in selected],
+            collectors,
             app.console.redactor,
             output=Path(output).expanduser() if output else None,
             commit=not no_commit,
@@ -286,52 +330,17 @@ def cron_status(app: App, user: str | None) -> None:
 @click.option("--skip", metavar="NAMES", help="Do not run these collectors (comma-separated).")
 def context(app: App, budget: int, last: bool, only: str | None, skip: str | None) -> None:
     """Print a paste-ready context for an AI assistant (nothing is written)."""
-    import json
-
     from healthcheck.context import build_context, open_improvements
     from healthcheck.pipeline import RunFailed, report_paths
 
     config = app.config
     redactor = app.console.redactor
     try:
-        markdown_path, json_path = report_paths(config)
+        markdown_path = report_paths(config)[0]
     except RunFailed as exc:
         app.fail(str(exc), EXIT_USAGE)
-    if last:
-        if only or skip:
-            app.fail("--only and --skip select collectors to run; --last runs none", EXIT_USAGE)
-        try:
-            data = json.loads(json_path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            app.fail(
-                f"--last: no report at {json_path} (run `healthcheck run` first, "
-                "or leave out --last for a fresh run)",
-                EXIT_FAILED,
-            )
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
-            app.fail(f"--last: cannot read {json_path}: {exc}", EXIT_FAILED)
-        if not isinstance(data, dict) or not isinstance(data.get("sections"), dict):
-            app.fail(f"--last: {json_path} is not a healthcheck JSON report", EXIT_FAILED)
-        source = f"the last report ({json_path})"
-    else:
-        from healthcheck.collectors import BUILTIN_COLLECTORS
-        from healthcheck.diagnosis import diagnose
-        from healthcheck.plugins import SelectionError, load_collectors, select
-        from healthcheck.report import Report
-        from healthcheck.runner import run_collectors
-
-        try:
-            selected = select(
-                load_collectors(BUILTIN_COLLECTORS),
-                _names(only),
-                _names(skip),
-                config.collectors.disable,
-            )
-        except SelectionError as exc:
-            app.fail(str(exc), EXIT_USAGE)
-        sections = diagnose(run_collectors([c.collector for c in selected], config))
-        data = Report.build(sections).to_dict()
-        source = "a fresh run"
+    data, json_path = _report_data(app, last, only, skip)
+    source = f"the last report ({json_path})" if json_path else "a fresh run"
     improvement_log = config.improvement_log_path
     text = build_context(
         redactor.obj(data),
@@ -366,12 +375,10 @@ def docs_update(
     with --last from the last JSON report.
     """
     import contextlib
-    import json
     from datetime import datetime, timezone
 
     from healthcheck.docs import DocsError, update_docs
     from healthcheck.lock import LockBusy, LockError, workspace_lock
-    from healthcheck.pipeline import RunFailed, report_paths
 
     config = app.config
     target = path if path is not None else config.docs_path
@@ -382,44 +389,8 @@ def docs_update(
             "document there or point [paths] docs at it)"
         )
         return
-    if last:
-        if only or skip:
-            app.fail("--only and --skip select collectors to run; --last runs none", EXIT_USAGE)
-        try:
-            json_path = report_paths(config)[1]
-            data = json.loads(json_path.read_text(encoding="utf-8"))
-        except RunFailed as exc:
-            app.fail(str(exc), EXIT_USAGE)
-        except FileNotFoundError:
-            app.fail(
-                f"--last: no report at {json_path} (run `healthcheck run` first, "
-                "or leave out --last for a fresh run)",
-                EXIT_FAILED,
-            )
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
-            app.fail(f"--last: cannot read {json_path}: {exc}", EXIT_FAILED)
-        if not isinstance(data, dict) or not isinstance(data.get("sections"), dict):
-            app.fail(f"--last: {json_path} is not a healthcheck JSON report", EXIT_FAILED)
-        source = f"the report of {data.get('generated_at', '?')}"
-    else:
-        from healthcheck.collectors import BUILTIN_COLLECTORS
-        from healthcheck.diagnosis import diagnose
-        from healthcheck.plugins import SelectionError, load_collectors, select
-        from healthcheck.report import Report
-        from healthcheck.runner import run_collectors
-
-        try:
-            selected = select(
-                load_collectors(BUILTIN_COLLECTORS),
-                _names(only),
-                _names(skip),
-                config.collectors.disable,
-            )
-        except SelectionError as exc:
-            app.fail(str(exc), EXIT_USAGE)
-        sections = diagnose(run_collectors([c.collector for c in selected], config))
-        data = Report.build(sections).to_dict()
-        source = "a fresh run"
+    data, json_path = _report_data(app, last, only, skip)
+    source = f"the report of {data.get('generated_at', '?')}" if json_path else "a fresh run"
     workspace = Path(config.paths.workspace).expanduser()
     try:
         with contextlib.ExitStack() as held:

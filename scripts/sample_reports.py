@@ -51,6 +51,8 @@ FIRST_DISPLAY = 87
 SKIP = "system,healthcheck"
 # The container's environment as supervisord passes it on; the secrets are obviously fake.
 CONTAINER_ENV = {
+    # A container's PATH, not this checkout's virtualenv (the samples must not name it).
+    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     "JUPYTER_TOKEN": "hc-sample-jupyter-token-not-a-real-one-0000",
     "VNC_PASSWORD": "hc-sample-vnc-password",
     "VNC_PASSWORDLESS": "false",

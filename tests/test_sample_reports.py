@@ -6,6 +6,7 @@ When this fails after a change to the reports, regenerate the samples and review
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import re
@@ -62,7 +63,6 @@ TEXT_RULES = [
         "<date>",
     ),
     (r"\b[A-Z][a-z]{2} \d{1,2} \d\d:\d\d [AP]M\b", "<when>"),  # supervisord's descriptions
-    (r"/tmp/sv\w+/", "/tmp/sv<dir>/"),
     (r"\bpid[ =:]*\d+", "pid <n>"),
     (r"\b(pids?|PID)\b[^\n]{0,3}\d+", "pid <n>"),
     (r"\(\d+\)", "(<n>)"),
@@ -75,9 +75,22 @@ TEXT_RULES = [
 ]
 
 
+def _hosts() -> tuple[str, ...]:
+    """This machine's name, and the one the samples were generated on."""
+    names = {socket.gethostname()}
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        names.add(json.loads((SAMPLES / "healthy" / "system_status.json").read_text())["host"])
+    return tuple(sorted(n for n in names if n))
+
+
+HOSTS = _hosts()
+
+
 def normalize_text(text: str) -> str:
-    text = text.replace(socket.gethostname(), "<host>")
     text = text.split("## Volatile figures", 1)[0]
+    text = re.sub(r"/tmp/sv\w+/", "/tmp/sv<dir>/", text)  # before the host: "svab1vm2"
+    for host in HOSTS:
+        text = re.sub(rf"\b{re.escape(host)}\b", "<host>", text)
     lines = [line for line in text.splitlines() if not line.startswith("Other listeners:")]
     text = "\n".join(lines)
     for pattern, replacement in TEXT_RULES:

@@ -87,11 +87,10 @@ def find_process(name: str) -> int | None:
     for row in process_rows():
         if row.pid == me:
             continue
-        key = (row.zombie, row.create_time or 0.0, row.pid)
         if row.name == name:
-            exact.append(key)
+            exact.append((row.zombie, row.create_time() or 0.0, row.pid))
         elif name in _cmdline_names(list(row.cmdline)):
-            by_cmdline.append(key)
+            by_cmdline.append((row.zombie, row.create_time() or 0.0, row.pid))
     for candidates in (exact, by_cmdline):
         if candidates:
             return min(candidates)[2]

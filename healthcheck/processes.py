@@ -18,7 +18,9 @@ from dataclasses import dataclass
 import psutil
 
 ZOMBIE = psutil.STATUS_ZOMBIE
-_ATTRS = ["pid", "ppid", "name", "cmdline", "status", "create_time", "memory_info"]
+# Only what most collectors need of every process. psutil's ppid() and create_time() each
+# re-read /proc/PID/stat (a pid-reuse check): asked of the few processes that matter, not all.
+_ATTRS = ["pid", "name", "cmdline", "status", "memory_info"]
 
 
 @dataclass(frozen=True)
@@ -26,16 +28,26 @@ class ProcessRow:
     """What the collectors need of one process; None where it could not be read."""
 
     pid: int
-    ppid: int | None
     name: str
     cmdline: tuple[str, ...]
     status: str | None
-    create_time: float | None
     rss: int
 
     @property
     def zombie(self) -> bool:
         return self.status == ZOMBIE
+
+    def ppid(self) -> int | None:
+        try:
+            return psutil.Process(self.pid).ppid()
+        except psutil.Error:
+            return None
+
+    def create_time(self) -> float | None:
+        try:
+            return psutil.Process(self.pid).create_time()
+        except psutil.Error:
+            return None
 
 
 def scan() -> list[ProcessRow]:
@@ -47,11 +59,9 @@ def scan() -> list[ProcessRow]:
         rows.append(
             ProcessRow(
                 pid=info["pid"],
-                ppid=info["ppid"],
                 name=info["name"] or "",
                 cmdline=tuple(info["cmdline"] or ()),
                 status=info["status"],
-                create_time=info["create_time"],
                 rss=memory.rss if memory else 0,
             )
         )

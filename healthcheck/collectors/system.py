@@ -285,13 +285,9 @@ def process_table() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         if row.pid == me:  # the report is about the box, not about its own writer
             continue
         if row.zombie:
+            parent = row.ppid()
             zombies.append(
-                {
-                    "pid": row.pid,
-                    "name": row.name,
-                    "parent_pid": row.ppid,
-                    "parent": _name_of(row.ppid),
-                }
+                {"pid": row.pid, "name": row.name, "parent_pid": parent, "parent": _name_of(parent)}
             )
             continue
         processes.append(

@@ -504,6 +504,10 @@ def _lower_same_length(s: str) -> str:
     return s.encode("ascii", "replace").decode("ascii").lower()  # one "?" per other character
 
 
+MEMO_ENTRIES = 20_000  # strings remembered per redactor (a report holds a few thousand)
+MEMO_MAX_CHARS = 16_384  # longer ones (a whole document) are redacted afresh each time
+
+
 class Redactor:
     """Masks secrets in text and in JSON-able data.
 
@@ -533,6 +537,9 @@ class Redactor:
         }
         # Longest first, so a value that contains another is masked whole.
         self._values = tuple(sorted(values, key=lambda v: (-len(v), v)))
+        # A run redacts the same report for the Markdown, the JSON, the docs and the commit
+        # message: the same strings four times. The rules never change, so the answers don't.
+        self._memo: dict[str, str] = {}
 
     @classmethod
     def from_config(
@@ -559,6 +566,15 @@ class Redactor:
 
     def text(self, s: str) -> str:
         """`s` with everything secret masked; idempotent, and keeps the number of newlines."""
+        done = self._memo.get(s)
+        if done is not None:
+            return done
+        masked = self._text(s)
+        if len(self._memo) < MEMO_ENTRIES and len(s) <= MEMO_MAX_CHARS:
+            self._memo[s] = masked
+        return masked
+
+    def _text(self, s: str) -> str:
         if "PRIVATE KEY" in s:
             s = _PEM_BLOCK_RE.sub(_kind("private-key"), s)
             if "-----END" in s:

@@ -434,3 +434,18 @@ def test_idempotent_on_glued_and_odd_inputs(text: str) -> None:
     once = r.text(text)
     assert r.text(once) == once
     assert once.count("\n") == text.count("\n")
+
+
+def test_a_second_pass_gives_the_same_answers_from_memory() -> None:
+    """The run redacts one report four times; remembered answers must equal fresh ones."""
+    texts = [f"line with {secret} inside" for secret in FAKE_SECRETS.values()]
+    warm = Redactor(secret_values=["hunter2-but-longer"])
+    first = [warm.text(t) for t in texts]
+    again = [warm.text(t) for t in texts]
+    fresh = [Redactor(secret_values=["hunter2-but-longer"]).text(t) for t in texts]
+    assert first == again == fresh
+    pairs = zip(again, FAKE_SECRETS.values(), strict=True)
+    assert all(secret not in line for line, secret in pairs)
+    # Another redactor's rules are its own: nothing is shared between instances.
+    assert Redactor().text("pw hunter2-but-longer") == "pw hunter2-but-longer"
+    assert warm.text("pw hunter2-but-longer") != "pw hunter2-but-longer"

@@ -145,7 +145,8 @@ def build_context(
     ]
     env = make_environment()
     for i, name in enumerate(section_order(data)):
-        pieces.append(Piece("section", i, _section_text(env, name, sections[name], data), name))
+        text = _section_text(env, name, sections[name], data)
+        pieces.append(Piece("section", i, text, name, short=_without_raw_lines(text)))
     volatile = {
         name: section.get("volatile")
         for name, section in sections.items()
@@ -197,7 +198,9 @@ def build_context(
                 continue
             if piece.needs is not None and kept.get(pieces.index(piece.needs)) != "full":
                 continue
-            admit(i, "full")
+            # A section too big whole may still fit as its summary, without the raw lines.
+            if not admit(i, "full") and piece.slot == "section" and piece.short:
+                admit(i, "short")
     return render(kept)
 
 
@@ -234,6 +237,21 @@ def _section_text(env: Any, name: str, section: dict[str, Any], data: dict[str, 
     )
     body = template.render(name=name, s=section, r=data)
     return (head + body).rstrip("\n")
+
+
+def _without_raw_lines(text: str) -> str:
+    """A section's summary: its text up to the first fenced block (log lines, command
+    lines); "" when it has none, or nothing before it."""
+    lines = text.split("\n")
+    for n, line in enumerate(lines):
+        if line.lstrip().startswith(("```", "~~~")):
+            kept = lines[:n]
+            while kept and (not kept[-1].strip() or kept[-1].startswith("#")):
+                kept.pop()  # a sub-heading whose lines are the ones left out
+            if len(kept) < 2:  # the section's heading alone says nothing
+                return ""
+            return "\n".join(kept) + "\n\n(Raw lines left out for space; the report has them.)"
+    return ""
 
 
 def _assemble(
@@ -327,9 +345,11 @@ def _assemble(
 def _left_out_lines(left: list[tuple[Piece, str]]) -> list[str]:
     groups: dict[str, list[str]] = {}
     for piece, how in left:
-        groups.setdefault("detail" if how == "short" else piece.slot, []).append(piece.label)
+        shortened = "raw" if piece.slot == "section" else "detail"
+        groups.setdefault(shortened if how == "short" else piece.slot, []).append(piece.label)
     names: dict[str, Callable[[list[str]], str]] = {
         "detail": lambda xs: f"the detail and fix of findings {', '.join(xs)} (title only)",
+        "raw": lambda xs: f"the raw lines of sections {', '.join(xs)} (summary only)",
         "finding": lambda xs: f"findings {', '.join(xs)} (numbered in the report's order)",
         "evidence": lambda xs: f"the raw evidence of findings {', '.join(xs)}",
         "improvement": lambda xs: f"improvement-log entries {', '.join(xs)}",

@@ -10,7 +10,12 @@ from click.testing import CliRunner
 from markdown_it import MarkdownIt
 
 from healthcheck.cli import cli
-from healthcheck.context import estimate_tokens, open_improvements_text, section_order
+from healthcheck.context import (
+    build_context,
+    estimate_tokens,
+    open_improvements_text,
+    section_order,
+)
 from healthcheck.model import Finding, Section, Status
 from healthcheck.redact import Redactor
 from healthcheck.render import render_json
@@ -224,3 +229,36 @@ def test_fresh_run_on_the_seed_box_writes_nothing(box: Box, tmp_path: Path) -> N
     crit = re.findall(r"^\d+\. \*\*CRIT\*\* .*$", text, re.M)
     assert any("sshd" in line for line in crit)
     assert not box.workspace.exists()  # nothing written
+
+
+def test_a_section_too_big_whole_is_kept_as_its_summary() -> None:
+    """The supervisor table is worth its tokens; its programs' log tails may not be."""
+    programs = [
+        {
+            "group": name,
+            "name": name,
+            "fullname": name,
+            "state": "FATAL",
+            "pid": None,
+            "started": "2026-11-29T04:00:00Z",
+            "stopped": None,
+            "exitstatus": 1,
+            "spawnerr": "",
+            "description": "Exited too quickly",
+            "log": {
+                "stdout": [],
+                "stderr": [f"{name} log line {n} " + "x" * 80 for n in range(40)],
+            },
+            "error_lines": {"stdout": [], "stderr": [39]},
+        }
+        for name in ("alpha", "beta", "gamma")
+    ]
+    data = {"url": "unix:///run/s.sock", "via": "xmlrpc", "state": "RUNNING", "version": "4.3.0"}
+    section = Section.from_findings("supervisor", {**data, "programs": programs}, [])
+    report = Report.build([section], host="gpu-box-7")
+    text = build_context(Redactor().obj(report.to_dict()), budget=600)
+    assert "| alpha | **FATAL** |" in text and "| gamma | **FATAL** |" in text
+    assert "alpha log line" not in text
+    assert "(Raw lines left out for space; the report has them.)" in text
+    assert "- the raw lines of sections supervisor (summary only)" in text
+    assert estimate_tokens(text) <= 600

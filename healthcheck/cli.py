@@ -511,6 +511,12 @@ def _log_change(app: App, change: Callable[[Any], Any], verb: str) -> None:
                 return
             if outcome.left_out:
                 app.console.error(f"warning: {path} is outside the workspace history")
+            elif outcome.withheld:
+                line = outcome.withheld[0][1]
+                app.console.error(
+                    f"warning: {path.name} not committed: line {line} looks like a secret "
+                    "(take it out; the next change commits the file)"
+                )
             elif outcome.sha:
                 app.console.info(f"Committed {outcome.short} in {workspace}.")
     except LogError as exc:

@@ -61,6 +61,8 @@ class CommitOutcome:
     parent: str | None = None  # HEAD before the commit (None on an unborn branch)
     unchanged: bool = False  # our files were already recorded as they are
     left_out: list[Path] = field(default_factory=list)  # outside the work tree, or absent
+    # Files not committed because a line looks like a secret: (path, first such line).
+    withheld: list[tuple[Path, int]] = field(default_factory=list)
 
     @property
     def short(self) -> str:
@@ -161,6 +163,8 @@ class History:
             rel = self.relative(path)
             if rel is None or not path.is_file():
                 outcome.left_out.append(path)
+            elif (line := self.secret_line(path)) is not None:
+                outcome.withheld.append((path, line))
             elif rel not in rels:
                 rels.append(rel)
         expected = replace if replace is not None else self.head()
@@ -196,6 +200,28 @@ class History:
         self._sync_index(rels)
         outcome.sha = sha
         return outcome
+
+    def secret_line(self, path: Path) -> int | None:
+        """The first line of `path` holding something the redactor would mask, else None.
+
+        What the tool writes is redacted already; this catches what a person put in a file
+        we commit (a token pasted into the docs file or the improvement log by hand), which
+        git would otherwise keep forever and a push would publish.
+        """
+        try:
+            text = path.read_bytes().decode("utf-8", "surrogateescape")
+        except OSError:
+            return None
+        masked = self.redactor.text(text)
+        if masked == text:
+            return None
+        # Redaction keeps the number of newlines, so lines still pair up.
+        for number, (before, after) in enumerate(
+            zip(text.split("\n"), masked.split("\n"), strict=False), start=1
+        ):
+            if before != after:
+                return number
+        return 1
 
     def push(self, remote: str, timeout: float) -> str | None:
         """Push the current branch to `remote` (a name or URL); the error, or None."""
@@ -339,6 +365,23 @@ def commit_skipped(reason: str) -> Finding:
         title="This run was not recorded in the workspace history",
         detail=f"{reason}; committing now could mix with the operator's own work.",
         hint="Finish or abort it (git merge --abort, git rebase --continue, git switch BRANCH).",
+    )
+
+
+def secret_withheld(path: Path, line: int) -> Finding:
+    return Finding(
+        collector=COLLECTOR,
+        rule="secret-withheld",
+        subject=str(path),
+        severity=Status.WARN,
+        title=f"{path.name} is not committed: line {line} looks like a secret",
+        detail=(
+            f"{path} line {line} holds what looks like a password, token or key. Git would "
+            "keep it in the history for good (and a push would publish it), so this run "
+            "records the file as it was before."
+        ),
+        hint=f"Take the secret out of {path} (keep it in an environment variable or a file "
+        "outside the workspace); the next run commits the file again.",
     )
 
 

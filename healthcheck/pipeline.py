@@ -136,6 +136,18 @@ def _locked_run(
     if docs:
         _refresh_docs(config, result, redactor)
     if history is not None:
+        withheld = [
+            (path, line)
+            for path in (config.docs_path, config.improvement_log_path)
+            if (line := history.secret_line(path)) is not None
+        ]
+        if withheld:
+            # Said in the report that is committed, not only on the console.
+            result.report.add_findings([hist.secret_withheld(p, n) for p, n in withheld])
+            result.warnings += [
+                f"{p} not committed: line {n} looks like a secret" for p, n in withheld
+            ]
+            _write_reports(result, redactor)
         _record(history, config, result, redactor)
     return result
 

@@ -477,3 +477,47 @@ def test_without_git_installed_the_run_writes_its_report_and_says_so(tmp_path: P
     (finding,) = [f for f in report["findings"] if f["id"] == "history.unavailable"]
     assert finding["detail"] == "git is not installed (git is not on PATH; apt-get install git)"
     assert not (workspace / ".git").exists()
+
+
+def test_a_secret_pasted_into_the_docs_file_is_never_committed(tmp_path: Path) -> None:
+    """The operator's prose is theirs (never rewritten), but git would keep a pasted token
+    forever: the file is left out of the commit, and the committed report says why."""
+    ws = tmp_path / "ws"
+    config = parse_config({"paths": {"workspace": str(ws)}})
+    ws.mkdir()
+    docs = ws / "docs_vast-ai-environment.md"
+    docs.write_text("# Box\n\n*Last updated: April 29, 2025*\n\nNotes.\n")
+    redactor = Redactor.from_config(config)
+    run_healthcheck(config, [Static()], redactor)
+    assert "docs_vast-ai-environment.md" in committed_files(ws)
+    token = FAKE_SECRETS["huggingface"]
+    docs.write_text(docs.read_text() + f"\nHF login: huggingface-cli login --token {token}\n")
+
+    result = run_healthcheck(config, [Static()], redactor)
+    assert result.warnings == [f"{docs} not committed: line 7 looks like a secret"]
+    committed = json.loads(sh(ws, "show", "HEAD:system_status.json"))
+    (finding,) = [f for f in committed["findings"] if f["id"].startswith("history.secret")]
+    assert (
+        finding["title"]
+        == "docs_vast-ai-environment.md is not committed: line 7 looks like a secret"
+    )
+    assert token not in sh(ws, "log", "-p", "--all")
+    assert token in docs.read_text()  # the operator's file itself is left as they wrote it
+    assert "Notes." in sh(ws, "show", "HEAD:docs_vast-ai-environment.md")
+
+
+def test_a_secret_typed_into_the_improvement_log_by_hand_is_not_committed(
+    tmp_path: Path,
+) -> None:
+    ws = tmp_path / "ws"
+    config = tmp_path / "hc.toml"
+    config.write_text(f'[paths]\nworkspace = "{ws}"\n')
+    first = CliRunner().invoke(cli, ["--config", str(config), "log", "add", "Pin the driver"])
+    assert first.exit_code == 0, first.output
+    log_file = ws / "improvement_log.md"
+    token = FAKE_SECRETS["github-classic"]
+    log_file.write_text(log_file.read_text() + f"\nscratch: git clone https://{token}@x.invalid\n")
+    second = CliRunner().invoke(cli, ["--config", str(config), "log", "add", "Add swap"])
+    assert second.exit_code == 0
+    assert "warning: improvement_log.md not committed: line" in second.stderr
+    assert token not in sh(ws, "log", "-p", "--all")

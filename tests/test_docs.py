@@ -615,9 +615,19 @@ def shared_dir() -> Iterator[Path]:
         shutil.rmtree(path)
 
 
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+def _python_runs_as_nobody() -> bool:
+    """Root, setpriv, and an interpreter nobody may load (a pyenv build in /root may not be)."""
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        return False
+    probe = subprocess.run([*NOBODY, sys.executable, "-c", "import healthcheck"], check=False)
+    return probe.returncode == 0
+
+
 @pytest.mark.skipif(
-    os.geteuid() != 0 or shutil.which("setpriv") is None,
-    reason="needs root and setpriv to run the command as nobody",
+    not _python_runs_as_nobody(), reason="needs root, setpriv, and a Python nobody can run"
 )
 def test_an_unwritable_directory_leaves_the_docs_intact(shared_dir: Path) -> None:
     docs = shared_dir / "docs.md"
@@ -627,8 +637,7 @@ def test_an_unwritable_directory_leaves_the_docs_intact(shared_dir: Path) -> Non
     config.write_text(f'[paths]\nworkspace = "{shared_dir}"\n[env]\nsource = "self"\n')
 
     args = ["docs", "update", str(docs), "--config", str(config), "--only", "provisioning"]
-    nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
-    result = _cli(args, shared_dir, None, prefix=nobody)
+    result = _cli(args, shared_dir, None, prefix=NOBODY)
     assert result.returncode == 3, result.stderr
     assert result.stderr == (
         f"healthcheck: docs update failed: cannot write {docs}: Permission denied; "

@@ -158,8 +158,10 @@ def box() -> Iterator[Path]:
         shutil.rmtree(BOX, ignore_errors=True)
 
 
-def generate(out: Path) -> None:
-    """Build both boxes, run healthcheck on them, and write every output under `out`."""
+def generate(out: Path) -> int:
+    """Build both boxes, run healthcheck on them, and write every output under `out`.
+
+    Returns the X display number used: FIRST_DISPLAY unless something else holds it."""
     for port in PORTS.values():
         free(port)
     workspace = BOX / "workspace"
@@ -210,6 +212,7 @@ def generate(out: Path) -> None:
         )
         (out / "faulty" / "context.md").write_text(context, encoding="utf-8")
         (out / "faulty" / "diff.txt").write_text(diff, encoding="utf-8")
+        return xvfb.number
 
 
 def save(workspace: Path, target: Path, names: list[str]) -> None:
@@ -223,7 +226,9 @@ def save(workspace: Path, target: Path, names: list[str]) -> None:
 
 def main() -> None:
     out = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "sample_reports"
-    generate(out)
+    number = generate(out)
+    if number != FIRST_DISPLAY:
+        print(f"warning: display :{FIRST_DISPLAY} was taken, :{number} used", file=sys.stderr)
     print(f"sample reports written to {out}")
 
 

@@ -231,7 +231,7 @@ def _build(cls: type, raw: Any, prefix: str, where: str) -> Any:
 
 
 def _coerce(hint: Any, value: Any, dotted: str, where: str) -> Any:
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return _build(hint, value, prefix=f"{dotted}.", where=where)
     origin = typing.get_origin(hint)
     if origin is list:

@@ -337,8 +337,8 @@ def _scripts(old: dict[str, Any], new: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _env(old: dict[str, Any], new: dict[str, Any]) -> dict[str, list[str]]:
     """Variable names added, removed, and whose value changed; never a value."""
-    a = old.get("variables") if isinstance(old.get("variables"), dict) else {}
-    b = new.get("variables") if isinstance(new.get("variables"), dict) else {}
+    a: dict[str, Any] = old["variables"] if isinstance(old.get("variables"), dict) else {}
+    b: dict[str, Any] = new["variables"] if isinstance(new.get("variables"), dict) else {}
     return {
         "added": sorted(set(b) - set(a)),
         "removed": sorted(set(a) - set(b)),

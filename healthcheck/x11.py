@@ -357,7 +357,8 @@ def find_cookie(entries: list[XAuthEntry], number: int) -> XAuthEntry | None:
     cookies = [e for e in entries if e.name == MIT_COOKIE]
     exact = [e for e in cookies if e.number == str(number)]
     wild = [e for e in cookies if e.number == ""]
-    return (exact or wild or [None])[0]
+    found = exact or wild
+    return found[0] if found else None
 
 
 def read_cookie(path: str, number: int) -> XAuthEntry | None:

@@ -160,7 +160,7 @@ def assess(previous: dict[str, Any], cron: dict[str, Any]) -> list[Finding]:
                 "source), then supervisorctl reread && supervisorctl update.",
             )
         )
-    if old and not findings:
+    if old and not findings and entry is not None and age is not None:
         findings.append(
             finding(
                 "stale",

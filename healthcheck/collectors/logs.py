@@ -170,11 +170,12 @@ def _walk(
     """
     found: list[_Candidate] = []
     try:
-        st = os.stat(root.path)
-        seen_dirs.add((st.st_dev, st.st_ino))
+        top = os.stat(root.path)
+        seen_dirs.add((top.st_dev, top.st_ino))
     except OSError:  # pragma: no cover - it was stat'ed a moment ago
         pass
     stack: list[tuple[str, int]] = [(root.path, 0)]
+    st: os.stat_result | None
     while stack:
         folder, depth = stack.pop()
         try:

@@ -358,7 +358,7 @@ class _Run:
     ) -> Section:
         url = self._ctl_url(conf)
         reason = self.attempts[0].error.reason
-        data = {
+        data: dict[str, Any] = {
             "url": url,
             "via": "supervisorctl",
             "state": None,  # supervisorctl status does not say

@@ -279,7 +279,8 @@ def busy_percent(before: Any, after: Any) -> float:
 
 def process_table() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Every process (pid, name, rss, cmdline), and the zombies with their parents."""
-    processes, zombies = [], []
+    processes: list[dict[str, Any]] = []
+    zombies: list[dict[str, Any]] = []
     me = os.getpid()
     for row in process_rows():
         if row.pid == me:  # the report is about the box, not about its own writer

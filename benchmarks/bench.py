@@ -49,6 +49,8 @@ from supervisord_env import (  # noqa: E402
     start_supervisord,
 )
 
+# Every module `healthcheck run` imports (theirs included), for the import-cost row.
+RUN_MODULES = ("healthcheck.cli", "healthcheck.collectors", "healthcheck.pipeline")
 MiB = 1024**2
 GiB = 1024**3
 # The operator's own document, as the tests keep it.
@@ -141,14 +143,25 @@ def bench_full_run(rounds: int, root: Path) -> dict[str, Any]:
         fresh_docs()
         timed_child(healthcheck)  # first run: git init, .pyc files, page cache
         timed_child(baseline, env)
-        hc, sh = [], []
+        # Where the time goes: the interpreter alone, the interpreter with every module a
+        # run imports, and a run that neither refreshes the docs nor commits.
+        python = [sys.executable, "-c", "pass"]
+        imports = [sys.executable, "-c", f"import {', '.join(RUN_MODULES)}"]
+        bare = [*healthcheck, "--no-docs", "--no-commit"]
+        hc, sh, py, imp, nd = [], [], [], [], []
         for _ in range(rounds):
             sh.append(timed_child(baseline, env))
             hc.append(timed_child(healthcheck))
+            py.append(timed_child(python)[0])
+            imp.append(timed_child(imports)[0])
+            nd.append(timed_child(bare)[0])
         report = json.loads((workspace / "system_status.json").read_text(encoding="utf-8"))
         slowest = max(report["sections"].items(), key=lambda item: item[1]["duration_ms"])
     return {
         "slowest": f"{slowest[0]} {slowest[1]['duration_ms']} ms",
+        "python": median(py),
+        "imports": median(imp),
+        "bare": median(nd),
         "hc_wall": median([w for w, _ in hc]),
         "hc_rss": median([r for _, r in hc]),
         "sh_wall": median([w for w, _ in sh]),
@@ -251,6 +264,9 @@ def main() -> None:
         ("bash baseline (seed's health_check.sh), wall", f"{full['sh_wall'] * 1000:.0f} ms"),
         ("ratio healthcheck / bash", f"{full['hc_wall'] / full['sh_wall']:.2f}"),
         ("slowest collector in the last `healthcheck run`", full["slowest"]),
+        ("of which: Python start-up alone", f"{full['python'] * 1000:.0f} ms"),
+        ("of which: start-up and every import of a run", f"{full['imports'] * 1000:.0f} ms"),
+        ("`healthcheck run --no-docs --no-commit`, wall", f"{full['bare'] * 1000:.0f} ms"),
         ("`healthcheck run` peak RSS", f"{full['hc_rss']:.1f} MiB"),
         ("bash baseline peak RSS", f"{full['sh_rss']:.1f} MiB"),
         ("tail of a 10 MiB log", f"{tail['tail_10m']:.3f} ms"),

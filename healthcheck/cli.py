@@ -134,7 +134,7 @@ def _report_data(
     report (and its path), else a fresh run of the collectors that writes nothing (None)."""
     import json
 
-    from healthcheck.pipeline import RunFailed, report_paths
+    from healthcheck.output import ReportPathError, report_paths
 
     if not last:
         from healthcheck.diagnosis import diagnose
@@ -147,7 +147,7 @@ def _report_data(
         app.fail("--only and --skip select collectors to run; --last runs none", EXIT_USAGE)
     try:
         json_path = report_paths(app.config)[1]
-    except RunFailed as exc:
+    except ReportPathError as exc:
         app.fail(str(exc), EXIT_USAGE)
     try:
         data = json.loads(json_path.read_text(encoding="utf-8"))
@@ -331,13 +331,13 @@ def cron_status(app: App, user: str | None) -> None:
 def context(app: App, budget: int, last: bool, only: str | None, skip: str | None) -> None:
     """Print a paste-ready context for an AI assistant (nothing is written)."""
     from healthcheck.context import build_context, open_improvements
-    from healthcheck.pipeline import RunFailed, report_paths
+    from healthcheck.output import ReportPathError, report_paths
 
     config = app.config
     redactor = app.console.redactor
     try:
         markdown_path = report_paths(config)[0]
-    except RunFailed as exc:
+    except ReportPathError as exc:
         app.fail(str(exc), EXIT_USAGE)
     data, json_path = _report_data(app, last, only, skip)
     source = f"the last report ({json_path})" if json_path else "a fresh run"

@@ -10,9 +10,12 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from healthcheck.redact import Redactor
+
+if TYPE_CHECKING:
+    from healthcheck.config import Config
 
 
 class WriteError(Exception):
@@ -117,3 +120,22 @@ def configure_logging(redactor: Redactor, verbosity: int, stream: TextIO | None 
     logger.setLevel(
         {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
     )
+
+
+class ReportPathError(ValueError):
+    """The configured report path cannot hold both reports."""
+
+
+def report_paths(config: Config, output: Path | None = None) -> tuple[Path, Path]:
+    """The Markdown report's path and the JSON beside it.
+
+    Here rather than in the pipeline: `context`, `docs update` and the self-check need the
+    paths without loading what a run needs (git, markdown-it).
+    """
+    markdown = output if output is not None else config.report_path
+    json_path = markdown.with_suffix(".json")
+    if json_path == markdown:
+        raise ReportPathError(
+            f"report path {markdown} ends in .json: the JSON report would replace it"
+        )
+    return markdown, json_path

@@ -14,7 +14,7 @@ from healthcheck.docs import DocsError, DocsUpdate, inspect_docs, update_docs
 from healthcheck.improvement_log import LogError, open_entries
 from healthcheck.lock import LockBusy, LockError, workspace_lock
 from healthcheck.model import Collector, Finding, Status
-from healthcheck.output import WriteError, write_files_atomically
+from healthcheck.output import ReportPathError, WriteError, report_paths, write_files_atomically
 from healthcheck.redact import Redactor
 from healthcheck.render import render_json, render_markdown
 from healthcheck.report import Report
@@ -43,15 +43,6 @@ class RunResult:
     docs: DocsUpdate | None = None  # None when the docs file was not refreshed
 
 
-def report_paths(config: Config, output: Path | None = None) -> tuple[Path, Path]:
-    """The Markdown report's path and the JSON beside it."""
-    markdown = output if output is not None else config.report_path
-    json_path = markdown.with_suffix(".json")
-    if json_path == markdown:
-        raise RunFailed(f"report path {markdown} ends in .json: the JSON report would replace it")
-    return markdown, json_path
-
-
 def run_healthcheck(
     config: Config,
     collectors: Sequence[Collector],
@@ -66,7 +57,10 @@ def run_healthcheck(
     The whole run holds the workspace lock, so two runs never interleave their writes or
     commits; one that cannot get it within `git.lock_timeout` raises RunSkipped.
     """
-    markdown_path, json_path = report_paths(config, output)
+    try:
+        markdown_path, json_path = report_paths(config, output)
+    except ReportPathError as exc:
+        raise RunFailed(str(exc)) from None
     workspace = Path(config.paths.workspace).expanduser()
     try:
         workspace.mkdir(parents=True, exist_ok=True)

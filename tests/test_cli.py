@@ -139,6 +139,25 @@ def test_report_under_a_file_exits_3(box: Box) -> None:
     )
 
 
+def test_a_json_report_path_is_refused_by_run_and_context(box: Box) -> None:
+    """The JSON goes beside the Markdown report with .json: a .json report would be lost."""
+    target = box.root / "status.json"
+    ran = invoke("run", "--config", str(box.config), "--only", "env", "--output", str(target))
+    assert ran.exit_code == 3
+    assert ran.stderr == (
+        f"healthcheck: run failed: report path {target} ends in .json: "
+        "the JSON report would replace it\n"
+    )
+    assert not target.exists()
+    config = box.root / "json-report.toml"
+    config.write_text(f'[paths]\nworkspace = "{box.workspace}"\nreport = "{target}"\n')
+    context = invoke("context", "--config", str(config), "--last")
+    assert context.exit_code == 2
+    assert context.stderr == (
+        f"healthcheck: report path {target} ends in .json: the JSON report would replace it\n"
+    )
+
+
 def test_broken_config_exits_2_with_one_line(box: Box) -> None:
     box.config.write_text("[logs]\ntail_lines = -1\n")
     result = invoke("run", "--config", str(box.config))

@@ -12,7 +12,7 @@ import dataclasses
 import re
 from typing import Any
 
-from healthcheck.model import Finding, Section, worst
+from healthcheck.model import Finding, Section, Status, worst
 
 # A service name in [services.ports] and the supervisor program that provides it do not always
 # share a name (ssh/sshd, novnc/websockify); these are the seed's spellings.
@@ -56,6 +56,7 @@ def diagnose(sections: list[Section]) -> list[Section]:
         _fold_window_manager(display, supervisor)
     if ports is not None and supervisor is not None:
         _fold_ports_into_programs(ports, supervisor, programs)
+        _fold_ports_into_supervisord_down(ports, supervisor)
     for section in sections:
         if section.error is None:
             section.status = worst([f.severity for f in section.findings])
@@ -122,6 +123,32 @@ def _fold_ports_into_programs(
                     f"set autostart=true in [program:{program['name']}].",
                 ),
             )
+
+
+def _fold_ports_into_supervisord_down(ports: Section, supervisor: Section) -> None:
+    """No supervisord (no socket, or nothing listening on it) and closed ports: its services
+    are down because it is. One crit finding, not one warning per port."""
+    down = next((f for f in supervisor.findings if f.rule == "unreachable"), None)
+    attempts = supervisor.data.get("attempts") or []
+    if down is None or not attempts:
+        return
+    if not all(a.get("kind") in ("missing", "refused") for a in attempts):
+        return  # it answered something, or denied us: not a sign that it is down
+    closed = [f for f in ports.findings if f.rule == "not-listening"]
+    if not closed:
+        return  # its services listen: supervisord is elsewhere, not down
+    names = ", ".join(f.subject.replace(":", " on port ") for f in closed)
+    for symptom in closed:
+        ports.findings.remove(symptom)
+    merged = dataclasses.replace(
+        down,
+        severity=Status.CRIT,
+        detail=f"{down.detail} Nothing listens for {names} either: the services "
+        "supervisord starts are down with it.",
+        hint=f"Start supervisord (supervisord -c /etc/supervisor/supervisord.conf, or restart "
+        f"the container); then supervisorctl status. {down.hint}",
+    )
+    _replace(supervisor, down, merged)
 
 
 def _drop_logs_of_explained_programs(

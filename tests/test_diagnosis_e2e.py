@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -76,8 +77,10 @@ timeout = {timeout}
     return config
 
 
-def run(config: Path) -> tuple[dict[str, Any], str]:
-    result = CliRunner().invoke(cli, ["run", "--config", str(config), "--skip", SKIP, "--no-docs"])
+def run(config: Path, *select: str) -> tuple[dict[str, Any], str]:
+    """`healthcheck run` with `select` (default: --skip SKIP); the JSON and Markdown written."""
+    chosen = list(select) or ["--skip", SKIP]
+    result = CliRunner().invoke(cli, ["run", "--config", str(config), *chosen, "--no-docs"])
     assert result.exit_code == 0, result.output
     report = json.loads((config.parent / "workspace" / "system_status.json").read_text())
     markdown = (config.parent / "workspace" / "system_status.md").read_text()
@@ -208,8 +211,6 @@ def test_x_server_down_is_one_finding_naming_the_stale_lock(tmp_path: Path) -> N
 
 def test_a_hung_supervisor_socket_costs_the_time_limit_not_the_run(tmp_path: Path) -> None:
     """A socket that accepts and never answers: supervisor is unknown, within its limit."""
-    import socket
-
     sock_dir = Path(os.path.realpath("/tmp")) / f"hc-hung-{os.getpid()}"
     sock_dir.mkdir(exist_ok=True)
     path = sock_dir / "supervisor.sock"
@@ -235,3 +236,39 @@ def test_a_hung_supervisor_socket_costs_the_time_limit_not_the_run(tmp_path: Pat
     assert finding["id"] == f"supervisor.unreachable:unix://{path}"
     assert finding["title"].endswith("accepted the connection but did not answer within 1s")
     assert elapsed < 2 * 2 + 3  # the limit, with room for a loaded CI box
+
+
+def by_port(item: tuple[str, int]) -> int:
+    return item[1]
+
+
+def test_supervisord_down_with_its_ports_closed_is_one_crit_finding(tmp_path: Path) -> None:
+    """No socket and nothing listening where its services should: supervisord is down, and
+    that is the one finding; the closed ports are its evidence, not warnings of their own."""
+    ports = {"jupyter": free_port(), "novnc": free_port()}
+    url = f"unix://{tmp_path}/supervisor.sock"  # no supervisord made it
+    config = write_config(tmp_path, url, ":99", ports, tmp_path)
+    report, _ = run(config, "--only", "supervisor,ports")
+    (finding,) = report["findings"]
+    assert finding["id"] == f"supervisor.unreachable:{url}"
+    assert finding["severity"] == "crit"
+    in_port_order = sorted(ports.items(), key=by_port)
+    closed = ", ".join(f"{name} on port {port}" for name, port in in_port_order)
+    assert finding["detail"].endswith(
+        f"Nothing listens for {closed} either: the services supervisord starts are down with it."
+    )
+    assert finding["hint"].startswith("Start supervisord")
+
+
+def test_supervisord_unreachable_but_its_services_up_stays_unknown(tmp_path: Path) -> None:
+    """A wrong socket path while the services listen: a config problem, not an outage."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        port = listener.getsockname()[1]
+        url = f"unix://{tmp_path}/supervisor.sock"
+        config = write_config(tmp_path, url, ":99", {"jupyter": port}, tmp_path)
+        report, _ = run(config, "--only", "supervisor,ports")
+    (finding,) = report["findings"]
+    assert finding["id"] == f"supervisor.unreachable:{url}"
+    assert finding["severity"] == "unknown"

@@ -103,7 +103,12 @@ class _Attempt:
     error: SupervisorUnavailable
 
     def to_dict(self) -> dict[str, Any]:
-        return {"url": self.url, "source": self.source, "error": self.error.reason}
+        return {
+            "url": self.url,
+            "source": self.source,
+            "error": self.error.reason,
+            "kind": self.error.kind,
+        }
 
 
 @dataclass

@@ -443,6 +443,7 @@ def diff(app: App, old: str | None, new: str | None, workspace: str | None, as_j
 
     from healthcheck.drift import DriftError, compare, load_runs, render_text
     from healthcheck.history import History, HistoryError
+    from healthcheck.output import ReportPathError, report_paths
 
     if workspace:
         app.config.paths.workspace = str(Path(workspace).expanduser().absolute())
@@ -451,7 +452,10 @@ def diff(app: App, old: str | None, new: str | None, workspace: str | None, as_j
         history = History.open(root, app.console.redactor, create=False)
     except HistoryError as exc:
         app.fail(f"diff: {exc}; no runs are recorded there", EXIT_USAGE)
-    json_path = app.config.report_path.with_suffix(".json")
+    try:
+        json_path = report_paths(app.config)[1]
+    except ReportPathError as exc:
+        app.fail(f"diff: {exc}", EXIT_USAGE)
     json_rel = history.relative(json_path)
     if json_rel is None:
         app.fail(f"diff: {json_path} is outside the workspace history {root}", EXIT_USAGE)

@@ -134,6 +134,32 @@ def test_an_unreadable_previous_report_is_unknown(tmp_path: Path) -> None:
     assert finding.detail.startswith(f"{report}: not a healthcheck JSON report (JSONDecodeError")
 
 
+@pytest.mark.parametrize(
+    ("stamp", "error"),
+    [
+        ('"2025-01-06T12:00:00"', "ValueError: time data '2025-01-06T12:00:00' does not match"),
+        ('"2025-01-06 12:00:00Z"', "ValueError: time data '2025-01-06 12:00:00Z' does not match"),
+        ("1736164800", "TypeError: generated_at must be a string, not int"),
+    ],
+)
+def test_a_previous_report_time_must_be_the_reports_own_format(
+    tmp_path: Path, stamp: str, error: str
+) -> None:
+    report = tmp_path / "system_status.json"
+    report.write_text(f'{{"generated_at": {stamp}, "status": "ok"}}')
+    previous = previous_run(report, NOW)
+    assert previous["age_s"] is None
+    assert previous["error"].startswith(f"not a healthcheck JSON report ({error}")
+
+
+def test_a_previous_report_time_is_read_as_utc(tmp_path: Path) -> None:
+    report = tmp_path / "system_status.json"
+    stamp = (NOW - timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    report.write_text(json.dumps({"generated_at": stamp, "status": "warn"}))
+    previous = previous_run(report, NOW)
+    assert (previous["age_s"], previous["status"], previous["error"]) == (3 * 3600, "warn", None)
+
+
 def test_without_the_crontab_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
     cron = cron_state("root")

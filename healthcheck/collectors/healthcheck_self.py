@@ -8,12 +8,14 @@ for the case cron should have run it and did not leave a report (the job itself 
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timezone
 from typing import Any, ClassVar
 
 from healthcheck import schedule
 from healthcheck.config import Config
 from healthcheck.model import Finding, Section, Status
+from healthcheck.output import report_paths
 
 NAME = "healthcheck"
 
@@ -28,7 +30,7 @@ class HealthcheckCollector:
     def collect(self, config: Config) -> Section:
         now = datetime.now(timezone.utc)
         # Read before this run writes its own report: the runner collects before writing.
-        previous = previous_run(config.report_path.with_suffix(".json"), now)
+        previous = previous_run(report_paths(config)[1], now)
         cron = cron_state()
         # The previous run's time and age change on every run: volatile, kept apart.
         stable = {k: v for k, v in previous.items() if k not in ("age_s", "generated_at")}
@@ -54,7 +56,7 @@ def previous_run(path: Any, now: datetime) -> dict[str, Any]:
     info["found"] = True
     try:
         report = json.loads(raw)
-        stamp = datetime.strptime(report["generated_at"], "%Y-%m-%dT%H:%M:%SZ")
+        stamp = _utc_stamp(report["generated_at"])
         info["generated_at"] = report["generated_at"]
         info["status"] = str(report.get("status"))
     except (ValueError, KeyError, TypeError) as exc:
@@ -62,6 +64,21 @@ def previous_run(path: Any, now: datetime) -> dict[str, Any]:
         return info
     info["age_s"] = max(0, round((now - stamp.replace(tzinfo=timezone.utc)).total_seconds()))
     return info
+
+
+_STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+
+
+def _utc_stamp(value: Any) -> datetime:
+    """The report's `generated_at` (2026-11-29T04:00:00Z) as a UTC time; ValueError else.
+
+    Not strptime: its module costs every run a few milliseconds to import.
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"generated_at must be a string, not {type(value).__name__}")
+    if not _STAMP.fullmatch(value):
+        raise ValueError(f"time data {value!r} does not match '%Y-%m-%dT%H:%M:%SZ'")
+    return datetime.fromisoformat(value[:-1])
 
 
 def cron_state(user: str | None = None) -> dict[str, Any]:

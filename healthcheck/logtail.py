@@ -213,6 +213,13 @@ def _parse(
     return dataclasses.replace(base, lines=tuple(out), truncated_lines=cut)
 
 
+def clean_line(text: str, max_line_bytes: int = 4096) -> str | None:
+    """One line of already decoded log text (supervisord's API, supervisorctl) cleaned as a
+    file's line is: escapes and controls removed, a progress bar reduced to its last state,
+    a long line cut with a marker. None when it holds nothing (a hole of NULs)."""
+    return _clean_line(text.encode("utf-8", "replace"), max_line_bytes, partial=False)[0]
+
+
 def _clean_line(raw: bytes, max_line_bytes: int, partial: bool) -> tuple[str | None, bool]:
     """One raw line as report text, and whether it was cut; None when it is no line at all.
 

@@ -21,12 +21,11 @@ import pytest
 from healthcheck.collectors import supervisor as collector_module
 from healthcheck.collectors.supervisor import (
     SupervisorCollector,
-    clean_log_line,
     clean_log_text,
     parse_status,
 )
 from healthcheck.config import Config
-from healthcheck.logtail import Tail
+from healthcheck.logtail import Tail, clean_line
 from healthcheck.model import Collector, Section, Status
 from healthcheck.supervisor_client import (
     SupervisorClient,
@@ -685,11 +684,11 @@ def test_parse_status_lines() -> None:
 
 
 def test_clean_log_lines() -> None:
-    assert clean_log_line("\x1b[31mERROR\x1b[0m: boom\r", 100) == "ERROR: boom"
-    assert clean_log_line("10%\r50%\r100%\r", 100) == "100%"
-    assert clean_log_line("a\x07b\x00c", 100) == "abc"
-    assert clean_log_line("\x00\x00", 100) is None
-    cut = clean_log_line("é" * 10, 5)
+    assert clean_line("\x1b[31mERROR\x1b[0m: boom\r", 100) == "ERROR: boom"
+    assert clean_line("10%\r50%\r100%\r", 100) == "100%"
+    assert clean_line("a\x07b\x00c", 100) == "abc"
+    assert clean_line("\x00\x00", 100) is None
+    cut = clean_line("é" * 10, 5)
     assert cut == "éé … [line cut: 20 bytes]"
     text = "tail of a line\nfirst\nsecond\nthird\n"
     assert clean_log_text(text, 2, 100, partial_first=True) == ["second", "third"]

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from typing import Any, ClassVar
 
 from healthcheck.config import Config, LogsConfig, SupervisorConfig
-from healthcheck.logtail import looks_like_error, read_tail
+from healthcheck.logtail import clean_line, looks_like_error, read_tail
 from healthcheck.model import Finding, Section, Status
 from healthcheck.proc import run_command
 from healthcheck.rules import program_findings
@@ -587,52 +587,18 @@ def parse_status(output: str) -> tuple[list[dict[str, Any]], dict[str, int]]:
 
 # --- log text -------------------------------------------------------------------------------
 
+
 # Terminal escapes, as logtail removes them from files (here on text, not bytes).
-_ANSI = re.compile(
-    r"""
-      \x1b\[ [0-?]* [ -/]* [@-~]
-    | \x1b\] [^\x07\x1b]* (?:\x07|\x1b\\|$)
-    | \x1b [PX^_] [^\x1b]* (?:\x1b\\|$)
-    | \x1b [ -/]* [0-~]
-    """,
-    re.VERBOSE,
-)
-_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")
-_CUT = "…"
-
-
 def api_tail_bytes(logs: LogsConfig) -> int:
     """How much of a log to ask supervisord for: enough for tail_lines of long lines."""
     return max(4096, min(API_TAIL_MAX_BYTES, logs.tail_lines * (logs.max_line_bytes + 1)))
 
 
-def clean_log_line(raw: str, max_line_bytes: int) -> str | None:
-    """One line of log text as the report shows it; None when there is nothing in it.
-
-    As logtail does for files: terminal escapes and control characters removed, a progress
-    bar (redrawn with \\r) reduced to what it showed last, a long line cut with a marker.
-    """
-    line = raw[:-1] if raw.endswith("\r") else raw
-    stripped = line.lstrip("\x00")
-    if line and not stripped:
-        return None  # only NULs: the hole a truncated log leaves, not a line
-    line = _ANSI.sub("", stripped)
-    if "\r" in line:
-        segments = line.split("\r")
-        visible = [s for s in segments if _CONTROL.sub("", s).strip()]
-        line = visible[-1] if visible else segments[-1]
-    line = _CONTROL.sub("", line)
-    encoded = line.encode("utf-8", "replace")
-    if len(encoded) > max_line_bytes:
-        head = encoded[:max_line_bytes].decode("utf-8", "ignore")
-        return f"{head} {_CUT} [line cut: {len(encoded)} bytes]"
-    return line
-
-
 def clean_log_text(
     text: str, tail_lines: int | None, max_line_bytes: int, partial_first: bool
 ) -> list[str]:
-    """The last `tail_lines` cleaned lines of `text` (all when None).
+    """The last `tail_lines` lines of `text` (all when None), cleaned as logtail cleans a
+    file's lines.
 
     `partial_first`: the text starts inside a line (it is the end of a longer log), so its
     first line is a fragment and is dropped. Invalid UTF-8 was already replaced on the way.
@@ -643,7 +609,7 @@ def clean_log_text(
     raw = body.split("\n")
     if partial_first:
         raw = raw[1:]
-    out = [line for line in (clean_log_line(r, max_line_bytes) for r in raw) if line is not None]
+    out = [line for line in (clean_line(r, max_line_bytes) for r in raw) if line is not None]
     return out if tail_lines is None else out[-tail_lines:] if tail_lines > 0 else []
 
 
@@ -704,7 +670,6 @@ def _iso(timestamp: int) -> str:
 __all__ = [
     "SupervisorCollector",
     "api_tail_bytes",
-    "clean_log_line",
     "clean_log_text",
     "last_exit_status",
     "main_log_events",

@@ -72,10 +72,8 @@ def open_improvements(path: Path) -> list[Improvement]:
     The log's own parser decides; a log it refuses (a person's edit broke it) is still read
     here as text, so that the assistant sees what is open.
     """
-    try:
-        from healthcheck.improvement_log import LogError, open_entries, render_entry
-    except ImportError:  # pragma: no cover - only while the module is being written
-        return open_improvements_text(path)
+    from healthcheck.improvement_log import LogError, open_entries, render_entry
+
     try:
         entries = open_entries(path)
     except LogError:

@@ -38,6 +38,7 @@ from healthcheck.cli import cli  # noqa: E402
 from supervisord_env import (  # noqa: E402
     SEED_STATES,
     http_server,
+    real_icewm,
     seed_programs,
     start_supervisord,
 )
@@ -70,26 +71,19 @@ def free(port: int) -> int:
     return port
 
 
-def icewm(home: Path, display: str | None) -> dict[str, Any]:
-    environment = {"HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config")}
-    if display:
-        environment["DISPLAY"] = display
-    return {"command": "icewm", "autorestart": True, "environment": environment}
-
-
 def healthy_programs(display: str) -> dict[str, Any]:
     return {
         "sshd": http_server(PORTS["ssh"]),  # a stand-in that listens where sshd would
         "jupyter": http_server(PORTS["jupyter"]),
         "novnc": http_server(PORTS["novnc"]),
         "filebrowser": http_server(PORTS["filebrowser"]),
-        "icewm": icewm(BOX / "home", display),
+        "icewm": real_icewm(BOX / "home", display),
     }
 
 
 def faulty_programs() -> dict[str, Any]:
     programs = seed_programs(PORTS["novnc"])
-    programs["icewm"] = icewm(BOX / "home", None)
+    programs["icewm"] = real_icewm(BOX / "home", None)
     return programs
 
 

@@ -128,6 +128,15 @@ def icewm_no_display() -> dict[str, Any]:
     return {"command": python_command(code), "autorestart": True}
 
 
+def real_icewm(home: Path, display: str | None) -> dict[str, Any]:
+    """The real window manager (Debian's icewm) as a program; DISPLAY only when given, so
+    without it icewm fails as on the seed box ("Can't open display: <none>")."""
+    environment = {"HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config")}
+    if display is not None:
+        environment["DISPLAY"] = display
+    return {"command": "icewm", "autorestart": True, "environment": environment}
+
+
 def jupyter_stopped(port: int) -> dict[str, Any]:
     """A service configured with autostart=false: STOPPED, never started."""
     return {"command": f"{{python}} -m http.server {port} --bind 127.0.0.1", "autostart": False}

@@ -25,6 +25,7 @@ from supervisord_env import (
     SEED_STATES,
     free_port,
     http_server,
+    real_icewm,
     seed_programs,
     start_supervisord,
 )
@@ -34,14 +35,6 @@ pytestmark = pytest.mark.skipif(
     not (have("Xvfb") and have("icewm")), reason="needs Debian's xvfb and icewm"
 )
 SKIP = "system,env,provisioning,healthcheck,gpu"  # not what these scenarios are about
-
-
-def real_icewm(home: Path, display: str | None) -> dict[str, Any]:
-    """The real window manager as a supervisor program; DISPLAY only when given."""
-    environment = {"HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config")}
-    if display is not None:
-        environment["DISPLAY"] = display
-    return {"command": "icewm", "autorestart": True, "environment": environment}
 
 
 def write_config(

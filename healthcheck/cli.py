@@ -230,6 +230,77 @@ def run(
         sys.exit(EXIT_FINDINGS)
 
 
+@cli.command()
+@common_options
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on (loopback unless you say otherwise; 0.0.0.0 for all).",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=9839,
+    show_default=True,
+    help="TCP port (0: any free one, printed at start).",
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice(["warn", "crit"]),
+    default="crit",
+    show_default=True,
+    help="/healthz answers 503 when the last report is at least this severe.",
+)
+def serve(app: App, host: str, port: int, fail_on: str) -> None:
+    """Serve the last report read-only: /metrics /healthz /status.json /report.md and /."""
+    from healthcheck.output import ReportPathError, report_paths
+    from healthcheck.serve import (
+        FreshRuns,
+        HealthApp,
+        ReportStore,
+        is_loopback,
+        make_server,
+        serve_until_stopped,
+    )
+
+    config = app.config
+    try:
+        markdown_path, json_path = report_paths(config)
+    except ReportPathError as exc:
+        app.fail(str(exc), EXIT_USAGE)
+
+    def fresh_report() -> dict[str, Any]:
+        from healthcheck.diagnosis import diagnose
+        from healthcheck.report import Report
+        from healthcheck.runner import run_collectors
+
+        collectors = _selected_collectors(app, None, None)
+        return Report.build(diagnose(run_collectors(collectors, config))).to_dict()
+
+    redactor = app.console.redactor
+    health = HealthApp(
+        ReportStore(markdown_path, json_path, redactor),
+        redactor,
+        Status(fail_on),
+        FreshRuns(fresh_report, config.serve.min_interval),
+        config.serve.token,
+    )
+    try:
+        server = make_server(health, host, port)
+    except OSError as exc:
+        app.fail(f"--host {host} --port {port}: cannot listen: {exc.strerror or exc}", EXIT_USAGE)
+    if not is_loopback(host) and not config.serve.token:
+        app.console.error(
+            f"warning: serving on {host} without [serve] token: anyone who can reach this "
+            "port can read the report"
+        )
+    bound_host, bound_port = str(server.server_address[0]), int(server.server_address[1])
+    shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+    app.console.info(f"Serving http://{shown}:{bound_port}/ (report: {json_path}); Ctrl-C stops.")
+    serve_until_stopped(server)
+
+
 @cli.command("collectors")
 @common_options
 def list_collectors(app: App) -> None:

@@ -128,6 +128,18 @@ class GitConfig:
 
 
 @dataclass
+class OutputsConfig:
+    # A node_exporter textfile (`.prom`) written after each run; "" writes none.
+    prometheus: str = ""
+
+
+@dataclass
+class ServeConfig:
+    token: str = ""  # when set, every `healthcheck serve` request needs Authorization: Bearer
+    min_interval: float = 60.0  # seconds between two fresh runs asked with ?fresh=1
+
+
+@dataclass
 class Config:
     paths: PathsConfig = field(default_factory=PathsConfig)
     logs: LogsConfig = field(default_factory=LogsConfig)
@@ -141,6 +153,8 @@ class Config:
     collectors: CollectorsConfig = field(default_factory=CollectorsConfig)
     redact: RedactConfig = field(default_factory=RedactConfig)
     git: GitConfig = field(default_factory=GitConfig)
+    outputs: OutputsConfig = field(default_factory=OutputsConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
     loaded_from: str | None = None  # the file this came from; None for the built-in defaults
 
     def workspace_path(self, value: str) -> Path:
@@ -161,6 +175,11 @@ class Config:
     @property
     def improvement_log_path(self) -> Path:
         return self.workspace_path(self.paths.improvement_log)
+
+    @property
+    def prometheus_path(self) -> Path | None:
+        """The node_exporter textfile, or None when none is configured."""
+        return self.workspace_path(self.outputs.prometheus) if self.outputs.prometheus else None
 
 
 # Searched in this order when neither --config nor $HEALTHCHECK_CONFIG names a file.
@@ -329,6 +348,7 @@ def _check_semantics(config: Config, where: str) -> None:
         if not 0 < getattr(config.system, key) <= 100:
             raise ConfigError(f"{where}: 'system.{key}' must be a percentage (0-100]")
     _check_gpu(config.gpu, where)
+    _check_outputs_and_serve(config, where)
     url = config.supervisor.serverurl
     if not url.startswith(("unix://", "http://", "https://")):
         raise ConfigError(
@@ -344,3 +364,23 @@ def _check_gpu(gpu: GpuConfig, where: str) -> None:
         raise ConfigError(f"{where}: 'gpu.temperature_margin_c' must be 0 or more")
     if not 0 < gpu.memory_warn_percent <= 100:
         raise ConfigError(f"{where}: 'gpu.memory_warn_percent' must be a percentage (0-100]")
+
+
+# A bearer token travels in a header: printable ASCII without spaces, and long enough that
+# guessing it is hopeless.
+_TOKEN = re.compile(r"[!-~]{16,}")
+
+
+def _check_outputs_and_serve(config: Config, where: str) -> None:
+    prom = config.outputs.prometheus
+    if prom and not prom.endswith(".prom"):
+        # node_exporter's textfile collector reads *.prom only: any other name is never read.
+        raise ConfigError(
+            f"{where}: 'outputs.prometheus' must name a file ending in .prom, not {prom!r}"
+        )
+    if config.serve.token and not _TOKEN.fullmatch(config.serve.token):
+        raise ConfigError(
+            f"{where}: 'serve.token' must be at least 16 printable characters without spaces"
+        )
+    if config.serve.min_interval < 0:
+        raise ConfigError(f"{where}: 'serve.min_interval' must be 0 or more")

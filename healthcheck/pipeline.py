@@ -68,7 +68,7 @@ def run_healthcheck(
         raise RunFailed(f"cannot create workspace {workspace}: {exc.strerror or exc}") from None
     try:
         with workspace_lock(workspace, config.git.lock_timeout):
-            return _locked_run(
+            result = _locked_run(
                 config,
                 collectors,
                 redactor,
@@ -77,6 +77,9 @@ def run_healthcheck(
                 commit and config.git.commit,
                 docs,
             )
+            if config.prometheus_path is not None:
+                _write_prometheus(config.prometheus_path, result, redactor)
+            return result
     except LockBusy as exc:
         raise RunSkipped(str(exc)) from None
     except LockError as exc:
@@ -155,6 +158,21 @@ def _write_reports(result: RunResult, redactor: Redactor) -> None:
         )
     except WriteError as exc:
         raise RunFailed(f"{exc}; the previous report was left as it was") from None
+
+
+def _write_prometheus(path: Path, result: RunResult, redactor: Redactor) -> None:
+    """The node_exporter textfile, from the report as written; trouble is a warning: the
+    report itself is safe on disk by now."""
+    import json
+
+    from healthcheck.metrics import MetricsUnavailable, write_textfile
+
+    try:
+        write_textfile(path, json.loads(result.json_text), redactor)
+    except (MetricsUnavailable, WriteError) as exc:
+        result.warnings.append(f"Prometheus textfile not written: {exc}")
+        return
+    log.info("prometheus: wrote %s", path)
 
 
 def _refresh_docs(config: Config, result: RunResult, redactor: Redactor) -> None:

@@ -203,7 +203,7 @@ def _display(out: _Families, section: dict[str, Any] | None) -> None:
             "1 when the expected window manager runs on the display, else 0.",
             bool(wm.get("running")),
             display=data.get("display", ""),
-            name=wm.get("name", ""),
+            window_manager=wm.get("name", ""),
         )
 
 

@@ -292,8 +292,8 @@ def serve(app: App, host: str, port: int, fail_on: str) -> None:
         app.fail(f"--host {host} --port {port}: cannot listen: {exc.strerror or exc}", EXIT_USAGE)
     if not is_loopback(host) and not config.serve.token:
         app.console.error(
-            f"warning: serving on {host} without [serve] token: anyone who can reach this "
-            "port can read the report"
+            f"warning: serving on {host} with no [serve] token set, so anyone who can reach "
+            "this port can read the report"
         )
     bound_host, bound_port = str(server.server_address[0]), int(server.server_address[1])
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host

@@ -195,7 +195,8 @@ class HealthApp:
         if not self.authorized(authorization):
             return self.text(
                 HTTPStatus.UNAUTHORIZED,
-                "401 unauthorized: this server needs Authorization: Bearer <serve.token>",
+                "401 unauthorized: this server wants the [serve] token in the Authorization header "
+                "(Bearer scheme)",
                 **{"WWW-Authenticate": 'Bearer realm="healthcheck"'},
             )
         if not target.startswith("/"):

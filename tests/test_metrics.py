@@ -341,3 +341,11 @@ def test_outputs_and_serve_config_errors(box: Box, extra: str, message: str) -> 
     result = run(box)
     assert result.exit_code == 2
     assert result.stderr == f"healthcheck: config error: {box.config}: {message}\n"
+
+
+def test_sample_metrics_are_current() -> None:
+    """sample_reports/faulty/metrics.prom is what /metrics serves for the faulty sample."""
+    current = exposition(sample("faulty"), Redactor())
+    assert (SAMPLES / "faulty" / "metrics.prom").read_bytes() == current, (
+        "regenerate: .venv/bin/python scripts/sample_serve.py"
+    )

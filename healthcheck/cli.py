@@ -252,7 +252,8 @@ def run(
     show_default=True,
     help="/healthz answers 503 when the last report is at least this severe.",
 )
-def serve(app: App, host: str, port: int, fail_on: str) -> None:
+@click.option("--workspace", metavar="DIR", help="Override paths.workspace.")
+def serve(app: App, host: str, port: int, fail_on: str, workspace: str | None) -> None:
     """Serve the last report read-only: /metrics /healthz /status.json /report.md and /."""
     from healthcheck.output import ReportPathError, report_paths
     from healthcheck.serve import (
@@ -265,17 +266,20 @@ def serve(app: App, host: str, port: int, fail_on: str) -> None:
     )
 
     config = app.config
+    if workspace:
+        config.paths.workspace = str(Path(workspace).expanduser().absolute())
     try:
         markdown_path, json_path = report_paths(config)
     except ReportPathError as exc:
         app.fail(str(exc), EXIT_USAGE)
+
+    collectors = _selected_collectors(app, None, None)  # once: a bad name fails here, not later
 
     def fresh_report() -> dict[str, Any]:
         from healthcheck.diagnosis import diagnose
         from healthcheck.report import Report
         from healthcheck.runner import run_collectors
 
-        collectors = _selected_collectors(app, None, None)
         return Report.build(diagnose(run_collectors(collectors, config))).to_dict()
 
     redactor = app.console.redactor

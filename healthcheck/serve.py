@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -385,6 +386,15 @@ class _Server(ThreadingHTTPServer):
     # socketserver's default backlog of 5 drops connections under a burst of clients, who
     # then wait a whole SYN retransmit (1 s, then 3 s) before they are heard.
     request_queue_size = 128
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """One log line, not socketserver's traceback on stderr: a client that hangs up
+        mid-answer is routine, and whatever else it is, the server goes on."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, TimeoutError)):
+            log.debug("client %s went away: %s", client_address[0], exc)
+        else:
+            log.error("request from %s failed: %s: %s", client_address[0], type(exc).__name__, exc)
 
 
 class _ServerV6(_Server):

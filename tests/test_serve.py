@@ -15,6 +15,7 @@ import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -173,6 +174,10 @@ def test_fail_on_warn_makes_a_warning_fail_healthz(tmp_path: Path) -> None:
     install_report(tmp_path / "workspace", "healthy")
     with serving(write_config(tmp_path), "--fail-on", "warn") as port:
         assert request(port, "/healthz")[0] == 503
+    # --workspace points at another report than the config's.
+    install_report(tmp_path / "other", "faulty")
+    with serving(write_config(tmp_path), "--workspace", str(tmp_path / "other")) as port:
+        assert request(port, "/healthz")[2].startswith(b"CRIT: 4 crit")
 
 
 # --- the other endpoints -------------------------------------------------------------------
@@ -371,6 +376,11 @@ def test_a_client_that_disconnects_mid_request_does_not_stop_the_server(
     for partial in (b"GET /heal", b"GET /healthz HTTP/1.1\r\nHost: x\r\n", b""):
         with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
             sock.sendall(partial)
+    # Whole requests, then a reset before the answer is read: the server's writes fail.
+    for _ in range(20):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.sendall(b"GET /status.json HTTP/1.1\r\nHost: x\r\n\r\n")
     assert request(port, "/healthz")[0] == 503
 
 

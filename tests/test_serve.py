@@ -32,6 +32,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from healthcheck.cli import cli
 
 from secrets_corpus import FAKE_SECRETS
+from supervisord_env import free_port, http_server, sshd_failing, start_supervisord
 from support import Box
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -590,3 +591,34 @@ def test_html_is_redacted_and_cached_per_report(faulty: tuple[int, Path, dict[st
     second = request(port, "/")[2]
     assert hashlib.sha256(second).digest() != hashlib.sha256(first).digest()
     assert b"Overall: WARN" in second
+
+
+def test_fresh_run_sees_a_program_crash_on_a_real_supervisord(tmp_path: Path) -> None:
+    """A real supervisord: the last report is healthy (200); sshd is then started and
+    crashes; /healthz?fresh=1 collects afresh and says 503, while plain /healthz still
+    answers from the last report (200) until the next run."""
+    web_port = free_port()
+    programs = {"web": http_server(web_port), "sshd": {**sshd_failing(), "autostart": False}}
+    with start_supervisord(tmp_path / "sv", programs) as sv:
+        sv.wait_for_states({"web": "RUNNING", "sshd": "STOPPED"}, timeout=30)
+        config = write_config(
+            tmp_path,
+            f'\n[supervisor]\nserverurl = "{sv.url}"\n\n[logs]\ndirs = ["{sv.log_dir}"]\n\n'
+            f"[services.ports]\nweb = {web_port}\n\n[collectors]\n"
+            'disable = ["display", "gpu", "healthcheck", "system", "provisioning"]\n',
+        )
+        result = CliRunner().invoke(
+            cli, ["run", "--config", str(config), "--no-commit", "--no-docs"]
+        )
+        assert result.exit_code == 0, result.output
+        with serving(config) as port:
+            status, _, body = request(port, "/healthz")
+            assert (status, body[:30]) == (200, b"OK: 0 crit, 0 warn, 0 unknown ")
+            sv.ctl("start", "sshd")
+            sv.wait_for_states({"sshd": "FATAL"}, timeout=30)
+            status, headers, body = request(port, "/healthz?fresh=1")
+            assert (status, headers["X-Healthcheck-Source"]) == (503, "fresh")
+            assert body.startswith(b"CRIT: 1 crit, 0 warn, 0 unknown ")
+            assert request(port, "/healthz")[0] == 200
+            metrics = request(port, "/metrics")[2]
+            assert b'healthcheck_program_up{program="web"} 1.0' in metrics

@@ -38,6 +38,7 @@ DEFAULT_PORT = 9839  # unassigned in Prometheus's default port allocations
 MAX_REQUEST_LINE = 8192  # bytes; a longer request line is refused (400)
 MAX_QUERY_FIELDS = 16
 IDLE_TIMEOUT_S = 15.0  # a connection that sends nothing for this long is closed
+MAX_CONNECTIONS = 128  # open at once; the next one is answered 503 and closed
 ROUTES = ("/", "/metrics", "/healthz", "/status.json", "/report.md")
 _TRUE = {"1", "true", "yes"}
 _LOOPBACK = {"127.0.0.1", "::1", "localhost"}
@@ -386,6 +387,31 @@ class _Server(ThreadingHTTPServer):
     # socketserver's default backlog of 5 drops connections under a burst of clients, who
     # then wait a whole SYN retransmit (1 s, then 3 s) before they are heard.
     request_queue_size = 128
+    busy_reply = b""  # what a connection beyond MAX_CONNECTIONS gets (set by make_server)
+
+    def server_activate(self) -> None:
+        super().server_activate()
+        # One thread per connection: a cap, so that idle or slow clients cannot exhaust
+        # threads and memory; the one over it gets a 503 and is closed at once.
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            with contextlib.suppress(OSError):
+                request.sendall(self.busy_reply)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """One log line, not socketserver's traceback on stderr: a client that hangs up
@@ -404,7 +430,13 @@ class _ServerV6(_Server):
 def make_server(app: HealthApp, host: str, port: int) -> ThreadingHTTPServer:
     """The server bound to host:port (port 0: any free one); raises OSError."""
     handler = type("Handler", (_Handler,), {"app": app})
-    return (_ServerV6 if ":" in host else _Server)((host, port), handler)
+    busy = app.text(HTTPStatus.SERVICE_UNAVAILABLE, "503 busy: too many open connections").body
+    server = (_ServerV6 if ":" in host else _Server)((host, port), handler)
+    server.busy_reply = (
+        b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        b"Content-Length: %d\r\nRetry-After: 1\r\nConnection: close\r\n\r\n%s" % (len(busy), busy)
+    )
+    return server
 
 
 def is_loopback(host: str) -> bool:

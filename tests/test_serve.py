@@ -622,3 +622,27 @@ def test_fresh_run_sees_a_program_crash_on_a_real_supervisord(tmp_path: Path) ->
             assert request(port, "/healthz")[0] == 200
             metrics = request(port, "/metrics")[2]
             assert b'healthcheck_program_up{program="web"} 1.0' in metrics
+
+
+def test_connections_beyond_the_cap_get_503_and_the_server_recovers(
+    faulty: tuple[int, Path, dict[str, Any]],
+) -> None:
+    from healthcheck.serve import MAX_CONNECTIONS
+
+    port = faulty[0]
+    idle = [
+        socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(MAX_CONNECTIONS)
+    ]
+    try:
+        time.sleep(0.5)  # every one accepted and holding its thread
+        reply = raw(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert reply.startswith(b"HTTP/1.1 503 ")
+        assert reply.endswith(b"\r\n\r\n503 busy: too many open connections\n")
+    finally:
+        for sock in idle:
+            sock.close()
+    deadline = time.monotonic() + 10
+    while request(port, "/healthz")[2].startswith(b"503 busy") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    status, _, body = request(port, "/healthz")
+    assert status == 503 and body.startswith(b"CRIT: 4 crit")

@@ -47,30 +47,26 @@ UNAUTHORIZED = (
 ENDPOINTS = ["/", "/metrics", "/healthz", "/status.json", "/report.md"]
 
 
-@contextmanager
-def serving(config: Path, *args: str) -> Iterator[int]:
-    """`healthcheck serve --port 0` in its own process; yields the port it printed.
-
-    On the way out it is stopped with SIGTERM, and must exit 0 without a traceback.
-    """
+def serve_process(config: Path, *args: str) -> subprocess.Popen[str]:
+    """`healthcheck serve --port 0 ARGS` in its own process, stderr piped."""
     env = {k: v for k, v in os.environ.items() if k != "HEALTHCHECK_CONFIG"}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "healthcheck",
-            "serve",
-            "--config",
-            str(config),
-            "--port",
-            "0",
-            *args,
-        ],
-        stdout=subprocess.PIPE,
+    command = [sys.executable, "-m", "healthcheck", "serve", "--config", str(config)]
+    return subprocess.Popen(
+        [*command, "--port", "0", *args],
+        stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
         env=env,
     )
+
+
+@contextmanager
+def serving(config: Path, *args: str) -> Iterator[int]:
+    """`healthcheck serve` on a free port (see serve_process); yields the port it printed.
+
+    On the way out it is stopped with SIGTERM, and must exit 0 without a traceback.
+    """
+    proc = serve_process(config, *args)
     assert proc.stderr is not None
     lines = []
     port = None
@@ -422,24 +418,7 @@ def test_token_required_on_every_request(tmp_path: Path) -> None:
 
 def test_non_loopback_without_token_is_warned(tmp_path: Path) -> None:
     install_report(tmp_path / "workspace", "faulty")
-    env = {k: v for k, v in os.environ.items() if k != "HEALTHCHECK_CONFIG"}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "healthcheck",
-            "serve",
-            "--config",
-            str(write_config(tmp_path)),
-            "--host",
-            "0.0.0.0",
-            "--port",
-            "0",
-        ],
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+    proc = serve_process(write_config(tmp_path), "--host", "0.0.0.0")
     assert proc.stderr is not None
     try:
         first = proc.stderr.readline()

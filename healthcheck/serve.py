@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
+from healthcheck.metrics import MetricsUnavailable  # light: prometheus_client comes later
 from healthcheck.model import Status
 from healthcheck.redact import Redactor
 
@@ -211,8 +212,6 @@ class HealthApp:
             params = parse_qs(query, keep_blank_values=True, max_num_fields=MAX_QUERY_FIELDS)
         except ValueError:
             return self.text(HTTPStatus.BAD_REQUEST, "400 bad request: too many query fields")
-        from healthcheck.metrics import MetricsUnavailable
-
         try:
             return route(params)
         except NoReport as exc:
@@ -251,8 +250,9 @@ class HealthApp:
         try:
             snapshot = self.store.current()
         except NoReport as exc:
+            reason = " ".join(str(exc).split())  # one comment line, whatever the path holds
             body = (
-                f"# {exc}\n# HELP healthcheck_report_available 1 when serve could read the "
+                f"# {reason}\n# HELP healthcheck_report_available 1 when serve could read the "
                 "last report, else 0.\n# TYPE healthcheck_report_available gauge\n"
                 "healthcheck_report_available 0\n"
             )

@@ -301,8 +301,12 @@ def serve(app: App, host: str, port: int, fail_on: str, workspace: str | None) -
         )
     bound_host, bound_port = str(server.server_address[0]), int(server.server_address[1])
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-    app.console.info(f"Serving http://{shown}:{bound_port}/ (report: {json_path}); Ctrl-C stops.")
-    serve_until_stopped(server)
+    serve_until_stopped(
+        server,
+        lambda: app.console.info(
+            f"Serving http://{shown}:{bound_port}/ (report: {json_path}); Ctrl-C stops."
+        ),
+    )
 
 
 @cli.command("collectors")

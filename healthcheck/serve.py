@@ -383,7 +383,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class _Server(ThreadingHTTPServer):
-    daemon_threads = True  # a slow client never keeps the server from stopping
+    daemon_threads = True  # a slow or kept-alive client never keeps the server from stopping
     # socketserver's default backlog of 5 drops connections under a burst of clients, who
     # then wait a whole SYN retransmit (1 s, then 3 s) before they are heard.
     request_queue_size = 128
@@ -403,7 +403,9 @@ class _Server(ThreadingHTTPServer):
             return
         try:
             super().process_request(request, client_address)
-        except BaseException:
+        except Exception:
+            # No thread to give the slot back (cannot start one). Not on KeyboardInterrupt:
+            # it may interrupt start() after the thread began, and that thread releases it.
             self._slots.release()
             raise
 
@@ -443,8 +445,9 @@ def is_loopback(host: str) -> bool:
     return host in _LOOPBACK or host.startswith("127.")
 
 
-def serve_until_stopped(server: ThreadingHTTPServer) -> None:
-    """Serve until Ctrl-C or SIGTERM, then close the socket."""
+def serve_until_stopped(server: ThreadingHTTPServer, announce: Callable[[], None]) -> None:
+    """Serve until Ctrl-C or SIGTERM, then close the socket. `announce` runs once SIGTERM
+    is handled, so that whoever reads it may stop the server from then on."""
     import signal
 
     def stop(signum: int, frame: Any) -> None:
@@ -452,6 +455,7 @@ def serve_until_stopped(server: ThreadingHTTPServer) -> None:
 
     previous = signal.signal(signal.SIGTERM, stop)
     try:
+        announce()
         server.serve_forever(poll_interval=0.5)
     except KeyboardInterrupt:
         pass

@@ -8,6 +8,7 @@ sockets send what no well-behaved client would. The HTML page is loaded in headl
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import json
@@ -18,6 +19,7 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -625,3 +627,41 @@ def test_connections_beyond_the_cap_get_503_and_the_server_recovers(
         time.sleep(0.1)
     status, _, body = request(port, "/healthz")
     assert status == 503 and body.startswith(b"CRIT: 4 crit")
+
+
+def test_sigterm_stops_at_once_with_a_connection_still_open(tmp_path: Path) -> None:
+    install_report(tmp_path / "workspace", "faulty")
+    with serving(write_config(tmp_path)) as port:
+        kept = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        kept.request("GET", "/healthz")  # kept alive: its thread waits for the next request
+        assert kept.getresponse().read().startswith(b"CRIT")
+        idle = socket.create_connection(("127.0.0.1", port), timeout=10)
+        began = time.monotonic()
+    assert time.monotonic() - began < 5  # not the 15 s an idle connection may wait
+    kept.close()
+    idle.close()
+
+
+def test_sigterm_under_load_stops_the_server(tmp_path: Path) -> None:
+    """SIGTERM while connections keep arriving: it may land mid-accept or mid-thread-start,
+    and the server must still stop, cleanly (serving() checks exit 0 and no traceback)."""
+    install_report(tmp_path / "workspace", "faulty")
+
+    def hammer(port: int, stop: threading.Event) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(OSError, http.client.HTTPException):
+                request(port, "/healthz")
+
+    for _ in range(3):
+        stop = threading.Event()
+        with serving(write_config(tmp_path)) as port:
+            workers = [threading.Thread(target=hammer, args=(port, stop)) for _ in range(4)]
+            for worker in workers:
+                worker.start()
+            time.sleep(0.5)
+            began = time.monotonic()
+        elapsed = time.monotonic() - began
+        stop.set()
+        for worker in workers:
+            worker.join(timeout=30)
+        assert elapsed < 5

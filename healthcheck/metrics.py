@@ -164,7 +164,13 @@ def families(data: dict[str, Any], redactor: Redactor, client: Any | None = None
 def _supervisor(out: _Families, section: dict[str, Any] | None) -> None:
     if section is None:
         return
-    for program in section.get("data", {}).get("programs", []):
+    data = section.get("data", {})
+    out.add(
+        "supervisor_up",
+        "1 when supervisord answered (over XML-RPC, or supervisorctl as fallback), else 0.",
+        data.get("via") is not None,
+    )
+    for program in data.get("programs", []):
         out.add(
             "program_up",
             "1 when the supervisord program is RUNNING, else 0.",

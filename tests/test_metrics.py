@@ -95,6 +95,7 @@ def test_faulty_box_metrics() -> None:
     }
     assert value(parsed, "healthcheck_port_listening", service="novnc", port="16901") == 1
     assert value(parsed, "healthcheck_port_listening", service="ssh", port="12022") == 0
+    assert value(parsed, "healthcheck_supervisor_up") == 1
     assert value(parsed, "healthcheck_x_display_up", display=":87") == 1
     assert (
         value(parsed, "healthcheck_x_window_manager_up", display=":87", window_manager="icewm") == 0
@@ -349,3 +350,12 @@ def test_sample_metrics_are_current() -> None:
     assert (SAMPLES / "faulty" / "metrics.prom").read_bytes() == current, (
         "regenerate: .venv/bin/python scripts/sample_serve.py"
     )
+
+
+def test_supervisord_unreachable_is_supervisor_up_0_and_no_programs() -> None:
+    data = sample("faulty")
+    section = data["sections"]["supervisor"]
+    section["data"].update(via=None, programs=[], state=None)
+    parsed = samples(exposition(data, Redactor()).decode())
+    assert value(parsed, "healthcheck_supervisor_up") == 0
+    assert not names(parsed, "healthcheck_program_up")

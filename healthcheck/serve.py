@@ -42,7 +42,6 @@ IDLE_TIMEOUT_S = 15.0  # a connection that sends nothing for this long is closed
 MAX_CONNECTIONS = 128  # open at once; the next one is answered 503 and closed
 ROUTES = ("/", "/metrics", "/healthz", "/status.json", "/report.md")
 _TRUE = {"1", "true", "yes"}
-_LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
 class NoReport(Exception):
@@ -344,9 +343,23 @@ class _Handler(BaseHTTPRequestHandler):
             # A body we would not read would be taken for the next request: refuse, and close.
             self.close_connection = True
             response = self.app.text(HTTPStatus.BAD_REQUEST, "400 bad request: no body accepted")
+        elif self.server_on_loopback() and not is_loopback(
+            host_header_name(self.headers.get("Host") or "localhost")
+        ):
+            # A page elsewhere in the box's browser could rebind its own name to 127.0.0.1
+            # and read this server; its requests still carry its own name as Host.
+            response = self.app.text(
+                HTTPStatus.BAD_REQUEST,
+                "400 bad request: this server listens on loopback and answers only requests "
+                "addressed to it (Host: localhost or 127.0.0.1)",
+            )
         else:
             response = self.app.handle(self.path, self.headers.get("Authorization"))
         self._send(response, head)
+
+    def server_on_loopback(self) -> bool:
+        address = self.server.server_address
+        return isinstance(address, tuple) and is_loopback(str(address[0]))
 
     def _send(self, response: Response, head: bool, extra: dict[str, str] | None = None) -> None:
         self.send_response(response.status)
@@ -442,7 +455,23 @@ def make_server(app: HealthApp, host: str, port: int) -> ThreadingHTTPServer:
 
 
 def is_loopback(host: str) -> bool:
-    return host in _LOOPBACK or host.startswith("127.")
+    """localhost, or an IP address on the loopback network (127.0.0.0/8, ::1)."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def host_header_name(value: str) -> str:
+    """The host of a Host header: `localhost:9839` -> localhost, `[::1]:9839` -> ::1."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        return value[1 : value.find("]")] if "]" in value else value
+    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
 
 
 def serve_until_stopped(server: ThreadingHTTPServer, announce: Callable[[], None]) -> None:

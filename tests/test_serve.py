@@ -95,7 +95,9 @@ def request(
     """One request, the path sent exactly as given."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     try:
-        conn.putrequest(method, path, skip_accept_encoding=True)
+        conn.putrequest(
+            method, path, skip_accept_encoding=True, skip_host="Host" in (headers or {})
+        )
         for name, value in (headers or {}).items():
             conn.putheader(name, value)
         conn.endheaders()
@@ -665,3 +667,17 @@ def test_sigterm_under_load_stops_the_server(tmp_path: Path) -> None:
         for worker in workers:
             worker.join(timeout=30)
         assert elapsed < 5
+
+
+def test_loopback_server_refuses_other_host_names(
+    faulty: tuple[int, Path, dict[str, Any]],
+) -> None:
+    """DNS rebinding: a page in the box's browser whose name now points at 127.0.0.1 still
+    sends its own name as Host, and is refused."""
+    port = faulty[0]
+    for host in ("evil.example", f"evil.example:{port}", "10.0.0.5", "127.0.0.1.nip.io"):
+        status, _, body = request(port, "/status.json", headers={"Host": host})
+        assert status == 400, host
+        assert body.startswith(b"400 bad request: this server listens on loopback")
+    for host in ("localhost", f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}"):
+        assert request(port, "/status.json", headers={"Host": host})[0] == 200, host

@@ -681,3 +681,27 @@ def test_loopback_server_refuses_other_host_names(
         assert body.startswith(b"400 bad request: this server listens on loopback")
     for host in ("localhost", f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}"):
         assert request(port, "/status.json", headers={"Host": host})[0] == 200, host
+
+
+def test_without_prometheus_client_metrics_say_how_to_get_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Installed without the serve extra: /metrics is a 503 naming the extra; the rest works."""
+    from healthcheck.model import Status
+    from healthcheck.redact import Redactor
+    from healthcheck.serve import HealthApp, ReportStore
+
+    workspace = tmp_path / "workspace"
+    install_report(workspace, "faulty")
+    monkeypatch.setitem(sys.modules, "prometheus_client", None)  # import fails
+    store = ReportStore(
+        workspace / "system_status.md", workspace / "system_status.json", Redactor()
+    )
+    app = HealthApp(store, Redactor(), Status.CRIT)
+    response = app.handle("/metrics", None)
+    assert (response.status, response.body) == (
+        503,
+        b"503 Prometheus metrics need prometheus_client: pip install 'healthcheck[serve]'\n",
+    )
+    assert app.handle("/healthz", None).status == 503
+    assert app.handle("/", None).status == 200

@@ -191,12 +191,17 @@ def run(
     fail_on: str | None,
 ) -> None:
     """Collect, derive findings, and write the Markdown and JSON reports."""
+    from healthcheck.notify import DeadMansSwitch
     from healthcheck.pipeline import RunFailed, RunSkipped, run_healthcheck
 
     config = app.config
     if workspace:
         config.paths.workspace = str(Path(workspace).expanduser().absolute())
     collectors = _selected_collectors(app, only, skip)
+    # Only the box's own run alerts and pings; a partial or unrecorded one is a look around.
+    full_run = not (only or skip or no_commit)
+    switch = DeadMansSwitch(config, app.console.redactor, enabled=full_run)
+    switch.start()
     try:
         result = run_healthcheck(
             config,
@@ -205,23 +210,29 @@ def run(
             output=Path(output).expanduser() if output else None,
             commit=not no_commit,
             docs=not no_docs,
+            notify=full_run,
         )
     except RunFailed as exc:
+        switch.finish(failed=True, summary=f"run failed: {exc}")
         app.fail(f"run failed: {exc}", EXIT_FAILED)
     except RunSkipped as exc:
         # Not a failure: the other run is doing this one's job (cron overlapping a manual run).
         app.console.error(f"skipped this run: {exc}")
         sys.exit(EXIT_OK)
+    except BaseException as exc:  # a bug or Ctrl-C: the monitor hears of it, then as before
+        switch.finish(failed=True, summary=f"run failed: {type(exc).__name__}")
+        raise
 
     report = result.report
     if print_json:
         app.console.out(result.json_text.rstrip("\n"))
     counts = report.counts
-    app.console.info(
+    summary = (
         f"Status {report.status.value.upper()}: {counts['crit']} crit, {counts['warn']} warn, "
-        f"{counts['unknown']} unknown. Report: {result.markdown_path} "
-        f"(JSON: {result.json_path.name})"
+        f"{counts['unknown']} unknown. Report: {result.markdown_path}"
     )
+    app.console.info(f"{summary} (JSON: {result.json_path.name})")
+    switch.finish(failed=bool(fail_on and report.at_least(Status(fail_on))), summary=summary)
     if result.commit is not None and result.commit.sha:
         app.console.info(f"Committed {result.commit.short} in {config.paths.workspace}.")
     for warning in result.warnings:
@@ -586,6 +597,48 @@ def log_resolve(app: App, entry_id: str, note: str, commit_sha: str) -> None:
         lambda log_: log_.resolve(entry_id, redactor, note=note, commit=commit_sha.lower()),
         "Resolved",
     )
+
+
+@cli.group("notify")
+def notify_group() -> None:
+    """Alerts: try the channels of [notify] urls."""
+
+
+@notify_group.command("test")
+@common_options
+def notify_test(app: App) -> None:
+    """Send one test message to each [notify] URL and say which worked.
+
+    Exit 0 when every channel took it, 1 when one or more failed, 2 when no URL is
+    configured, 3 when Apprise is not installed.
+    """
+    import socket
+
+    from healthcheck.notify import NotifyUnavailable, send
+
+    settings = app.config.notify
+    if not settings.urls:
+        app.fail("notify test: no [notify] urls configured; nothing to test", EXIT_USAGE)
+    host = socket.gethostname()
+    try:
+        deliveries = send(
+            settings.urls,
+            f"healthcheck: test message from {host}",
+            "If you can read this, healthcheck's alerts reach this channel "
+            "(sent by `healthcheck notify test`).",
+            app.console.redactor,
+            settings.timeout,
+        )
+    except NotifyUnavailable as exc:
+        app.fail(f"notify test: {exc}", EXIT_FAILED)
+    for d in deliveries:
+        app.console.out(f"{'ok' if d.ok else 'FAILED':<6}  {d.number}  {d.label}")
+        if not d.ok:
+            app.console.out(f"        {d.error}")
+    worked = sum(d.ok for d in deliveries)
+    app.console.info(f"{worked} of {len(deliveries)} channels took the test message.")
+    if worked < len(deliveries):
+        sys.exit(EXIT_FINDINGS)
 
 
 def main() -> None:

@@ -398,6 +398,7 @@ def record_failure(workspace: Path, lock_timeout: float, finding: Finding) -> No
 
     path = state_path(workspace)
     try:
+        workspace.mkdir(parents=True, exist_ok=True)  # the run creates it anyway
         with workspace_lock(workspace, lock_timeout, purpose="notify"):
             state = load_state(path)
             entry = _finding_to_dict(finding)

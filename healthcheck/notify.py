@@ -230,7 +230,6 @@ class DeadMansSwitch:
         self.timeout = config.notify.timeout
         self.redactor = redactor
         self.workspace = Path(config.paths.workspace).expanduser()
-        self.lock_timeout = config.git.lock_timeout
 
     def start(self) -> None:
         self._ping("start", "")
@@ -247,7 +246,8 @@ class DeadMansSwitch:
             return
         error = _clip(self.redactor.text(error), _ERROR_CAP)
         log.warning("notify: the %s ping failed: %s", kind, error)
-        record_failure(self.workspace, self.lock_timeout, ping_failed(kind, error))
+        # Waits for a run that holds the workspace no longer than the ping itself could take.
+        record_failure(self.workspace, self.timeout, ping_failed(kind, error))
 
 
 # -- findings ------------------------------------------------------------------------------
@@ -447,9 +447,10 @@ def plan(
 ) -> Plan:
     """What to tell: the open findings (report dicts, ranked) against what was told.
 
-    A change to a finding whose last told change is younger than `min_interval` is held,
-    so a program that flaps between runs is reported once, not on every run; once the
-    interval has passed, whatever state it settled in is told.
+    A finding told less than `min_interval` ago that resolves or gets better, or one told
+    resolved that opens again, is held: a program that flaps between runs is reported once,
+    not on every run; once the interval has passed, whatever state it settled in is told.
+    Getting worse is never held.
     """
     current_by_id = {f["id"]: f for f in current}
     changes: list[Change] = []
@@ -470,7 +471,8 @@ def plan(
             if diff == 0:
                 continue
             kind, was = ("worse" if diff > 0 else "better"), told["severity"]
-            if recent(told.get("at")):
+            # Getting worse is always told; only the way back down waits out the interval.
+            if kind == "better" and recent(told.get("at")):
                 held.append(f["id"])
                 continue
         changes.append(

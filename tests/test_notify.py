@@ -489,6 +489,21 @@ def test_plan_compares_by_id_and_severity() -> None:
     ]
     assert planned.send and planned.held == []
     assert not plan([finding("a", "warn")], State(told={"a": state.told["a"]}), "change", 1, 0).send
+    # Within min_interval: the way down and a reopening wait, getting worse does not.
+    recently = State(
+        told={"w": {"severity": "warn", "title": "W", "at": 9_000.0}, **state.told},
+        resolved_at={"r": 9_500.0},
+    )
+    current = [finding("w", "crit"), finding("r", "warn"), finding("b", "warn")]
+    flapping = plan(current, recently, "change", now=10_000.0, min_interval=3600)
+    assert [(c.kind, c.id) for c in flapping.changes] == [
+        ("worse", "w"),
+        ("better", "b"),
+        ("resolved", "a"),
+        ("resolved", "c"),
+        ("resolved", "d"),
+    ]
+    assert flapping.held == ["r"]
     only_better = plan([finding("b", "warn")], State(told={"b": state.told["b"]}), "worse", 1e4, 0)
     assert not only_better.send and [c.kind for c in only_better.changes] == ["better"]
 

@@ -191,7 +191,6 @@ def run(
     fail_on: str | None,
 ) -> None:
     """Collect, derive findings, and write the Markdown and JSON reports."""
-    from healthcheck.notify import DeadMansSwitch
     from healthcheck.pipeline import RunFailed, RunSkipped, run_healthcheck
 
     config = app.config
@@ -200,8 +199,12 @@ def run(
     collectors = _selected_collectors(app, only, skip)
     # Only the box's own run alerts and pings; a partial or unrecorded one is a look around.
     full_run = not (only or skip or no_commit)
-    switch = DeadMansSwitch(config, app.console.redactor, enabled=full_run)
-    switch.start()
+    switch = None
+    if full_run and config.notify.ping_url:
+        from healthcheck.notify import DeadMansSwitch
+
+        switch = DeadMansSwitch(config, app.console.redactor)
+        switch.start()
     try:
         result = run_healthcheck(
             config,
@@ -213,14 +216,16 @@ def run(
             notify=full_run,
         )
     except RunFailed as exc:
-        switch.finish(failed=True, summary=f"run failed: {exc}")
+        if switch:
+            switch.finish(failed=True, summary=f"run failed: {exc}")
         app.fail(f"run failed: {exc}", EXIT_FAILED)
     except RunSkipped as exc:
         # Not a failure: the other run is doing this one's job (cron overlapping a manual run).
         app.console.error(f"skipped this run: {exc}")
         sys.exit(EXIT_OK)
     except BaseException as exc:  # a bug or Ctrl-C: the monitor hears of it, then as before
-        switch.finish(failed=True, summary=f"run failed: {type(exc).__name__}")
+        if switch:
+            switch.finish(failed=True, summary=f"run failed: {type(exc).__name__}")
         raise
 
     report = result.report
@@ -232,7 +237,8 @@ def run(
         f"{counts['unknown']} unknown. Report: {result.markdown_path}"
     )
     app.console.info(f"{summary} (JSON: {result.json_path.name})")
-    switch.finish(failed=bool(fail_on and report.at_least(Status(fail_on))), summary=summary)
+    if switch:
+        switch.finish(failed=bool(fail_on and report.at_least(Status(fail_on))), summary=summary)
     if result.commit is not None and result.commit.sha:
         app.console.info(f"Committed {result.commit.short} in {config.paths.workspace}.")
     for warning in result.warnings:

@@ -222,11 +222,11 @@ class DeadMansSwitch:
     """`notify.ping_url` around one `healthcheck run`: /start, then success or /fail.
 
     A failed ping is recorded for the next report (a warn finding); it never fails the run.
-    Does nothing without a ping URL, or when `enabled` is false (a partial run).
+    Does nothing without a ping URL.
     """
 
-    def __init__(self, config: Config, redactor: Redactor, enabled: bool = True) -> None:
-        self.url = config.notify.ping_url if enabled else ""
+    def __init__(self, config: Config, redactor: Redactor) -> None:
+        self.url = config.notify.ping_url
         self.timeout = config.notify.timeout
         self.redactor = redactor
         self.workspace = Path(config.paths.workspace).expanduser()
@@ -613,13 +613,6 @@ class RunNotifier:
         if not self.state.found:
             # Alerts just switched on: the last report is what the operator has seen.
             self.state.told = _told_from_report(previous_json)
-
-    @classmethod
-    def open(cls, config: Config, workspace: Path, previous_json: Path) -> RunNotifier | None:
-        """None when neither alerts nor a ping are configured."""
-        if not (config.notify.urls or config.notify.ping_url):
-            return None
-        return cls(config, workspace, previous_json)
 
     def carried_findings(self) -> list[Finding]:
         """The last run's failed alerts and pings, and Apprise missing now."""

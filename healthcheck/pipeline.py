@@ -97,11 +97,11 @@ def _locked_run(
 ) -> RunResult:
     workspace = Path(config.paths.workspace).expanduser()
     notifier = None
-    if notify:
+    if notify and (config.notify.urls or config.notify.ping_url):
         from healthcheck.notify import RunNotifier
 
         # Opened before the report is written: a first run compares with the previous one.
-        notifier = RunNotifier.open(config, workspace, json_path)
+        notifier = RunNotifier(config, workspace, json_path)
     sections = diagnose(run_collectors(collectors, config))
     for section in sections:
         log.info(

@@ -549,3 +549,40 @@ def test_ping_targets_follow_the_healthchecks_convention() -> None:
     assert ping_target("https://kuma/api/push/T0k?status=up", "fail") == (
         "https://kuma/api/push/T0k/fail?status=up"
     )
+
+
+# -- start-up and a damaged state ------------------------------------------------------------
+
+
+def test_a_run_without_notify_does_not_load_it(tmp_path: Path) -> None:
+    config = tmp_path / "hc.toml"
+    others = [c for c in OTHERS if c != "provisioning"] + ["supervisor"]
+    config.write_text(
+        f'[paths]\nworkspace = "{tmp_path / "ws"}"\n[provisioning]\nscripts = []\n'
+        f"[collectors]\ndisable = {json.dumps(others)}\n"
+    )
+    code = (
+        "import sys; from healthcheck.cli import cli\n"
+        f"try: cli(['run', '--config', {str(config)!r}, '--no-docs'])\n"
+        "except SystemExit: pass\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('healthcheck.notify', 'apprise'))))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.stdout == "[]\n", done.stderr
+
+
+def test_a_damaged_state_file_is_ignored_and_replaced(
+    tmp_path: Path, sv: Supervisord, receiver: Receiver
+) -> None:
+    config = write_config(tmp_path, sv, f'urls = ["{receiver.url()}"]')
+    assert run(config).exit_code == 0
+    state = tmp_path / "ws" / ".healthcheck-notify.json"
+    state.write_text('{"version": 1, "told": [')
+    stop(sv, "jupyter")
+    result = run(config, "-v")
+    assert result.exit_code == 0
+    assert f"ignoring unreadable {state}" in result.stderr
+    assert len(receiver.messages()) == 1  # the previous report stood in for it
+    assert json.loads(state.read_text())["told"].keys() == {"supervisor.program-stopped:jupyter"}

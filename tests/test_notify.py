@@ -290,6 +290,25 @@ def test_a_failing_channel_costs_at_most_the_timeout_and_is_a_warn_finding_next_
     assert reason in finding["detail"]
 
 
+def test_a_hanging_channel_costs_the_timeout_not_apprises_own(receiver: Receiver) -> None:
+    from healthcheck.notify import send
+    from healthcheck.redact import Redactor
+
+    apprise = pytest.importorskip("apprise")
+    apprise.Apprise().add(receiver.url())  # loads its plugins: not the part being timed
+    with Receiver(hang=True) as hung:
+        started = time.monotonic()
+        deliveries = send([hung.url(), receiver.url()], "t", "b", Redactor(), timeout=1)
+        elapsed = time.monotonic() - started
+    # Apprise's own socket timeouts are 4 s: without our bound this took at least that long.
+    assert elapsed < 2.5
+    assert [(d.number, d.error) for d in deliveries] == [
+        (1, "no answer within 1 s (notify.timeout)"),
+        (2, None),
+    ]
+    assert len(hung.requests) == 1 and len(receiver.messages()) == 1
+
+
 def test_alerts_without_apprise_are_a_warn_finding_not_a_failed_run(
     tmp_path: Path, sv: Supervisord, receiver: Receiver
 ) -> None:

@@ -355,13 +355,17 @@ def test_ping_fail_when_the_status_reaches_fail_on_or_the_run_fails(
         ("/ping/abc/fail?x=1", f"Status WARN: 0 crit, 1 warn, 0 unknown. Report: {md_path}"),
     ]
     receiver.requests.clear()
-    blocked = tmp_path / "ws" / "out"
-    blocked.write_text("a file where the report's directory should be\n")
+    # A file where the report's directory should be, named like a token: the failure names
+    # the path, and the ping carries the failure through the redactor.
+    blocked = tmp_path / "ws" / FAKE_SECRETS["huggingface"]
+    blocked.write_text("not a directory\n")
     result = run(config, "--output", str(blocked / "r.md"))
     assert result.exit_code == 3
     paths = [r.path for r in receiver.requests]
     assert paths == ["/ping/abc/start?x=1", "/ping/abc/fail?x=1"]
-    assert receiver.requests[1].body.decode().startswith("run failed: ")
+    body = receiver.requests[1].body.decode()
+    assert body.startswith("run failed: ") and "[redacted:huggingface-token]" in body
+    assert "FAKE" not in body
 
 
 def test_a_failed_ping_is_a_warn_finding_in_the_next_report(

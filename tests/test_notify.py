@@ -424,6 +424,17 @@ def test_notify_test_says_which_channel_worked(tmp_path: Path, receiver: Receive
     assert message["title"] == f"healthcheck: test message from {HOST}"
 
 
+def test_notify_test_never_prints_a_channel_token(tmp_path: Path, receiver: Receiver) -> None:
+    token = FAKE_SECRETS["github-classic"]
+    url = f"json://alerts:{token}@127.0.0.1:{receiver.port}/hook"
+    result = notify_test(tmp_path, f'urls = ["{url}"]')
+    assert result.exit_code == 0
+    assert result.stdout.startswith("ok      1  json://alerts:")
+    assert "FAKE" not in result.output
+    (request,) = receiver.requests  # the token did its job: it went to the channel, as auth
+    assert b"FAKE" not in request.body
+
+
 def test_notify_test_exit_codes(tmp_path: Path, receiver: Receiver) -> None:
     result = notify_test(tmp_path, f'urls = ["{receiver.url()}"]')
     assert (result.exit_code, result.stdout) == (0, f"ok      1  {receiver.url()}\n")

@@ -135,6 +135,21 @@ def report(tmp_path: Path) -> dict[str, Any]:
     return data
 
 
+def python(code: str) -> subprocess.CompletedProcess[str]:
+    """`code` in a fresh interpreter: what a command imports, or a module made missing."""
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def without_apprise(*args: str) -> subprocess.CompletedProcess[str]:
+    """`healthcheck ARGS` in an interpreter where `import apprise` fails, as uninstalled."""
+    return python(
+        "import sys; sys.modules['apprise'] = None; from healthcheck.cli import main; "
+        f"sys.argv = ['healthcheck', *{list(args)!r}]; main()"
+    )
+
+
 def stop(sv: Supervisord, name: str) -> None:
     sv.ctl("stop", name)
     sv.wait_for_states({name: "STOPPED"})
@@ -315,13 +330,7 @@ def test_alerts_without_apprise_are_a_warn_finding_not_a_failed_run(
     tmp_path: Path, sv: Supervisord, receiver: Receiver
 ) -> None:
     config = write_config(tmp_path, sv, f'urls = ["{receiver.url()}"]')
-    code = (
-        "import sys; sys.modules['apprise'] = None; from healthcheck.cli import main; "
-        f"sys.argv = ['healthcheck', 'run', '--config', {str(config)!r}, '--no-docs']; main()"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
-    )
+    done = without_apprise("run", "--config", str(config), "--no-docs")
     assert done.returncode == 0, done.stderr
     ids = [f["id"] for f in report(tmp_path)["findings"]]
     assert ids == ["notify.unavailable"]
@@ -449,13 +458,7 @@ def test_notify_test_exit_codes(tmp_path: Path, receiver: Receiver) -> None:
 def test_notify_test_without_apprise_exits_3(tmp_path: Path, receiver: Receiver) -> None:
     config = tmp_path / "hc.toml"
     config.write_text(f'[notify]\nurls = ["{receiver.url()}"]\n')
-    code = (
-        "import sys; sys.modules['apprise'] = None; from healthcheck.cli import main; "
-        f"sys.argv = ['healthcheck', 'notify', 'test', '--config', {str(config)!r}]; main()"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
-    )
+    done = without_apprise("notify", "test", "--config", str(config))
     assert done.returncode == 3
     assert done.stderr == (
         "healthcheck: notify test: Apprise is not installed (pip install 'healthcheck[notify]')\n"
@@ -603,9 +606,7 @@ def test_a_run_without_notify_does_not_load_it(tmp_path: Path) -> None:
         "except SystemExit: pass\n"
         "print(sorted(m for m in sys.modules if m.startswith(('healthcheck.notify', 'apprise'))))"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
-    )
+    done = python(code)
     assert done.stdout == "[]\n", done.stderr
 
 

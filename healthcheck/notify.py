@@ -138,12 +138,25 @@ def send(
             calls.append(lambda: "Apprise does not understand this URL (check its scheme)")
             continue
         server = next(iter(channel))
+        _bound_sockets(server, timeout)
         deliveries.append(Delivery(number, _label(server, url)))
         calls.append(_apprise_call(channel, title, body, notify_type))
     for delivery, error in zip(deliveries, _bounded(calls, timeout), strict=True):
         delivery.error = _clip(redactor.text(error), _ERROR_CAP) if error else None
         delivery.label = redactor.text(delivery.label)
     return deliveries
+
+
+def _bound_sockets(server: Any, timeout: float) -> None:
+    """Apprise's own socket timeouts (4 s by default) cut to ours.
+
+    Its worker threads are joined when the interpreter exits, so a channel we stopped
+    waiting for would otherwise hold the process open until Apprise gives up on it.
+    """
+    for name in ("socket_connect_timeout", "socket_read_timeout"):
+        current = getattr(server, name, None)
+        if isinstance(current, (int, float)) and current > timeout:
+            setattr(server, name, timeout)
 
 
 def _apprise_call(

@@ -326,6 +326,28 @@ def test_a_hanging_channel_costs_the_timeout_not_apprises_own(receiver: Receiver
     assert len(hung.requests) == 1 and len(receiver.messages()) == 1
 
 
+def test_a_hanging_channel_does_not_hold_the_process_open_at_exit(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    with Receiver(hang=True) as hung:
+        config = tmp_path / "hc.toml"
+        config.write_text(f'[notify]\nurls = ["{hung.url()}"]\ntimeout = 1\n')
+        command = [str(Path(sys.executable).parent / "healthcheck"), "notify", "test"]
+        started = time.monotonic()
+        done = subprocess.run(
+            [*command, "--config", str(config)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        elapsed = time.monotonic() - started
+    assert done.returncode == 1
+    assert done.stdout.endswith("        no answer within 1 s (notify.timeout)\n")
+    # Apprise joins its worker threads at exit; with its own 4 s socket timeouts that was 5 s.
+    assert elapsed < 4
+
+
 def test_alerts_without_apprise_are_a_warn_finding_not_a_failed_run(
     tmp_path: Path, sv: Supervisord, receiver: Receiver
 ) -> None:

@@ -133,13 +133,17 @@ def send(
     calls: list[Callable[[], str | None]] = []
     for number, url in enumerate(urls, start=1):
         channel = apprise.Apprise()
-        if not channel.add(url):
+        try:
+            added = bool(channel.add(url))
+        except Exception:  # a plugin's parser choking on odd input: a URL it cannot use
+            added = False
+        if not added or len(channel) == 0:
             deliveries.append(Delivery(number, _scheme_label(url)))
             calls.append(lambda: "Apprise does not understand this URL (check its scheme)")
             continue
-        server = next(iter(channel))
-        _bound_sockets(server, timeout)
-        deliveries.append(Delivery(number, _label(server, url)))
+        for server in channel:
+            _bound_sockets(server, timeout)
+        deliveries.append(Delivery(number, _label(next(iter(channel)), url)))
         calls.append(_apprise_call(channel, title, body, notify_type))
     for delivery, error in zip(deliveries, _bounded(calls, timeout), strict=True):
         delivery.error = _clip(redactor.text(error), _ERROR_CAP) if error else None

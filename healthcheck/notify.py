@@ -344,13 +344,14 @@ class State:
     `told`: the open findings as last told, id -> {"severity", "title", "at"} (when told).
     `resolved_at`: id -> when the operator was told it resolved (kept for min_interval).
     `failures`: findings (as dicts) the next full run's report carries.
-    `found`: False when there was no usable state file (the first run with alerts on).
+    `told_known`: False until a run has recorded what was told (no usable state file, or
+    one holding only a ping failure): the first run with alerts on.
     """
 
     told: dict[str, dict[str, Any]] = field(default_factory=dict)
     resolved_at: dict[str, float] = field(default_factory=dict)
     failures: list[dict[str, str]] = field(default_factory=list)
-    found: bool = False
+    told_known: bool = False
 
     def to_json(self) -> str:
         data = {
@@ -358,6 +359,7 @@ class State:
             "told": self.told,
             "resolved_at": self.resolved_at,
             "failures": self.failures,
+            "told_known": self.told_known,
         }
         return json.dumps(data, indent=1, sort_keys=True) + "\n"
 
@@ -367,7 +369,7 @@ def state_path(workspace: Path) -> Path:
 
 
 def load_state(path: Path) -> State:
-    """The state file, or an empty State (found=False) when it is missing or unusable."""
+    """The state file, or an empty State when it is missing or unusable."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -390,10 +392,10 @@ def load_state(path: Path) -> State:
         resolved_at={
             k: float(v)
             for k, v in (resolved.items() if isinstance(resolved, dict) else [])
-            if isinstance(v, (int, float))
+            if isinstance(v, (int, float)) and not isinstance(v, bool)
         },
         failures=[f for f in failures if isinstance(f, dict)] if isinstance(failures, list) else [],
-        found=True,
+        told_known=data.get("told_known") is True,
     )
 
 
@@ -473,8 +475,8 @@ def plan(
     changes: list[Change] = []
     held: list[str] = []
 
-    def recent(moment: float | None) -> bool:
-        return moment is not None and now - moment < min_interval
+    def recent(moment: Any) -> bool:
+        return isinstance(moment, (int, float)) and now - moment < min_interval
 
     for f in current:
         told = state.told.get(f["id"])
@@ -627,7 +629,7 @@ class RunNotifier:
         self.settings = config.notify
         self.path = state_path(workspace)
         self.state = load_state(self.path)
-        if not self.state.found:
+        if not self.state.told_known:
             # Alerts just switched on: the last report is what the operator has seen.
             self.state.told = _told_from_report(previous_json)
 
@@ -653,6 +655,7 @@ class RunNotifier:
         if planned.held:
             log.info("notify: held back (flapping within min_interval): %s", planned.held)
         advance(self.state, planned, told_now, now, self.settings.min_interval)
+        self.state.told_known = True
         if error := save_state(self.path, self.state):
             warnings.append(error)
         return warnings

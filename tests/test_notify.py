@@ -645,3 +645,20 @@ def test_a_damaged_state_file_is_ignored_and_replaced(
     assert f"ignoring unreadable {state}" in result.stderr
     assert len(receiver.messages()) == 1  # the previous report stood in for it
     assert json.loads(state.read_text())["told"].keys() == {"supervisor.program-stopped:jupyter"}
+
+
+def test_a_state_holding_only_a_ping_failure_still_starts_from_the_previous_report(
+    tmp_path: Path,
+) -> None:
+    from healthcheck.config import Config
+    from healthcheck.notify import RunNotifier, ping_failed, record_failure
+
+    previous = tmp_path / "system_status.json"
+    seen = {"id": "ports.not-listening:ssh:22", "severity": "warn", "title": "A", "collector": "x"}
+    previous.write_text(json.dumps({"findings": [seen]}))
+    record_failure(tmp_path, 1, ping_failed("start", "Connection refused"))
+    config = Config()
+    config.notify.urls = ["json://127.0.0.1:9/hook"]
+    notifier = RunNotifier(config, tmp_path, previous)
+    assert notifier.state.told == {"ports.not-listening:ssh:22": {"severity": "warn", "title": "A"}}
+    assert [f.id for f in notifier.carried_findings()] == ["notify.ping-failed"]

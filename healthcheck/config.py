@@ -128,6 +128,12 @@ class GitConfig:
 
 
 @dataclass
+class McpConfig:
+    allow_write: bool = True  # add_improvement, the only tool that writes; false refuses it
+    min_interval: float = 60.0  # seconds between two fresh collections by run_check
+
+
+@dataclass
 class Config:
     paths: PathsConfig = field(default_factory=PathsConfig)
     logs: LogsConfig = field(default_factory=LogsConfig)
@@ -141,6 +147,7 @@ class Config:
     collectors: CollectorsConfig = field(default_factory=CollectorsConfig)
     redact: RedactConfig = field(default_factory=RedactConfig)
     git: GitConfig = field(default_factory=GitConfig)
+    mcp: McpConfig = field(default_factory=McpConfig)
     loaded_from: str | None = None  # the file this came from; None for the built-in defaults
 
     def workspace_path(self, value: str) -> Path:
@@ -317,6 +324,8 @@ def _check_semantics(config: Config, where: str) -> None:
             raise ConfigError(f"{where}: '{dotted}' must be greater than 0")
     if config.git.lock_timeout < 0:
         raise ConfigError(f"{where}: 'git.lock_timeout' must be 0 or more")
+    if config.mcp.min_interval < 0:
+        raise ConfigError(f"{where}: 'mcp.min_interval' must be 0 or more")
     for name, port in config.services.ports.items():
         if not 0 < port < 65536:
             raise ConfigError(f"{where}: 'services.ports.{name}' must be a port (1-65535)")

@@ -316,16 +316,26 @@ class RedactingMiddleware:
             raise MCPError(
                 exc.code, self.redactor.text(exc.message), self.redactor.obj(exc.data)
             ) from None
-        if ctx.method == "tools/call" and hasattr(result, "content"):
-            update: dict[str, Any] = {"content": [self._block(b) for b in result.content]}
-            if getattr(result, "structured_content", None) is not None:
-                update["structured_content"] = self.redactor.obj(result.structured_content)
-            return result.model_copy(update=update)
-        if ctx.method == "resources/read" and hasattr(result, "contents"):
-            return result.model_copy(update={"contents": [self._block(c) for c in result.contents]})
-        return result
+        if ctx.method not in ("tools/call", "resources/read") or result is None:
+            return result
+        # The SDK hands over a result model or its wire form, by transport and version.
+        fields = result if isinstance(result, dict) else vars(result)
+        update: dict[str, Any] = {}
+        for key in ("content", "contents"):
+            if isinstance(fields.get(key), list):
+                update[key] = [self._block(block) for block in fields[key]]
+        for key in ("structuredContent", "structured_content"):
+            if fields.get(key) is not None:
+                update[key] = self.redactor.obj(fields[key])
+        if isinstance(result, dict):
+            return {**result, **update}
+        return result.model_copy(update=update)
 
     def _block(self, block: Any) -> Any:
+        """A content block with its text redacted (a dict, or a model)."""
+        if isinstance(block, dict):
+            text = block.get("text")
+            return {**block, "text": self.redactor.text(text)} if isinstance(text, str) else block
         text = getattr(block, "text", None)
         if isinstance(text, str):
             return block.model_copy(update={"text": self.redactor.text(text)})

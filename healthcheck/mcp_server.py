@@ -365,11 +365,14 @@ def build_server(tools: HealthTools) -> "MCPServer":
         except ToolFailure as exc:
             raise ToolError(str(exc)) from None
 
-    def resource(call: Callable[[], str]) -> str:
-        try:
-            return call()
-        except ToolFailure as exc:
-            raise ResourceError(str(exc)) from None
+    def resource(read: Callable[[], str]) -> Callable[[], str]:
+        def read_resource() -> str:
+            try:
+                return read()
+            except ToolFailure as exc:
+                raise ResourceError(str(exc)) from None
+
+        return read_resource
 
     @server.tool(annotations=reading, structured_output=False)
     def get_status() -> str:
@@ -464,30 +467,20 @@ def build_server(tools: HealthTools) -> "MCPServer":
         writes; the operator can turn it off."""
         return answer(lambda: tools.add_improvement(text, finding, source))
 
-    @server.resource(
-        REPORT_MD_URI, name="report.md", mime_type="text/markdown", description="The last report."
-    )
-    def report_markdown() -> str:
-        return resource(tools.report_markdown)
-
-    @server.resource(
-        REPORT_JSON_URI,
-        name="report.json",
-        mime_type="application/json",
-        description="The last report as JSON.",
-    )
-    def report_json() -> str:
-        return resource(tools.report_json)
-
-    @server.resource(
-        DOCS_URI,
-        name="docs",
-        mime_type="text/markdown",
-        description="The environment document of this box.",
-    )
-    def docs() -> str:
-        return resource(tools.docs)
-
+    for uri, name, mime_type, description, read in (
+        (REPORT_MD_URI, "report.md", "text/markdown", "The last report.", tools.report_markdown),
+        (
+            REPORT_JSON_URI,
+            "report.json",
+            "application/json",
+            "The last report as JSON.",
+            tools.report_json,
+        ),
+        (DOCS_URI, "docs", "text/markdown", "The environment document of this box.", tools.docs),
+    ):
+        server.resource(uri, name=name, mime_type=mime_type, description=description)(
+            resource(read)
+        )
     return server
 
 

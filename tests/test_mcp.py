@@ -429,3 +429,55 @@ def test_without_the_sdk_it_says_how_to_install_it(tmp_path: Path) -> None:
         "healthcheck: the MCP server needs the MCP SDK: pip install 'healthcheck[mcp]'"
     )
     assert len(result.stderr.splitlines()) == 1
+
+
+def test_garbage_on_the_wire_does_not_stop_the_server(test_box: McpBox) -> None:
+    """Lines that are not JSON-RPC, or a request with malformed params, get no answer or an
+    error; the next well-formed request is answered as usual."""
+    server = subprocess.Popen(
+        [HEALTHCHECK, "mcp", "--config", str(test_box.config)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=test_box.env,
+    )
+    assert server.stdin is not None and server.stdout is not None
+
+    def send(message: str | dict[str, Any]) -> None:
+        assert server.stdin is not None
+        server.stdin.write((message if isinstance(message, str) else json.dumps(message)) + "\n")
+        server.stdin.flush()
+
+    def answer() -> dict[str, Any]:
+        assert server.stdout is not None
+        return json.loads(server.stdout.readline())
+
+    hello = {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "t", "version": "0"},
+    }
+    try:
+        send("this is not JSON")
+        send({"no": "jsonrpc"})
+        send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": hello})
+        assert answer()["result"]["serverInfo"]["name"] == "healthcheck"
+        send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        send({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": "garbage"})
+        send({"jsonrpc": "2.0", "id": 3, "method": "no/such/method"})
+        assert answer() == {
+            "jsonrpc": "2.0",
+            "id": 3,
+            "error": {"code": -32601, "message": "Method not found", "data": "no/such/method"},
+        }
+        send({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "get_status"}})
+        status = answer()
+        assert status["id"] == 4 and not status["result"].get("isError")
+        assert "**Overall: CRIT**" in status["result"]["content"][0]["text"]
+    finally:
+        server.stdin.close()
+        returncode = server.wait(timeout=20)
+        stderr = server.stderr.read() if server.stderr else ""
+    assert returncode == 0
+    assert "Traceback" not in stderr and "FAKE" not in stderr

@@ -162,6 +162,13 @@ def read_json_report(config: Config) -> tuple[dict[str, Any], Path]:
         raise ReportReadError(json_path, f"no report at {json_path}", missing=True) from None
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise ReportReadError(json_path, f"cannot read {json_path}: {exc}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("sections"), dict):
+    findings = data.get("findings", []) if isinstance(data, dict) else None
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("sections"), dict)
+        or not all(isinstance(s, dict) for s in data["sections"].values())
+        or not isinstance(findings, list)
+        or not all(isinstance(f, dict) for f in findings)
+    ):
         raise ReportReadError(json_path, f"{json_path} is not a healthcheck JSON report")
     return data, json_path

@@ -481,3 +481,25 @@ def test_garbage_on_the_wire_does_not_stop_the_server(test_box: McpBox) -> None:
         stderr = server.stderr.read() if server.stderr else ""
     assert returncode == 0
     assert "Traceback" not in stderr and "FAKE" not in stderr
+
+
+@pytest.mark.parametrize(
+    "content",
+    ['{"sections": {}, "findings": [1, "x"]}', '{"sections": {"logs": []}}', "[]", "{not json"],
+)
+def test_a_broken_report_is_an_error_result(test_box: McpBox, content: str) -> None:
+    broken = test_box.root / f"broken-{len(content)}"
+    broken.mkdir()
+    (broken / "system_status.json").write_text(content, encoding="utf-8")
+    config = test_box.write_config(f"broken-{len(content)}.toml", "", workspace=broken)
+
+    async def script(client: ClientSession) -> list[Any]:
+        return [
+            await client.call_tool("get_status", {}),
+            await client.call_tool("get_section", {"name": "logs"}),
+        ]
+
+    for result in session(test_box, config, script):
+        assert result.is_error
+        assert f"{broken / 'system_status.json'}" in text(result)
+        assert "not a healthcheck JSON report" in text(result) or "cannot read" in text(result)

@@ -338,10 +338,13 @@ def context(app: App, budget: int, last: bool, only: str | None, skip: str | Non
 
 @cli.command("mcp")
 @common_options
-def mcp_command(app: App) -> None:
+@click.option("--workspace", metavar="DIR", help="Override paths.workspace.")
+def mcp_command(app: App, workspace: str | None) -> None:
     """Serve the diagnosis to AI assistants over MCP on stdio (needs the mcp extra)."""
     from healthcheck.mcp_server import McpUnavailable, serve
 
+    if workspace:
+        app.config.paths.workspace = str(Path(workspace).expanduser().absolute())
     try:
         serve(app.config, app.console.redactor)
     except McpUnavailable as exc:

@@ -140,14 +140,22 @@ disable = ["system", "display", "gpu", "healthcheck"]
         yield McpBox(root, workspace, config, env)
 
 
-def session(box: McpBox, config: Path, script: Callable[[ClientSession], Awaitable[T]]) -> T:
-    """Spawn `healthcheck mcp --config CONFIG`, initialize, run `script`, close; its stderr
-    must hold no secret either."""
+def session(
+    box: McpBox,
+    config: Path,
+    script: Callable[[ClientSession], Awaitable[T]],
+    options: tuple[str, ...] = (),
+) -> T:
+    """Spawn `healthcheck mcp --config CONFIG [OPTIONS]`, initialize, run `script`, close; its
+    stderr must hold no secret either."""
     errlog = box.root / "server.err"
 
     async def main() -> T:
         params = StdioServerParameters(
-            command=HEALTHCHECK, args=["mcp", "--config", str(config)], env=box.env, cwd=box.root
+            command=HEALTHCHECK,
+            args=["mcp", "--config", str(config), *options],
+            env=box.env,
+            cwd=box.root,
         )
         with errlog.open("w", encoding="utf-8") as err:
             async with (
@@ -355,7 +363,7 @@ def test_bad_input_is_an_error_result_and_the_server_goes_on(test_box: McpBox) -
 
 def test_without_a_report_the_tools_say_so(test_box: McpBox) -> None:
     empty = test_box.root / "empty-workspace"
-    config = test_box.write_config("empty.toml", "min_interval = 0", workspace=empty)
+    config = test_box.write_config("empty.toml", "min_interval = 0")
 
     async def script(client: ClientSession) -> tuple[list[Any], str, Any, Any]:
         results = [
@@ -376,7 +384,9 @@ def test_without_a_report_the_tools_say_so(test_box: McpBox) -> None:
         again = await client.call_tool("run_check", {"only": ["ports"]})
         return results, resource_error, fresh, again
 
-    results, resource_error, fresh, again = session(test_box, config, script)
+    results, resource_error, fresh, again = session(
+        test_box, config, script, ("--workspace", str(empty))
+    )
     missing = (
         f"no report at {empty / 'system_status.json'} yet: `healthcheck run` writes one "
         "(run_check collects afresh without writing)"

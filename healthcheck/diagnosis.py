@@ -12,6 +12,10 @@ import dataclasses
 import re
 from typing import Any
 
+from healthcheck import x11
+from healthcheck.collectors.display import wm_not_running_hint, x_server_down_hint
+from healthcheck.config import Config
+from healthcheck.logtail import looks_like_error
 from healthcheck.model import Finding, Section, Status, worst
 
 # A service name in [services.ports] and the supervisor program that provides it do not always
@@ -23,24 +27,34 @@ SERVICE_ALIASES = {
     "jupyter": ("jupyter", "jupyterlab", "lab", "notebook"),
     "filebrowser": ("filebrowser", "file_browser"),
 }
-# Programs that cannot work without the X server.
-NEEDS_DISPLAY = (
-    "vnc",
-    "novnc",
-    "websockify",
-    "icewm",
-    "wm",
-    "window",
-    "visomaster",
-    "gui",
-    "xterm",
-    "firefox",
-)
+# Findings of a program that say no more than "it failed": the X server being down may be why.
+GENERIC_RULES = ("program-down", "program-stopped")
 DISPLAY_RULES = ("display-unreachable",)
+# What X clients print when the server is not there: Xlib's "Can't open display: :1" (icewm,
+# xterm, GTK), Qt's "could not connect to display :1", Tk's "couldn't connect to display
+# \":1\"", xdpyinfo's "unable to open display \":1\"", x11vnc's XOpenDisplay(":1") failed.
+_CANNOT_REACH_DISPLAY = re.compile(
+    r"(?:can'?t|cannot|can not|unable to|could ?n[o']?t|failed to)\s+(?:open|connect to)"
+    r"(?:\s+the)?(?:\s+X)?\s+(?:display|server)\b(?P<rest>.{0,40})"
+    r"|XOpenDisplay\((?P<rest2>[^)]{0,40})\)\s+failed",
+    re.IGNORECASE,
+)
+_DISPLAY_NAME = re.compile(r"[\w.-]*:\d+(?:\.\d+)?")
+# "<none>", "DISPLAY not set": the program has no display at all, a cause of its own.
+_NO_DISPLAY_NAME = re.compile(r"<none>|\$DISPLAY|DISPLAY (?:is )?not set|no display name", re.I)
+# A program's log that comes from an X server (it names the program serving X when the
+# program's name does not).
+_X_SERVER_BANNER = re.compile(
+    r"Xvnc TigerVNC|X\.Org X Server|Xtigervnc|\bXvfb\b|Fatal server error"
+)
 
 
-def diagnose(sections: list[Section]) -> list[Section]:
-    """The same sections, with symptoms folded into the findings of their causes."""
+def diagnose(sections: list[Section], config: Config | None = None) -> list[Section]:
+    """The same sections, with symptoms folded into the findings of their causes.
+
+    `config` says which display is this box's and which programs serve and need it (the
+    defaults without one)."""
+    config = config or Config()
     by_name = {s.name: s for s in sections}
     supervisor, ports, display, logs = (
         by_name.get(n) for n in ("supervisor", "ports", "display", "logs")
@@ -52,8 +66,8 @@ def diagnose(sections: list[Section]) -> list[Section]:
     if logs is not None and gpu is not None:
         _drop_logs_explained_by_cuda(logs, gpu)
     if display is not None:
-        _fold_into_x_server_down(display, supervisor, ports, programs)
-        _fold_window_manager(display, supervisor)
+        _fold_into_x_server_down(display, supervisor, ports, programs, config)
+        _fold_window_manager(display, supervisor, programs)
     if ports is not None and supervisor is not None:
         _fold_ports_into_programs(ports, supervisor, programs)
         _fold_ports_into_supervisord_down(ports, supervisor)
@@ -182,8 +196,11 @@ def _fold_into_x_server_down(
     supervisor: Section | None,
     ports: Section | None,
     programs: list[dict[str, Any]],
+    config: Config,
 ) -> None:
-    """The X server down explains the window manager, VNC and the GUI app failing."""
+    """The X server down explains the window manager, VNC and the GUI app failing, but only
+    those whose own log says they cannot reach this display, or that name no cause at all.
+    Its fix names the program that serves X and that program's state."""
     down = next((f for f in display.findings if f.rule == "x-server-down"), None)
     if down is None:
         return
@@ -197,12 +214,25 @@ def _fold_into_x_server_down(
         # The down server's hint already says to remove the lock: keep its why, not a twin.
         merged = _absorb(merged, lock.detail, lock)
         display.findings.remove(lock)
+    serving = serving_program(display.data, programs, config)
+    by_fullname = {p.get("fullname") or p["name"]: p for p in programs}
+    serving_info: dict[str, Any] | None = None
+    if serving is not None:
+        name = serving.get("fullname") or serving["name"]
+        serving_info = {"name": name, "state": serving.get("state"), "pid": serving.get("pid")}
     if supervisor is not None:
         for finding in list(supervisor.findings):
-            # Only failures the missing display explains: a GUI app that also lacks a Python
-            # module, or a window manager without DISPLAY, has a cause of its own.
-            generic = finding.rule == "program-down" and _needs_display(finding.subject)
-            if finding.rule in DISPLAY_RULES or generic:
+            program = by_fullname.get(finding.subject)
+            if program is None:
+                continue
+            if program is serving:
+                if finding.rule in GENERIC_RULES:
+                    merged = _absorb(merged, f"{finding.subject}: {finding.title}.", finding)
+                    supervisor.findings.remove(finding)
+                elif serving_info is not None:
+                    serving_info["cause"] = finding.title  # its own finding says why
+                continue
+            if _down_for_want_of_display(finding, program, config):
                 merged = _absorb(merged, f"{finding.subject}: {finding.title}.", finding)
                 supervisor.findings.remove(finding)
     if ports is not None:
@@ -211,34 +241,147 @@ def _fold_into_x_server_down(
             if finding.rule == "not-listening" and service in ("vnc", "novnc"):
                 merged = _absorb(merged, f"Port {finding.subject} has no listener.", finding)
                 ports.findings.remove(finding)
+    if "lock" in display.data and (serving_info is not None or supervisor is not None):
+        merged = dataclasses.replace(merged, hint=x_server_down_hint(display.data, serving_info))
     _replace(display, down, merged)
 
 
-def _fold_window_manager(display: Section, supervisor: Section | None) -> None:
-    """A window manager that is down because of its own program's cause: that one finding."""
-    if supervisor is None:
-        return
-    wm = str((display.data.get("window_manager") or {}).get("name") or "")
-    for symptom in [
-        f for f in display.findings if f.rule in ("wm-not-running", "wm-wrong-display")
-    ]:
-        cause = next(
-            (
-                f
-                for f in supervisor.findings
-                if wm and f.subject.lower().split(":")[-1].startswith(wm.lower())
-            ),
-            None,
-        )
-        if cause is None:
+def serving_program(
+    data: dict[str, Any], programs: list[dict[str, Any]], config: Config
+) -> dict[str, Any] | None:
+    """The supervisor program that runs (or should run) the X server of the display.
+
+    The running server's own environment or pid says it for sure; a server that is down is
+    found by the program's name (`display.server_programs`), else by its log, which an X
+    server starts with its banner.
+    """
+    server = data.get("server") or {}
+    for program in programs:
+        fullname = program.get("fullname") or program["name"]
+        if server.get("program") == fullname or (
+            server.get("pid") and program.get("pid") == server.get("pid")
+        ):
+            return program
+    names = [n.lower() for n in config.display.server_programs]
+    for exact in (True, False):
+        for program in programs:
+            name = program["name"].lower()
+            if any(name == n if exact else name.startswith(n) for n in names):
+                return program
+    for program in programs:
+        if any(_X_SERVER_BANNER.search(line) for line in _own_lines(program)):
+            return program
+    return None
+
+
+def _down_for_want_of_display(finding: Finding, program: dict[str, Any], config: Config) -> bool:
+    """Whether the X server being down explains this program's failure.
+
+    Only a finding that names no other cause (the display one, or a bare "it failed") is a
+    candidate; then its own log must say it cannot reach the configured display, or, saying
+    nothing of a display, have no error line of its own and be a program that needs X.
+    A missing module or library, a held lock, a port in use, DISPLAY unset or another
+    display are causes of their own: the program keeps its finding.
+    """
+    if finding.rule not in (*DISPLAY_RULES, *GENERIC_RULES):
+        return False
+    lines = _own_lines(program)
+    target = unreached_display(lines)
+    if target is not None:
+        return target == "" or _same_display(target, config.display.display)
+    if finding.rule in DISPLAY_RULES:
+        return True  # the rule saw it in the spawn error or a line cut from the tail
+    if any(looks_like_error(line) for line in lines):
+        return False
+    return _needs_display(finding.subject, config)
+
+
+def unreached_display(lines: list[str]) -> str | None:
+    """The display the newest "cannot open display" line names ("" when it names none);
+    None when no line says so (or only that DISPLAY is unset)."""
+    for line in reversed(lines):
+        found = _CANNOT_REACH_DISPLAY.search(line)
+        if not found:
             continue
-        _replace(supervisor, cause, _absorb(cause, "", symptom))
-        display.findings.remove(symptom)
+        rest = found.group("rest") or found.group("rest2") or ""
+        if _NO_DISPLAY_NAME.search(line):
+            return None
+        name = _DISPLAY_NAME.search(rest)
+        return name.group(0) if name else ""
+    return None
 
 
-def _needs_display(program: str) -> bool:
+def _same_display(value: str, configured: str) -> bool:
+    try:
+        return x11.same_display(value, x11.parse_display(configured))
+    except ValueError:
+        return False
+
+
+def _own_lines(program: dict[str, Any]) -> list[str]:
+    """What the program itself wrote (its stdout and stderr tails), oldest first."""
+    log = program.get("log") or {}
+    return [*(log.get("stdout") or []), *(log.get("stderr") or [])]
+
+
+def window_manager_program(
+    display_data: dict[str, Any], programs: list[dict[str, Any]]
+) -> dict[str, Any] | None:
+    """The supervisor program that runs the window manager: the one its process says, else
+    the one named after it (icewm, icewm-session), else one named wm or window-manager, else
+    the one whose log speaks as it ("IceWM: Can't open display")."""
+    wm = display_data.get("window_manager") or {}
+    binary = str(wm.get("name") or "").lower()
+    by_fullname = {p.get("fullname") or p["name"]: p for p in programs}
+    for proc in wm.get("processes") or []:
+        if proc.get("program") in by_fullname:
+            return by_fullname[proc["program"]]
+    if not binary:
+        return None
+    for program in programs:
+        name = program["name"].lower()
+        if name == binary or name.startswith(binary) or binary.startswith(name + "-"):
+            return program
+    for program in programs:
+        if re.fullmatch(r"(?:x?wm|window[-_]?manager|desktop)", program["name"].lower()):
+            return program
+    for program in programs:
+        if any(binary in line.lower() for line in _own_lines(program)):
+            return program
+    return None
+
+
+def _fold_window_manager(
+    display: Section, supervisor: Section | None, programs: list[dict[str, Any]]
+) -> None:
+    """A window manager that is down because of its own program's cause: that one finding.
+    One that is merely not started: the display's finding, naming its program."""
+    symptoms = [f for f in display.findings if f.rule in ("wm-not-running", "wm-wrong-display")]
+    if not symptoms:
+        return
+    program = window_manager_program(display.data, programs)
+    if program is None:
+        return
+    fullname = program.get("fullname") or program["name"]
+    original = _finding_about(supervisor, fullname) if supervisor is not None else None
+    cause = original
+    for symptom in symptoms:
+        if cause is not None:
+            cause = _absorb(cause, "", symptom)
+            display.findings.remove(symptom)
+        elif symptom.rule == "wm-not-running":
+            state = program.get("state") or "UNKNOWN"
+            hint = wm_not_running_hint(display.data["display"], symptom.subject, fullname)
+            if state in ("STOPPED", "EXITED"):
+                hint = f"{fullname} is {state}: supervisorctl start {fullname}. {hint}"
+            _replace(display, symptom, dataclasses.replace(symptom, hint=hint))
+    if supervisor is not None and original is not None and cause is not None:
+        _replace(supervisor, original, cause)
+
+
+def _needs_display(program: str, config: Config) -> bool:
     name = program.lower().split(":")[-1]
-    return any(re.search(rf"(^|[_-]){word}", name) for word in NEEDS_DISPLAY)
+    return any(re.search(rf"(^|[_-]){re.escape(w.lower())}", name) for w in config.display.clients)
 
 
 def _finding_about(section: Section, subject: str) -> Finding | None:

@@ -9,11 +9,14 @@ finding of its cause, keeping the symptom's evidence.
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from typing import Any
 
 from healthcheck import x11
 from healthcheck.collectors.display import wm_not_running_hint, x_server_down_hint
+from healthcheck.collectors.logs import ends_with_error, iso_seconds, line_times, written_before
+from healthcheck.collectors.supervisor import supervisord_line
 from healthcheck.config import Config
 from healthcheck.logtail import looks_like_error
 from healthcheck.model import Finding, Section, Status, worst
@@ -61,7 +64,11 @@ def diagnose(sections: list[Section], config: Config | None = None) -> list[Sect
     )
     programs: list[dict[str, Any]] = (supervisor.data.get("programs") or []) if supervisor else []
     if logs is not None and supervisor is not None:
+        # Every program with a finding now keeps it or is folded into another's cause below.
+        explained = {f.subject for f in supervisor.findings}
+        evidence = {line for s in sections for f in s.findings for line in f.evidence}
         _drop_logs_of_explained_programs(logs, supervisor, programs)
+        _set_log_history(logs, programs, explained, evidence)
     gpu = by_name.get("gpu")
     if logs is not None and gpu is not None:
         _drop_logs_explained_by_cuda(logs, gpu)
@@ -181,6 +188,108 @@ def _drop_logs_of_explained_programs(
         for f in logs.findings
         if not (f.rule == "log-ends-with-error" and log_owner.get(f.subject) in explained)
     ]
+
+
+# An evidence line shorter than this says too little to tell that a log line repeats it.
+MIN_EVIDENCE_CHARS = 12
+
+
+def _set_log_history(
+    logs: Section,
+    programs: list[dict[str, Any]],
+    explained: set[str],
+    evidence: set[str],
+) -> None:
+    """Error lines that are history or already explained stop counting towards a log's
+    "ends with an error" finding; the section still shows them, and says how many.
+
+    History: lines written before the current start of the program that writes the log
+    (the file untouched since, or stamped earlier). Explained: supervisord's own lines about
+    a program another finding names (or from before that program's start), its routine
+    start-up words, and lines that repeat another finding's evidence.
+    """
+    by_path: dict[str, dict[str, Any]] = {}
+    for program in programs:
+        for path in (program.get("stdout_logfile"), program.get("stderr_logfile")):
+            if path:
+                by_path[path] = by_path[os.path.realpath(path)] = program
+    by_name = {p["name"]: p for p in programs}
+    said = [e for e in evidence if len(e) >= MIN_EVIDENCE_CHARS]
+    for entry in logs.data.get("files") or []:
+        flagged: list[int] = entry.get("error_lines") or []
+        if not flagged:
+            continue
+        path, lines = entry["path"], entry["lines"]
+        mtime = iso_seconds(entry.get("mtime"))
+        times = line_times(lines, mtime)
+        owner = (
+            by_path.get(path)
+            or by_path.get(os.path.realpath(path))
+            or _owner_by_name(path, programs)
+        )
+        started = iso_seconds(owner.get("started")) if owner else None
+        history = written_before(lines, started, mtime, times) if started is not None else 0
+        excused = [
+            i
+            for i in flagged
+            if i >= history and _explained_line(lines[i], times[i], by_name, explained, said)
+        ]
+        remaining = [i for i in flagged if i >= history and i not in excused]
+        if history and owner is not None:
+            entry["history"] = {
+                "lines": history,
+                "program": owner.get("fullname") or owner["name"],
+                "started": owner.get("started"),
+            }
+        if excused:
+            entry["explained_lines"] = excused
+        if remaining == flagged:
+            continue
+        old = next(
+            (f for f in logs.findings if f.rule == "log-ends-with-error" and f.subject == path),
+            None,
+        )
+        if old is None:
+            continue
+        new = ends_with_error(path, lines, remaining)
+        if new is None:
+            logs.findings.remove(old)
+        else:
+            _replace(logs, old, new)
+
+
+def _explained_line(
+    line: str,
+    when: float | None,
+    by_name: dict[str, dict[str, Any]],
+    explained: set[str],
+    said: list[str],
+) -> bool:
+    parsed = supervisord_line(line)
+    if parsed is None:
+        return False
+    message, name = parsed
+    if name == "":
+        return True  # routine: running as root, no HTTP password, reaped an orphan
+    program = by_name.get(name) if name else None
+    if program is not None:
+        if (program.get("fullname") or program["name"]) in explained:
+            return True
+        started = iso_seconds(program.get("started"))
+        return started is not None and when is not None and when < started
+    return any(e in message for e in said)
+
+
+def _owner_by_name(path: str, programs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The program a log is named after (jupyter.log, sshd-stderr---supervisor-x.log)."""
+    stem = os.path.basename(path).split(".")[0].lower()
+    named = [
+        p
+        for p in programs
+        if stem == p["name"].lower()
+        or stem.startswith((p["name"].lower() + "-", p["name"].lower() + "_"))
+    ]
+    return max(named, key=lambda p: len(p["name"]), default=None)
 
 
 def _drop_logs_explained_by_cuda(logs: Section, gpu: Section) -> None:

@@ -44,7 +44,7 @@ _CANNOT_REACH_DISPLAY = re.compile(
 )
 _DISPLAY_NAME = re.compile(r"[\w.-]*:\d+(?:\.\d+)?")
 # "<none>", "DISPLAY not set": the program has no display at all, a cause of its own.
-_NO_DISPLAY_NAME = re.compile(r"<none>|\$DISPLAY|DISPLAY (?:is )?not set|no display name", re.I)
+_NO_DISPLAY_NAME = re.compile(r"<none>|DISPLAY (?:is )?not set|no display name", re.I)
 # A program's log that comes from an X server (it names the program serving X when the
 # program's name does not).
 _X_SERVER_BANNER = re.compile(
@@ -413,10 +413,10 @@ def unreached_display(lines: list[str]) -> str | None:
         if not found:
             continue
         rest = found.group("rest") or found.group("rest2") or ""
-        if _NO_DISPLAY_NAME.search(line):
-            return None
         name = _DISPLAY_NAME.search(rest)
-        return name.group(0) if name else ""
+        if name:
+            return name.group(0)
+        return None if _NO_DISPLAY_NAME.search(line) else ""
     return None
 
 

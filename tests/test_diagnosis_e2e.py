@@ -44,7 +44,13 @@ SKIP = "system,env,provisioning,healthcheck,gpu"  # not what these scenarios are
 
 
 def write_config(
-    root: Path, url: str, display: str, ports: dict[str, int], log_dir: Path, timeout: float = 10
+    root: Path,
+    url: str,
+    display: str,
+    ports: dict[str, int],
+    log_dir: Path,
+    timeout: float = 10,
+    tail_lines: int = 10,
 ) -> Path:
     lines = "\n".join(f"{name} = {port}" for name, port in ports.items())
     config = root / "healthcheck.toml"
@@ -56,7 +62,7 @@ workspace = "{root / "workspace"}"
 [logs]
 dirs = ["{log_dir}"]
 patterns = ["*.log"]
-tail_lines = 10
+tail_lines = {tail_lines}
 
 [supervisor]
 serverurl = "{url}"
@@ -356,7 +362,8 @@ def test_healthy_box_raises_no_alarm_beside_another_x_server_and_window_manager(
             )
             for port in ports.values():
                 assert wait_until(lambda p=port: port_open(p), timeout=20), port
-            config = write_config(tmp_path, sv.url, display, ports, sv_root)
+            # Enough lines to reach supervisord's start-up words and the old crash's.
+            config = write_config(tmp_path, sv.url, display, ports, sv_root, tail_lines=40)
             report, markdown = run(config, "--only", ",".join(JUDGED))
         assert foreign_wm.poll() is None
     assert alarms(report) == []
@@ -369,6 +376,10 @@ def test_healthy_box_raises_no_alarm_beside_another_x_server_and_window_manager(
     assert files["jupyter.log"]["history"]["lines"] == 3
     assert files["worker.err.log"]["history"]["lines"] == 2
     assert "the first 3 lines predate the start of jupyter" in markdown
+    # supervisord's routine CRIT lines and its words about the old Jupyter crash.
+    main_log = files["supervisord.log"]
+    assert main_log["explained_lines"] == main_log["error_lines"]
+    assert len(main_log["error_lines"]) >= 4
 
 
 def port_open(port: int) -> bool:

@@ -46,7 +46,9 @@ def _redactor(config: Config | None = None) -> Any:
     if config is not None:
         from healthcheck.environ import read_environment
 
-        environments.append(read_environment(config.env.source).variables)
+        environments.append(
+            read_environment(config.env.source, config.supervisor.serverurl).variables
+        )
     return Redactor.from_config(config or Config(), environments)
 
 

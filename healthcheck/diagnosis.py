@@ -227,7 +227,9 @@ def _set_log_history(
             or by_path.get(os.path.realpath(path))
             or _owner_by_name(path, programs)
         )
-        started = iso_seconds(owner.get("started")) if owner else None
+        # A crashed program's log is its finding's evidence, current by definition.
+        crashed = owner is not None and (owner.get("fullname") or owner["name"]) in explained
+        started = iso_seconds(owner.get("started")) if owner and not crashed else None
         history = written_before(lines, started, mtime, times) if started is not None else 0
         excused = [
             i

@@ -372,6 +372,10 @@ def test_healthy_box_raises_no_alarm_beside_another_x_server_and_window_manager(
     wm = report["sections"]["display"]["data"]["window_manager"]
     assert [(p["pid"], p["program"]) for p in wm["processes"]] == [(infos["wm"]["pid"], "wm")]
     assert [p["pid"] for p in wm["elsewhere"]] == [foreign_wm.pid]
+    assert (
+        f"outside this box's supervisord, not this box's: pid {foreign_wm.pid} with "
+        f"DISPLAY={other.display}" in markdown
+    )
     files = {Path(f["path"]).name: f for f in report["sections"]["logs"]["data"]["files"]}
     assert files["jupyter.log"]["history"]["lines"] == 3
     assert files["worker.err.log"]["history"]["lines"] == 2

@@ -100,8 +100,9 @@ def test_serving_programs_own_cause_stays_and_the_x_down_fix_points_at_it() -> N
     diagnose([supervisor, display])
     found = by_id(supervisor, display)
     assert set(found) == {"supervisor.permission-denied:tigervnc", "display.x-server-down::1"}
-    assert found["display.x-server-down::1"].hint.startswith(
-        "tigervnc is FATAL: supervisorctl start tigervnc"
+    assert found["display.x-server-down::1"].hint == (
+        "tigervnc is FATAL: tigervnc is denied access to /tmp/x. Fix that first (its own "
+        "finding), then supervisorctl start tigervnc."
     )
 
 

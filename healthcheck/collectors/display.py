@@ -458,9 +458,9 @@ def x_server_down(data: dict[str, Any]) -> Finding:
 
 def x_server_down_hint(data: dict[str, Any], serving: dict[str, Any] | None) -> str:
     """The fix for a display that does not answer, naming the supervisor program that serves
-    it and its state when known (`serving`: name, state, pid; from supervisord or from the
-    server process's environment). A stale lock must go first: the server refuses to start
-    while it is there."""
+    it and its state when known (`serving`: name, state, pid, and the title of its own finding
+    as "cause" when it has one; from supervisord or from the server process's environment).
+    A stale lock must go first: the server refuses to start while it is there."""
     display = data["display"]
     if serving is None:
         fix = (
@@ -473,6 +473,12 @@ def x_server_down_hint(data: dict[str, Any], serving: dict[str, Any] | None) -> 
         if state in (None, "RUNNING", "STARTING"):
             what = f"{name} is {state}" if state else f"{name} runs it"
             fix = f"{what} but {display} does not answer: supervisorctl restart {name} ({log})."
+        elif serving.get("cause"):
+            # Starting it again fails the same way until its own finding's cause is fixed.
+            fix = (
+                f"{name} is {state}: {serving['cause']}. Fix that first (its own finding), "
+                f"then supervisorctl start {name}."
+            )
         else:
             fix = f"{name} is {state}: supervisorctl start {name} ({log})."
     if lock_is_stale(data["lock"], data["server"]):

@@ -66,7 +66,9 @@ def diagnose(sections: list[Section], config: Config | None = None) -> list[Sect
     if logs is not None and supervisor is not None:
         # Every program with a finding now keeps it or is folded into another's cause below.
         explained = {f.subject for f in supervisor.findings}
-        evidence = {line for s in sections for f in s.findings for line in f.evidence}
+        evidence = {
+            line for s in sections if s is not logs for f in s.findings for line in f.evidence
+        }
         _drop_logs_of_explained_programs(logs, supervisor, programs)
         _set_log_history(logs, programs, explained, evidence)
     gpu = by_name.get("gpu")
@@ -75,6 +77,8 @@ def diagnose(sections: list[Section], config: Config | None = None) -> list[Sect
     if display is not None:
         _fold_into_x_server_down(display, supervisor, ports, programs, config)
         _fold_window_manager(display, supervisor, programs)
+        if supervisor is not None:
+            _started_before_x(display, supervisor, programs, config)
     if ports is not None and supervisor is not None:
         _fold_ports_into_programs(ports, supervisor, programs)
         _fold_ports_into_supervisord_down(ports, supervisor)
@@ -355,6 +359,33 @@ def _fold_into_x_server_down(
     if "lock" in display.data and (serving_info is not None or supervisor is not None):
         merged = dataclasses.replace(merged, hint=x_server_down_hint(display.data, serving_info))
     _replace(display, down, merged)
+
+
+def _started_before_x(
+    display: Section, supervisor: Section, programs: list[dict[str, Any]], config: Config
+) -> None:
+    """A program that gave up on the configured display while the X server answers now
+    started before the server was ready: starting X is not the fix, starting it again is."""
+    connection = display.data.get("connection") or {}
+    if not connection.get("answered", connection.get("ok")):
+        return
+    serving = serving_program(display.data, programs, config)
+    before = f"give [program:{serving['name']}] a lower priority= than it, " if serving else ""
+    by_fullname = {p.get("fullname") or p["name"]: p for p in programs}
+    for finding in list(supervisor.findings):
+        program = by_fullname.get(finding.subject)
+        if program is None or finding.rule not in DISPLAY_RULES:
+            continue
+        target = unreached_display(_own_lines(program))
+        if not target or not _same_display(target, config.display.display):
+            continue
+        name = finding.subject
+        hint = (
+            f"The X server for {target} answers now: {name} started before it was ready. "
+            f"supervisorctl start {name}; so that it does not happen again, {before}and set "
+            f"autorestart=true in [program:{program['name']}]."
+        )
+        _replace(supervisor, finding, dataclasses.replace(finding, hint=hint))
 
 
 def serving_program(

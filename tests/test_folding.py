@@ -352,3 +352,20 @@ def test_x_down_status_is_crit_and_sections_rejudged() -> None:
     display = x_down_display()
     diagnose([supervisor_section(), display])
     assert display.status is Status.CRIT
+
+
+def test_a_program_that_gave_up_before_x_was_ready_is_told_to_start_again() -> None:
+    data = fabricated(window_manager={"running": False, "processes": [], "elsewhere": []})
+    display = Section.from_findings("display", data, assess(data, 5901))
+    vnc = {**program("vnc", state="RUNNING", exitstatus=None), "pid": 10}
+    wm = program("wm", stderr="IceWM: Can't open display: :1. X must be running and $DISPLAY set.")
+    supervisor = supervisor_section(vnc, wm)
+    diagnose([supervisor, display])
+    assert display.findings == []  # the window manager's absence is wm's finding
+    (finding,) = supervisor.findings
+    assert finding.rule == "display-unreachable"
+    assert finding.hint == (
+        "The X server for :1 answers now: wm started before it was ready. supervisorctl start "
+        "wm; so that it does not happen again, give [program:vnc] a lower priority= than it, "
+        "and set autorestart=true in [program:wm]."
+    )

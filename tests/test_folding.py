@@ -369,3 +369,40 @@ def test_a_program_that_gave_up_before_x_was_ready_is_told_to_start_again() -> N
         "wm; so that it does not happen again, give [program:vnc] a lower priority= than it, "
         "and set autorestart=true in [program:wm]."
     )
+
+
+# A healthy Xtigervnc's log at start-up, as users post it (TigerVNC issues #876, #1941).
+XTIGERVNC_START = """\
+Xvnc TigerVNC 1.12.0 - built Mar 23 2023 11:33:02
+Underlying X server release 12101006, The X.Org Foundation
+
+Tue Dec  1 01:00:00 2026
+ vncext:      VNC extension running!
+ vncext:      Listening for VNC connections on local interface(s), port 5901
+ vncext:      created VNC server for screen 0
+[dix] Could not init font path element /usr/share/fonts/X11/cyrillic, removing from list!
+The XKEYBOARD keymap compiler (xkbcomp) reports:
+> Warning:          Could not resolve keysym XF86CameraAccessEnable
+> Internal error:   Could not resolve keysym XF86WWAN
+Errors from xkbcomp are not fatal to the X server
+"""
+
+
+def test_a_healthy_x_servers_start_up_words_are_not_errors() -> None:
+    lines = XTIGERVNC_START.splitlines()
+    flagged = [i for i, line in enumerate(lines) if looks_like_error(line)]
+    assert flagged == []
+    assert ends_with_error("/logs/vnc.err.log", lines, flagged) is None
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "(EE) Fatal server error:",
+        "(EE) Cannot establish any listening sockets - Make sure an X server isn't already running",
+        "xkbcomp: Could not open keymap file",
+        "Error: Could not resolve keysym XF86WWAN and then the server died",
+    ],
+)
+def test_x_server_failures_are_still_errors(line: str) -> None:
+    assert looks_like_error(line)

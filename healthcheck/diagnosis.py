@@ -13,10 +13,6 @@ import os
 import re
 from typing import Any
 
-from healthcheck import x11
-from healthcheck.collectors.display import wm_not_running_hint, x_server_down_hint
-from healthcheck.collectors.logs import ends_with_error, iso_seconds, line_times, written_before
-from healthcheck.collectors.supervisor import supervisord_line
 from healthcheck.config import Config
 from healthcheck.logtail import looks_like_error
 from healthcheck.model import Finding, Section, Status, worst
@@ -212,6 +208,14 @@ def _set_log_history(
     a program another finding names (or from before that program's start), its routine
     start-up words, and lines that repeat another finding's evidence.
     """
+    # The collectors' package loads them all: only a run with logs and supervisor pays it.
+    from healthcheck.collectors.logs import (
+        ends_with_error,
+        iso_seconds,
+        line_times,
+        written_before,
+    )
+
     by_path: dict[str, dict[str, Any]] = {}
     for program in programs:
         for path in (program.get("stdout_logfile"), program.get("stderr_logfile")):
@@ -271,6 +275,9 @@ def _explained_line(
     explained: set[str],
     said: list[str],
 ) -> bool:
+    from healthcheck.collectors.logs import iso_seconds
+    from healthcheck.collectors.supervisor import supervisord_line  # only with a supervisor
+
     parsed = supervisord_line(line)
     if parsed is None:
         return False
@@ -357,6 +364,8 @@ def _fold_into_x_server_down(
                 merged = _absorb(merged, f"Port {finding.subject} has no listener.", finding)
                 ports.findings.remove(finding)
     if "lock" in display.data and (serving_info is not None or supervisor is not None):
+        from healthcheck.collectors.display import x_server_down_hint  # loaded by display's run
+
         merged = dataclasses.replace(merged, hint=x_server_down_hint(display.data, serving_info))
     _replace(display, down, merged)
 
@@ -454,6 +463,8 @@ def unreached_display(lines: list[str]) -> str | None:
 
 
 def _same_display(value: str, configured: str) -> bool:
+    from healthcheck import x11
+
     try:
         return x11.same_display(value, x11.parse_display(configured))
     except ValueError:
@@ -513,6 +524,8 @@ def _fold_window_manager(
             display.findings.remove(symptom)
         elif symptom.rule == "wm-not-running":
             state = program.get("state") or "UNKNOWN"
+            from healthcheck.collectors.display import wm_not_running_hint
+
             hint = wm_not_running_hint(display.data["display"], symptom.subject, fullname)
             if state in ("STOPPED", "EXITED"):
                 hint = f"{fullname} is {state}: supervisorctl start {fullname}. {hint}"

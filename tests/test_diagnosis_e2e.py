@@ -428,6 +428,9 @@ def test_x_server_down_keeps_other_causes_and_names_the_stopped_vnc_program(
     wm2 = found["supervisor.display-unreachable:wm2"]
     assert elsewhere in wm2["title"]
     assert not any(f["id"].startswith("supervisor.") and ":vnc" in f["id"] for f in found.values())
+    # Programs are named by their supervisor names (wm, wm2, vnc), never by their binaries.
+    for finding in found.values():
+        assert "icewm" not in finding["hint"] and "Xtigervnc" not in finding["hint"], finding
 
 
 def test_foreign_window_manager_on_another_display_is_not_this_boxs(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+from collections.abc import Callable
 from typing import Any
 
 from healthcheck.config import Config
@@ -70,6 +71,8 @@ def diagnose(sections: list[Section], config: Config | None = None) -> list[Sect
     gpu = by_name.get("gpu")
     if logs is not None and gpu is not None:
         _drop_logs_explained_by_cuda(logs, gpu)
+    if gpu is not None and programs:
+        _name_log_owners(gpu, programs)
     if display is not None:
         _fold_into_x_server_down(display, supervisor, ports, programs, config)
         _fold_window_manager(display, supervisor, programs)
@@ -303,6 +306,40 @@ def _owner_by_name(path: str, programs: list[dict[str, Any]]) -> dict[str, Any] 
         or stem.startswith((p["name"].lower() + "-", p["name"].lower() + "_"))
     ]
     return max(named, key=lambda p: len(p["name"]), default=None)
+
+
+_SUPERVISORCTL_VERB = re.compile(r"\bsupervisorctl (restart|start|stop|tail) ([\w:.-]+)")
+
+
+def _name_log_owners(section: Section, programs: list[dict[str, Any]]) -> None:
+    """A finding about a program's log guesses the program from the file's name
+    (comfyui_stderr.log); the supervisor program that writes the file is the name to use."""
+    known = {p.get("fullname") or p["name"] for p in programs}
+    by_path = {
+        path: p.get("fullname") or p["name"]
+        for p in programs
+        for path in (p.get("stdout_logfile"), p.get("stderr_logfile"))
+        if path
+    }
+    for finding in list(section.findings):
+        owner = by_path.get(finding.subject) or by_path.get(os.path.realpath(finding.subject))
+        if owner is None:
+            continue
+        hint = _SUPERVISORCTL_VERB.sub(_renamer(owner, known), finding.hint)
+        if hint != finding.hint:
+            _replace(section, finding, dataclasses.replace(finding, hint=hint))
+
+
+def _renamer(owner: str, known: set[str]) -> Callable[[re.Match[str]], str]:
+    """A re.sub replacement: "supervisorctl VERB NAME" with `owner` for a NAME that is no
+    supervisor program."""
+
+    def rename(match: re.Match[str]) -> str:
+        if match.group(2) in known:
+            return match.group(0)
+        return f"supervisorctl {match.group(1)} {owner}"
+
+    return rename
 
 
 def _drop_logs_explained_by_cuda(logs: Section, gpu: Section) -> None:

@@ -406,3 +406,14 @@ def test_a_healthy_x_servers_start_up_words_are_not_errors() -> None:
 )
 def test_x_server_failures_are_still_errors(line: str) -> None:
     assert looks_like_error(line)
+
+
+def test_a_log_findings_fix_names_the_program_that_writes_the_log() -> None:
+    hint = "Lower the batch size, then restart it (supervisorctl restart comfyui_stderr)."
+    oom = Finding("gpu", "cuda-oom", "/logs/comfyui_stderr.log", Status.WARN, "OOM", "", hint)
+    gpu = Section.from_findings("gpu", {}, [oom])
+    comfy = program("comfy", state="RUNNING", exitstatus=None)
+    comfy["stderr_logfile"] = "/logs/comfyui_stderr.log"
+    diagnose([supervisor_section(comfy), gpu])
+    (finding,) = gpu.findings
+    assert finding.hint == "Lower the batch size, then restart it (supervisorctl restart comfy)."

@@ -399,7 +399,9 @@ def test_x_server_down_keeps_other_causes_and_names_the_stopped_vnc_program(
     """The VNC program stopped: the X-down finding says so in its fix and absorbs the window
     manager that cannot reach the display; a GUI app missing a library and a window manager
     aimed at another display keep findings of their own."""
-    number = free_display_number()
+    # Displays that must stay down: far above the numbers tests take one after another from
+    # 50, so that no parallel run starts a server on them meanwhile.
+    number = free_display_number(400 + os.getpid() % 80)
     display = f":{number}"
     elsewhere = f":{free_display_number(number + 1)}"
     gui_error = "ImportError: libGL.so.1: cannot open shared object file: No such file or directory"

@@ -281,6 +281,14 @@ def test_supervisord_unreachable_but_its_services_up_stays_unknown(tmp_path: Pat
 
 # --- a healthy box, with another X server and window manager on the host ---------------------
 
+
+def quiet_display_number() -> int:
+    """A free display far above the numbers tests take one after another from 50, so that no
+    parallel run starts a server there between our choice and our supervisord's start (or
+    while it must stay down)."""
+    return free_display_number(400 + os.getpid() % 80)
+
+
 JUDGED = ("supervisor", "display", "logs", "ports")
 
 
@@ -335,7 +343,7 @@ def test_healthy_box_raises_no_alarm_beside_another_x_server_and_window_manager(
     write_history(log_dir, sv_root, time.time() - 3600)
     ports = {"vnc": free_port(), "novnc": free_port(), "jupyter": free_port()}
     with start_xvfb() as other, running_icewm(other.display) as foreign_wm:
-        number = free_display_number()
+        number = quiet_display_number()
         display = f":{number}"
         programs = {
             "vnc": xtigervnc(number, ports["vnc"]),
@@ -399,9 +407,7 @@ def test_x_server_down_keeps_other_causes_and_names_the_stopped_vnc_program(
     """The VNC program stopped: the X-down finding says so in its fix and absorbs the window
     manager that cannot reach the display; a GUI app missing a library and a window manager
     aimed at another display keep findings of their own."""
-    # Displays that must stay down: far above the numbers tests take one after another from
-    # 50, so that no parallel run starts a server on them meanwhile.
-    number = free_display_number(400 + os.getpid() % 80)
+    number = quiet_display_number()
     display = f":{number}"
     elsewhere = f":{free_display_number(number + 1)}"
     gui_error = "ImportError: libGL.so.1: cannot open shared object file: No such file or directory"
@@ -440,7 +446,7 @@ def test_foreign_window_manager_on_another_display_is_not_this_boxs(tmp_path: Pa
     another display. The box's window manager is not running (its one finding), and the other
     icewm is listed as not this box's, never taken for a window manager on the wrong display."""
     with start_xvfb() as other, running_icewm(other.display) as foreign_wm:
-        number = free_display_number()
+        number = quiet_display_number()
         display = f":{number}"
         xvfb = f"Xvfb {display} -nolisten tcp -screen 0 640x480x16 -noreset"
         programs = {"vnc": {"command": xvfb, "autorestart": True}}

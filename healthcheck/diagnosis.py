@@ -78,6 +78,8 @@ def diagnose(sections: list[Section], config: Config | None = None) -> list[Sect
         _fold_window_manager(display, supervisor, programs)
         if supervisor is not None:
             _started_before_x(display, supervisor, programs, config)
+    if supervisor is not None:
+        _aimed_at_another_display(supervisor, programs, config)
     if ports is not None and supervisor is not None:
         _fold_ports_into_programs(ports, supervisor, programs)
         _fold_ports_into_supervisord_down(ports, supervisor)
@@ -430,6 +432,29 @@ def _started_before_x(
             f"The X server for {target} answers now: {name} started before it was ready. "
             f"supervisorctl start {name}; so that it does not happen again, {before}and set "
             f"autorestart=true in [program:{program['name']}]."
+        )
+        _replace(supervisor, finding, dataclasses.replace(finding, hint=hint))
+
+
+def _aimed_at_another_display(
+    supervisor: Section, programs: list[dict[str, Any]], config: Config
+) -> None:
+    """A program that cannot reach a display other than the configured one is aimed at the
+    wrong display: starting an X server there is not the fix, its DISPLAY is."""
+    configured = config.display.display
+    by_fullname = {p.get("fullname") or p["name"]: p for p in programs}
+    for finding in list(supervisor.findings):
+        program = by_fullname.get(finding.subject)
+        if program is None or finding.rule not in DISPLAY_RULES:
+            continue
+        target = unreached_display(_own_lines(program))
+        if not target or _same_display(target, configured):
+            continue
+        hint = (
+            f"{finding.subject} aims at display {target}, but this box's X server is "
+            f'{configured}: set environment=DISPLAY="{configured}" in [program:{program["name"]}] '
+            f"(or unset the DISPLAY it inherits), then supervisorctl update; "
+            f"supervisorctl start {finding.subject}."
         )
         _replace(supervisor, finding, dataclasses.replace(finding, hint=hint))
 

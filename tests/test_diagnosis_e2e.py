@@ -435,6 +435,10 @@ def test_x_server_down_keeps_other_causes_and_names_the_stopped_vnc_program(
     assert gui["severity"] == "crit" and gui_error in gui["detail"]
     wm2 = found["supervisor.display-unreachable:wm2"]
     assert elsewhere in wm2["title"]
+    assert wm2["hint"].startswith(
+        f"wm2 aims at display {elsewhere}, but this box's X server is {display}: set "
+        f'environment=DISPLAY="{display}" in [program:wm2]'
+    )
     assert not any(f["id"].startswith("supervisor.") and ":vnc" in f["id"] for f in found.values())
     # Programs are named by their supervisor names (wm, wm2, vnc), never by their binaries.
     for finding in found.values():

@@ -124,7 +124,13 @@ def test_a_program_aiming_at_another_display_keeps_its_own_finding() -> None:
     wm = program("wm", stderr="IceWM: Can't open display: :7. X must be running and $DISPLAY set.")
     display, supervisor = x_down_display(), supervisor_section(wm)
     diagnose([supervisor, display])
-    assert [(f.rule, f.subject) for f in supervisor.findings] == [("display-unreachable", "wm")]
+    (finding,) = supervisor.findings
+    assert (finding.rule, finding.subject) == ("display-unreachable", "wm")
+    assert finding.hint == (
+        'wm aims at display :7, but this box\'s X server is :1: set environment=DISPLAY=":1" '
+        "in [program:wm] (or unset the DISPLAY it inherits), then supervisorctl update; "
+        "supervisorctl start wm."
+    )
 
 
 def test_a_gui_program_that_names_no_cause_is_folded_into_x_down() -> None:

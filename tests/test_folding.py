@@ -220,6 +220,7 @@ def test_novnc_mismatch_only_when_none_reaches_vnc() -> None:
         ("2026-11-28T10:00:00Z ERROR boom", START_S, True),
         ("2026-11-28T12:00:00+02:00 ERROR boom", START_S, True),
         ("Sat Nov 28 10:00:00 2026", START_S, False),
+        ("2026/11/28 10:00:00 [error] 7#7: *1 connect() failed", START_S, False),
         (
             "ERROR at the end of a long line, not a stamp: " + "x" * 40 + " 2026-11-28 10:00:00",
             None,

@@ -272,10 +272,11 @@ def ends_with_error(path: str, lines: list[str], flagged: list[int]) -> Finding 
 
 # A time stamp near the start of a line: ISO 8601 and its log variants (supervisord's
 # "2025-04-29 10:00:00,123", Jupyter's "[I 2025-04-29 10:00:00.123 ServerApp]", Python
-# logging, "2025-04-29T10:00:00Z"), and ctime ("Tue Apr 29 10:00:00 2025", TigerVNC's).
+# logging, "2025-04-29T10:00:00Z", Go's and nginx's "2025/04/29 10:00:00"), and ctime
+# ("Tue Apr 29 10:00:00 2025", TigerVNC's).
 _STAMP_WINDOW = 48
 _ISO_STAMP = re.compile(
-    r"(?<!\d)(?P<y>\d{4})-(?P<mo>\d\d)-(?P<d>\d\d)[T ](?P<h>\d\d):(?P<mi>\d\d):(?P<s>\d\d)"
+    r"(?<!\d)(?P<y>\d{4})[-/](?P<mo>\d\d)[-/](?P<d>\d\d)[T ](?P<h>\d\d):(?P<mi>\d\d):(?P<s>\d\d)"
     r"(?:[.,]\d+)?\s?(?P<zone>Z|[+-]\d\d:?\d\d)?(?!\d)"
 )
 _MONTHS = {m: i for i, m in enumerate(calendar.month_abbr) if m}

@@ -409,6 +409,23 @@ def _fold_into_x_server_down(
     _replace(display, down, merged)
 
 
+def _display_complaints(
+    supervisor: Section, programs: list[dict[str, Any]]
+) -> list[tuple[Finding, dict[str, Any], str]]:
+    """(finding, its program, the display its log says it cannot reach) for each program
+    whose finding is that it cannot reach a named display."""
+    by_fullname = {p.get("fullname") or p["name"]: p for p in programs}
+    found = []
+    for finding in supervisor.findings:
+        program = by_fullname.get(finding.subject)
+        if program is None or finding.rule not in DISPLAY_RULES:
+            continue
+        target = unreached_display(_own_lines(program))
+        if target:
+            found.append((finding, program, target))
+    return found
+
+
 def _started_before_x(
     display: Section, supervisor: Section, programs: list[dict[str, Any]], config: Config
 ) -> None:
@@ -419,13 +436,8 @@ def _started_before_x(
         return
     serving = serving_program(display.data, programs, config)
     before = f"give [program:{serving['name']}] a lower priority= than it, " if serving else ""
-    by_fullname = {p.get("fullname") or p["name"]: p for p in programs}
-    for finding in list(supervisor.findings):
-        program = by_fullname.get(finding.subject)
-        if program is None or finding.rule not in DISPLAY_RULES:
-            continue
-        target = unreached_display(_own_lines(program))
-        if not target or not _same_display(target, config.display.display):
+    for finding, program, target in _display_complaints(supervisor, programs):
+        if not _same_display(target, config.display.display):
             continue
         name = finding.subject
         hint = (
@@ -442,13 +454,8 @@ def _aimed_at_another_display(
     """A program that cannot reach a display other than the configured one is aimed at the
     wrong display: starting an X server there is not the fix, its DISPLAY is."""
     configured = config.display.display
-    by_fullname = {p.get("fullname") or p["name"]: p for p in programs}
-    for finding in list(supervisor.findings):
-        program = by_fullname.get(finding.subject)
-        if program is None or finding.rule not in DISPLAY_RULES:
-            continue
-        target = unreached_display(_own_lines(program))
-        if not target or _same_display(target, configured):
+    for finding, program, target in _display_complaints(supervisor, programs):
+        if _same_display(target, configured):
             continue
         hint = (
             f"{finding.subject} aims at display {target}, but this box's X server is "

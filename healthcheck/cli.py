@@ -46,7 +46,9 @@ def _redactor(config: Config | None = None) -> Any:
     if config is not None:
         from healthcheck.environ import read_environment
 
-        environments.append(read_environment(config.env.source).variables)
+        environments.append(
+            read_environment(config.env.source, config.supervisor.serverurl).variables
+        )
     return Redactor.from_config(config or Config(), environments)
 
 
@@ -139,7 +141,9 @@ def _report_data(
         from healthcheck.report import Report
         from healthcheck.runner import run_collectors
 
-        sections = diagnose(run_collectors(_selected_collectors(app, only, skip), app.config))
+        sections = diagnose(
+            run_collectors(_selected_collectors(app, only, skip), app.config), app.config
+        )
         return Report.build(sections).to_dict(), None
     if only or skip:
         app.fail("--only and --skip select collectors to run; --last runs none", EXIT_USAGE)

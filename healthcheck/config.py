@@ -60,6 +60,25 @@ class SupervisorConfig:
 class DisplayConfig:
     display: str = ":1"
     window_manager: str = "icewm"
+    # Supervisor programs that run the X server, by name or name prefix (the seed's "vnc").
+    server_programs: list[str] = field(
+        default_factory=lambda: ["vnc", "tigervnc", "xvnc", "xtigervnc", "xvfb", "xorg", "xserver"]
+    )
+    # Words in the names of supervisor programs that cannot run without the X server.
+    clients: list[str] = field(
+        default_factory=lambda: [
+            "vnc",
+            "novnc",
+            "websockify",
+            "icewm",
+            "wm",
+            "window",
+            "visomaster",
+            "gui",
+            "xterm",
+            "firefox",
+        ]
+    )
 
 
 @dataclass

@@ -93,7 +93,7 @@ def _locked_run(
     docs: bool = True,
 ) -> RunResult:
     workspace = Path(config.paths.workspace).expanduser()
-    sections = diagnose(run_collectors(collectors, config))
+    sections = diagnose(run_collectors(collectors, config), config)
     for section in sections:
         log.info(
             "collector %s: %s in %d ms%s",

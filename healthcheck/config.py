@@ -60,6 +60,25 @@ class SupervisorConfig:
 class DisplayConfig:
     display: str = ":1"
     window_manager: str = "icewm"
+    # Supervisor programs that run the X server, by name or name prefix (the seed's "vnc").
+    server_programs: list[str] = field(
+        default_factory=lambda: ["vnc", "tigervnc", "xvnc", "xtigervnc", "xvfb", "xorg", "xserver"]
+    )
+    # Words in the names of supervisor programs that cannot run without the X server.
+    clients: list[str] = field(
+        default_factory=lambda: [
+            "vnc",
+            "novnc",
+            "websockify",
+            "icewm",
+            "wm",
+            "window",
+            "visomaster",
+            "gui",
+            "xterm",
+            "firefox",
+        ]
+    )
 
 
 @dataclass
@@ -137,6 +156,12 @@ class NotifyConfig:
 
 
 @dataclass
+class McpConfig:
+    allow_write: bool = True  # add_improvement, the only tool that writes; false refuses it
+    min_interval: float = 60.0  # seconds between two fresh collections by run_check
+
+
+@dataclass
 class Config:
     paths: PathsConfig = field(default_factory=PathsConfig)
     logs: LogsConfig = field(default_factory=LogsConfig)
@@ -151,6 +176,7 @@ class Config:
     redact: RedactConfig = field(default_factory=RedactConfig)
     git: GitConfig = field(default_factory=GitConfig)
     notify: NotifyConfig = field(default_factory=NotifyConfig)
+    mcp: McpConfig = field(default_factory=McpConfig)
     loaded_from: str | None = None  # the file this came from; None for the built-in defaults
 
     def workspace_path(self, value: str) -> Path:
@@ -327,6 +353,8 @@ def _check_semantics(config: Config, where: str) -> None:
             raise ConfigError(f"{where}: '{dotted}' must be greater than 0")
     if config.git.lock_timeout < 0:
         raise ConfigError(f"{where}: 'git.lock_timeout' must be 0 or more")
+    if config.mcp.min_interval < 0:
+        raise ConfigError(f"{where}: 'mcp.min_interval' must be 0 or more")
     for name, port in config.services.ports.items():
         if not 0 < port < 65536:
             raise ConfigError(f"{where}: 'services.ports.{name}' must be a port (1-65535)")

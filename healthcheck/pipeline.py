@@ -102,7 +102,7 @@ def _locked_run(
 
         # Opened before the report is written: a first run compares with the previous one.
         notifier = RunNotifier(config, workspace, json_path)
-    sections = diagnose(run_collectors(collectors, config))
+    sections = diagnose(run_collectors(collectors, config), config)
     for section in sections:
         log.info(
             "collector %s: %s in %d ms%s",

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +102,10 @@ def test_faulty_box_metrics() -> None:
         value(parsed, "healthcheck_x_window_manager_up", display=":87", window_manager="icewm") == 0
     )
     assert value(parsed, "healthcheck_gpu_nvml_up") == 0
-    assert value(parsed, "healthcheck_last_run_timestamp_seconds") == 1795926779.0
+    generated = datetime.strptime(sample("faulty")["generated_at"], "%Y-%m-%dT%H:%M:%SZ")
+    assert value(parsed, "healthcheck_last_run_timestamp_seconds") == (
+        generated.replace(tzinfo=timezone.utc).timestamp()
+    )
     sections = sample("faulty")["sections"]
     assert value(parsed, "healthcheck_last_run_duration_seconds") == (
         max(s["duration_ms"] for s in sections.values()) / 1000
@@ -300,6 +304,19 @@ def test_run_writes_the_textfile_atomically(box: Box) -> None:
     inode = target.stat().st_ino
     assert run(box).exit_code == 0
     assert target.stat().st_ino != inode
+
+
+def test_a_partial_run_leaves_the_textfile_alone(box: Box) -> None:
+    target = box.root / "healthcheck.prom"
+    box.write_config(f'[outputs]\nprometheus = "{target}"\n')
+    assert run(box).exit_code == 0
+    whole = target.read_bytes()
+    for selection in (["--only", "ports"], ["--skip", "logs"]):
+        result = CliRunner().invoke(
+            cli, ["run", "--config", str(box.config), "--no-commit", *selection]
+        )
+        assert result.exit_code == 0, result.output
+        assert target.read_bytes() == whole
 
 
 def test_relative_textfile_path_is_in_the_workspace(box: Box) -> None:

@@ -27,7 +27,7 @@ from healthcheck.collectors.gpu import (
 from healthcheck.config import Config, ConfigError, parse_config
 from healthcheck.model import Section, Status
 from healthcheck.nvml import CLOCK_EVENT_REASONS, decode_reasons
-from healthcheck.xid import CATALOGUE, parse_xid, pci_key, read_kernel_log
+from healthcheck.xid import explain, parse_xid, pci_key, read_kernel_log, xid_catalogue
 
 import fake_pynvml as fake
 from fake_pynvml import FakeGpu, FakeProcess, Scenario
@@ -493,10 +493,17 @@ def test_pci_keys_agree_between_kernel_log_and_nvml() -> None:
 
 
 def test_catalogue_covers_the_common_codes() -> None:
-    for code in (13, 31, 43, 45, 48, 61, 62, 63, 64, 74, 79, 92, 94, 95, 119, 120):
-        entry = CATALOGUE[code]
+    catalogue = xid_catalogue()
+    common = (13, 31, 43, 45, 48, 61, 62, 63, 64, 74, 79, 92, 94, 95, 109, 119, 120)
+    for code in (*common, *range(144, 151)):
+        entry = catalogue[code]
         assert entry.severity in ("info", "warn", "crit") and entry.meaning and entry.action
-    assert CATALOGUE[79].severity == "crit" and CATALOGUE[45].severity == "info"
+    assert catalogue[79].severity == "crit" and catalogue[45].severity == "info"
+
+
+def test_an_unknown_xid_is_a_warning_and_crit_when_its_line_says_fatal() -> None:
+    assert explain(201).severity == "warn"
+    assert explain(202, "NVRM: Xid (PCI:0000:01:00): 202, Fatal error detected").severity == "crit"
 
 
 def test_xids_from_a_kernel_log_file(nvml: UseScenario, tmp_path: Path) -> None:

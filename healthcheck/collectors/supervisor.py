@@ -462,6 +462,7 @@ def _empty_program(group: str, name: str) -> dict[str, Any]:
         "stopped": None,
         "exitstatus": None,
         "exitstatus_source": None,
+        "exitsignal": None,
         "spawnerr": None,
         "description": None,
         "stdout_logfile": None,
@@ -489,11 +490,16 @@ def program_from_info(info: ProcessInfo, events: list[str]) -> tuple[dict[str, A
     spawnerr = info.get("spawnerr") or None
     exitstatus: int | None = None
     exitstatus_source: str | None = None
+    exitsignal: str | None = None
     if state in ("EXITED", "STOPPED") and start:
         exitstatus, exitstatus_source = int(info.get("exitstatus") or 0), "xmlrpc"
+        if exitstatus == -1:  # supervisord's status for a process a signal ended
+            exitsignal = last_exit_signal(events)
     elif state in ("FATAL", "BACKOFF") and spawnerr and spawnerr.startswith(_EXITED_SPAWNERR):
         exitstatus = last_exit_status(events)
         exitstatus_source = "supervisord log" if exitstatus is not None else None
+        if exitstatus is None:
+            exitsignal = last_exit_signal(events)
     program.update(
         {
             "state": state,
@@ -502,6 +508,7 @@ def program_from_info(info: ProcessInfo, events: list[str]) -> tuple[dict[str, A
             "stopped": _iso(stop) if stop else None,
             "exitstatus": exitstatus,
             "exitstatus_source": exitstatus_source,
+            "exitsignal": exitsignal,
             "spawnerr": spawnerr,
             # For RUNNING it is "pid N, uptime H:MM:SS": it ticks, so it is not data.
             "description": None if state == "RUNNING" else (info.get("description") or None),
@@ -523,6 +530,7 @@ _EVENT = re.compile(
     r"|(?:exited|stopped): (?P<c>\S+) \()"
 )
 _EXITED_STATUS = re.compile(r"\bexited: \S+ \(exit status (-?\d+)")
+_EXITED_SIGNAL = re.compile(r"\bexited: \S+ \(terminated by (SIG[A-Z0-9]+)")
 
 
 def main_log_events(lines: list[str]) -> dict[str, list[str]]:
@@ -542,6 +550,15 @@ def last_exit_status(events: list[str]) -> int | None:
         if "exited: " in line:
             match = _EXITED_STATUS.search(line)
             return int(match.group(1)) if match else None
+    return None
+
+
+def last_exit_signal(events: list[str]) -> str | None:
+    """The signal in the newest "exited:" line ("terminated by SIGKILL"); None otherwise."""
+    for line in reversed(events):
+        if "exited: " in line:
+            match = _EXITED_SIGNAL.search(line)
+            return match.group(1) if match else None
     return None
 
 
@@ -671,6 +688,7 @@ __all__ = [
     "SupervisorCollector",
     "api_tail_bytes",
     "clean_log_text",
+    "last_exit_signal",
     "last_exit_status",
     "main_log_events",
     "parse_status",

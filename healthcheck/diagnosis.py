@@ -51,6 +51,8 @@ def diagnose(sections: list[Section]) -> list[Section]:
     gpu = by_name.get("gpu")
     if logs is not None and gpu is not None:
         _drop_logs_explained_by_cuda(logs, gpu)
+    if gpu is not None and supervisor is not None:
+        _drop_cuda_logs_of_explained_programs(gpu, supervisor, programs)
     if display is not None:
         _fold_into_x_server_down(display, supervisor, ports, programs)
         _fold_window_manager(display, supervisor)
@@ -166,6 +168,25 @@ def _drop_logs_of_explained_programs(
         f
         for f in logs.findings
         if not (f.rule == "log-ends-with-error" and log_owner.get(f.subject) in explained)
+    ]
+
+
+def _drop_cuda_logs_of_explained_programs(
+    gpu: Section, supervisor: Section, programs: list[dict[str, Any]]
+) -> None:
+    """A program that crashed on CUDA out of memory is one crit finding (its own), not that
+    and a warning about its log."""
+    explained = {f.subject for f in supervisor.findings}
+    log_owner = {
+        path: program.get("fullname") or program["name"]
+        for program in programs
+        for path in (program.get("stdout_logfile"), program.get("stderr_logfile"))
+        if path
+    }
+    gpu.findings[:] = [
+        f
+        for f in gpu.findings
+        if not (f.rule in ("cuda-oom", "cuda-error") and log_owner.get(f.subject) in explained)
     ]
 
 

@@ -264,7 +264,11 @@ def _x_lock_stale(probe: Probe, program: dict[str, Any], fields: Fields) -> Fiel
     lock = probe.x_lock(number)
     if lock is None or lock.get("alive"):
         return None
-    return {"lock_file": lock["file"], "lock_pid": str(lock["pid"])}
+    return {
+        "lock_file": lock["file"],
+        "lock_pid": str(lock["pid"]),
+        "lock_holder": lock.get("holder") or "no such process",
+    }
 
 
 def _x11_unix(probe: Probe, program: dict[str, Any], fields: Fields) -> Fields:
@@ -619,11 +623,16 @@ def _read_x_lock(number: str) -> dict[str, Any] | None:
         return None
     pid = int(text)
     try:
-        holder = psutil.Process(pid).name()
-        alive = True
+        holder: str | None = psutil.Process(pid).name()
     except psutil.Error:
-        holder, alive = None, False
-    return {"file": path, "pid": pid, "alive": alive, "holder": holder}
+        holder = None
+    # After a container restart the lock's pid often names some other process: the lock is
+    # stale unless an X server holds it.
+    alive = bool(holder and _X_SERVER.search(holder))
+    return {"file": path, "pid": pid, "alive": alive, "holder": holder or "no such process"}
+
+
+_X_SERVER = re.compile(r"^X|vnc|xvfb|xorg|xwayland", re.IGNORECASE)
 
 
 def _read_x11_unix() -> dict[str, str]:

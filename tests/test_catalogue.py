@@ -120,7 +120,9 @@ def test_every_fix_names_the_program_by_its_supervisor_name() -> None:
     for entry in catalogue().of_kind("program"):
         assert "{program}" in entry.fix or "[program:{name}]" in entry.fix, entry.id
         # Never by a binary's name in place of the program's.
-        assert not re.search(r"supervisorctl (?:start|restart|stop|tail) (?!\{program\})", entry.fix), entry.id
+        assert not re.search(
+            r"supervisorctl (?:start|restart|stop|tail) (?!\{program\})", entry.fix
+        ), entry.id
 
 
 def test_probes_named_by_entries_exist() -> None:

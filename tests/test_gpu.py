@@ -540,6 +540,52 @@ def test_xids_from_a_kernel_log_file(nvml: UseScenario, tmp_path: Path) -> None:
     assert section.status is Status.CRIT
 
 
+def test_gpu_kernel_errors_without_an_xid_and_the_newer_xids(
+    nvml: UseScenario, tmp_path: Path
+) -> None:
+    """The driver's own words when there is no Xid code, NVLink and context-switch Xids, and
+    an unlisted Xid the driver calls fatal: each named, with what to do."""
+    nvml(gpus=[FakeGpu()])
+    log = tmp_path / "kern.log"
+    log.write_text(
+        "Dec  2 11:49:53 worker4 kernel: [  885.24] NVRM: GPU 0000:0a:00.0: RmInitAdapter "
+        "failed! (0x24:0x72:1568)\n"
+        "Dec  2 11:49:53 worker4 kernel: [  885.25] NVRM: GPU 0000:0a:00.0: rm_init_adapter "
+        "failed, device minor number 5\n"
+        "Dec  2 11:50:01 worker4 kernel: [  893.10] NVRM: GPU 0000:3b:00.0: GPU has fallen off "
+        "the bus.\n"
+        "Dec  2 11:50:02 worker4 kernel: [  894.00] NVRM: GPU 0000:41:00.0: RmInitAdapter: "
+        "failed with NV_ERR_RESET_REQUIRED\n"
+        "Dec  2 11:51:00 worker4 kernel: [  952.00] NVRM: Xid (PCI:0000:01:00): 109, pid=4242, "
+        "name=python3, Ch 00000010, errorString CTX SWITCH TIMEOUT, Info 0x3c009\n"
+        "Dec  2 11:52:00 worker4 kernel: [ 1012.00] NVRM: Xid (PCI:0000:01:00): 145, "
+        "pid='<unknown>', name=<unknown>, NVLink: RLW error on link 2\n"
+        "Dec  2 11:53:00 worker4 kernel: [ 1072.00] NVRM: Xid (PCI:0000:01:00): 203, "
+        "pid='<unknown>', name=<unknown>, Fatal error detected on link 3\n",
+        encoding="utf-8",
+    )
+    section = collect(tmp_path, xid_scan=True, kernel_log=str(log))
+    by_id = {f.id: f for f in section.findings}
+    assert {i: f.severity for i, f in by_id.items()} == {
+        "gpu.xid-109:0000:01:00": Status.WARN,
+        "gpu.xid-145:0000:01:00": Status.CRIT,
+        "gpu.xid-203:0000:01:00": Status.CRIT,
+        "gpu.rm-init-adapter-failed:0000:0a:00": Status.CRIT,
+        "gpu.fallen-off-bus:0000:3b:00": Status.CRIT,
+        "gpu.reset-required:0000:41:00": Status.CRIT,
+    }
+    adapter = by_id["gpu.rm-init-adapter-failed:0000:0a:00"]
+    assert adapter.title == (
+        "The NVIDIA driver could not initialise the GPU at 0000:0a:00.0 (RmInitAdapter failed, "
+        "0x24:0x72:1568)"
+    )
+    assert adapter.hint.startswith("Reboot the host")
+    assert by_id["gpu.reset-required:0000:41:00"].hint == (
+        "Stop the work on it and reset it (nvidia-smi -r -i 0000:41:00.0) or reboot the host."
+    )
+    assert "a fatal error not in healthcheck's catalogue" in by_id["gpu.xid-203:0000:01:00"].title
+
+
 def test_a_kernel_log_without_xids(nvml: UseScenario, tmp_path: Path) -> None:
     nvml(gpus=[FakeGpu()])
     section = collect(tmp_path, xid_scan=True, kernel_log=str(FIXTURES / "quiet.log"))

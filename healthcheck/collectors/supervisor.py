@@ -8,6 +8,7 @@ state means (its findings) comes from the table of known failures in healthcheck
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, ClassVar
 
+from healthcheck.catalogue import finding as worded
 from healthcheck.config import Config, LogsConfig, SupervisorConfig
 from healthcheck.logtail import clean_line, looks_like_error, read_tail
 from healthcheck.model import Finding, Section, Status
@@ -372,21 +374,14 @@ class _Run:
             "attempts": [a.to_dict() for a in self.attempts],
             "programs": sorted(programs, key=lambda p: p["fullname"]),
         }
-        finding = Finding(
-            collector="supervisor",
-            rule="xmlrpc-unavailable",
-            subject=self.url,
-            severity=Status.UNKNOWN,
-            title=f"supervisord's XML-RPC interface at {self.url} could not be used: {reason}",
-            detail=(
-                f"Programs were read with supervisorctl ({data['source']}) instead, which "
-                "gives no start times, exit statuses or log file paths."
-            ),
-            hint=(
-                "Point healthcheck at the server supervisorctl uses: set [supervisor] "
-                f"serverurl (and username/password) to match {conf or 'the supervisord.conf'}"
-                f" ([supervisorctl] serverurl or [unix_http_server] file; now {url})."
-            ),
+        finding = worded(
+            "supervisor.xmlrpc-unavailable",
+            self.url,
+            url=self.url,
+            reason=reason,
+            source=data["source"],
+            conf=conf or "the supervisord.conf",
+            ctl_url=url,
         )
         volatile = {"uptime_s": dict(sorted(uptimes.items()))}
         findings = [*program_findings(data["programs"], self.config), finding]
@@ -405,21 +400,13 @@ class _Run:
     def unreachable(self, fallback_error: str | None) -> Section:
         reason = self.attempts[0].error.reason
         tried = "; ".join(f"{a.url} ({a.source}): {a.error.reason}" for a in self.attempts)
-        detail = f"Tried {tried}."
-        if fallback_error:
-            detail += f" Fallback: {fallback_error}."
-        finding = Finding(
-            collector="supervisor",
-            rule="unreachable",
-            subject=self.url,
-            severity=Status.UNKNOWN,
-            title=f"Cannot reach supervisord at {self.url}: {reason}",
-            detail=detail,
-            hint=(
-                "supervisorctl status shows whether supervisord runs (ps -C supervisord); "
-                "check [supervisor] serverurl (and username/password) in the healthcheck "
-                "config against supervisord.conf ([unix_http_server] file, [inet_http_server])."
-            ),
+        finding = worded(
+            "supervisor.unreachable",
+            self.url,
+            url=self.url,
+            reason=reason,
+            tried=tried,
+            fallback=f" Fallback: {fallback_error}." if fallback_error else "",
         )
         data = {
             "url": self.url,
@@ -649,28 +636,10 @@ def _utf8_retry(call: Callable[[int], Any], length: int) -> Any:
 
 
 def _not_running(url: str, state: str) -> Finding:
-    return Finding(
-        collector="supervisor",
-        rule="not-running",
-        subject=url,
-        severity=Status.WARN,
-        title=(
-            "supervisord is shutting down or restarting"
-            if state == "SHUTDOWN"
-            else f"supervisord is {state}, not RUNNING"
-        ),
-        detail=(
-            "While it shuts down or reloads its configuration it refuses every call, so its "
-            "programs could not be listed; they may be going down with it."
-            if state == "SHUTDOWN"
-            else "FATAL: it hit an unrecoverable error; its programs may not be supervised."
-        ),
-        hint=(
-            "supervisorctl status; if it stays so, read supervisord's own log ([supervisord] "
-            "logfile=, often /var/log/supervisor/supervisord.log) and restart the container "
-            "or supervisord."
-        ),
-    )
+    if state == "SHUTDOWN":
+        shutting = worded("supervisor.shutting-down", url)
+        return dataclasses.replace(shutting, rule="not-running")  # one rule, either way
+    return worded("supervisor.not-running", url, state=state)
 
 
 def _first_line(text: str) -> str:

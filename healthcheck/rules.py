@@ -110,6 +110,10 @@ class Probe:
 
         return self._once("env", read) or {}
 
+    def program_environment(self, name: str) -> dict[str, str]:
+        """`environment=` of [program:NAME] in the supervisord.conf serving our serverurl."""
+        return self._once(f"progenv{name}", lambda: _program_environment(self.config, name)) or {}
+
     def x_lock(self, number: str) -> dict[str, Any] | None:
         """The X lock file of display `number`: its pid, whether it lives, what it is."""
         return self._once(f"xlock{number}", lambda: _read_x_lock(number))
@@ -149,6 +153,9 @@ class CannedProbe(Probe):
 
     def environment(self) -> dict[str, str]:
         return dict(self.canned.get("env", {}))
+
+    def program_environment(self, name: str) -> dict[str, str]:
+        return dict(self.canned.get("program_env", {}))
 
     def x_lock(self, number: str) -> dict[str, Any] | None:
         lock = self.canned.get("x_lock")
@@ -236,11 +243,18 @@ def _cuda_versions(probe: Probe, program: dict[str, Any], fields: Fields) -> Fie
 
 
 def _cuda_env(probe: Probe, program: dict[str, Any], fields: Fields) -> Fields:
-    env = probe.environment()
-    return {
-        "cuda_visible_devices": env.get("CUDA_VISIBLE_DEVICES", "(unset)"),
-        "nvidia_visible_devices": env.get("NVIDIA_VISIBLE_DEVICES", "(unset)"),
-    }
+    """The variables as the program saw them: its own environment= over the container's."""
+    container = probe.environment()
+    own = probe.program_environment(program["name"])
+    out = {}
+    for variable in ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES"):
+        if variable in own:
+            shown = own[variable] or '""'
+            value = f"{shown} (set in [program:{program['name']}])"
+        else:
+            value = container.get(variable, "(unset)")
+        out[variable.lower()] = value
+    return out
 
 
 def _x_lock(probe: Probe, program: dict[str, Any], fields: Fields) -> Fields:
@@ -612,6 +626,23 @@ def _read_nvml() -> dict[str, Any]:
         out["gpu_name"] = names[0]
         out["compute_capability"] = capabilities[0]
     return out
+
+
+_ENV_ITEM = re.compile(r"""(\w+)=(?:"([^"]*)"|'([^']*)'|([^,]*))""")
+
+
+def _program_environment(config: Config, name: str) -> dict[str, str]:
+    from healthcheck.supervisor_client import _read_conf, discover_serverurls
+
+    servers = discover_serverurls()
+    confs = {s.config_path for s in servers if s.url == config.supervisor.serverurl}
+    if len(confs) != 1:
+        return {}  # which supervisord.conf is ours is not certain: say nothing
+    section = _read_conf(confs.pop()).get(f"program:{name}", {})
+    return {
+        m.group(1): next(g for g in m.groups()[1:] if g is not None)
+        for m in _ENV_ITEM.finditer(section.get("environment", ""))
+    }
 
 
 def _read_x_lock(number: str) -> dict[str, Any] | None:

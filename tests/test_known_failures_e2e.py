@@ -339,6 +339,7 @@ def test_cuda_failures_in_an_apps_log(box: dict[str, Any]) -> None:
     assert mismatch["hint"].startswith("Reboot the host")
     nogpu = one(found, "cuda-no-gpu", "nogpu")
     assert "[program:nogpu]" in nogpu["hint"] and "CUDA_VISIBLE_DEVICES" in nogpu["hint"]
+    assert "CUDA_VISIBLE_DEVICES=3 (set in [program:nogpu]);" in nogpu["detail"]
 
 
 # --- X and VNC start-up ----------------------------------------------------------------------

@@ -158,12 +158,7 @@ def _drop_logs_of_explained_programs(
 ) -> None:
     """A crashed program's log ending in an error is that crash, already explained."""
     explained = {f.subject for f in supervisor.findings}
-    log_owner = {
-        path: program.get("fullname") or program["name"]
-        for program in programs
-        for path in (program.get("stdout_logfile"), program.get("stderr_logfile"))
-        if path
-    }
+    log_owner = _log_owners(programs)
     logs.findings[:] = [
         f
         for f in logs.findings
@@ -177,17 +172,22 @@ def _drop_cuda_logs_of_explained_programs(
     """A program that crashed on CUDA out of memory is one crit finding (its own), not that
     and a warning about its log."""
     explained = {f.subject for f in supervisor.findings}
-    log_owner = {
-        path: program.get("fullname") or program["name"]
-        for program in programs
-        for path in (program.get("stdout_logfile"), program.get("stderr_logfile"))
-        if path
-    }
+    log_owner = _log_owners(programs)
     gpu.findings[:] = [
         f
         for f in gpu.findings
         if not (f.rule in ("cuda-oom", "cuda-error") and log_owner.get(f.subject) in explained)
     ]
+
+
+def _log_owners(programs: list[dict[str, Any]]) -> dict[str, str]:
+    """Each program's log file paths, to the program's full name."""
+    return {
+        path: program.get("fullname") or program["name"]
+        for program in programs
+        for path in (program.get("stdout_logfile"), program.get("stderr_logfile"))
+        if path
+    }
 
 
 def _drop_logs_explained_by_cuda(logs: Section, gpu: Section) -> None:

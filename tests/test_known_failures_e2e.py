@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from test_diagnosis_e2e import write_config
 
 from healthcheck.cli import cli
 
@@ -237,30 +238,9 @@ def box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
 
 def run(root: Path, sv: Any, display: str, kernel_log: Path, only: str) -> dict[str, Any]:
     root.mkdir()
-    config = root / "healthcheck.toml"
-    config.write_text(
-        f"""
-[paths]
-workspace = "{root / "workspace"}"
-
-[logs]
-dirs = ["{sv.log_dir}"]
-tail_lines = 20
-
-[supervisor]
-serverurl = "{sv.url}"
-
-[display]
-display = "{display}"
-
-[gpu]
-kernel_log = "{kernel_log}"
-
-[collectors]
-timeout = 20
-""",
-        encoding="utf-8",
-    )
+    config = write_config(root, sv.url, display, {}, sv.log_dir, timeout=20)
+    with config.open("a", encoding="utf-8") as f:
+        f.write(f'\n[gpu]\nkernel_log = "{kernel_log}"\n')
     result = CliRunner().invoke(
         cli, ["run", "--config", str(config), "--only", only, "--no-docs", "--no-commit"]
     )

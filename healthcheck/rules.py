@@ -316,6 +316,14 @@ def _target_refused(probe: Probe, program: dict[str, Any], fields: Fields) -> Fi
     return {} if target else {"target": "its target"}
 
 
+def _display_number_target(probe: Probe, program: dict[str, Any], fields: Fields) -> Fields | None:
+    """A proxy aimed at host:N with N a display number (VNC listens on 5900+N)."""
+    number = fields.get("target_display")
+    if not number or _target_refused(probe, program, fields) is None:
+        return None
+    return {"vnc_port": str(5900 + int(number))}
+
+
 def _probe_port_holder(probe: Probe, program: dict[str, Any], fields: Fields) -> Fields:
     port = fields.get("port")
     if not port:
@@ -323,7 +331,17 @@ def _probe_port_holder(probe: Probe, program: dict[str, Any], fields: Fields) ->
     return {"port_holder": probe.port_holder(port)}
 
 
+def _no_error_in_log(probe: Probe, program: dict[str, Any], fields: Fields) -> Fields | None:
+    """Only when the program's own log reports no error (else that error is the story)."""
+    log = program.get("log") or {}
+    lines = [*(log.get("stdout") or []), *(log.get("stderr") or [])]
+    if any(looks_like_error(x) and not never_decisive(x) for x in lines):
+        return None
+    return {}
+
+
 PROBES: dict[str, ProbeFn] = {
+    "no_error_in_log": _no_error_in_log,
     "oom": _oom,
     "memory": _memory,
     "nvml": _nvml,
@@ -337,6 +355,7 @@ PROBES: dict[str, ProbeFn] = {
     "pip_package": _pip_package,
     "disk_usage": _probe_disk_usage,
     "target_refused": _target_refused,
+    "display_number_target": _display_number_target,
     "port_holder": _probe_port_holder,
 }
 

@@ -333,7 +333,7 @@ def _probe_port_holder(probe: Probe, program: dict[str, Any], fields: Fields) ->
 
 def _no_error_in_log(probe: Probe, program: dict[str, Any], fields: Fields) -> Fields | None:
     """Only when the program's own log reports no error (else that error is the story)."""
-    log = program.get("log") or {}
+    log = program.get("_diagnosis_log") or program.get("log") or {}
     lines = [*(log.get("stdout") or []), *(log.get("stderr") or [])]
     if any(looks_like_error(x) and not never_decisive(x) for x in lines):
         return None
@@ -364,8 +364,11 @@ PROBES: dict[str, ProbeFn] = {
 
 
 def program_lines(program: dict[str, Any]) -> list[str]:
-    """What supervisord and the program said, oldest first, spawn error last (it is newest)."""
-    log = program.get("log") or {}
+    """What supervisord and the program said, oldest first, spawn error last (it is newest).
+
+    The collector's longer tails when it kept them (`_diagnosis_log`), else the shown ones.
+    """
+    log = program.get("_diagnosis_log") or program.get("log") or {}
     lines = [*(log.get("stdout") or []), *(log.get("stderr") or [])]
     if program.get("spawnerr"):
         lines.append(program["spawnerr"])

@@ -139,6 +139,22 @@ def box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
                     "command": "xdpyinfo",
                     "environment": {"DISPLAY": display, "HOME": str(root)},
                 },
+                # x11vnc's failure, its decisive line above forty lines of tips: further
+                # back than the report shows, not too far for the diagnosis.
+                "x11vnc": says(
+                    f'01/12/2026 10:00:00 XOpenDisplay("{nowhere}") failed.',
+                    "01/12/2026 10:00:00 Trying again with XAUTHLOCALHOSTNAME=localhost ...",
+                    "",
+                    "01/12/2026 10:00:00 ***************************************",
+                    f"01/12/2026 10:00:00 *** XOpenDisplay failed ({nowhere})",
+                    "",
+                    f'*** x11vnc was unable to open the X DISPLAY: "{nowhere}", it cannot '
+                    "continue.",
+                    '*** There may be "Xlib:" error messages above with details about the failure.',
+                    "",
+                    "Some tips and guidelines:",
+                    *[f"** tip {n}: see the x11vnc documentation, section {n}." for n in range(40)],
+                ),
                 # GUI libraries missing from the image.
                 "qtapp": says(
                     "qt.qpa.plugin: From 6.5.0, xcb-cursor0 or libxcb-cursor0 is needed to load "
@@ -245,8 +261,9 @@ def run(root: Path, sv: Any, display: str, kernel_log: Path, only: str) -> dict[
         cli, ["run", "--config", str(config), "--only", only, "--no-docs", "--no-commit"]
     )
     assert result.exit_code == 0, result.output
-    report = json.loads((root / "workspace" / "system_status.json").read_text())
-    return {f["id"]: f for f in report["findings"]}
+    text = (root / "workspace" / "system_status.json").read_text()
+    assert "_diagnosis_log" not in text  # the longer tails serve the diagnosis only
+    return {f["id"]: f for f in json.loads(text)["findings"]}
 
 
 def one(found: dict[str, Any], rule: str, program: str, severity: str = "crit") -> dict[str, Any]:
@@ -344,6 +361,8 @@ def test_x_clients_refused_or_aimed_elsewhere(box: dict[str, Any]) -> None:
     found = box["plain"]
     auth = one(found, "x-client-refused", "xclient")
     assert "environment=XAUTHORITY=" in auth["hint"] and "[program:xclient]" in auth["hint"]
+    x11vnc = one(found, "wrong-display", "x11vnc")
+    assert "Decisive line: *** x11vnc was unable to open the X DISPLAY" in x11vnc["detail"]
     wm = one(found, "wrong-display", "wm")
     assert wm["title"].startswith("wm aims at display :")
     assert f'environment=DISPLAY="{box["display"]}" in [program:wm]' in wm["hint"]

@@ -45,6 +45,10 @@ SUPERVISORCTL_STARTUP_S = 2.0  # a Python program's start-up on a busy box
 API_TAIL_MAX_BYTES = 64 * 1024
 MAIN_LOG_BYTES = 64 * 1024
 MAX_EVENTS = 5  # supervisord's own log lines kept per program
+# Lines of each log the diagnosis reads: more than the report shows, since the decisive line
+# often sits above a long trailer (x11vnc's tips, Qt's plugin list, Xorg's "Please consult").
+DIAGNOSIS_LINES = 100
+DIAGNOSIS_LOG = "_diagnosis_log"  # the longer tails, dropped once findings are made
 STREAMS = ("stdout", "stderr")
 STATES = ("STOPPED", "STARTING", "RUNNING", "BACKOFF", "STOPPING", "EXITED", "FATAL", "UNKNOWN")
 # States whose log tail the supervisorctl fallback reads (each read is a supervisorctl run).
@@ -227,6 +231,7 @@ class _Run:
             "programs": programs,
         }
         findings = program_findings(programs, self.config)
+        _drop_diagnosis_logs(programs)
         if state != "RUNNING":
             findings.append(_not_running(c.client.display_url, state))
         volatile = {"uptime_s": dict(sorted(uptimes.items()))}
@@ -255,7 +260,9 @@ class _Run:
         sources: dict[str, str] = {}
         for stream in STREAMS:
             path = program[f"{stream}_logfile"]
-            lines, source, error = self._stream_log(client, program["fullname"], stream, path)
+            longer, source, error = self._stream_log(client, program["fullname"], stream, path)
+            program.setdefault(DIAGNOSIS_LOG, {})[stream] = longer
+            lines = _shown(longer, self.config.logs)
             program["log"][stream] = lines
             program["error_lines"][stream] = [i for i, x in enumerate(lines) if looks_like_error(x)]
             if source is not None:
@@ -272,7 +279,7 @@ class _Run:
         if not path:
             return [], None, None
         logs = self.config.logs
-        tail = read_tail(path, logs.tail_lines, logs.max_line_bytes)
+        tail = read_tail(path, _diagnosis_lines(logs), logs.max_line_bytes)
         if tail.error is None:
             if tail.binary:
                 return [], "file", f"{path}: binary content, not shown"
@@ -297,7 +304,7 @@ class _Run:
             if tail.error == "no such file":
                 return [], None, None
             return [], "xmlrpc", None
-        lines = clean_log_text(got.text, logs.tail_lines, logs.max_line_bytes, got.overflow)
+        lines = clean_log_text(got.text, _diagnosis_lines(logs), logs.max_line_bytes, got.overflow)
         return lines, "xmlrpc", None
 
     # --- supervisorctl --------------------------------------------------------------------
@@ -354,7 +361,9 @@ class _Run:
             # supervisorctl adds a newline of its own after the log's bytes.
             text = result.stdout[:-1] if result.stdout.endswith("\n") else result.stdout
             partial = len(text.encode("utf-8", "replace")) >= length
-            lines = clean_log_text(text, logs.tail_lines, logs.max_line_bytes, partial)
+            longer = clean_log_text(text, _diagnosis_lines(logs), logs.max_line_bytes, partial)
+            program.setdefault(DIAGNOSIS_LOG, {})[stream] = longer
+            lines = _shown(longer, logs)
             program["log"][stream] = lines
             program["error_lines"][stream] = [i for i, x in enumerate(lines) if looks_like_error(x)]
             got_any = True
@@ -385,6 +394,7 @@ class _Run:
         )
         volatile = {"uptime_s": dict(sorted(uptimes.items()))}
         findings = [*program_findings(data["programs"], self.config), finding]
+        _drop_diagnosis_logs(data["programs"])
         return Section.from_findings("supervisor", data, findings, volatile)
 
     def _ctl_url(self, conf: str | None) -> str:
@@ -421,6 +431,20 @@ class _Run:
         return Section(
             name="supervisor", status=Status.UNKNOWN, data=data, findings=[finding], error=reason
         )
+
+
+def _diagnosis_lines(logs: LogsConfig) -> int:
+    return max(logs.tail_lines, DIAGNOSIS_LINES)
+
+
+def _shown(lines: list[str], logs: LogsConfig) -> list[str]:
+    """The report's share of a longer tail: its last `tail_lines` lines."""
+    return lines[-logs.tail_lines :] if logs.tail_lines > 0 else []
+
+
+def _drop_diagnosis_logs(programs: list[dict[str, Any]]) -> None:
+    for program in programs:
+        program.pop(DIAGNOSIS_LOG, None)
 
 
 def find_program(name: str) -> str | None:

@@ -433,7 +433,7 @@ def _base_fields(program: dict[str, Any], config: Config) -> Fields:
     exitstatus = program.get("exitstatus")
     signal = program.get("exitsignal")
     if signal:
-        status_text = f"killed by {signal}"
+        status_text = f"terminated by {signal}"  # supervisord's own words
     elif exitstatus is not None:
         status_text = f"exit status {exitstatus}"
     else:

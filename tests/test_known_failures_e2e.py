@@ -299,7 +299,7 @@ def test_killed_by_the_oom_killer(box: dict[str, Any]) -> None:
 def test_killed_by_sigkill_and_stopped_by_sigterm(box: dict[str, Any]) -> None:
     expected = "oom-killed" if cgroup_oom_kills() else "killed"
     worker = one(box["plain"], expected, "worker")
-    assert "State EXITED, killed by SIGKILL." in worker["detail"]
+    assert "State EXITED, terminated by SIGKILL." in worker["detail"]
     assert "supervisorctl start worker" in worker["hint"]
     stopper = one(box["plain"], "terminated", "stopper", "warn")
     assert stopper["title"] == "stopper was stopped by SIGTERM from outside supervisord"

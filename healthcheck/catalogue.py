@@ -150,8 +150,21 @@ def catalogue() -> Catalogue:
     return Catalogue(tuple(entries), libraries, tuple(never))
 
 
+ENTRY_KEYS = frozenset(
+    {
+        "id", "kind", "severity", "title", "detail", "fix", "match", "context", "programs",
+        "exitstatus", "signal", "requires", "facts", "running", "code", "meaning",
+        "recognised_by", "otherwise", "case",
+    }
+)  # fmt: skip
+
+
 def _entry(area: str, raw: dict[str, Any]) -> Entry:
-    where = f"{area}: {raw.get('id', '?')}"
+    where = f"{area}: {raw.get('id', raw.get('code', '?'))}"
+    unknown = set(raw) - ENTRY_KEYS
+    if unknown:
+        # A misspelt "match" would make the entry match every program: refuse it.
+        raise CatalogueError(f"{where}: unknown keys {sorted(unknown)}")
     kind = raw.get("kind", "program")
     if kind not in KINDS:
         raise CatalogueError(f"{where}: kind {kind!r} is not one of {KINDS}")

@@ -106,6 +106,20 @@ def test_every_entry_has_a_case() -> None:
     assert without == []
 
 
+def test_only_the_last_resort_explains_any_program() -> None:
+    """An entry recognised by nothing would swallow every failure after it."""
+    fallbacks = [e.id for e in catalogue().of_kind("program") if e.is_fallback]
+    assert fallbacks == ["supervisor.program-down"]
+    assert catalogue().of_kind("program")[-1].id == "supervisor.program-down"
+
+
+def test_a_misspelt_key_is_refused() -> None:
+    from healthcheck.catalogue import CatalogueError, _entry
+
+    with pytest.raises(CatalogueError, match=r"unknown keys \['mach'\]"):
+        _entry("services", {"id": "supervisor.x", "mach": "oops", "title": "t", "fix": "f"})
+
+
 def test_every_program_entry_is_reached_by_its_own_case() -> None:
     """Order matters (specific before general): each entry's first case gives that entry,
     so no entry hides behind another."""

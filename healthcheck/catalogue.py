@@ -59,6 +59,7 @@ class Entry:
     meaning: str = ""  # an Xid's meaning
     recognised_by: str = ""  # for the README table
     otherwise: dict[str, str] = field(default_factory=dict, compare=False)  # when unsaid
+    recent_hours: float | None = None  # kernel lines older than this (when dated) are history
     cases: tuple[dict[str, Any], ...] = field(default=(), compare=False)
 
     @property
@@ -154,7 +155,7 @@ ENTRY_KEYS = frozenset(
     {
         "id", "kind", "severity", "title", "detail", "fix", "match", "context", "programs",
         "exitstatus", "signal", "requires", "facts", "running", "code", "meaning",
-        "recognised_by", "otherwise", "case",
+        "recognised_by", "otherwise", "case", "recent_hours",
     }
 )  # fmt: skip
 
@@ -204,6 +205,7 @@ def _entry(area: str, raw: dict[str, Any]) -> Entry:
         meaning=raw.get("meaning", ""),
         recognised_by=raw.get("recognised_by", ""),
         otherwise=dict(raw.get("otherwise", {})),
+        recent_hours=float(raw["recent_hours"]) if "recent_hours" in raw else None,
         cases=tuple(raw.get("case", [])),
     )
 

@@ -53,6 +53,7 @@ def diagnose(sections: list[Section]) -> list[Section]:
         _drop_logs_explained_by_cuda(logs, gpu)
     if gpu is not None and supervisor is not None:
         _drop_cuda_logs_of_explained_programs(gpu, supervisor, programs)
+        _drop_oom_kills_of_explained_programs(gpu, supervisor)
     if display is not None:
         _fold_into_x_server_down(display, supervisor, ports, programs)
         _fold_window_manager(display, supervisor)
@@ -178,6 +179,12 @@ def _drop_cuda_logs_of_explained_programs(
         for f in gpu.findings
         if not (f.rule in ("cuda-oom", "cuda-error") and log_owner.get(f.subject) in explained)
     ]
+
+
+def _drop_oom_kills_of_explained_programs(gpu: Section, supervisor: Section) -> None:
+    """The kernel's OOM kill is the killed program's own finding when one names it."""
+    if any(f.rule == "oom-killed" for f in supervisor.findings):
+        gpu.findings[:] = [f for f in gpu.findings if f.id.split(":")[0] != "system.oom-kill"]
 
 
 def _log_owners(programs: list[dict[str, Any]]) -> dict[str, str]:

@@ -143,7 +143,7 @@ def parse_xid(line: str, when: str | None = None) -> XidEvent | None:
 
 
 # Kernel messages worth keeping: the NVIDIA driver's, and the OOM killer's.
-_INTERESTING = re.compile(r"Xid|NVRM|NV_ERR_|Killed process|oom-kill", re.IGNORECASE)
+_INTERESTING = re.compile(r"Xid|NVRM|NV_ERR_|Killed process|oom-kill|oom_reaper", re.IGNORECASE)
 
 
 def interesting(line: str) -> bool:

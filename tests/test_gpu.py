@@ -561,7 +561,9 @@ def test_gpu_kernel_errors_without_an_xid_and_the_newer_xids(
         "Dec  2 11:52:00 worker4 kernel: [ 1012.00] NVRM: Xid (PCI:0000:01:00): 145, "
         "pid='<unknown>', name=<unknown>, NVLink: RLW error on link 2\n"
         "Dec  2 11:53:00 worker4 kernel: [ 1072.00] NVRM: Xid (PCI:0000:01:00): 203, "
-        "pid='<unknown>', name=<unknown>, Fatal error detected on link 3\n",
+        "pid='<unknown>', name=<unknown>, Fatal error detected on link 3\n"
+        "Dec  2 11:54:00 worker4 kernel: [ 1132.00] Out of memory: Killed process 4711 "
+        "(python3) total-vm:31450000kB, anon-rss:15800000kB, file-rss:0kB\n",
         encoding="utf-8",
     )
     section = collect(tmp_path, xid_scan=True, kernel_log=str(log))
@@ -573,6 +575,7 @@ def test_gpu_kernel_errors_without_an_xid_and_the_newer_xids(
         "gpu.rm-init-adapter-failed:0000:0a:00": Status.CRIT,
         "gpu.fallen-off-bus:0000:3b:00": Status.CRIT,
         "gpu.reset-required:0000:41:00": Status.CRIT,
+        "system.oom-kill": Status.WARN,
     }
     adapter = by_id["gpu.rm-init-adapter-failed:0000:0a:00"]
     assert adapter.title == (
@@ -865,3 +868,12 @@ def test_real_pynvml_without_a_driver(box: Box, monkeypatch: pytest.MonkeyPatch)
     for name, section in without["sections"].items():
         assert with_gpu["sections"][name]["status"] == section["status"], name
     assert [f for f in with_gpu["findings"] if f["collector"] != "gpu"] == without["findings"]
+
+
+def test_an_oom_kill_of_days_ago_is_history() -> None:
+    from healthcheck.collectors.gpu import kernel_findings
+
+    line = "Out of memory: Killed process 4711 (python3) total-vm:31450000kB"
+    assert kernel_findings([("2020-01-01T00:00:00Z", line)], "/dev/kmsg") == []
+    (recent,) = kernel_findings([(None, line)], "kern.log")
+    assert recent.id == "system.oom-kill"

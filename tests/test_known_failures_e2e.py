@@ -294,6 +294,8 @@ def test_killed_by_the_oom_killer(box: dict[str, Any]) -> None:
     assert "The kernel's OOM killer killed process 4711 (python3)." in trainer["detail"]
     assert "Memory limit: " in trainer["detail"]
     assert trainer["hint"].endswith("then supervisorctl start trainer.")
+    # The kernel's own line is that program's finding, not a second one.
+    assert not [i for i in box["oom"] if i.startswith("system.oom-kill")]
 
 
 def test_killed_by_sigkill_and_stopped_by_sigterm(box: dict[str, Any]) -> None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import time
+from datetime import datetime
 from types import ModuleType
 from typing import Any, ClassVar
 
@@ -512,12 +514,17 @@ def kernel_findings(
     """The driver's messages without an Xid code (fallen off the bus, RmInitAdapter failed,
     a reset required): one finding per catalogue entry and GPU. `fallen_off`: the GPUs an
     Xid 79 already reports fallen off the bus (one fault, one finding)."""
-    findings = []
+    findings: list[Finding] = []
+    if not lines:
+        return findings
+    now = time.time()
     for entry in catalogue().of_kind("kernel"):
         groups: dict[str, list[tuple[str | None, str, dict[str, str]]]] = {}
         for when, text in lines:
             if parse_xid(text) is not None:
                 continue  # an Xid line is the Xid catalogue's to explain
+            if entry.recent_hours is not None and _older(when, now, entry.recent_hours):
+                continue
             for pattern in entry.patterns:
                 found = pattern.search(text)
                 if found:
@@ -553,6 +560,18 @@ def kernel_findings(
                 )
             )
     return findings
+
+
+def _older(when: str | None, now: float, hours: float) -> bool:
+    """Whether a kernel line's ISO time (kmsg, dmesg) is more than `hours` old; a line
+    without one (a syslog file's own stamp) is not judged."""
+    if not when or "T" not in when:
+        return False
+    try:
+        stamp = datetime.fromisoformat(when.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return now - stamp.timestamp() > hours * 3600
 
 
 def scan_service_logs(

@@ -16,15 +16,9 @@ import re
 import string
 import sys
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any
 
 from healthcheck.model import Finding, Status
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
 
 KNOWLEDGE_DIR = "knowledge/failures"
 KINDS = ("program", "kernel", "xid", "wording")
@@ -124,7 +118,15 @@ class Catalogue:
 
 @functools.lru_cache(maxsize=1)
 def catalogue() -> Catalogue:
-    """Every catalogue file of the installed package, parsed once."""
+    """Every catalogue file of the installed package, parsed once (on first need: a run
+    that explains nothing never pays for the parse)."""
+    from importlib import resources
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+
     folder = resources.files("healthcheck").joinpath(KNOWLEDGE_DIR)
     files = []
     for item in folder.iterdir():

@@ -405,6 +405,8 @@ def explain_program(
             *(log.get("stdout") or [])[-RUNNING_TAIL:],
             *(log.get("stderr") or [])[-RUNNING_TAIL:],
         ]
+        if not any(looks_like_error(line) for line in tail):
+            return None  # the usual case: nothing to judge, and no catalogue to read
         for entry in catalogue().of_kind("program"):
             if entry.running:
                 matched = match_entry(entry, program, tail, probe, fields)

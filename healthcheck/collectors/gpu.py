@@ -457,7 +457,7 @@ def xid_findings(
         groups.setdefault((event.code, event.pci), []).append(event)
     codes = []
     findings = []
-    xids = catalogue().xids()
+    xids = catalogue().xids() if groups else {}
     for (code, pci), group in sorted(groups.items()):
         fatal_line = next((e.line for e in group if "fatal" in e.line.lower()), "")
         info = explain(code, fatal_line)

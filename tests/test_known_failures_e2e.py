@@ -314,7 +314,7 @@ def test_killed_by_sigkill_and_stopped_by_sigterm(box: dict[str, Any]) -> None:
 def test_cuda_failures_in_an_apps_log(box: dict[str, Any]) -> None:
     found = box["oom"]
     image = one(found, "cuda-no-kernel-image", "cudaapp")
-    assert "compute capability sm_120" in image["detail"]
+    assert "NVIDIA GeForce RTX 5090, compute capability sm_120" in image["detail"]
     assert image["detail"].endswith(
         "Decisive line: RuntimeError: CUDA error: no kernel image is available for execution "
         "on the device"

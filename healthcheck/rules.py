@@ -570,17 +570,19 @@ def _read_cgroup() -> dict[str, Any]:
         events = _key_values(os.path.join(v2, "memory.events"))
         limit_text = _read(os.path.join(v2, "memory.max")).strip()
         limit = None if limit_text in ("", "max") else int(limit_text)
+        peak_text = _read(os.path.join(v2, "memory.peak")).strip()
     else:
         events = _key_values(os.path.join(v1, "memory.oom_control"))
         limit_text = _read(os.path.join(v1, "memory.limit_in_bytes")).strip()
         limit = int(limit_text) if limit_text.isdigit() else None
         if limit is not None and limit >= NO_LIMIT:
             limit = None
+        peak_text = _read(os.path.join(v1, "memory.max_usage_in_bytes")).strip()
     total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    return {
-        "memory_limit": _gib(limit) if limit else f"none set (the host's {_gib(total)})",
-        "oom_kill": events.get("oom_kill"),
-    }
+    shown = _gib(limit) if limit else f"none set (the host's {_gib(total)})"
+    if peak_text.isdigit():
+        shown += f", the container's peak use {_gib(int(peak_text))}"
+    return {"memory_limit": shown, "oom_kill": events.get("oom_kill")}
 
 
 def _key_values(path: str) -> dict[str, int]:

@@ -60,6 +60,25 @@ class SupervisorConfig:
 class DisplayConfig:
     display: str = ":1"
     window_manager: str = "icewm"
+    # Supervisor programs that run the X server, by name or name prefix (the seed's "vnc").
+    server_programs: list[str] = field(
+        default_factory=lambda: ["vnc", "tigervnc", "xvnc", "xtigervnc", "xvfb", "xorg", "xserver"]
+    )
+    # Words in the names of supervisor programs that cannot run without the X server.
+    clients: list[str] = field(
+        default_factory=lambda: [
+            "vnc",
+            "novnc",
+            "websockify",
+            "icewm",
+            "wm",
+            "window",
+            "visomaster",
+            "gui",
+            "xterm",
+            "firefox",
+        ]
+    )
 
 
 @dataclass
@@ -128,6 +147,21 @@ class GitConfig:
 
 
 @dataclass
+class NotifyConfig:
+    urls: list[str] = field(default_factory=list)  # Apprise URLs; empty: no messages
+    on: str = "change"  # "change", "worse" or "always"
+    timeout: float = 10.0  # seconds a channel (or the ping) may take, all channels together
+    ping_url: str = ""  # dead man's switch (healthchecks.io / Uptime Kuma push URL)
+    min_interval: float = 3600.0  # seconds: a finding flapping faster is reported once
+
+
+@dataclass
+class McpConfig:
+    allow_write: bool = True  # add_improvement, the only tool that writes; false refuses it
+    min_interval: float = 60.0  # seconds between two fresh collections by run_check
+
+
+@dataclass
 class Config:
     paths: PathsConfig = field(default_factory=PathsConfig)
     logs: LogsConfig = field(default_factory=LogsConfig)
@@ -141,6 +175,8 @@ class Config:
     collectors: CollectorsConfig = field(default_factory=CollectorsConfig)
     redact: RedactConfig = field(default_factory=RedactConfig)
     git: GitConfig = field(default_factory=GitConfig)
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
+    mcp: McpConfig = field(default_factory=McpConfig)
     loaded_from: str | None = None  # the file this came from; None for the built-in defaults
 
     def workspace_path(self, value: str) -> Path:
@@ -317,6 +353,8 @@ def _check_semantics(config: Config, where: str) -> None:
             raise ConfigError(f"{where}: '{dotted}' must be greater than 0")
     if config.git.lock_timeout < 0:
         raise ConfigError(f"{where}: 'git.lock_timeout' must be 0 or more")
+    if config.mcp.min_interval < 0:
+        raise ConfigError(f"{where}: 'mcp.min_interval' must be 0 or more")
     for name, port in config.services.ports.items():
         if not 0 < port < 65536:
             raise ConfigError(f"{where}: 'services.ports.{name}' must be a port (1-65535)")
@@ -329,6 +367,7 @@ def _check_semantics(config: Config, where: str) -> None:
         if not 0 < getattr(config.system, key) <= 100:
             raise ConfigError(f"{where}: 'system.{key}' must be a percentage (0-100]")
     _check_gpu(config.gpu, where)
+    _check_notify(config.notify, where)
     url = config.supervisor.serverurl
     if not url.startswith(("unix://", "http://", "https://")):
         raise ConfigError(
@@ -344,3 +383,23 @@ def _check_gpu(gpu: GpuConfig, where: str) -> None:
         raise ConfigError(f"{where}: 'gpu.temperature_margin_c' must be 0 or more")
     if not 0 < gpu.memory_warn_percent <= 100:
         raise ConfigError(f"{where}: 'gpu.memory_warn_percent' must be a percentage (0-100]")
+
+
+NOTIFY_ON = ("change", "worse", "always")
+
+
+def _check_notify(notify: NotifyConfig, where: str) -> None:
+    # The URLs carry tokens: a message names the key, never the value.
+    for i, url in enumerate(notify.urls):
+        if not re.match(r"[A-Za-z][A-Za-z0-9+.-]*://\S", url):
+            raise ConfigError(f"{where}: 'notify.urls[{i}]' is not an Apprise URL (SCHEME://...)")
+    if notify.on not in NOTIFY_ON:
+        raise ConfigError(
+            f'{where}: \'notify.on\' must be "change", "worse" or "always", not {notify.on!r}'
+        )
+    if notify.timeout <= 0:
+        raise ConfigError(f"{where}: 'notify.timeout' must be greater than 0")
+    if notify.min_interval < 0:
+        raise ConfigError(f"{where}: 'notify.min_interval' must be 0 or more")
+    if notify.ping_url and not re.match(r"https?://\S", notify.ping_url):
+        raise ConfigError(f"{where}: 'notify.ping_url' must be an http:// or https:// URL")

@@ -50,9 +50,10 @@ def run_healthcheck(
     output: Path | None = None,
     commit: bool = True,
     docs: bool = True,
+    notify: bool = False,
 ) -> RunResult:
     """Run `collectors`, write both reports atomically, record them in git, and return
-    what was written.
+    what was written. `notify`: a full run, which sends the alerts of `[notify]`.
 
     The whole run holds the workspace lock, so two runs never interleave their writes or
     commits; one that cannot get it within `git.lock_timeout` raises RunSkipped.
@@ -76,6 +77,7 @@ def run_healthcheck(
                 json_path,
                 commit and config.git.commit,
                 docs,
+                notify,
             )
     except LockBusy as exc:
         raise RunSkipped(str(exc)) from None
@@ -91,9 +93,16 @@ def _locked_run(
     json_path: Path,
     commit: bool,
     docs: bool = True,
+    notify: bool = False,
 ) -> RunResult:
     workspace = Path(config.paths.workspace).expanduser()
-    sections = diagnose(run_collectors(collectors, config))
+    notifier = None
+    if notify and (config.notify.urls or config.notify.ping_url):
+        from healthcheck.notify import RunNotifier
+
+        # Opened before the report is written: a first run compares with the previous one.
+        notifier = RunNotifier(config, workspace, json_path)
+    sections = diagnose(run_collectors(collectors, config), config)
     for section in sections:
         log.info(
             "collector %s: %s in %d ms%s",
@@ -124,6 +133,8 @@ def _locked_run(
             warnings.append(f"not recorded in git: {exc}")
     if docs:
         extra += inspect_docs(config.docs_path)
+    if notifier is not None:
+        extra += notifier.carried_findings()
     report.add_findings(extra)
     result = RunResult(report, markdown_path, json_path, "", "", warnings=warnings)
     _write_reports(result, redactor)
@@ -143,6 +154,9 @@ def _locked_run(
             ]
             _write_reports(result, redactor)
         _record(history, config, result, redactor)
+    if notifier is not None:
+        report_data = redactor.obj(result.report.to_dict())
+        result.warnings += notifier.after_run(report_data, result.markdown_path, redactor)
     return result
 
 

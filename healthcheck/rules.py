@@ -290,11 +290,6 @@ def _x11_unix(probe: Probe, program: dict[str, Any], fields: Fields) -> Fields:
     return {"x11_unix_owner": now["owner"], "x11_unix_mode": now["mode"]}
 
 
-def _other_display(probe: Probe, program: dict[str, Any], fields: Fields) -> Fields | None:
-    target = fields.get("target") or ""
-    return {} if _display_key(target) != _display_key(fields["display"]) else None
-
-
 def _library_package(probe: Probe, program: dict[str, Any], fields: Fields) -> Fields | None:
     package = catalogue().libraries.get(fields.get("library", ""))
     return {"package": package} if package else None
@@ -350,7 +345,6 @@ PROBES: dict[str, ProbeFn] = {
     "x_lock": _x_lock,
     "x_lock_stale": _x_lock_stale,
     "x11_unix": _x11_unix,
-    "other_display": _other_display,
     "library_package": _library_package,
     "pip_package": _pip_package,
     "disk_usage": _probe_disk_usage,
@@ -556,11 +550,6 @@ def decisive_index(lines: list[str]) -> int:
 
 
 # --- reading the box -------------------------------------------------------------------------
-
-
-def _display_key(display: str) -> tuple[str, str]:
-    host, _, rest = display.rpartition(":")
-    return (host if host not in ("localhost", "unix", "127.0.0.1") else "", rest.split(".")[0])
 
 
 def _read_cgroup() -> dict[str, Any]:

@@ -363,10 +363,12 @@ def test_x_clients_refused_or_aimed_elsewhere(box: dict[str, Any]) -> None:
     found = box["plain"]
     auth = one(found, "x-client-refused", "xclient")
     assert "environment=XAUTHORITY=" in auth["hint"] and "[program:xclient]" in auth["hint"]
-    x11vnc = one(found, "wrong-display", "x11vnc")
+    x11vnc = one(found, "display-unreachable", "x11vnc")
     assert "Decisive line: *** x11vnc was unable to open the X DISPLAY" in x11vnc["detail"]
-    wm = one(found, "wrong-display", "wm")
-    assert wm["title"].startswith("wm aims at display :")
+    wm = one(found, "display-unreachable", "wm")
+    assert wm["title"].startswith("wm cannot reach the X display :")
+    # Another display than the box's: diagnosis says to fix its DISPLAY, not to start X there.
+    assert wm["hint"].startswith("wm aims at display :")
     assert f'environment=DISPLAY="{box["display"]}" in [program:wm]' in wm["hint"]
 
 

@@ -76,7 +76,7 @@ class GpuCollector:
 
     def collect(self, config: Config) -> Section:
         cfg = config.gpu
-        env = read_environment(config.env.source)
+        env = read_environment(config.env.source, config.supervisor.serverurl)
         expected = gpu_expected(env.variables)
         expected["env_source"] = env.source_used
 

@@ -555,6 +555,34 @@ def main_log_events(lines: list[str]) -> dict[str, list[str]]:
     return events
 
 
+# A line of supervisord's own log: "2025-04-29 10:00:00,123 WARN exited: sshd (...)".
+_MAIN_LOG_LINE = re.compile(
+    r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (?P<level>CRIT|ERRO|WARN|INFO|DEBG|TRAC|BLAT) "
+    r"(?P<message>.*)$"
+)
+# What supervisord says at every start in a container (as root, socket without a password)
+# and when, as pid 1, it reaps orphans: at CRIT level, but no fault of this box.
+_ROUTINE = re.compile(
+    r"Supervisor is running as root|running without any HTTP authentication checking"
+    r"|reaped unknown pid|Set uid to user \d+ succeeded|Included extra file"
+)
+
+
+def supervisord_line(line: str) -> tuple[str, str | None] | None:
+    """For a line of supervisord's own log: (its message, the program it is about or None);
+    None for any other line. Routine start-up lines come back with program "" (not news)."""
+    found = _MAIN_LOG_LINE.match(line.strip())
+    if not found:
+        return None
+    message = found.group("message")
+    if _ROUTINE.search(message):
+        return message, ""
+    event = _EVENT.search(message)
+    if event:
+        return message, event.group("a") or event.group("b") or event.group("c")
+    return message, None
+
+
 def last_exit_status(events: list[str]) -> int | None:
     """The exit status in the newest "exited:" line; None when it died by a signal or none."""
     for line in reversed(events):
@@ -686,4 +714,5 @@ __all__ = [
     "main_log_events",
     "parse_status",
     "program_from_info",
+    "supervisord_line",
 ]

@@ -71,6 +71,9 @@ def diagnose(sections: list[Section], config: Config | None = None) -> list[Sect
     gpu = by_name.get("gpu")
     if logs is not None and gpu is not None:
         _drop_logs_explained_by_cuda(logs, gpu)
+    if gpu is not None and supervisor is not None:
+        _drop_cuda_logs_of_explained_programs(gpu, supervisor, programs)
+        _drop_oom_kills_of_explained_programs(gpu, supervisor)
     if gpu is not None and programs:
         _name_log_owners(gpu, programs)
     if display is not None:
@@ -182,17 +185,42 @@ def _drop_logs_of_explained_programs(
 ) -> None:
     """A crashed program's log ending in an error is that crash, already explained."""
     explained = {f.subject for f in supervisor.findings}
-    log_owner = {
-        path: program.get("fullname") or program["name"]
-        for program in programs
-        for path in (program.get("stdout_logfile"), program.get("stderr_logfile"))
-        if path
-    }
+    log_owner = _log_owners(programs)
     logs.findings[:] = [
         f
         for f in logs.findings
         if not (f.rule == "log-ends-with-error" and log_owner.get(f.subject) in explained)
     ]
+
+
+def _drop_cuda_logs_of_explained_programs(
+    gpu: Section, supervisor: Section, programs: list[dict[str, Any]]
+) -> None:
+    """A program that crashed on CUDA out of memory is one crit finding (its own), not that
+    and a warning about its log."""
+    explained = {f.subject for f in supervisor.findings}
+    log_owner = _log_owners(programs)
+    gpu.findings[:] = [
+        f
+        for f in gpu.findings
+        if not (f.rule in ("cuda-oom", "cuda-error") and log_owner.get(f.subject) in explained)
+    ]
+
+
+def _drop_oom_kills_of_explained_programs(gpu: Section, supervisor: Section) -> None:
+    """The kernel's OOM kill is the killed program's own finding when one names it."""
+    if any(f.rule == "oom-killed" for f in supervisor.findings):
+        gpu.findings[:] = [f for f in gpu.findings if f.id.split(":")[0] != "system.oom-kill"]
+
+
+def _log_owners(programs: list[dict[str, Any]]) -> dict[str, str]:
+    """Each program's log file paths, to the program's full name."""
+    return {
+        path: program.get("fullname") or program["name"]
+        for program in programs
+        for path in (program.get("stdout_logfile"), program.get("stderr_logfile"))
+        if path
+    }
 
 
 # An evidence line shorter than this says too little to tell that a log line repeats it.
@@ -317,12 +345,7 @@ def _name_log_owners(section: Section, programs: list[dict[str, Any]]) -> None:
     """A finding about a program's log guesses the program from the file's name
     (comfyui_stderr.log); the supervisor program that writes the file is the name to use."""
     known = {p.get("fullname") or p["name"] for p in programs}
-    by_path = {
-        path: p.get("fullname") or p["name"]
-        for p in programs
-        for path in (p.get("stdout_logfile"), p.get("stderr_logfile"))
-        if path
-    }
+    by_path = _log_owners(programs)
     for finding in list(section.findings):
         owner = by_path.get(finding.subject) or by_path.get(os.path.realpath(finding.subject))
         if owner is None:

@@ -376,3 +376,17 @@ def test_supervisord_unreachable_is_supervisor_up_0_and_no_programs() -> None:
     parsed = samples(exposition(data, Redactor()).decode())
     assert value(parsed, "healthcheck_supervisor_up") == 0
     assert not names(parsed, "healthcheck_program_up")
+
+
+def test_readme_documents_every_metric() -> None:
+    """The README's table names each metric metrics.py can emit, and no other."""
+    import re
+
+    source = (ROOT / "healthcheck" / "metrics.py").read_text()
+    emitted = {f"healthcheck_{m}" for m in re.findall(r'out\.add\(\s*"([a-z0-9_]+)"', source)}
+    emitted.add("healthcheck_report_available")  # serve's own, when it cannot read a report
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("| metric | labels | value |") :]
+    table = table[: table.index("\n\n")]
+    documented = set(re.findall(r"`(healthcheck_[a-z0-9_]+)`", table))
+    assert documented == emitted

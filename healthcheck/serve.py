@@ -34,8 +34,6 @@ from healthcheck.redact import Redactor
 
 log = logging.getLogger(__name__)
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 9839  # unassigned in Prometheus's default port allocations
 MAX_REQUEST_LINE = 8192  # bytes; a longer request line is refused (400)
 MAX_QUERY_FIELDS = 16
 IDLE_TIMEOUT_S = 15.0  # a connection that sends nothing for this long is closed

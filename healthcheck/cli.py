@@ -124,6 +124,12 @@ def _selected_collectors(app: App, only: str | None, skip: str | None) -> list[A
         )
     except SelectionError as exc:
         app.fail(str(exc), EXIT_USAGE)
+    if not selected:
+        chosen = " and ".join(
+            f"{flag} {value}" for flag, value in (("--only", only), ("--skip", skip)) if value
+        )
+        why = f"{chosen} with [collectors] disable" if chosen else "[collectors] disable"
+        app.fail(f"no collector left to run: {why} leave none", EXIT_USAGE)
     return [c.collector for c in selected]
 
 
@@ -175,9 +181,9 @@ def _report_data(
 @click.option("--json", "print_json", is_flag=True, help="Also print the JSON report to stdout.")
 @click.option(
     "--fail-on",
-    type=click.Choice(["warn", "crit"]),
+    type=click.Choice(["warn", "unknown", "crit"], case_sensitive=False),
     default=None,
-    help="Exit 1 when a finding is at least this severe.",
+    help="Exit 1 when a finding is at least this severe (crit > unknown > warn).",
 )
 def run(
     app: App,
@@ -190,13 +196,19 @@ def run(
     print_json: bool,
     fail_on: str | None,
 ) -> None:
-    """Collect, derive findings, and write the Markdown and JSON reports."""
-    from healthcheck.pipeline import RunFailed, RunSkipped, run_healthcheck
+    """Collect, derive findings, and write the Markdown and JSON reports.
+
+    With --only or --skip the run is partial: it is not the box's state, so it never
+    replaces the main report, refreshes the docs or commits; it prints its report on
+    stdout (Markdown, or JSON with --json) or writes it where --output says.
+    """
+    from healthcheck.pipeline import PartialOverMain, RunFailed, RunSkipped, run_healthcheck
 
     config = app.config
     if workspace:
         config.paths.workspace = str(Path(workspace).expanduser().absolute())
     collectors = _selected_collectors(app, only, skip)
+    partial = bool(_names(only) or _names(skip))
     try:
         result = run_healthcheck(
             config,
@@ -205,7 +217,10 @@ def run(
             output=Path(output).expanduser() if output else None,
             commit=not no_commit,
             docs=not no_docs,
+            partial=partial,
         )
+    except PartialOverMain as exc:
+        app.fail(str(exc), EXIT_USAGE)
     except RunFailed as exc:
         app.fail(f"run failed: {exc}", EXIT_FAILED)
     except RunSkipped as exc:
@@ -214,19 +229,41 @@ def run(
         sys.exit(EXIT_OK)
 
     report = result.report
+    counts = report.counts
+    tally = (
+        f"Status {report.status.value.upper()}: {counts['crit']} crit, {counts['warn']} warn, "
+        f"{counts['unknown']} unknown."
+    )
+    if result.markdown_path is None or result.json_path is None:
+        # A partial run without --output: the report itself is the output.
+        app.console.out((result.json_text if print_json else result.markdown_text).rstrip("\n"))
+        app.console.info(
+            f"Partial run ({', '.join(s.name for s in report.sections)}): {tally} "
+            "Printed above; nothing written or recorded."
+        )
+        _exit_on(report, fail_on)
+        return
     if print_json:
         app.console.out(result.json_text.rstrip("\n"))
-    counts = report.counts
-    app.console.info(
-        f"Status {report.status.value.upper()}: {counts['crit']} crit, {counts['warn']} warn, "
-        f"{counts['unknown']} unknown. Report: {result.markdown_path} "
-        f"(JSON: {result.json_path.name})"
-    )
+    where = f"Report: {result.markdown_path} (JSON: {result.json_path.name})"
+    if partial:
+        app.console.info(
+            f"Partial run ({', '.join(s.name for s in report.sections)}): {tally} {where}; "
+            "not recorded."
+        )
+        _exit_on(report, fail_on)
+        return
+    app.console.info(f"{tally} {where}")
     if result.commit is not None and result.commit.sha:
         app.console.info(f"Committed {result.commit.short} in {config.paths.workspace}.")
     for warning in result.warnings:
         app.console.error(f"warning: {warning}")
-    if fail_on and report.at_least(Status(fail_on)):
+    _exit_on(report, fail_on)
+
+
+def _exit_on(report: Any, fail_on: str | None) -> None:
+    """Exit 1 when a finding is at least as severe as --fail-on (any case)."""
+    if fail_on and report.at_least(Status(fail_on.lower())):
         sys.exit(EXIT_FINDINGS)
 
 

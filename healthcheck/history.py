@@ -201,6 +201,10 @@ class History:
         outcome.sha = sha
         return outcome
 
+    def committable(self, path: Path) -> bool:
+        """Whether `path` is a file inside the work tree (what `commit` would consider)."""
+        return self.relative(path) is not None and path.is_file()
+
     def secret_line(self, path: Path) -> int | None:
         """The first line of `path` holding something the redactor would mask, else None.
 
@@ -318,19 +322,36 @@ def _last_line(exc: git.GitCommandError) -> str:
 # -- run commits ---------------------------------------------------------------------------
 
 
-def run_message(report_data: dict[str, Any]) -> str:
+def run_message(
+    report_data: dict[str, Any], files: Sequence[str] = (), outside: Path | None = None
+) -> str:
     """`healthcheck: HOST CRIT (2 crit, 1 warn)`, then one line per finding.
 
     `report_data` is the report's dict (`Report.to_dict()`); the caller redacts the result.
+    `files`: what the commit holds, named in the body. `outside`: the run's report lies
+    outside the history (--output elsewhere), so the commit holds only the docs refresh
+    and its message claims no status it does not record.
     """
     counts = report_data["counts"]
     tally = f"{counts['crit']} crit, {counts['warn']} warn"
     if counts.get("unknown"):
         tally += f", {counts['unknown']} unknown"
+    recorded = [f"Files: {', '.join(files)}."] if files else []
+    if outside is not None:
+        return "\n".join(
+            [
+                f"healthcheck: {report_data['host']} docs refreshed",
+                "",
+                f"Run at {report_data['generated_at']}; its report was written to {outside}, "
+                "outside this history, and is not recorded here.",
+                *recorded,
+            ]
+        ) + "\n"
     lines = [
         f"healthcheck: {report_data['host']} {report_data['status'].upper()} ({tally})",
         "",
         f"Run at {report_data['generated_at']}, {len(report_data['sections'])} collectors.",
+        *recorded,
     ]
     findings = report_data["findings"]
     if findings:

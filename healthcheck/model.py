@@ -20,15 +20,15 @@ class Status(str, enum.Enum):
 
     @property
     def rank(self) -> int:
-        # crit > warn > unknown > ok: a check that could not run is worse than a pass,
-        # but better than a known fault.
+        # crit > unknown > warn > ok: a check that could not look must not read better
+        # than one that saw a warning (the fault it missed may be a crit).
         return _RANK[self]
 
     def __str__(self) -> str:
         return self.value
 
 
-_RANK = {Status.OK: 0, Status.UNKNOWN: 1, Status.WARN: 2, Status.CRIT: 3}
+_RANK = {Status.OK: 0, Status.WARN: 1, Status.UNKNOWN: 2, Status.CRIT: 3}
 
 
 def worst(statuses: list[Status] | tuple[Status, ...]) -> Status:

@@ -34,8 +34,8 @@ class RunSkipped(Exception):
 @dataclass
 class RunResult:
     report: Report
-    markdown_path: Path
-    json_path: Path
+    markdown_path: Path | None  # None: a partial run that wrote nothing (printed instead)
+    json_path: Path | None
     markdown_text: str
     json_text: str
     commit: hist.CommitOutcome | None = None  # None when the run was not recorded in git
@@ -50,13 +50,20 @@ def run_healthcheck(
     output: Path | None = None,
     commit: bool = True,
     docs: bool = True,
+    partial: bool = False,
 ) -> RunResult:
     """Run `collectors`, write both reports atomically, record them in git, and return
     what was written.
 
     The whole run holds the workspace lock, so two runs never interleave their writes or
     commits; one that cannot get it within `git.lock_timeout` raises RunSkipped.
+
+    A `partial` run (--only, --skip) is not the box's state: it never touches the main
+    report, the docs file or the history; it writes only to `output`, or nowhere (the
+    caller prints it).
     """
+    if partial:
+        return _partial_run(config, collectors, redactor, output)
     try:
         markdown_path, json_path = report_paths(config, output)
     except ReportPathError as exc:
@@ -83,6 +90,37 @@ def run_healthcheck(
         raise RunFailed(str(exc)) from None
 
 
+def _partial_run(
+    config: Config, collectors: Sequence[Collector], redactor: Redactor, output: Path | None
+) -> RunResult:
+    paths: tuple[Path, Path] | tuple[None, None] = (None, None)
+    if output is not None:
+        try:
+            paths = report_paths(config, output)
+            main = report_paths(config)
+        except ReportPathError as exc:
+            raise RunFailed(str(exc)) from None
+        if {p.resolve() for p in paths} & {p.resolve() for p in main}:
+            raise PartialOverMain(
+                f"--output {output}: a partial run (--only/--skip) never replaces the main "
+                "report; write it elsewhere or leave out --output to print it"
+            )
+    report = Report.build(diagnose(run_collectors(collectors, config)))
+    report.partial = True
+    report.add_findings(_read_improvements(config, report))
+    result = RunResult(report, paths[0], paths[1], "", "")
+    if output is None:
+        result.markdown_text = render_markdown(report, redactor)
+        result.json_text = render_json(report, redactor)
+    else:
+        _write_reports(result, redactor)
+    return result
+
+
+class PartialOverMain(RunFailed):
+    """A partial run was asked to write over the main report: a usage error."""
+
+
 def _locked_run(
     config: Config,
     collectors: Sequence[Collector],
@@ -104,11 +142,7 @@ def _locked_run(
         )
     report = Report.build(sections)
     warnings: list[str] = []
-    extra: list[Finding] = []
-    try:
-        report.improvements = [e.summary() for e in open_entries(config.improvement_log_path)]
-    except LogError as exc:
-        extra.append(_log_unreadable(str(exc)))
+    extra = _read_improvements(config, report)
     history = None
     if commit:
         # Opened before the report is written, so that a run the history cannot take says
@@ -130,11 +164,12 @@ def _locked_run(
     if docs:
         _refresh_docs(config, result, redactor)
     if history is not None:
-        withheld = [
-            (path, line)
-            for path in (config.docs_path, config.improvement_log_path)
-            if (line := history.secret_line(path)) is not None
-        ]
+        docs_path = config.docs_path
+        withheld = (
+            [(docs_path, line)]
+            if _docs_changed(result) and (line := history.secret_line(docs_path)) is not None
+            else []
+        )
         if withheld:
             # Said in the report that is committed, not only on the console.
             result.report.add_findings([hist.secret_withheld(p, n) for p, n in withheld])
@@ -146,9 +181,25 @@ def _locked_run(
     return result
 
 
+def _read_improvements(config: Config, report: Report) -> list[Finding]:
+    """The improvement log's open entries into `report`; a finding when it cannot be read."""
+    try:
+        report.improvements = [e.summary() for e in open_entries(config.improvement_log_path)]
+    except LogError as exc:
+        return [_log_unreadable(str(exc))]
+    return []
+
+
 def _write_reports(result: RunResult, redactor: Redactor) -> None:
     result.markdown_text = render_markdown(result.report, redactor)
     result.json_text = render_json(result.report, redactor)
+    assert result.markdown_path is not None and result.json_path is not None
+    try:
+        # Folders named in paths.report or --output are made; a path that cannot be made
+        # is reported by the write itself, naming the file.
+        result.markdown_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        pass
     try:
         write_files_atomically(
             [(result.markdown_path, result.markdown_text), (result.json_path, result.json_text)]
@@ -171,10 +222,34 @@ def _refresh_docs(config: Config, result: RunResult, redactor: Redactor) -> None
     result.warnings += [f"docs {config.docs_path}: {w}" for w in result.docs.warnings]
 
 
+def _docs_changed(result: RunResult) -> bool:
+    return result.docs is not None and result.docs.changed
+
+
 def _record(history: hist.History, config: Config, result: RunResult, redactor: Redactor) -> None:
-    """Commit the run's files; push when a remote is set. Failures are warnings."""
-    files = [result.markdown_path, result.json_path, config.docs_path, config.improvement_log_path]
-    message = hist.run_message(redactor.obj(result.report.to_dict()))
+    """Commit the run's files; push when a remote is set. Failures are warnings.
+
+    The run's files are its two reports and the docs file when this run changed it: a
+    person's edit of the docs (or of the improvement log, which `log` commands commit) is
+    theirs to finish, never swept into a run's commit. The message names exactly the files
+    the commit holds, so a report written outside the workspace is not described as
+    recorded.
+    """
+    assert result.markdown_path is not None and result.json_path is not None
+    candidates = [result.markdown_path, result.json_path]
+    if _docs_changed(result):
+        candidates.append(config.docs_path)
+    files = [p for p in candidates if history.committable(p)]
+    if not files:
+        log.info("nothing of this run lies in %s: no commit", history.worktree)
+        return
+    report_recorded = result.markdown_path in files
+    names = [history.relative(p) or str(p) for p in files]
+    message = hist.run_message(
+        redactor.obj(result.report.to_dict()),
+        names,
+        outside=None if report_recorded else result.markdown_path,
+    )
     try:
         result.commit = history.commit(files, message)
     except hist.HistoryError as exc:
@@ -194,9 +269,9 @@ def _record(history: hist.History, config: Config, result: RunResult, redactor: 
     # and the report in git says what the report on disk says.
     result.report.add_findings([hist.push_failed(remote, error)])
     _write_reports(result, redactor)
-    if result.commit.sha is None:
+    if result.commit.sha is None or not report_recorded:
         return
-    message = hist.run_message(redactor.obj(result.report.to_dict()))
+    message = hist.run_message(redactor.obj(result.report.to_dict()), names)
     try:
         replaced = history.commit(files, message, replace=result.commit.sha)
     except hist.HistoryError as exc:

@@ -25,6 +25,8 @@ class Report:
     # The improvement log's open entries (id, title, added, source, finding), so that whoever
     # reads the report (an assistant, say) sees what was already recommended.
     improvements: list[dict[str, str]] = field(default_factory=list)
+    # A run of some collectors only (--only, --skip): not the box's state, never recorded.
+    partial: bool = False
 
     @classmethod
     def build(
@@ -73,4 +75,10 @@ class Report:
             "findings": [f.to_dict() for f in self.findings],
             "sections": {s.name: s.to_dict() for s in self.sections},
             "improvements": list(self.improvements),
+            # Only on a partial run, so that whoever reads it knows what was not looked at.
+            **(
+                {"partial": True, "collectors_run": [s.name for s in self.sections]}
+                if self.partial
+                else {}
+            ),
         }

@@ -48,6 +48,25 @@ timeout = 10
         )
         return self.config
 
+    def only(self, *names: str, extra: str = "") -> Path:
+        """A config whose `collectors.disable` leaves only `names`: a whole run (recorded,
+        the main report written) of these collectors, unlike a partial `--only` run."""
+        disabled = [name for name in BUILTIN_NAMES if name not in names]
+        return self.write_config(f"disable = {disabled!r}\n{extra}".replace("'", '"'))
+
+
+BUILTIN_NAMES = (
+    "display",
+    "env",
+    "gpu",
+    "healthcheck",
+    "logs",
+    "ports",
+    "provisioning",
+    "supervisor",
+    "system",
+)
+
 
 def free_port() -> int:
     with socket.socket() as s:

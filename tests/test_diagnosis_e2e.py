@@ -73,10 +73,13 @@ timeout = {timeout}
 def run(config: Path, *select: str) -> tuple[dict[str, Any], str]:
     """`healthcheck run` with `select` (default: --skip SKIP); the JSON and Markdown written."""
     chosen = list(select) or ["--skip", SKIP]
-    result = CliRunner().invoke(cli, ["run", "--config", str(config), *chosen, "--no-docs"])
+    # A partial run (--only/--skip) writes only where --output says.
+    output = config.parent / "partial" / "status.md"
+    args = ["run", "--config", str(config), *chosen, "--no-docs", "--output", str(output)]
+    result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
-    report = json.loads((config.parent / "workspace" / "system_status.json").read_text())
-    markdown = (config.parent / "workspace" / "system_status.md").read_text()
+    report = json.loads(output.with_suffix(".json").read_text())
+    markdown = output.read_text()
     return report, markdown
 
 
@@ -214,7 +217,7 @@ def test_a_hung_supervisor_socket_costs_the_time_limit_not_the_run(tmp_path: Pat
         config = write_config(tmp_path, f"unix://{path}", ":99", {}, tmp_path, timeout=2)
         started = time.monotonic()
         result = CliRunner().invoke(
-            cli, ["run", "--config", str(config), "--only", "supervisor,ports", "--no-docs"]
+            cli, ["run", "--config", str(config), "--only", "supervisor,ports", "--json"]
         )
         elapsed = time.monotonic() - started
     finally:
@@ -222,7 +225,7 @@ def test_a_hung_supervisor_socket_costs_the_time_limit_not_the_run(tmp_path: Pat
         path.unlink(missing_ok=True)
         sock_dir.rmdir()
     assert result.exit_code == 0, result.output
-    report = json.loads((tmp_path / "workspace" / "system_status.json").read_text())
+    report = json.loads(result.stdout)
     section = report["sections"]["supervisor"]
     assert section["status"] == "unknown"
     (finding,) = report["findings"]

@@ -460,7 +460,7 @@ def invoke(*args: str) -> Any:
 
 
 def test_run_without_docs_file_reports_the_finding_and_exits_0(box: Box) -> None:
-    result = invoke("run", "--config", str(box.config), "--only", "provisioning", "--no-commit")
+    result = invoke("run", "--config", str(box.only("provisioning")), "--no-commit")
     assert result.exit_code == 0
     report = json.loads((box.workspace / "system_status.json").read_text())
     docs = box.workspace / "docs_vast-ai-environment.md"
@@ -471,7 +471,7 @@ def test_run_without_docs_file_reports_the_finding_and_exits_0(box: Box) -> None
     assert not docs.exists()
 
     quiet = invoke(
-        "run", "--config", str(box.config), "--only", "provisioning", "--no-commit", "--no-docs"
+        "run", "--config", str(box.only("provisioning")), "--no-commit", "--no-docs"
     )
     assert quiet.exit_code == 0
     report = json.loads((box.workspace / "system_status.json").read_text())
@@ -484,7 +484,7 @@ def test_run_refreshes_the_docs_with_the_report_time(box: Box) -> None:
     docs.write_bytes(
         SEED + b"\n<!-- healthcheck:begin nonesuch -->\n<!-- healthcheck:end nonesuch -->\n"
     )
-    result = invoke("run", "--config", str(box.config), "--only", "provisioning", "--no-commit")
+    result = invoke("run", "--config", str(box.only("provisioning")), "--no-commit")
     assert result.exit_code == 0
     assert result.stderr.endswith(
         f"healthcheck: warning: docs {docs}: line 319: unknown managed block 'nonesuch'; "
@@ -546,7 +546,7 @@ def test_docs_update_command(box: Box) -> None:
     )
     assert (
         invoke(
-            "run", "--config", str(box.config), "--only", "env", "--no-commit", "--no-docs"
+            "run", "--config", str(box.only("env")), "--no-commit", "--no-docs"
         ).exit_code
         == 0
     )

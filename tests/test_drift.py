@@ -16,6 +16,7 @@ from healthcheck.drift import Run, compare, flatten, render_text
 from healthcheck.history import History
 from healthcheck.redact import Redactor
 
+from support import BUILTIN_NAMES
 from supervisord_env import sleeper, start_supervisord
 
 
@@ -310,8 +311,12 @@ def test_diff_after_a_program_is_stopped_between_two_real_runs(tmp_path: Path) -
     with start_supervisord(tmp_path / "sv", {"jupyter": sleeper(), "worker": sleeper()}) as sv:
         sv.wait_for_states({"jupyter": "RUNNING", "worker": "RUNNING"})
         config = tmp_path / "hc.toml"
-        config.write_text(f'[paths]\nworkspace = "{ws}"\n{sv.toml()}')
-        args = ["run", "--config", str(config), "--only", "supervisor", "--no-docs"]
+        only_supervisor = [name for name in BUILTIN_NAMES if name != "supervisor"]
+        config.write_text(
+            f'[paths]\nworkspace = "{ws}"\n{sv.toml()}\n[collectors]\n'
+            f"disable = {json.dumps(only_supervisor)}\n"
+        )
+        args = ["run", "--config", str(config), "--no-docs"]
         assert CliRunner().invoke(cli, args).exit_code == 0
         sv.ctl("stop", "jupyter")
         sv.wait_for_states({"jupyter": "STOPPED"})

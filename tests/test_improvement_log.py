@@ -292,9 +292,9 @@ def test_open_entries_appear_in_the_report(config: Path, ws: Path) -> None:
     hc(config, "log", "add", "Install cron", "--source", "assistant", "--finding", "cron.x")
     hc(config, "log", "add", "Old idea")
     hc(config, "log", "resolve", "2")
-    result = hc(config, "run", "--only", "env", "--no-docs")
+    result = hc(config, "run", "--only", "env", "--no-docs", "--output", str(ws / "p" / "s.md"))
     assert result.exit_code == 0
-    report = json.loads((ws / "system_status.json").read_text())
+    report = json.loads((ws / "p" / "s.json").read_text())
     assert report["improvements"] == [
         {
             "id": "IMP-0001",
@@ -305,7 +305,7 @@ def test_open_entries_appear_in_the_report(config: Path, ws: Path) -> None:
             "finding": "cron.x",
         }
     ]
-    markdown = (ws / "system_status.md").read_text()
+    markdown = (ws / "p" / "s.md").read_text()
     assert (
         "## Improvement log: 1 open\n\n"
         "Recommendations already made and not yet resolved (`healthcheck log list`).\n\n"
@@ -316,9 +316,9 @@ def test_open_entries_appear_in_the_report(config: Path, ws: Path) -> None:
 def test_a_malformed_log_is_a_finding_of_the_run_not_a_failure(config: Path, ws: Path) -> None:
     ws.mkdir()
     (ws / "improvement_log.md").write_text("## IMP-0001: a\n\n- Status: maybe\n")
-    result = hc(config, "run", "--only", "env", "--no-docs")
+    result = hc(config, "run", "--only", "env", "--no-docs", "--output", str(ws / "p" / "s.md"))
     assert result.exit_code == 0
-    report = json.loads((ws / "system_status.json").read_text())
+    report = json.loads((ws / "p" / "s.json").read_text())
     finding = next(f for f in report["findings"] if f["id"] == "history.improvement-log-unreadable")
     assert finding["severity"] == "warn"
     assert "has status 'maybe'" in finding["detail"]

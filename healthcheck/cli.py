@@ -546,6 +546,8 @@ def _log_change(app: App, change: Callable[[Any], Any], verb: str) -> None:
                 history = hist.History.open(workspace, app.console.redactor)
                 if reason := history.blocked():
                     raise hist.HistoryError(reason)
+                if fault := history.fault():
+                    raise fault
                 outcome = history.commit([path], message)
             except hist.HistoryError as exc:
                 app.console.error(f"warning: {path.name} not committed: {exc}")
@@ -625,11 +627,27 @@ def log_resolve(app: App, entry_id: str, note: str, commit_sha: str) -> None:
     )
 
 
+class Interrupted(BaseException):
+    """Ctrl-C, raised instead of KeyboardInterrupt so that click does not turn it into
+    "Aborted!" and exit 1."""
+
+
+def _interrupted(signum: int, frame: Any) -> None:
+    raise Interrupted
+
+
 def main() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, _interrupted)
     try:
         cli(prog_name="healthcheck")
-    except KeyboardInterrupt:
-        sys.stderr.write("healthcheck: interrupted\n")
+    except (Interrupted, KeyboardInterrupt):
+        # Files are replaced by rename and commits by a compare-and-swap of HEAD, so
+        # whatever was under way left the previous report and the history as they were.
+        sys.stderr.write(
+            "healthcheck: interrupted; the previous report and the git history are as they were\n"
+        )
         sys.exit(130)
     except Exception as exc:
         # A bug, not a foreseeable condition: one redacted line, the traceback only on request.

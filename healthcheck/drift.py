@@ -8,16 +8,10 @@ their values are never shown, not even masked ones.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
-# Without a git executable, GitPython refuses to import at all; quiet, it imports and its
-# commands fail, which History.open turns into a finding ("git is not installed").
-os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
-import git
-
-from healthcheck.history import History
+from healthcheck.history import History, git  # history imports GitPython quietly
 
 # Keys that name an item of a list of records, in order of preference: a list keyed by one of
 # these is compared item by item, whatever the order it was written in.

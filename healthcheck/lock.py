@@ -57,8 +57,11 @@ def workspace_lock(workspace: Path, timeout: float, purpose: str = "run") -> Ite
                 time.sleep(POLL_S)
         # Who holds it, for the message of whoever waits next.
         stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()} {stamp} {purpose}\n".encode(), 0)
+        # Only a courtesy to whoever waits: a full disk must not stop the run here (its
+        # report write says so in words).
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()} {stamp} {purpose}\n".encode(), 0)
         try:
             yield path
         finally:

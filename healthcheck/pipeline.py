@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -153,8 +156,11 @@ def _locked_run(
                 extra.append(hist.commit_skipped(reason))
                 warnings.append(f"not recorded in git: {reason}")
                 history = None
+            elif fault := history.fault():
+                raise fault
         except hist.HistoryError as exc:
-            extra.append(hist.history_failed(str(exc)))
+            history = None
+            extra.append(hist.history_failed(str(exc), exc.hint))
             warnings.append(f"not recorded in git: {exc}")
     if docs:
         extra += inspect_docs(config.docs_path)
@@ -194,18 +200,36 @@ def _write_reports(result: RunResult, redactor: Redactor) -> None:
     result.markdown_text = render_markdown(result.report, redactor)
     result.json_text = render_json(result.report, redactor)
     assert result.markdown_path is not None and result.json_path is not None
-    try:
-        # Folders named in paths.report or --output are made; a path that cannot be made
-        # is reported by the write itself, naming the file.
+    # Folders named in paths.report or --output are made; a path that cannot be made is
+    # reported by the write itself, naming the file.
+    with contextlib.suppress(OSError):
         result.markdown_path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        pass
     try:
         write_files_atomically(
             [(result.markdown_path, result.markdown_text), (result.json_path, result.json_text)]
         )
     except WriteError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise RunFailed(
+                f"{_disk_full(result.markdown_path.parent)}; the previous report was left as it was"
+            ) from None
         raise RunFailed(f"{exc}; the previous report was left as it was") from None
+
+
+def _disk_full(directory: Path) -> str:
+    """`no space left on the workspace's filesystem, 100% of 400 KiB used` (in words)."""
+    from healthcheck.render import human_bytes
+
+    try:
+        usage = shutil.disk_usage(directory)
+    except OSError:
+        return f"no space left on the filesystem of {directory}"
+    percent = 100 * (usage.total - usage.free) / usage.total if usage.total else 100.0
+    size = human_bytes(usage.total).replace(".0 ", " ")
+    return (
+        f"no space left on the filesystem of {directory} ({percent:.0f}% of {size} used; "
+        f"free some space, e.g. `du -xsh {directory}/* | sort -h`)"
+    )
 
 
 def _refresh_docs(config: Config, result: RunResult, redactor: Redactor) -> None:

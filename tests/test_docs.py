@@ -470,9 +470,7 @@ def test_run_without_docs_file_reports_the_finding_and_exits_0(box: Box) -> None
     assert f"Docs file {docs} not found" in (box.workspace / "system_status.md").read_text()
     assert not docs.exists()
 
-    quiet = invoke(
-        "run", "--config", str(box.only("provisioning")), "--no-commit", "--no-docs"
-    )
+    quiet = invoke("run", "--config", str(box.only("provisioning")), "--no-commit", "--no-docs")
     assert quiet.exit_code == 0
     report = json.loads((box.workspace / "system_status.json").read_text())
     assert [f for f in report["findings"] if f["collector"] == "docs"] == []
@@ -545,10 +543,7 @@ def test_docs_update_command(box: Box) -> None:
         "out --last for a fresh run)\n"
     )
     assert (
-        invoke(
-            "run", "--config", str(box.only("env")), "--no-commit", "--no-docs"
-        ).exit_code
-        == 0
+        invoke("run", "--config", str(box.only("env")), "--no-commit", "--no-docs").exit_code == 0
     )
     generated = json.loads(json_path.read_text())["generated_at"]
     last = invoke("docs", "update", str(other), "--config", str(box.config), "--last")

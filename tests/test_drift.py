@@ -16,8 +16,8 @@ from healthcheck.drift import Run, compare, flatten, render_text
 from healthcheck.history import History
 from healthcheck.redact import Redactor
 
-from support import BUILTIN_NAMES
 from supervisord_env import sleeper, start_supervisord
+from support import BUILTIN_NAMES
 
 
 def report(generated_at: str, **changes: Any) -> dict[str, Any]:

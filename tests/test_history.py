@@ -24,15 +24,13 @@ from healthcheck.pipeline import RunSkipped, run_healthcheck
 from healthcheck.redact import Redactor
 
 from secrets_corpus import FAKE_SECRETS
-from support import BUILTIN_NAMES
 from supervisord_env import sleeper, start_supervisord
+from support import BUILTIN_NAMES
 
 HOST = socket.gethostname()
 TOKEN = FAKE_SECRETS["github-classic"]
 # A whole run of the env collector alone (a --only run is partial: it records nothing).
-ONLY_ENV = "[collectors]\ndisable = [%s]\n" % ", ".join(
-    f'"{name}"' for name in BUILTIN_NAMES if name != "env"
-)
+ONLY_ENV = f"[collectors]\ndisable = {json.dumps([n for n in BUILTIN_NAMES if n != 'env'])}\n"
 
 
 class Static:
@@ -481,7 +479,10 @@ def test_without_git_installed_the_run_writes_its_report_and_says_so(tmp_path: P
     assert "healthcheck: warning: not recorded in git: git is not installed" in result.stderr
     report = json.loads((workspace / "system_status.json").read_text())
     (finding,) = [f for f in report["findings"] if f["id"] == "history.unavailable"]
-    assert finding["detail"] == "git is not installed (git is not on PATH; apt-get install git)"
+    assert finding["detail"] == (
+        "git is not installed (git is not on PATH; apt-get install git). "
+        "The report was written; only the commit was skipped."
+    )
     assert not (workspace / ".git").exists()
 
 

@@ -5,9 +5,16 @@ and the terminal says what matters."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import socket
 import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from healthcheck.cli import cli
@@ -20,9 +27,7 @@ def invoke(*args: str, input: str | None = None) -> object:
 
 
 def git(ws: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=ws, check=True, capture_output=True, text=True
-    ).stdout
+    return subprocess.run(["git", *args], cwd=ws, check=True, capture_output=True, text=True).stdout
 
 
 # -- history and status that never lie ----------------------------------------------------
@@ -54,7 +59,9 @@ def test_a_partial_run_prints_its_report_and_records_nothing(box: Box) -> None:
 
     elsewhere = box.root / "partial" / "ports.md"
     elsewhere.parent.mkdir()
-    written = invoke("run", "--config", str(box.config), "--only", "ports", "--output", str(elsewhere))
+    written = invoke(
+        "run", "--config", str(box.config), "--only", "ports", "--output", str(elsewhere)
+    )
     assert written.exit_code == 0
     assert written.stdout == ""
     assert written.stderr.endswith(f"Report: {elsewhere} (JSON: ports.json); not recorded.\n")
@@ -154,3 +161,177 @@ def test_a_persons_unfinished_docs_edit_is_not_committed_by_a_run(box: Box) -> N
     assert "Files: system_status.md, system_status.json." in git(
         box.workspace, "log", "-1", "--format=%B"
     )
+
+
+# -- faults of the box itself --------------------------------------------------------------
+
+
+def recorded_run(box: Box) -> tuple[Path, str]:
+    """A whole run recorded once; the workspace and its HEAD."""
+    box.only("env")
+    assert invoke("run", "--config", str(box.config)).exit_code == 0
+    return box.workspace, git(box.workspace, "rev-parse", "HEAD").strip()
+
+
+def history_finding(ws: Path) -> dict[str, str]:
+    report = json.loads((ws / "system_status.json").read_text())
+    (finding,) = [f for f in report["findings"] if f["id"] == "history.unavailable"]
+    return finding
+
+
+def test_a_corrupt_head_still_gets_its_report_and_the_fix(box: Box) -> None:
+    ws, _ = recorded_run(box)
+    branch = git(ws, "symbolic-ref", "--short", "HEAD").strip()
+    (ws / ".git" / "HEAD").write_text("garbage\n")
+    (box.logs / "more.log").write_text("new line\n")
+    result = invoke("run", "--config", str(box.config))
+    assert result.exit_code == 0
+    assert "internal error" not in result.stderr
+    head = ws / ".git" / "HEAD"
+    finding = history_finding(ws)
+    assert finding["detail"] == (
+        f"{head} is corrupt (it reads 'garbage'), so git does not see a repository in {ws}. "
+        "The report was written; only the commit was skipped."
+    )
+    assert finding["hint"] == (
+        f"Point it back at the branch: echo 'ref: refs/heads/{branch}' > {head}"
+    )
+    assert (ws / ".git" / "HEAD").read_text() == "garbage\n"  # nothing re-initialised
+
+
+def test_missing_objects_still_get_the_report_and_the_fix(box: Box) -> None:
+    ws, head = recorded_run(box)
+    (ws / ".git" / "objects" / head[:2] / head[2:]).unlink()
+    result = invoke("run", "--config", str(box.config))
+    assert result.exit_code == 0
+    finding = history_finding(ws)
+    assert finding["detail"].startswith(
+        f"the repository in {ws} is missing objects: HEAD's commit {head[:12]} "
+    )
+    assert finding["hint"].startswith(f"`git -C {ws} fsck` shows the damage")
+    assert f"healthcheck: warning: not recorded in git: the repository in {ws}" in result.stderr
+
+
+def test_a_stale_index_lock_is_named_with_its_age(box: Box) -> None:
+    import os
+    import time
+
+    ws, head = recorded_run(box)
+    lock = ws / ".git" / "index.lock"
+    lock.write_text("")
+    hour_ago = time.time() - 3 * 3600
+    os.utime(lock, (hour_ago, hour_ago))
+    result = invoke("run", "--config", str(box.config))
+    assert result.exit_code == 0
+    finding = history_finding(ws)
+    assert finding["detail"] == (
+        f"{lock} was left by a git that was killed: it is 3 hours old and no git process holds "
+        "it, so every git command that writes the index fails. The report was written; only "
+        "the commit was skipped."
+    )
+    assert finding["hint"] == (
+        f"Remove it: rm {lock} (then `git -C {ws} status` to check the repository)."
+    )
+    assert git(ws, "rev-parse", "HEAD").strip() == head
+    lock.unlink()
+    again = invoke("run", "--config", str(box.config))
+    assert "warning" not in again.stderr
+    report = json.loads((ws / "system_status.json").read_text())
+    assert [f for f in report["findings"] if f["collector"] == "history"] == []
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 400 KiB filesystem (tmpfs), mounted for the test; skipped where mount is not
+    allowed."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    made = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=400k", "tmpfs", str(mount)], capture_output=True
+    )
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs: {made.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True, check=False)
+
+
+def test_a_full_disk_is_said_in_words_and_the_previous_report_stays(
+    box: Box, small_disk: Path
+) -> None:
+    box.workspace = small_disk / "ws"
+    box.only("env")
+    assert invoke("run", "--config", str(box.config)).exit_code == 0
+    md = box.workspace / "system_status.md"
+    previous = md.read_bytes()
+    filler = small_disk / "filler"
+    try:
+        with filler.open("wb") as handle:
+            while True:
+                handle.write(b"\0" * 4096)
+                handle.flush()
+    except OSError:
+        pass  # full
+    (box.logs / "new.log").write_text("a change, so the report differs\n")
+    box.only("env", "logs")
+    result = invoke("run", "--config", str(box.config))
+    assert result.exit_code == 3
+    assert result.stderr == (
+        f"healthcheck: run failed: no space left on the filesystem of {box.workspace} "
+        f"(100% of 400 KiB used; free some space, e.g. `du -xsh {box.workspace}/* | sort -h`); "
+        "the previous report was left as it was\n"
+    )
+    assert md.read_bytes() == previous
+    assert [p.name for p in box.workspace.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_variables_the_tool_sets_for_itself_are_not_the_boxs(box: Box) -> None:
+    box.only("env", extra='\n[env]\nsource = "self"\ninclude = "GIT|PATH"\n')
+    box.config.write_text(box.config.read_text().replace('[env]\nsource = "self"\n\n', "", 1))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_PYTHON")}
+    ran = subprocess.run(
+        [sys.executable, "-m", "healthcheck", "run", "--config", str(box.config), "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stderr
+    variables = json.loads(ran.stdout)["sections"]["env"]["data"]["variables"]
+    assert "PATH" in variables
+    assert [name for name in variables if name.startswith("GIT_PYTHON")] == []
+
+
+def test_ctrl_c_exits_130_with_one_line_and_leaves_the_report(box: Box, tmp_path: Path) -> None:
+    box.only("env")
+    assert invoke("run", "--config", str(box.config)).exit_code == 0
+    md = box.workspace / "system_status.md"
+    previous, head = md.read_bytes(), git(box.workspace, "rev-parse", "HEAD")
+    # supervisord's socket accepts and never answers: the run waits on it until interrupted
+    hung = Path(os.path.realpath("/tmp")) / f"hc-int-{os.getpid()}.sock"
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(hung))
+    listener.listen(4)
+    try:
+        box.only("env", "supervisor", extra=f'\n[supervisor]\nserverurl = "unix://{hung}"\n')
+        box.config.write_text(box.config.read_text().replace("timeout = 10", "timeout = 30"))
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "healthcheck", "run", "--config", str(box.config)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(2)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        listener.close()
+        hung.unlink()
+    assert (proc.returncode, out) == (130, "")
+    assert err == (
+        "healthcheck: interrupted; the previous report and the git history are as they were\n"
+    )
+    assert md.read_bytes() == previous
+    assert git(box.workspace, "rev-parse", "HEAD") == head
+    assert git(box.workspace, "status", "--porcelain") == ""

@@ -29,6 +29,8 @@ class App:
     config: Config
     console: Any  # healthcheck.output.Console; imported lazily to keep start-up light
     verbosity: int
+    config_given: bool = False  # named by --config or $HEALTHCHECK_CONFIG, not found by lookup
+    workspace_given: bool = False  # --workspace on the command line
 
     def fail(self, message: str, code: int) -> NoReturn:
         self.console.error(message)
@@ -76,6 +78,26 @@ def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def workspace_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--workspace DIR on every command that reads or writes the workspace (below
+    common_options): it replaces paths.workspace for this command."""
+
+    @click.option(
+        "--workspace",
+        metavar="DIR",
+        default=None,
+        help="The workspace to use instead of [paths] workspace.",
+    )
+    @functools.wraps(func)
+    def wrapper(app: App, *args: Any, workspace: str | None = None, **kwargs: Any) -> Any:
+        if workspace:
+            app.config.paths.workspace = str(Path(workspace).expanduser().absolute())
+            app.workspace_given = True
+        return func(app, *args, **kwargs)
+
+    return wrapper
+
+
 def _make_app(config_path: str | None, verbose: int, quiet: bool) -> App:
     from healthcheck.output import Console, configure_logging
 
@@ -88,7 +110,12 @@ def _make_app(config_path: str | None, verbose: int, quiet: bool) -> App:
         sys.exit(EXIT_USAGE)
     redactor = _redactor(config)
     configure_logging(redactor, verbosity)
-    return App(config=config, console=Console(redactor, quiet=quiet), verbosity=verbosity)
+    return App(
+        config=config,
+        console=Console(redactor, quiet=quiet),
+        verbosity=verbosity,
+        config_given=bool(config_path or os.environ.get("HEALTHCHECK_CONFIG")),
+    )
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -172,12 +199,12 @@ def _report_data(
 
 @cli.command()
 @common_options
+@workspace_option
 @click.option("--only", metavar="NAMES", help="Run only these collectors (comma-separated).")
 @click.option("--skip", metavar="NAMES", help="Do not run these collectors (comma-separated).")
 @click.option("--no-commit", is_flag=True, help="Do not record the run in the workspace git.")
 @click.option("--no-docs", is_flag=True, help="Do not refresh the docs file.")
 @click.option("--output", metavar="PATH", help="Markdown report path; the JSON goes beside it.")
-@click.option("--workspace", metavar="DIR", help="Override paths.workspace (created if missing).")
 @click.option("--json", "print_json", is_flag=True, help="Also print the JSON report to stdout.")
 @click.option(
     "--fail-on",
@@ -192,7 +219,6 @@ def run(
     no_commit: bool,
     no_docs: bool,
     output: str | None,
-    workspace: str | None,
     print_json: bool,
     fail_on: str | None,
 ) -> None:
@@ -205,8 +231,6 @@ def run(
     from healthcheck.pipeline import PartialOverMain, RunFailed, RunSkipped, run_healthcheck
 
     config = app.config
-    if workspace:
-        config.paths.workspace = str(Path(workspace).expanduser().absolute())
     collectors = _selected_collectors(app, only, skip)
     partial = bool(_names(only) or _names(skip))
     try:
@@ -302,23 +326,38 @@ def _cron_call(app: App, action: Callable[[], Any]) -> Any:
 
 @cron_group.command("install")
 @common_options
+@workspace_option
 @click.option(
     "--schedule",
-    default="0 */6 * * *",
-    show_default=True,
+    default=None,
     metavar="CRON",
-    help="When to run, as five cron fields (or @hourly, @daily...).",
+    help="When to run, as five cron fields (or @hourly, @daily...). Default: the installed "
+    "entry's, else 0 */6 * * *.",
 )
 @click.option("--user", metavar="USER", help="Whose crontab (default: the current user's).")
-def cron_install(app: App, schedule: str, user: str | None) -> None:
-    """Install (or update) the entry; installing twice leaves one."""
+def cron_install(app: App, schedule: str | None, user: str | None) -> None:
+    """Install (or update) the entry; installing twice leaves one.
+
+    Run again, it keeps the entry's schedule, config file and workspace unless --schedule,
+    --config or --workspace change them, and says what changed. It adds the line and
+    creates nothing else.
+    """
     from healthcheck import schedule as sched
 
-    change = _cron_call(app, lambda: sched.install(app.config, schedule, user))
+    workspace = app.config.paths.workspace if app.workspace_given else None
+    change = _cron_call(
+        app,
+        lambda: sched.install(app.config, schedule, user, workspace, app.config_given),
+    )
     for note in change.notes:
-        app.console.info(f"Note: {note}.")
+        if note.startswith("warning: "):
+            app.console.error(note)
+        else:
+            app.console.info(f"Note: {note}.")
     verb = {"installed": "Installed", "updated": "Updated", "unchanged": "Already installed"}
     app.console.info(f"{verb[change.action]} in the crontab of {change.user}:")
+    for what in change.changes:
+        app.console.info(f"  changed: {what}")
     app.console.out(change.line)
     if sched.cron_daemon() is None:
         app.console.info(
@@ -354,6 +393,7 @@ def cron_status(app: App, user: str | None) -> None:
 
 @cli.command()
 @common_options
+@workspace_option
 @click.option(
     "--budget",
     type=click.IntRange(min=1),
@@ -397,6 +437,7 @@ def docs_group() -> None:
 
 @docs_group.command("update")
 @common_options
+@workspace_option
 @click.argument(
     "path", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
@@ -470,11 +511,11 @@ def _line_ranges(numbers: tuple[int, ...]) -> str:
 
 @cli.command("diff")
 @common_options
+@workspace_option
 @click.argument("old", required=False)
 @click.argument("new", required=False)
-@click.option("--workspace", metavar="DIR", help="Override paths.workspace.")
 @click.option("--json", "as_json", is_flag=True, help="Print the drift as JSON.")
-def diff(app: App, old: str | None, new: str | None, workspace: str | None, as_json: bool) -> None:
+def diff(app: App, old: str | None, new: str | None, as_json: bool) -> None:
     """Drift between two recorded runs (default: the last two; refs like HEAD~3 work)."""
     import json
 
@@ -482,8 +523,6 @@ def diff(app: App, old: str | None, new: str | None, workspace: str | None, as_j
     from healthcheck.history import History, HistoryError
     from healthcheck.output import ReportPathError, report_paths
 
-    if workspace:
-        app.config.paths.workspace = str(Path(workspace).expanduser().absolute())
     root = Path(app.config.paths.workspace).expanduser()
     try:
         history = History.open(root, app.console.redactor, create=False)
@@ -521,8 +560,14 @@ def _log_change(app: App, change: Callable[[Any], Any], verb: str) -> None:
     config = app.config
     workspace = Path(config.paths.workspace).expanduser()
     path = config.improvement_log_path
+    if not workspace.is_dir():
+        # A typo in --workspace must not start a second history somewhere else.
+        app.fail(
+            f"improvement log: workspace {workspace} does not exist (check --workspace or "
+            "[paths] workspace; `healthcheck run` creates it)",
+            EXIT_USAGE,
+        )
     try:
-        workspace.mkdir(parents=True, exist_ok=True)
         with workspace_lock(workspace, config.git.lock_timeout, purpose="log"):
             improvement_log = ImprovementLog.load(path)
             entry = change(improvement_log)
@@ -572,6 +617,7 @@ def _log_change(app: App, change: Callable[[Any], Any], verb: str) -> None:
 
 @log_group.command("add")
 @common_options
+@workspace_option
 @click.argument("text")
 @click.option("--source", default="", metavar="WHO", help="Where it came from (an assistant...).")
 @click.option("--finding", default="", metavar="ID", help="The finding it answers.")
@@ -585,6 +631,7 @@ def log_add(app: App, text: str, source: str, finding: str) -> None:
 
 @log_group.command("list")
 @common_options
+@workspace_option
 @click.option("--open/--all", "only_open", default=True, help="Open entries (default) or all.")
 def log_list(app: App, only_open: bool) -> None:
     """List entries: id, status, date added, source, title."""
@@ -610,6 +657,7 @@ def log_list(app: App, only_open: bool) -> None:
 
 @log_group.command("resolve")
 @common_options
+@workspace_option
 @click.argument("entry_id", metavar="ID")
 @click.option("--note", default="", metavar="TEXT", help="How it was resolved.")
 @click.option("--commit", "commit_sha", default="", metavar="SHA", help="The commit that did it.")

@@ -206,6 +206,10 @@ def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
         raise ConfigError(f"{path}: cannot read: {exc}") from None
     config = parse_config(raw, where=str(path))
     config.loaded_from = str(path)
+    workspace = Path(config.paths.workspace).expanduser()
+    if not workspace.is_absolute():
+        # Relative to the file that says it, not to wherever the command runs (cron: $HOME).
+        config.paths.workspace = str(path.absolute().parent / workspace)
     return config
 
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import logging
+import os
 import shutil
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +18,7 @@ from healthcheck.config import Config
 from healthcheck.diagnosis import diagnose
 from healthcheck.docs import DocsError, DocsUpdate, inspect_docs, update_docs
 from healthcheck.improvement_log import LogError, open_entries
-from healthcheck.lock import LockBusy, LockError, workspace_lock
+from healthcheck.lock import LOCK_NAME, LockBusy, LockError, workspace_lock
 from healthcheck.model import Collector, Finding, Status
 from healthcheck.output import ReportPathError, WriteError, report_paths, write_files_atomically
 from healthcheck.redact import Redactor
@@ -76,8 +79,9 @@ def run_healthcheck(
         workspace.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise RunFailed(f"cannot create workspace {workspace}: {exc.strerror or exc}") from None
+    lock_dir, lock_name = _lock_place(workspace, markdown_path)
     try:
-        with workspace_lock(workspace, config.git.lock_timeout):
+        with workspace_lock(lock_dir, config.git.lock_timeout, name=lock_name):
             return _locked_run(
                 config,
                 collectors,
@@ -91,6 +95,22 @@ def run_healthcheck(
         raise RunSkipped(str(exc)) from None
     except LockError as exc:
         raise RunFailed(str(exc)) from None
+
+
+def _lock_place(workspace: Path, markdown_path: Path) -> tuple[Path, str]:
+    """Where the run's lock goes: the workspace; when it is read-only (a run with --output
+    elsewhere and --no-commit), beside the output, else in the runtime directory under a
+    name of the workspace's own."""
+    if os.access(workspace, os.W_OK | os.X_OK):
+        return workspace, LOCK_NAME
+    beside = markdown_path.parent
+    with contextlib.suppress(OSError):
+        beside.mkdir(parents=True, exist_ok=True)
+    if os.access(beside, os.W_OK | os.X_OK):
+        return beside, LOCK_NAME
+    runtime = Path(os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir())
+    digest = hashlib.sha256(str(workspace.resolve()).encode()).hexdigest()[:12]
+    return runtime, f"healthcheck-{digest}.lock"
 
 
 def _partial_run(

@@ -523,6 +523,7 @@ def test_a_secret_typed_into_the_improvement_log_by_hand_is_not_committed(
     ws = tmp_path / "ws"
     config = tmp_path / "hc.toml"
     config.write_text(f'[paths]\nworkspace = "{ws}"\n')
+    ws.mkdir()
     first = CliRunner().invoke(cli, ["--config", str(config), "log", "add", "Pin the driver"])
     assert first.exit_code == 0, first.output
     log_file = ws / "improvement_log.md"

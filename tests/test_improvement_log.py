@@ -51,7 +51,9 @@ def git(cwd: Path, *args: str) -> str:
 
 @pytest.fixture
 def ws(tmp_path: Path) -> Path:
-    return tmp_path / "ws"
+    workspace = tmp_path / "ws"
+    workspace.mkdir()  # `log add` writes only into a workspace that exists
+    return workspace
 
 
 @pytest.fixture
@@ -159,7 +161,6 @@ def test_add_list_resolve_round_trip_with_commits(config: Path, ws: Path) -> Non
 
 
 def test_operator_staged_files_stay_staged_through_log_changes(config: Path, ws: Path) -> None:
-    ws.mkdir()
     git(ws, "init", "-q")
     (ws / "mine.txt").write_text("staged\n")
     git(ws, "add", "mine.txt")
@@ -186,7 +187,6 @@ def test_secrets_pasted_into_an_entry_are_masked_in_the_file_and_in_git(
 
 
 def test_hand_edits_are_understood_and_kept_byte_for_byte(config: Path, ws: Path) -> None:
-    ws.mkdir()
     log = ws / "improvement_log.md"
     hand = (
         "# Our improvement log\r\n"
@@ -251,7 +251,6 @@ def test_hand_edits_are_understood_and_kept_byte_for_byte(config: Path, ws: Path
 def test_a_malformed_log_is_a_clear_error_and_is_never_rewritten(
     config: Path, ws: Path, text: str, message: str
 ) -> None:
-    ws.mkdir()
     log = ws / "improvement_log.md"
     log.write_text(text)
     for args in (["log", "add", "x"], ["log", "list"], ["log", "resolve", "1"]):
@@ -314,7 +313,6 @@ def test_open_entries_appear_in_the_report(config: Path, ws: Path) -> None:
 
 
 def test_a_malformed_log_is_a_finding_of_the_run_not_a_failure(config: Path, ws: Path) -> None:
-    ws.mkdir()
     (ws / "improvement_log.md").write_text("## IMP-0001: a\n\n- Status: maybe\n")
     result = hc(config, "run", "--only", "env", "--no-docs", "--output", str(ws / "p" / "s.md"))
     assert result.exit_code == 0
@@ -328,7 +326,6 @@ def test_a_log_change_waits_for_a_run_and_gives_up_cleanly(config: Path, ws: Pat
     from healthcheck.lock import workspace_lock
 
     config.write_text(config.read_text() + "[git]\nlock_timeout = 0\n")
-    ws.mkdir()
     with workspace_lock(ws, 1):
         # flock locks are per open file: this process's second open is refused too
         result = hc(config, "log", "add", "x")

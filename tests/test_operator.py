@@ -335,3 +335,157 @@ def test_ctrl_c_exits_130_with_one_line_and_leaves_the_report(box: Box, tmp_path
     assert md.read_bytes() == previous
     assert git(box.workspace, "rev-parse", "HEAD") == head
     assert git(box.workspace, "status", "--porcelain") == ""
+
+
+# -- one workspace, everywhere ---------------------------------------------------------------
+
+
+def test_every_command_that_uses_the_workspace_takes_workspace(box: Box) -> None:
+    box.only("env", "provisioning")
+    other = box.root / "other-ws"
+    cfg = ["--config", str(box.config), "--workspace", str(other)]
+    assert invoke("run", *cfg).exit_code == 0
+    (box.root / "other-ws" / "docs_vast-ai-environment.md").write_text(
+        "# Box\n\n*Last updated: April 29, 2025*\n"
+    )
+    assert invoke("run", *cfg).exit_code == 0
+    assert (other / "system_status.md").is_file() and not box.workspace.exists()
+    context = invoke("context", "--last", *cfg)
+    assert context.exit_code == 0 and str(other / "system_status.json") in context.stdout
+    assert invoke("diff", *cfg).exit_code == 0
+    added = invoke("log", "add", "Pin the driver", *cfg)
+    assert (added.exit_code, added.stdout) == (0, "Added IMP-0001: Pin the driver\n")
+    assert (other / "improvement_log.md").is_file()
+    listed = invoke("log", "list", *cfg)
+    assert "IMP-0001" in listed.stdout
+    docs = invoke("docs", "update", "--last", *cfg)
+    assert docs.exit_code == 0, docs.stderr
+    assert str(other / "docs_vast-ai-environment.md") in docs.stderr
+    assert not box.workspace.exists()
+
+
+def test_read_only_commands_never_create_the_workspace(box: Box) -> None:
+    cfg = ["--config", str(box.config)]
+    assert invoke("context", "--last", *cfg).exit_code == 3
+    assert invoke("diff", *cfg).exit_code == 2
+    assert invoke("log", "list", *cfg).exit_code == 0
+    added = invoke("log", "add", "Pin the driver", *cfg)
+    assert added.exit_code == 2
+    assert added.stderr == (
+        f"healthcheck: improvement log: workspace {box.workspace} does not exist (check "
+        "--workspace or [paths] workspace; `healthcheck run` creates it)\n"
+    )
+    assert not box.workspace.exists()
+    box.workspace.mkdir()  # a plain folder: still no `git init` by a reader
+    assert invoke("diff", *cfg).exit_code == 2
+    assert invoke("context", "--last", *cfg).exit_code == 3
+    assert list(box.workspace.iterdir()) == []
+
+
+def test_a_relative_workspace_is_relative_to_the_config_file(box: Box, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    config = etc / "hc.toml"
+    box.only("env")
+    config.write_text(
+        box.config.read_text()
+        .replace(f'workspace = "{box.workspace}"', 'workspace = "state/ws"')
+        .replace("[paths]", '[paths]\nreport = "reports/daily/status.md"')
+    )
+    os.chdir(home)  # cron runs in $HOME
+    result = invoke("run", "--config", str(config))
+    assert result.exit_code == 0, result.stderr
+    assert (etc / "state" / "ws" / "reports" / "daily" / "status.md").is_file()
+    assert list(home.iterdir()) == []
+
+
+@pytest.fixture
+def read_only_workspace(box: Box, small_disk: Path) -> Path:
+    """The box's workspace on a real read-only filesystem (a tmpfs remounted ro)."""
+    box.workspace = small_disk / "ws"
+    box.workspace.mkdir()
+    remount = subprocess.run(
+        ["mount", "-o", "remount,ro", str(small_disk)], capture_output=True, check=False
+    )
+    if remount.returncode != 0:
+        pytest.skip(f"cannot remount read-only: {remount.stderr.decode().strip()}")
+    return box.workspace
+
+
+def test_a_read_only_workspace_with_output_elsewhere_and_no_commit(
+    box: Box, read_only_workspace: Path
+) -> None:
+    box.only("env")
+    out = box.root / "out" / "status.md"
+    result = invoke("run", "--config", str(box.config), "--output", str(out), "--no-commit")
+    assert result.exit_code == 0, result.stderr
+    assert out.is_file() and out.with_suffix(".json").is_file()
+    assert (out.parent / ".healthcheck.lock").exists()  # the lock went beside the output
+    assert list(read_only_workspace.iterdir()) == []
+
+
+# -- cron, docs, config ----------------------------------------------------------------------
+
+
+def crontab_of(user: str) -> str:
+    done = subprocess.run(["crontab", "-u", user, "-l"], capture_output=True, text=True)
+    return done.stdout if done.returncode == 0 else ""
+
+
+def test_cron_install_keeps_the_entry_and_says_what_changed(box: Box, cron_user: str) -> None:
+    from healthcheck import schedule
+
+    ws = box.root / "cron-ws"
+    first = invoke(
+        "cron", "install", "--config", str(box.config), "--user", cron_user,
+        "--schedule", "15 * * * *", "--workspace", str(ws),
+    )  # fmt: skip
+    assert first.exit_code == 0
+    entry = schedule.find_entry(crontab_of(cron_user))
+    assert entry is not None
+    assert schedule.entry_settings(entry) == {
+        "schedule": "15 * * * *",
+        "config": str(box.config),
+        "workspace": str(ws),
+        "log": str(box.logs / "healthcheck.log"),
+    }
+    assert not ws.exists()  # the line, and nothing else
+    # again without options, from a directory whose ./healthcheck.toml is another config
+    elsewhere = box.root / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "healthcheck.toml").write_text(box.config.read_text())
+    os.chdir(elsewhere)
+    again = invoke("cron", "install", "--user", cron_user)
+    assert again.exit_code == 0
+    assert f"Already installed in the crontab of {cron_user}:\n" in again.stderr
+    assert schedule.find_entry(crontab_of(cron_user)) == entry
+    moved = invoke("cron", "install", "--user", cron_user, "--schedule", "@hourly")
+    assert "  changed: schedule 15 * * * * -> @hourly\n" in moved.stderr
+    assert schedule.entry_settings(schedule.find_entry(crontab_of(cron_user)))["workspace"] == (
+        str(ws)
+    )
+
+
+def test_cron_install_warns_when_the_user_cannot_run_it_or_write_the_log(
+    box: Box, cron_user: str
+) -> None:
+    # the logs folder is root's, under pytest's 0700 temporary folder: out of the user's reach
+    result = invoke("cron", "install", "--config", str(box.config), "--user", cron_user)
+    assert result.exit_code == 0
+    log = box.logs / "healthcheck.log"
+    assert (
+        f"healthcheck: warning: {cron_user} cannot write {log}, so cron skips the job: "
+        f"chown {cron_user} {box.logs} or choose another [logs] dirs\n"
+    ) in result.stderr
+
+
+def test_cron_remove_leaves_an_empty_crontab_as_it_was(box: Box, cron_user: str) -> None:
+    subprocess.run(["crontab", "-u", cron_user, "-"], input="", text=True, check=True)
+    assert (
+        invoke("cron", "install", "--config", str(box.config), "--user", cron_user).exit_code == 0
+    )
+    assert invoke("cron", "remove", "--user", cron_user).exit_code == 0
+    listed = subprocess.run(["crontab", "-u", cron_user, "-l"], capture_output=True, text=True)
+    assert (listed.returncode, listed.stdout) == (0, "")  # still a crontab, still empty

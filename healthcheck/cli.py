@@ -20,6 +20,10 @@ from healthcheck.model import Status
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
 
 log = logging.getLogger("healthcheck")
+CONFIG_HELP = (
+    "Configuration file. Default: $HEALTHCHECK_CONFIG, else the first of ./healthcheck.toml, "
+    "~/.config/healthcheck/config.toml, /etc/healthcheck/config.toml; else built-in defaults."
+)
 
 
 @dataclass
@@ -60,7 +64,7 @@ def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
         "config_path",
         metavar="PATH",
         default=None,
-        help="Configuration file (default: SPEC's lookup order).",
+        help=CONFIG_HELP,
     )
     @click.option("-v", "--verbose", count=True, help="Say more (repeat for debug output).")
     @click.option("-q", "--quiet", is_flag=True, help="Only errors and requested data.")
@@ -124,7 +128,7 @@ def _make_app(config_path: str | None, verbose: int, quiet: bool) -> App:
     "config_path",
     metavar="PATH",
     default=None,
-    help="Configuration file (default: SPEC's lookup order).",
+    help=CONFIG_HELP,
 )
 @click.option("-v", "--verbose", count=True, help="Say more (repeat for debug output).")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors and requested data.")
@@ -142,9 +146,11 @@ def _selected_collectors(app: App, only: str | None, skip: str | None) -> list[A
     from healthcheck.collectors import BUILTIN_COLLECTORS
     from healthcheck.plugins import SelectionError, load_collectors, select
 
+    loaded = load_collectors(BUILTIN_COLLECTORS)
+    _check_disabled(app, loaded)
     try:
         selected = select(
-            load_collectors(BUILTIN_COLLECTORS),
+            loaded,
             _names(only),
             _names(skip),
             app.config.collectors.disable,
@@ -158,6 +164,20 @@ def _selected_collectors(app: App, only: str | None, skip: str | None) -> list[A
         why = f"{chosen} with [collectors] disable" if chosen else "[collectors] disable"
         app.fail(f"no collector left to run: {why} leave none", EXIT_USAGE)
     return [c.collector for c in selected]
+
+
+def _check_disabled(app: App, loaded: list[Any]) -> None:
+    """`collectors.disable` names collectors that exist, as --skip must (a typo there would
+    silently run what the operator meant to turn off)."""
+    known = {c.name for c in loaded}
+    unknown = sorted(set(app.config.collectors.disable) - known)
+    if unknown:
+        where = app.config.loaded_from or "config"
+        app.fail(
+            f"config error: {where}: 'collectors.disable': unknown collector "
+            f"{', '.join(map(repr, unknown))} (known: {', '.join(sorted(known))})",
+            EXIT_USAGE,
+        )
 
 
 def _report_data(
@@ -299,6 +319,7 @@ def list_collectors(app: App) -> None:
     from healthcheck.plugins import load_collectors
 
     loaded = load_collectors(BUILTIN_COLLECTORS)
+    _check_disabled(app, loaded)
     disabled = set(app.config.collectors.disable)
     rows = [("NAME", "ORIGIN", "ENABLED", "DESCRIPTION")] + [
         (c.name, c.origin, "no" if c.name in disabled else "yes", c.collector.description)
@@ -438,9 +459,7 @@ def docs_group() -> None:
 @docs_group.command("update")
 @common_options
 @workspace_option
-@click.argument(
-    "path", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path)
-)
+@click.argument("path", required=False, type=click.Path(path_type=Path))
 @click.option("--last", is_flag=True, help="Use the last JSON report instead of a fresh run.")
 @click.option("--only", metavar="NAMES", help="Run only these collectors (comma-separated).")
 @click.option("--skip", metavar="NAMES", help="Do not run these collectors (comma-separated).")
@@ -453,22 +472,42 @@ def docs_update(
     with --last from the last JSON report.
     """
     import contextlib
+    import stat
     from datetime import datetime, timezone
 
     from healthcheck.docs import DocsError, update_docs
     from healthcheck.lock import LockBusy, LockError, workspace_lock
 
     config = app.config
-    target = path if path is not None else config.docs_path
-    if not target.exists():
-        # As in `run`: a missing docs file is worth a word, not a failure.
-        app.console.error(
-            f"warning: docs file {target} not found; nothing to refresh (put the environment "
-            "document there or point [paths] docs at it)"
+    if path is None and not config.docs_enabled:
+        app.fail(
+            "docs update: the docs refresh is turned off in the config ([docs] enabled = false "
+            'or [paths] docs = ""); name the file to refresh it anyway',
+            EXIT_USAGE,
         )
-        return
+    target = path if path is not None else config.docs_path
+    try:
+        mode = target.stat().st_mode
+    except FileNotFoundError:
+        app.fail(
+            f"docs update: {target} not found (put the environment document there or point "
+            "[paths] docs at it)",
+            EXIT_USAGE,
+        )
+    except OSError as exc:
+        app.fail(f"docs update: cannot read {target}: {exc.strerror or exc}", EXIT_USAGE)
+    if not stat.S_ISREG(mode):
+        # A FIFO or a device would block the read (holding the lock) or never end.
+        app.fail(f"docs update: {target} is not a regular file; nothing was read", EXIT_USAGE)
     data, json_path = _report_data(app, last, only, skip)
     source = f"the report of {data.get('generated_at', '?')}" if json_path else "a fresh run"
+    when = datetime.now(timezone.utc)
+    if json_path is not None:
+        # --last: the document says when the box looked like this, not when it was copied.
+        with contextlib.suppress(TypeError, ValueError):
+            when = datetime.strptime(str(data.get("generated_at")), "%Y-%m-%dT%H:%M:%SZ").replace(
+                tzinfo=timezone.utc
+            )
     workspace = Path(config.paths.workspace).expanduser()
     try:
         with contextlib.ExitStack() as held:
@@ -478,7 +517,7 @@ def docs_update(
                     held.enter_context(
                         workspace_lock(workspace, config.git.lock_timeout, "docs-update")
                     )
-            update = update_docs(target, data, app.console.redactor, datetime.now(timezone.utc))
+            update = update_docs(target, data, app.console.redactor, when)
     except LockBusy as exc:
         app.console.error(f"skipped the docs update: {exc}")
         return

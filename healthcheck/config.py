@@ -120,6 +120,11 @@ class RedactConfig:
 
 
 @dataclass
+class DocsConfig:
+    enabled: bool = True  # false: runs never refresh the docs file (paths.docs = "" too)
+
+
+@dataclass
 class GitConfig:
     commit: bool = True
     remote: str = ""  # a remote name or URL; pushed to after each commit when set
@@ -141,6 +146,7 @@ class Config:
     collectors: CollectorsConfig = field(default_factory=CollectorsConfig)
     redact: RedactConfig = field(default_factory=RedactConfig)
     git: GitConfig = field(default_factory=GitConfig)
+    docs: DocsConfig = field(default_factory=DocsConfig)
     loaded_from: str | None = None  # the file this came from; None for the built-in defaults
 
     def workspace_path(self, value: str) -> Path:
@@ -157,6 +163,12 @@ class Config:
     @property
     def docs_path(self) -> Path:
         return self.workspace_path(self.paths.docs)
+
+    @property
+    def docs_enabled(self) -> bool:
+        """Whether runs refresh the docs file: `[docs] enabled = false` or `paths.docs = ""`
+        turn it off."""
+        return self.docs.enabled and bool(self.paths.docs.strip())
 
     @property
     def improvement_log_path(self) -> Path:
@@ -229,7 +241,11 @@ def _build(cls: type, raw: Any, prefix: str, where: str) -> Any:
     for key, value in raw.items():
         dotted = f"{prefix}{key}"
         if key not in known:
-            raise ConfigError(f"{where}: unknown key '{dotted}'")
+            import difflib
+
+            close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+            guess = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
+            raise ConfigError(f"{where}: unknown key '{dotted}'{guess}")
         values[key] = _coerce(hints[key], value, dotted, where)
     return cls(**values)
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -183,6 +184,14 @@ def update_docs(
     # A symlinked document stays a symlink: the file it points at is the one rewritten.
     target = path.resolve() if path.is_symlink() else path
     try:
+        before = target.stat()
+    except OSError as exc:
+        raise DocsError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(before.st_mode):
+        # A FIFO would block the read forever (with the workspace lock held), a device
+        # never end: such a path is never opened.
+        raise DocsError(f"{path} is not a regular file; it was not opened")
+    try:
         old = target.read_bytes()
     except OSError as exc:
         raise DocsError(f"cannot read {path}: {exc.strerror or exc}") from None
@@ -190,11 +199,39 @@ def update_docs(
     update = refresh_text(old, data, redactor, now)
     update.path = path
     if write and update.changed:
-        try:
-            write_files_atomically([(target, update.data)])
-        except WriteError as exc:
-            raise DocsError(f"{exc}; the docs file was left as it was") from None
+        update.warnings += _replace(target, update.data, before)
     return update
+
+
+def _replace(target: Path, data: bytes, before: os.stat_result) -> tuple[str, ...]:
+    """Write the new document, keeping what makes it the operator's file: its owner and
+    group, and its hard links (a file with several is rewritten in place, since a rename
+    would split it off from the others). Warnings for what could not be kept."""
+    if before.st_nlink > 1:
+        try:
+            with target.open("r+b") as handle:
+                handle.write(data)
+                handle.truncate()
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as exc:
+            raise DocsError(f"cannot write {target}: {exc.strerror or exc}") from None
+        return ()
+    try:
+        write_files_atomically([(target, data)])
+    except WriteError as exc:
+        raise DocsError(f"{exc}; the docs file was left as it was") from None
+    try:
+        after = target.stat()
+        if (after.st_uid, after.st_gid) != (before.st_uid, before.st_gid):
+            os.chown(target, before.st_uid, before.st_gid)
+    except OSError as exc:
+        return (
+            f"it is now owned by uid {os.getuid()}, not uid {before.st_uid} gid "
+            f"{before.st_gid} as before: {exc.strerror or exc} (chown it back, or run as its "
+            "owner)",
+        )
+    return ()
 
 
 # --- the document as lines -------------------------------------------------------------------

@@ -89,7 +89,7 @@ def run_healthcheck(
                 markdown_path,
                 json_path,
                 commit and config.git.commit,
-                docs,
+                docs and config.docs_enabled,
             )
     except LockBusy as exc:
         raise RunSkipped(str(exc)) from None

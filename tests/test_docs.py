@@ -508,10 +508,10 @@ def test_run_refreshes_the_docs_with_the_report_time(box: Box) -> None:
 def test_docs_update_command(box: Box) -> None:
     docs = box.workspace / "docs_vast-ai-environment.md"
     missing = invoke("docs", "update", "--config", str(box.config))
-    assert (missing.exit_code, missing.stdout) == (0, "")
+    assert (missing.exit_code, missing.stdout) == (2, "")
     assert missing.stderr == (
-        f"healthcheck: warning: docs file {docs} not found; nothing to refresh (put the "
-        "environment document there or point [paths] docs at it)\n"
+        f"healthcheck: docs update: {docs} not found (put the environment document there or "
+        "point [paths] docs at it)\n"
     )
 
     box.workspace.mkdir()
@@ -559,7 +559,10 @@ def test_docs_update_command(box: Box) -> None:
 
     absent = invoke("docs", "update", str(box.root / "absent.md"), "--config", str(box.config))
     assert absent.exit_code == 2
-    assert f"File '{box.root / 'absent.md'}' does not exist." in absent.stderr
+    assert absent.stderr == (
+        f"healthcheck: docs update: {box.root / 'absent.md'} not found (put the environment "
+        "document there or point [paths] docs at it)\n"
+    )
 
 
 def _cli(

@@ -489,3 +489,124 @@ def test_cron_remove_leaves_an_empty_crontab_as_it_was(box: Box, cron_user: str)
     assert invoke("cron", "remove", "--user", cron_user).exit_code == 0
     listed = subprocess.run(["crontab", "-u", cron_user, "-l"], capture_output=True, text=True)
     assert (listed.returncode, listed.stdout) == (0, "")  # still a crontab, still empty
+
+
+def test_the_docs_refresh_can_be_turned_off(box: Box) -> None:
+    box.workspace.mkdir()
+    docs = box.workspace / "docs_vast-ai-environment.md"
+    docs.write_text("# Box\n\n*Last updated: April 29, 2025*\n")
+    before = docs.read_bytes()
+    for extra in ("\n[docs]\nenabled = false\n", ""):
+        box.only("env", extra=extra)
+        if not extra:
+            box.config.write_text(box.config.read_text().replace("[paths]", '[paths]\ndocs = ""'))
+        result = invoke("run", "--config", str(box.config))
+        assert result.exit_code == 0
+        assert docs.read_bytes() == before
+        report = json.loads((box.workspace / "system_status.json").read_text())
+        assert [f for f in report["findings"] if f["collector"] == "docs"] == []
+        refused = invoke("docs", "update", "--config", str(box.config))
+        assert refused.exit_code == 2
+        assert refused.stderr == (
+            "healthcheck: docs update: the docs refresh is turned off in the config ([docs] "
+            'enabled = false or [paths] docs = ""); name the file to refresh it anyway\n'
+        )
+    assert git(box.workspace, "ls-tree", "--name-only", "HEAD").split() == [
+        "system_status.json",
+        "system_status.md",
+    ]
+
+
+def test_docs_update_last_writes_the_reports_time(box: Box) -> None:
+    box.only("env")
+    assert invoke("run", "--config", str(box.config), "--no-docs").exit_code == 0
+    report = json.loads((box.workspace / "system_status.json").read_text())
+    old = "2020-01-01T00:00:00Z"
+    (box.workspace / "system_status.json").write_text(json.dumps({**report, "generated_at": old}))
+    docs = box.workspace / "docs_vast-ai-environment.md"
+    docs.write_text("# Box\n\n- **Last Updated**: $(date)\n")
+    result = invoke("docs", "update", "--config", str(box.config), "--last")
+    assert result.exit_code == 0, result.stderr
+    assert "- **Last Updated**: 2020-01-01 00:00:00 UTC" in docs.read_text()
+
+
+def test_a_docs_path_that_is_not_a_regular_file_is_never_opened(box: Box) -> None:
+    box.workspace.mkdir()
+    fifo = box.workspace / "docs_vast-ai-environment.md"
+    os.mkfifo(fifo)
+    box.only("env", extra="\n[git]\nlock_timeout = 1\n")
+    started = time.monotonic()
+    result = invoke("docs", "update", "--config", str(box.config))
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"healthcheck: docs update: {fifo} is not a regular file; nothing was read\n"
+    )
+    ran = invoke("run", "--config", str(box.config))
+    assert ran.exit_code == 0
+    assert time.monotonic() - started < 20
+    report = json.loads((box.workspace / "system_status.json").read_text())
+    (finding,) = [f for f in report["findings"] if f["collector"] == "docs"]
+    assert finding["title"] == f"Docs file {fifo} cannot be refreshed: it is not a regular file"
+    device = invoke("docs", "update", "/dev/null", "--config", str(box.config))
+    assert device.stderr == (
+        "healthcheck: docs update: /dev/null is not a regular file; nothing was read\n"
+    )
+
+
+def test_unknown_disabled_collector_and_unknown_keys_are_named(box: Box) -> None:
+    box.write_config('disable = ["gpux"]')
+    result = invoke("run", "--config", str(box.config))
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"healthcheck: config error: {box.config}: 'collectors.disable': unknown collector "
+        "'gpux' (known: display, env, gpu, healthcheck, logs, ports, provisioning, supervisor, "
+        "system)\n"
+    )
+    assert invoke("collectors", "--config", str(box.config)).exit_code == 2
+    box.write_config("timout = 3")
+    typo = invoke("run", "--config", str(box.config))
+    assert (typo.exit_code, typo.stderr) == (
+        2,
+        f"healthcheck: config error: {box.config}: unknown key 'collectors.timout' "
+        "(did you mean 'collectors.timeout'?)\n",
+    )
+    box.write_config("\n[colectors]\nx = 1\n")
+    table = invoke("run", "--config", str(box.config))
+    assert table.stderr.endswith("unknown key 'colectors' (did you mean 'collectors'?)\n")
+
+
+def test_help_says_where_the_config_is_looked_up() -> None:
+    text = " ".join(invoke("run", "--help").stdout.split())
+    assert (
+        "--config PATH Configuration file. Default: $HEALTHCHECK_CONFIG, else the first of "
+        "./healthcheck.toml, ~/.config/healthcheck/config.toml, /etc/healthcheck/config.toml; "
+        "else built-in defaults."
+    ) in text
+    assert "SPEC" not in text
+
+
+# -- the docs file and the report, at the edges ----------------------------------------------
+
+
+def test_the_docs_file_keeps_its_owner_and_its_hard_links(box: Box) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("giving a file to another uid needs root")
+    box.workspace.mkdir()
+    docs = box.workspace / "docs_vast-ai-environment.md"
+    docs.write_text("# Box\n\n*Last updated: April 29, 2025*\n")
+    os.chown(docs, 4321, 4322)  # the operator's, not root's
+    box.only("env")
+    assert invoke("run", "--config", str(box.config)).exit_code == 0
+    assert "April 29, 2025" not in docs.read_text()
+    st = docs.stat()
+    assert (st.st_uid, st.st_gid) == (4321, 4322)
+
+    linked = box.root / "linked-copy.md"
+    os.link(docs, linked)
+    docs.write_text("# Box\n\n*Last updated: April 29, 2025*\n")
+    inode = docs.stat().st_ino
+    result = invoke("docs", "update", "--config", str(box.config), "--last")
+    assert result.exit_code == 0, result.stderr
+    assert docs.stat().st_ino == inode and docs.stat().st_nlink == 2
+    assert linked.read_text() == docs.read_text()
+    assert "April 29, 2025" not in linked.read_text()

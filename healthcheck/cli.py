@@ -302,7 +302,53 @@ def run(
         app.console.info(f"Committed {result.commit.short} in {config.paths.workspace}.")
     for warning in result.warnings:
         app.console.error(f"warning: {warning}")
+    for line in _summary(report, result.previous, _use_colour()):
+        app.console.info(line)
     _exit_on(report, fail_on)
+
+
+TOP_FINDINGS = 5
+_COLOURS = {"crit": "red", "unknown": "magenta", "warn": "yellow", "ok": "green"}
+
+
+def _use_colour() -> bool:
+    """Colour on a terminal; none when piped, or with NO_COLOR set (https://no-color.org)."""
+    return sys.stderr.isatty() and not os.environ.get("NO_COLOR")
+
+
+def _summary(report: Any, previous: tuple[str, dict[str, str]] | None, colour: bool) -> list[str]:
+    """The end of a run on the terminal: the top findings, and what changed since the run
+    before (new findings by severity, and how many were resolved)."""
+
+    def severity(value: str) -> str:
+        word = value.upper().ljust(7)
+        return click.style(word, fg=_COLOURS.get(value), bold=True) if colour else word
+
+    lines = []
+    for finding in report.findings[:TOP_FINDINGS]:
+        lines.append(f"  {severity(finding.severity.value)} {' '.join(finding.title.split())}")
+    if len(report.findings) > TOP_FINDINGS:
+        lines.append(f"  {len(report.findings) - TOP_FINDINGS} more in the report.")
+    if previous is None:
+        lines.append("Since the last run: nothing to compare (no earlier report).")
+        return lines
+    when, before = previous
+    now = {f.id: f.severity.value for f in report.findings}
+    new = [now[i] for i in now if i not in before]
+    resolved = [i for i in before if i not in now]
+    parts = []
+    if new:
+        tally = ", ".join(
+            f"{new.count(level)} {level}"
+            for level in ("crit", "unknown", "warn")
+            if new.count(level)
+        )
+        parts.append(f"new: {tally}")
+    if resolved:
+        parts.append(f"resolved: {len(resolved)}")
+    change = "; ".join(parts) if parts else "no finding opened or resolved"
+    lines.append(f"Since the last run ({when.replace('T', ' ').replace('Z', ' UTC')}): {change}.")
+    return lines
 
 
 def _exit_on(report: Any, fail_on: str | None) -> None:

@@ -47,6 +47,9 @@ class RunResult:
     commit: hist.CommitOutcome | None = None  # None when the run was not recorded in git
     warnings: list[str] = field(default_factory=list)  # for the console: what went wrong
     docs: DocsUpdate | None = None  # None when the docs file was not refreshed
+    # The run before this one, from the report it replaced: its time and its findings
+    # (id -> severity); None when there was none to read.
+    previous: tuple[str, dict[str, str]] | None = None
 
 
 def run_healthcheck(
@@ -186,6 +189,7 @@ def _locked_run(
         extra += inspect_docs(config.docs_path)
     report.add_findings(extra)
     result = RunResult(report, markdown_path, json_path, "", "", warnings=warnings)
+    result.previous = _previous_run(json_path)
     _write_reports(result, redactor)
     if docs:
         _refresh_docs(config, result, redactor)
@@ -205,6 +209,18 @@ def _locked_run(
             _write_reports(result, redactor)
         _record(history, config, result, redactor)
     return result
+
+
+def _previous_run(json_path: Path) -> tuple[str, dict[str, str]] | None:
+    """The time and findings of the report about to be replaced (None when unreadable)."""
+    import json
+
+    try:
+        data = json.loads(json_path.read_text(encoding="utf-8"))
+        findings = {str(f["id"]): str(f["severity"]) for f in data["findings"]}
+        return str(data.get("generated_at", "?")), findings
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _read_improvements(config: Config, report: Report) -> list[Finding]:

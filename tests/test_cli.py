@@ -39,6 +39,10 @@ def test_run_writes_both_reports_and_says_where(box: Box) -> None:
     assert result.stderr == (
         f"Status WARN: 0 crit, 3 warn, 0 unknown. Report: {md} (JSON: system_status.json)\n"
         f"Committed {head} in {box.workspace}.\n"
+        f"  WARN    Docs file {box.workspace / 'docs_vast-ai-environment.md'} not found\n"
+        f"  WARN    Nothing listens on port {box.closed_port} (ghost)\n"
+        f"  WARN    Provisioning script {box.missing_script} is missing\n"
+        "Since the last run: nothing to compare (no earlier report).\n"
     )
     report = json.loads(js.read_text())
     assert report["schema"] == "healthcheck/report/v1"

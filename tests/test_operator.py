@@ -19,7 +19,7 @@ from click.testing import CliRunner
 
 from healthcheck.cli import cli
 
-from support import Box
+from support import Box, free_port
 
 
 def invoke(*args: str, input: str | None = None) -> object:
@@ -610,3 +610,63 @@ def test_the_docs_file_keeps_its_owner_and_its_hard_links(box: Box) -> None:
     assert docs.stat().st_ino == inode and docs.stat().st_nlink == 2
     assert linked.read_text() == docs.read_text()
     assert "April 29, 2025" not in linked.read_text()
+
+
+# -- a terminal and a report that say what matters -------------------------------------------
+
+
+def test_a_run_ends_with_the_top_findings_and_what_changed(box: Box) -> None:
+    box.only("logs", "ports", "provisioning")
+    assert invoke("run", "--config", str(box.config)).exit_code == 0
+    # four more closed ports and a script gone: eight findings, five shown
+    extra = "".join(f"extra{n} = {free_port()}\n" for n in range(4))
+    config = box.config.read_text()
+    ghost = f"ghost = {box.closed_port}\n"
+    box.config.write_text(config.replace(ghost, ghost + extra))
+    box.script.unlink()
+    result = invoke("run", "--config", str(box.config))
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("Status WARN: 0 crit, 8 warn, 0 unknown. ")
+    assert [line[:10] for line in lines[2:7]] == ["  WARN    "] * 5
+    assert lines[7] == "  3 more in the report."
+    previous = json.loads(git(box.workspace, "show", "HEAD~1:system_status.json"))
+    stamp = previous["generated_at"].replace("T", " ").replace("Z", " UTC")
+    assert lines[8] == f"Since the last run ({stamp}): new: 5 warn."
+    box.only("logs", "ports")
+    healed = invoke("run", "--config", str(box.config)).stderr.splitlines()
+    assert healed[-1].endswith("): resolved: 6.")
+
+
+def test_colour_on_a_terminal_and_none_with_no_color(box: Box) -> None:
+    import pty
+
+    box.only("ports")
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    outputs = []
+    for extra in ({}, {"NO_COLOR": "1"}):
+        leader, follower = pty.openpty()
+        proc = subprocess.run(
+            [sys.executable, "-m", "healthcheck", "run", "--config", str(box.config)],
+            stderr=follower,
+            stdout=subprocess.DEVNULL,
+            env={**env, **extra},
+            timeout=60,
+            check=False,
+        )
+        os.close(follower)
+        chunks = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            chunks += chunk
+        os.close(leader)
+        assert proc.returncode == 0
+        outputs.append(chunks.decode())
+    assert "\x1b[33m\x1b[1mWARN   \x1b[0m Nothing listens on port" in outputs[0]
+    assert "\x1b[" not in outputs[1]
+    piped = invoke("run", "--config", str(box.config))
+    assert "\x1b[" not in piped.stderr

@@ -29,10 +29,15 @@ def fence(value: str | list[str] | tuple[str, ...], info: str = "") -> str:
     The fence is one backtick longer than the longest backtick or tilde run in the text, so a
     log line can neither end the block nor, from inside it, forge a heading or a marker.
     """
-    text = "\n".join(value) if isinstance(value, (list, tuple)) else str(value)
+    if isinstance(value, (list, tuple)):
+        # One line each, every one kept: a trailing blank line is part of what was written.
+        text = "\n".join(value)
+        body = text + "\n" if value else ""
+    else:
+        text = str(value)
+        body = text if text.endswith("\n") or not text else text + "\n"
     longest = max((len(m) for m in _RUN.findall(text)), default=0)
     marker = "`" * max(3, longest + 1)
-    body = text if text.endswith("\n") or not text else text + "\n"
     return f"{marker}{info}\n{body}{marker}"
 
 
@@ -40,6 +45,17 @@ def inline(value: Any) -> str:
     """Untrusted text made safe for one line of Markdown prose (a path, a name)."""
     text = " ".join(str(value).split())
     return _INLINE_SPECIAL.sub(r"\\\1", text)
+
+
+_HEADING_SPECIAL = re.compile(r"([\\`*_\[\]<>|&#~])")
+
+
+def heading(value: Any) -> str:
+    """Untrusted text (a file's name) for a heading: every character that Markdown could
+    read as emphasis, an entity, a link, HTML or a closing `#` run is escaped, so the
+    heading reads as the name itself."""
+    text = " ".join(str(value).split())
+    return _HEADING_SPECIAL.sub(r"\\\1", text)
 
 
 def human_bytes(value: Any) -> str:
@@ -156,6 +172,7 @@ def make_environment() -> jinja2.Environment:
     env.filters.update(
         fence=fence,
         inline=inline,
+        heading=heading,
         human_bytes=human_bytes,
         as_text=as_text,
         figure_lines=figure_lines,

@@ -670,3 +670,35 @@ def test_colour_on_a_terminal_and_none_with_no_color(box: Box) -> None:
     assert "\x1b[" not in outputs[1]
     piped = invoke("run", "--config", str(box.config))
     assert "\x1b[" not in piped.stderr
+
+
+def test_log_text_and_names_show_exactly_as_written(box: Box) -> None:
+    from markdown_it import MarkdownIt
+
+    name = "a_b_&amp;_*x*|y.log"
+    (box.logs / name).write_bytes(
+        "first\nsecond\u2028still second\u2029too\nFATAL: it broke\n\n".encode()
+    )
+    (box.logs / "jupyter.log").unlink()
+    box.only("logs")
+    assert invoke("run", "--config", str(box.config)).exit_code == 0
+    text = (box.workspace / "system_status.md").read_text()
+    tokens = MarkdownIt("commonmark").parse(text)
+    headings = [tokens[i + 1].children for i, t in enumerate(tokens) if t.type == "heading_open"]
+    rendered = ["".join(c.content for c in h or [] if c.type == "text") for h in headings]
+    assert str(box.logs / name) in rendered
+    (block,) = [t.content for t in tokens if t.type == "fence" and t.content.startswith("first")]
+    assert block.split("\n") == [
+        "first",
+        "second\u2028still second\u2029too",
+        "FATAL: it broke",
+        "",  # the trailing blank line of the file
+        "",
+    ]
+    assert f"{(box.logs / name).stat().st_size} B, modified " in text
+    assert "; 1 line looks like an error." in text
+    report = json.loads((box.workspace / "system_status.json").read_text())
+    (finding,) = [f for f in report["findings"] if f["collector"] == "logs"]
+    assert (
+        finding["detail"] == "1 of its last 4 lines looks like an error, among its final 3 lines."
+    )

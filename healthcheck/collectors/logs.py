@@ -256,13 +256,22 @@ def _ends_with_error(path: str, lines: list[str], flagged: list[int]) -> Finding
         severity=Status.WARN,
         # Log text is untrusted: it goes in the evidence (rendered fenced), not in the title.
         title=f"{os.path.basename(path)} ends with an error",
-        detail=(
-            f"{len(flagged)} of its last {len(lines)} lines look like errors, "
-            f"including one of the last {FINAL_LINES}."
-        ),
+        detail=_error_tally(len(flagged), len(lines)),
         hint=f"read more of it: tail -n 100 {path}",
         evidence=evidence,
     )
+
+
+def _error_tally(flagged: int, shown: int) -> str:
+    """"1 line looks like an error", "3 of its last 20 lines look like errors": the count
+    and the verb agree, and "of its last N" only when it says something."""
+    verb, what = ("looks", "an error") if flagged == 1 else ("look", "errors")
+    if flagged == shown:
+        counted = "1 line" if flagged == 1 else f"all {flagged} lines"
+    else:
+        counted = f"{flagged} of its last {shown} lines"
+    where = "among" if flagged == 1 else "the last of them among"
+    return f"{counted} {verb} like {what}, {where} its final {FINAL_LINES} lines."
 
 
 def _no_log_dir(dirs: list[_Dir]) -> Finding:

@@ -706,12 +706,49 @@ def _log_change(app: App, change: Callable[[Any], Any], verb: str) -> None:
 @click.argument("text")
 @click.option("--source", default="", metavar="WHO", help="Where it came from (an assistant...).")
 @click.option("--finding", default="", metavar="ID", help="The finding it answers.")
-def log_add(app: App, text: str, source: str, finding: str) -> None:
+@click.option(
+    "--title",
+    default="",
+    metavar="TEXT",
+    help="The entry's title (default: the text's first line, after any greeting).",
+)
+def log_add(app: App, text: str, source: str, finding: str, title: str) -> None:
     """Add an entry: TEXT, or - to read it from stdin (paste an assistant's answer)."""
     if text == "-":
         text = sys.stdin.read()
     redactor = app.console.redactor
-    _log_change(app, lambda log_: log_.add(text, redactor, source=source, finding=finding), "Added")
+    _log_change(
+        app,
+        lambda log_: log_.add(text, redactor, source=source, finding=finding, title=title),
+        "Added",
+    )
+
+
+@log_group.command("show")
+@common_options
+@workspace_option
+@click.argument("entry_id", metavar="ID")
+def log_show(app: App, entry_id: str) -> None:
+    """Print one entry: its title, fields, notes and whole text."""
+    from healthcheck.improvement_log import ImprovementLog, LogError
+
+    path = app.config.improvement_log_path
+    try:
+        entry = ImprovementLog.load(path).get(entry_id)
+    except LogError as exc:
+        app.fail(f"improvement log: {exc}", EXIT_USAGE)
+    fields = [
+        ("Status", entry.status),
+        ("Added", entry.added),
+        ("Source", entry.source),
+        ("Finding", entry.finding),
+        ("Resolved", entry.resolved),
+        ("Commit", entry.commit),
+        ("Note", entry.note),
+        *entry.extra.items(),
+    ]
+    lines = [f"{entry.id}: {entry.title}"] + [f"{name}: {value}" for name, value in fields if value]
+    app.console.out("\n".join([*lines, "", entry.text]))
 
 
 @log_group.command("list")

@@ -117,14 +117,15 @@ def test_add_list_resolve_round_trip_with_commits(config: Path, ws: Path) -> Non
     head = git(ws, "rev-parse", "--short=7", "HEAD").strip()
     assert first.stderr == f"Committed {head} in {ws}.\n"
     second = hc(config, "log", "add", "-", "--finding", "supervisor.fatal:visomaster", stdin=PASTED)
-    assert (second.exit_code, second.stdout) == (0, "Added IMP-0002: Here is what I would do:\n")
+    # the answer's greeting is not its title: the first line after it is
+    assert (second.exit_code, second.stdout) == (0, "Added IMP-0002: Fix VisoMaster\n")
 
     listed = hc(config, "log", "list")
     assert (listed.exit_code, listed.stdout) == (
         0,
         "ID        STATUS  ADDED       SOURCE     TITLE\n"
         f"IMP-0001  open    {TODAY}  assistant  Install cron\n"
-        f"IMP-0002  open    {TODAY}  -          Here is what I would do:\n",
+        f"IMP-0002  open    {TODAY}  -          Fix VisoMaster\n",
     )
     resolved = hc(
         config, "log", "resolve", "imp-1", "--note", "cron installed", "--commit", "ABC1234"
@@ -132,7 +133,7 @@ def test_add_list_resolve_round_trip_with_commits(config: Path, ws: Path) -> Non
     assert (resolved.exit_code, resolved.stdout) == (0, "Resolved IMP-0001: Install cron\n")
     assert hc(config, "log", "list", "--open").stdout == (
         "ID        STATUS  ADDED       SOURCE  TITLE\n"
-        f"IMP-0002  open    {TODAY}  -       Here is what I would do:\n"
+        f"IMP-0002  open    {TODAY}  -       Fix VisoMaster\n"
     )
     assert hc(config, "log", "list", "--all").stdout.splitlines()[1] == (
         f"IMP-0001  resolved  {TODAY}  assistant  Install cron"
@@ -151,7 +152,7 @@ def test_add_list_resolve_round_trip_with_commits(config: Path, ws: Path) -> Non
     # one commit per change, the id in each message, only the log in each commit
     assert git(ws, "log", "--format=%s").splitlines() == [
         "healthcheck log: IMP-0001 resolved: Install cron",
-        "healthcheck log: IMP-0002 added: Here is what I would do:",
+        "healthcheck log: IMP-0002 added: Fix VisoMaster",
         "healthcheck log: IMP-0001 added: Install cron",
     ]
     for rev in ("HEAD", "HEAD~1", "HEAD~2"):

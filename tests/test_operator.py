@@ -702,3 +702,33 @@ def test_log_text_and_names_show_exactly_as_written(box: Box) -> None:
     assert (
         finding["detail"] == "1 of its last 4 lines looks like an error, among its final 3 lines."
     )
+
+
+def test_log_show_title_and_a_pasted_greeting(box: Box) -> None:
+    box.workspace.mkdir()
+    cfg = ["--config", str(box.config)]
+    pasted = (
+        "Sure! Here's what I'd recommend:\n\n**Add swap to the box**\n\n"
+        "1. fallocate -l 8G /swapfile\n"
+    )
+    added = invoke("log", "add", "-", "--source", "assistant", *cfg, input=pasted)
+    assert (added.exit_code, added.stdout) == (0, "Added IMP-0001: Add swap to the box\n")
+    titled = invoke("log", "add", "restart it nightly", "--title", "Restart jupyter", *cfg)
+    assert titled.stdout == "Added IMP-0002: Restart jupyter\n"
+    invoke("log", "resolve", "1", "--note", "swap added", *cfg)
+    shown = invoke("log", "show", "IMP-1", *cfg)
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    assert (shown.exit_code, shown.stdout) == (
+        0,
+        f"IMP-0001: Add swap to the box\nStatus: resolved\nAdded: {today}\n"
+        f"Source: assistant\nResolved: {today}\nNote: swap added\n\n" + pasted.strip() + "\n",
+    )
+    assert invoke("log", "show", "2", *cfg).stdout.endswith(
+        "\n\nRestart jupyter\n\nrestart it nightly\n"
+    )
+    missing = invoke("log", "show", "7", *cfg)
+    assert (missing.exit_code, missing.stderr) == (
+        2,
+        "healthcheck: improvement log: no entry IMP-0007 in "
+        f"{box.workspace / 'improvement_log.md'}\n",
+    )

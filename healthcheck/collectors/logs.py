@@ -263,7 +263,7 @@ def _ends_with_error(path: str, lines: list[str], flagged: list[int]) -> Finding
 
 
 def _error_tally(flagged: int, shown: int) -> str:
-    """"1 line looks like an error", "3 of its last 20 lines look like errors": the count
+    """ "1 line looks like an error", "3 of its last 20 lines look like errors": the count
     and the verb agree, and "of its last N" only when it says something."""
     verb, what = ("looks", "an error") if flagged == 1 else ("look", "errors")
     if flagged == shown:

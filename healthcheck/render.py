@@ -58,6 +58,25 @@ def heading(value: Any) -> str:
     return _HEADING_SPECIAL.sub(r"\\\1", text)
 
 
+_CODE_SPAN = re.compile(r"`([^`]+)`")
+
+
+def prose(value: Any) -> str:
+    """Like `inline`, but text the tool wrote between backticks (`supervisorctl update`)
+    stays a code span, so a fix command reads as one and copies cleanly. A span's content
+    is literal in Markdown; its delimiters are longer than any backtick run inside."""
+    text = " ".join(str(value).split())
+    out: list[str] = []
+    last = 0
+    for match in _CODE_SPAN.finditer(text):
+        out.append(_INLINE_SPECIAL.sub(r"\\\1", text[last : match.start()]))
+        code = match.group(1)
+        out.append(f"`{code}`" if code.strip() == code else f"`` {code} ``")
+        last = match.end()
+    out.append(_INLINE_SPECIAL.sub(r"\\\1", text[last:]))
+    return "".join(out)
+
+
 def human_bytes(value: Any) -> str:
     if not isinstance(value, (int, float)):
         return "n/a"
@@ -97,11 +116,30 @@ def as_text(value: Any, indent: int = 0) -> str:
     return f"{pad}{_scalar(value)}"
 
 
+# Volatile figures that count bytes, shown as people read them (MiB, GiB), not raw.
+_BYTE_KEYS = frozenset(
+    {
+        "memory_available",
+        "memory_used",
+        "memory_total",
+        "swap_used",
+        "used",
+        "free",
+        "total",
+        "rss",
+        "size",
+        "bytes",
+        "bytes_read",
+    }
+)
+
+
 def figure_lines(figures: dict[str, dict[str, Any]]) -> str:
     """Volatile figures packed into few lines, so that two runs on an idle box differ in few.
 
     One line of `key=value` per section for its scalars, one line per list or table of
     records (`system.disks: ... | ...`), and every collector's duration on one last line.
+    Byte counts read as MiB or GiB.
     """
     lines: list[str] = []
     durations: list[str] = []
@@ -116,7 +154,7 @@ def figure_lines(figures: dict[str, dict[str, Any]]) -> str:
             elif isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value):
                 tables.append(f"{section}.{key}: " + " | ".join(_flat(v) for v in value))
             else:
-                scalars.append(f"{key}={_flat(value)}")
+                scalars.append(f"{key}={_flat(value, key)}")
         if scalars:
             lines.append(f"{section}: " + " ".join(scalars))
         lines += tables
@@ -125,11 +163,13 @@ def figure_lines(figures: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _flat(value: Any) -> str:
+def _flat(value: Any, key: str = "") -> str:
     if isinstance(value, dict):
-        return " ".join(f"{k}={_flat(v)}" for k, v in value.items()) if value else "{}"
+        return " ".join(f"{k}={_flat(v, k)}" for k, v in value.items()) if value else "{}"
     if isinstance(value, list):
         return ",".join(_flat(v) for v in value) if value else "[]"
+    if key in _BYTE_KEYS and isinstance(value, int) and not isinstance(value, bool):
+        return human_bytes(value).replace(" ", "")
     return " ".join(_scalar(value).split())
 
 
@@ -172,6 +212,7 @@ def make_environment() -> jinja2.Environment:
     env.filters.update(
         fence=fence,
         inline=inline,
+        prose=prose,
         heading=heading,
         human_bytes=human_bytes,
         as_text=as_text,

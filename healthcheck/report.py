@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 from collections import Counter
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ class Report:
         cls, sections: list[Section], host: str | None = None, now: datetime | None = None
     ) -> Report:
         findings = rank_findings([f for s in sections for f in s.findings])
+        _explain_closed_ports(sections, findings)
         # A section that could not run counts as `unknown` even without a finding of its own.
         status = worst([f.severity for f in findings] + [s.status for s in sections])
         return cls(
@@ -82,3 +84,23 @@ class Report:
                 else {}
             ),
         }
+
+
+def _explain_closed_ports(sections: list[Section], findings: list[Finding]) -> None:
+    """A closed expected port folded into its program's finding (or supervisord's) leaves
+    the ports table showing it closed: the row names that finding, and the section's
+    status is no better than it, so the table and its status agree."""
+    ports = next((s for s in sections if s.name == "ports"), None)
+    if ports is None or ports.error is not None:
+        return
+    for row in ports.data.get("ports") or []:
+        if not isinstance(row, dict) or row.get("listening"):
+            continue
+        port, service = row.get("port"), row.get("service")
+        if any(f.collector == "ports" and f.subject == f"{service}:{port}" for f in findings):
+            continue
+        pattern = re.compile(rf"\bport {port}\b")
+        cause = next((f for f in findings if pattern.search(f.detail)), None)
+        if cause is not None:
+            row["explained_by"] = cause.id
+            ports.status = worst([ports.status, cause.severity])

@@ -476,6 +476,7 @@ def context(app: App, budget: int, last: bool, only: str | None, skip: str | Non
     """Print a paste-ready context for an AI assistant (nothing is written)."""
     from healthcheck.context import build_context, open_improvements
     from healthcheck.output import ReportPathError, report_paths
+    from healthcheck.supervisor_conf import failing_programs_config
 
     config = app.config
     redactor = app.console.redactor
@@ -486,8 +487,16 @@ def context(app: App, budget: int, last: bool, only: str | None, skip: str | Non
     data, json_path = _report_data(app, last, only, skip)
     source = f"the last report ({json_path})" if json_path else "a fresh run"
     improvement_log = config.improvement_log_path
+    supervisor_config = None
+    if (found := failing_programs_config(data)) is not None:
+        conf, sections = found
+        supervisor_config = (
+            str(conf),
+            [(name, str(where), redactor.text(text)) for name, (where, text) in sections.items()],
+        )
     text = build_context(
         redactor.obj(data),
+        supervisor_config=supervisor_config,
         budget=budget,
         source=source,
         improvements=open_improvements(improvement_log),

@@ -132,12 +132,23 @@ def build_context(
     improvements: list[Improvement] | None = None,
     improvement_log: str = "",
     report_path: str = "",
+    supervisor_config: tuple[str, list[tuple[str, str, str]]] | None = None,
 ) -> str:
-    """The context text for a (redacted) report dictionary, within about `budget` tokens."""
+    """The context text for a (redacted) report dictionary, within about `budget` tokens.
+
+    `supervisor_config`: the supervisord config file's path and, for each failing program,
+    (name, file, its redacted `[program:NAME]` section), so that an assistant can write the
+    exact edit."""
     improvements = improvements or []
     findings: list[dict[str, Any]] = list(data.get("findings") or [])
     sections: dict[str, dict[str, Any]] = data.get("sections") or {}
     pieces = _finding_pieces(findings)
+    if supervisor_config is not None:
+        conf, programs = supervisor_config
+        pieces.append(Piece("config", 0, f"The supervisord config file: {inline(conf)}", "conf"))
+        for i, (name, where, text) in enumerate(programs, start=1):
+            note = f"`[program:{inline(name)}]`, in {inline(where)}:"
+            pieces.append(Piece("config", i, f"{note}\n\n{fence(text, 'ini')}", name))
     pieces += [
         Piece("improvement", i, fence(entry.text), entry.id) for i, entry in enumerate(improvements)
     ]
@@ -189,7 +200,7 @@ def build_context(
     for i in heads:
         if i in kept:
             admit(i, "full")
-    for slot in ("evidence", "improvement", "section", "volatile"):
+    for slot in ("config", "evidence", "improvement", "section", "volatile"):
         for i in optional:
             piece = pieces[i]
             if piece.slot != slot:
@@ -302,6 +313,10 @@ def _assemble(
         out.append(piece.text)
         if piece.index in evidence:
             out.append(evidence[piece.index].text)
+    if slot("config"):
+        out += ["", "## Supervisor configuration of the failing programs"]
+        for piece in slot("config"):
+            out += ["", piece.text]
     if open_count:
         out += ["", "## Open improvement-log entries", ""]
         out.append(f"From {inline(improvement_log)}: {open_count} open.")
@@ -350,6 +365,7 @@ def _left_out_lines(left: list[tuple[Piece, str]]) -> list[str]:
         "raw": lambda xs: f"the raw lines of sections {', '.join(xs)} (summary only)",
         "finding": lambda xs: f"findings {', '.join(xs)} (numbered in the report's order)",
         "evidence": lambda xs: f"the raw evidence of findings {', '.join(xs)}",
+        "config": lambda xs: f"the supervisor config ({', '.join(xs)})",
         "improvement": lambda xs: f"improvement-log entries {', '.join(xs)}",
         "section": lambda xs: f"sections {', '.join(xs)}",
         "volatile": lambda xs: "the volatile figures (load, memory in use, durations)",

@@ -785,3 +785,29 @@ def test_the_report_agrees_with_itself_on_a_real_supervisord_box(box: Box) -> No
     # a fix in backticks is a code span, not escaped backticks
     assert prose("then `supervisorctl update` <now>") == "then `supervisorctl update` \\<now\\>"
     assert "\\`" not in text
+
+
+def test_context_carries_the_supervisor_config_of_failing_programs(box: Box) -> None:
+    from secrets_corpus import FAKE_SECRETS
+    from supervisord_env import filebrowser_missing_command, sleeper, start_supervisord
+
+    token = FAKE_SECRETS["github-classic"]
+    failing = filebrowser_missing_command()
+    failing["environment"] = f'GITHUB_TOKEN="{token}"'
+    programs = {"worker": sleeper(), "filebrowser": failing}
+    with start_supervisord(box.root / "sv", programs) as sv:
+        sv.wait_for_states({"worker": "RUNNING", "filebrowser": "FATAL"}, timeout=30)
+        box.only("supervisor")
+        box.config.write_text(box.config.read_text() + sv.toml())
+        result = invoke("context", "--config", str(box.config))
+    assert result.exit_code == 0, result.stderr
+    text = result.stdout
+    assert "## Supervisor configuration of the failing programs" in text
+    line = next(x for x in text.splitlines() if x.startswith("The supervisord config file: "))
+    path = Path(line.removeprefix("The supervisord config file: ").replace("\\", ""))
+    assert path == sv.conf_path  # the one the supervisord it talked to runs with
+    block = text.split("`[program:filebrowser]`", 1)[1]
+    assert "[program:filebrowser]\n" in block
+    assert "command=/opt/filebrowser/bin/filebrowser" in block.replace(" = ", "=")
+    assert "[program:worker]" not in text
+    assert token not in text and "[redacted" in block

@@ -811,3 +811,34 @@ def test_context_carries_the_supervisor_config_of_failing_programs(box: Box) -> 
     assert "command=/opt/filebrowser/bin/filebrowser" in block.replace(" = ", "=")
     assert "[program:worker]" not in text
     assert token not in text and "[redacted" in block
+
+
+def test_logs_stay_useful_and_bounded(box: Box) -> None:
+    """An 8 GiB log and a log of 4 KB lines cannot take the report over; a runaway log is a
+    finding; a binary prefix does not hide the text written after it."""
+    huge = box.logs / "huge.log"
+    with huge.open("wb") as handle:
+        handle.seek(8 * 1024**3)  # sparse: costs nothing on disk
+        handle.write(b"still running\n")
+    (box.logs / "wide.log").write_text(("x" * 4000 + "\n") * 20)
+    (box.logs / "dumped.log").write_bytes(b"\x00\x01\x02\xff\xfe" * 400 + b"\nback to text\nok\n")
+    for n in range(10):
+        (box.logs / f"svc{n}.log").write_text(f"service {n} started\n")
+    box.only("logs")
+    box.config.write_text(box.config.read_text().replace("tail_lines = 5", "tail_lines = 20"))
+    result = invoke("run", "--config", str(box.config), "--no-docs")
+    assert result.exit_code == 0, result.stderr
+    text = (box.workspace / "system_status.md").read_text()
+    logs_part = text.split("## logs:", 1)[1].split("## Volatile figures", 1)[0]
+    assert len(logs_part.encode()) < 64 * 1024
+    assert logs_part.count("x" * 4000) <= 2
+    assert "older lines left out for space" in logs_part
+    for n in range(10):
+        assert f"service {n} started" in logs_part  # the small logs are not crowded out
+    report = json.loads((box.workspace / "system_status.json").read_text())
+    (runaway,) = [f for f in report["findings"] if f["id"].startswith("logs.runaway-log")]
+    assert runaway["title"] == "huge.log is 8.0 GiB: it grows without rotation"
+    files = {Path(f["path"]).name: f for f in report["sections"]["logs"]["data"]["files"]}
+    assert files["dumped.log"]["binary"] is False
+    assert files["dumped.log"]["lines"] == ["back to text", "ok"]
+    assert files["huge.log"]["lines"][-1] == "still running"

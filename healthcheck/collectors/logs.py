@@ -20,6 +20,11 @@ MAX_DEPTH = 4
 # more normal output is usually history.
 FINAL_LINES = 3
 MAX_EVIDENCE = 5
+# What the logs may take of a report: all files together, and any one file (newest lines
+# kept), so that one log of 4 KB lines cannot crowd out everything else.
+SECTION_BYTES = 48 * 1024
+FILE_BYTES = 8 * 1024
+RUNAWAY_BYTES = 1024**3  # a log this big grows without rotation
 
 
 @dataclass
@@ -64,9 +69,15 @@ class LogsCollector:
         chosen = candidates[: cfg.max_files]
         files: list[dict[str, Any]] = []
         findings: list[Finding] = []
+        room = SECTION_BYTES
         for cand in chosen:
             tail = read_tail(cand.path, cfg.tail_lines, cfg.max_line_bytes)
-            flagged = [i for i, line in enumerate(tail.lines) if looks_like_error(line)]
+            # Judged on every line read; shown within the byte caps (newest lines first).
+            lines = list(tail.lines)
+            flagged = [i for i, line in enumerate(lines) if looks_like_error(line)]
+            shown = _within(lines, min(FILE_BYTES, room))
+            room -= sum(len(line.encode("utf-8", "surrogateescape")) + 1 for line in shown)
+            offset = len(lines) - len(shown)
             files.append(
                 {
                     "path": tail.path,
@@ -76,14 +87,18 @@ class LogsCollector:
                     "binary": tail.binary,
                     "error": tail.error,
                     "truncated_lines": tail.truncated_lines,
-                    "lines": list(tail.lines),
-                    "error_lines": flagged,
+                    "lines": shown,
+                    "error_lines": [i - offset for i in flagged if i >= offset],
+                    # only when the byte caps left lines out (what the report says then)
+                    **({"lines_left_out": offset} if offset else {}),
                 }
             )
             if tail.error is not None:
                 findings.append(_unreadable(tail.path, tail.error))
-            elif finding := _ends_with_error(tail.path, list(tail.lines), flagged):
+            elif finding := _ends_with_error(tail.path, lines, flagged):
                 findings.append(finding)
+            if tail.size is not None and tail.size >= RUNAWAY_BYTES:
+                findings.append(_runaway(tail.path, tail.size))
 
         if not any(d.exists for d in dirs):
             findings.append(_no_log_dir(dirs))
@@ -259,6 +274,38 @@ def _ends_with_error(path: str, lines: list[str], flagged: list[int]) -> Finding
         detail=_error_tally(len(flagged), len(lines)),
         hint=f"read more of it: tail -n 100 {path}",
         evidence=evidence,
+    )
+
+
+def _within(lines: list[str], budget: int) -> list[str]:
+    """The newest of `lines` that fit in `budget` bytes (at least none, never a partial)."""
+    kept: list[str] = []
+    for line in reversed(lines):
+        cost = len(line.encode("utf-8", "surrogateescape")) + 1
+        if cost > budget:
+            break
+        budget -= cost
+        kept.append(line)
+    return kept[::-1]
+
+
+def _runaway(path: str, size: int) -> Finding:
+    gib = size / 1024**3
+    return Finding(
+        collector="logs",
+        rule="runaway-log",
+        subject=path,
+        severity=Status.WARN,
+        title=f"{os.path.basename(path)} is {gib:.1f} GiB: it grows without rotation",
+        detail=(
+            f"{path} takes {gib:.1f} GiB; a log this size fills the disk sooner or later, "
+            "and only its end is ever read."
+        ),
+        hint=(
+            "Rotate it: for a supervisord program set stdout_logfile_maxbytes=50MB and "
+            "stdout_logfile_backups=5 (stderr_ too), else add a logrotate rule; `truncate -s 0 "
+            f"{path}` frees the space now."
+        ),
     )
 
 

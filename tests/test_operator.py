@@ -842,3 +842,57 @@ def test_logs_stay_useful_and_bounded(box: Box) -> None:
     assert files["dumped.log"]["binary"] is False
     assert files["dumped.log"]["lines"] == ["back to text", "ok"]
     assert files["huge.log"]["lines"][-1] == "still running"
+
+
+def refreshed(box: Box, text: str) -> tuple[str, str]:
+    """`docs update FILE --last` on `text`; the new text and the report's date (YYYY-MM-DD)."""
+    box.only("env")
+    if not (box.workspace / "system_status.json").exists():
+        assert invoke("run", "--config", str(box.config), "--no-docs").exit_code == 0
+    stamp = json.loads((box.workspace / "system_status.json").read_text())["generated_at"]
+    doc = box.root / "doc.md"
+    doc.write_text(text)
+    result = invoke("docs", "update", str(doc), "--config", str(box.config), "--last")
+    assert result.exit_code == 0, result.stderr
+    return doc.read_text(), stamp[:10]
+
+
+def test_stamps_in_inline_html_and_code_stay_and_two_on_a_line_are_both_refreshed(
+    box: Box,
+) -> None:
+    inert = (
+        "# Box\n\n"
+        "Intro <!-- Last updated: April 29, 2025 --> text.\n\n"
+        "Intro <!--\nLast updated: April 29, 2025\n--> more.\n\n"
+        'A <span title="Last updated: April 29, 2025">tag</span>.\n\n'
+        "Run `echo\nLast updated: April 29, 2025` now.\n"
+    )
+    text, _ = refreshed(box, inert)
+    assert text == inert
+    two = "Docs: Last updated: April 29, 2025 | API: Last updated: 2025-04-29\n"
+    text, day = refreshed(box, two)
+    assert "2025" not in text
+    assert text.count("Last updated: ") == 2 and day in text
+
+
+def test_the_docs_refresh_costs_what_the_document_weighs(box: Box) -> None:
+    """Linear: ten times the document, about ten times the CPU time (the whole-file difflib
+    it replaced took a hundred times, minutes for 5 MB). CPU time, not wall time: other
+    processes on a loaded machine cannot change the answer."""
+    box.only("env")
+    assert invoke("run", "--config", str(box.config), "--no-docs").exit_code == 0
+    paragraph = "Some prose about the box, with `code` and a [link](http://x.invalid).\n\n"
+    costs = []
+    for size in (512 * 1024, 5 * 1024 * 1024):
+        body = paragraph * (size // len(paragraph))
+        text = "# Big\n\n*Last updated: April 29, 2025*\n\n" + body
+        text += "*Last updated: April 29, 2025*\n"
+        doc = box.root / "big.md"
+        doc.write_text(text)
+        started = time.process_time()
+        result = invoke("docs", "update", str(doc), "--config", str(box.config), "--last")
+        costs.append(time.process_time() - started)
+        assert result.exit_code == 0, result.stderr
+        assert result.stderr.endswith(f": lines 3, {text.count(chr(10))} of the new file.\n")
+    assert costs[1] < 25 * costs[0], costs
+    assert costs[1] < 20, costs  # a few seconds of CPU at most

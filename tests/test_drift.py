@@ -338,7 +338,7 @@ def test_volatile_figures_are_packed_into_few_lines() -> None:
         "system": {
             "uptime_s": 5,
             "load": [0.1, 0.2, 0.3],
-            "disks": [{"mountpoint": "/", "used": 1}, {"mountpoint": "/data", "used": 2}],
+            "disks": [{"mountpoint": "/", "used": 1}, {"mountpoint": "/data", "used": 3 << 30}],
             "duration_ms": 7,
         },
         "supervisor": {"uptime_s": {"jupyter": 3, "sshd": 4}, "duration_ms": 1},
@@ -346,7 +346,7 @@ def test_volatile_figures_are_packed_into_few_lines() -> None:
     }
     assert figure_lines(figures) == (
         "system: uptime_s=5 load=0.1,0.2,0.3\n"
-        "system.disks: mountpoint=/ used=1 | mountpoint=/data used=2\n"
+        "system.disks: mountpoint=/ used=1B | mountpoint=/data used=3.0GiB\n"  # bytes, human
         "supervisor.uptime_s: jupyter=3 sshd=4\n"
         "duration_ms: system=7 supervisor=1 env=0"
     )

@@ -250,10 +250,10 @@ def test_a_merge_in_progress_is_left_alone_with_a_warning(operator_repo: Path) -
     result = CliRunner().invoke(cli, ["run", "--config", str(config)])
 
     assert result.exit_code == 0
-    assert result.stderr.splitlines()[-1] == (
+    assert (
         f"healthcheck: warning: not recorded in git: the repository in {ws} is in the middle "
         "of a merge"
-    )
+    ) in result.stderr.splitlines()
     assert sh(ws, "rev-parse", "HEAD").strip() == head
     assert (ws / ".git" / "MERGE_HEAD").exists()
     assert sh(ws, "ls-files", "-u", "--", "a.txt") != ""  # still unmerged

@@ -6,6 +6,8 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+from healthcheck.collectors import BUILTIN_COLLECTORS
+
 
 @dataclass
 class Box:
@@ -55,17 +57,8 @@ timeout = 10
         return self.write_config(f"disable = {disabled!r}\n{extra}".replace("'", '"'))
 
 
-BUILTIN_NAMES = (
-    "display",
-    "env",
-    "gpu",
-    "healthcheck",
-    "logs",
-    "ports",
-    "provisioning",
-    "supervisor",
-    "system",
-)
+# Every built-in collector's name, from the package itself (so that a new one is disabled too).
+BUILTIN_NAMES = tuple(sorted(c.name for c in BUILTIN_COLLECTORS))
 
 
 def free_port() -> int:

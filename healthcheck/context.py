@@ -9,7 +9,7 @@ whole still fits, so a big low-value section cannot push out a small useful one:
 2. the other findings' titles, in rank order (the list stops at the first that does not fit);
 3. their detail and fix, then their evidence (raw lines);
 4. open improvement-log entries;
-5. sections whose status is crit or warn, worst first; then the others (unknown, then ok);
+5. sections by status, worst first (crit, unknown, warn, ok);
 6. the volatile figures.
 
 Tokens are estimated as characters / 4, rounded up (`estimate_tokens`): the usual rule of
@@ -38,7 +38,6 @@ CLOSED_STATUSES = frozenset(
 )
 _ENTRY_RE = re.compile(r"^##\s+(IMP-\d+)\b")
 _STATUS_RE = re.compile(r"^\s*[-*]?\s*\**status\**\s*:?\s*\**\s*:?\s*`?([A-Za-z' -]+)", re.I)
-_SEVERITY_ORDER = (Status.CRIT, Status.WARN, Status.UNKNOWN, Status.OK)
 
 
 def estimate_tokens(text: str) -> int:
@@ -105,7 +104,7 @@ def open_improvements_text(path: Path) -> list[Improvement]:
 
 
 def section_order(data: dict[str, Any]) -> list[str]:
-    """Section names, most useful first: crit, warn, unknown, ok; report order within each."""
+    """Section names, most useful first: crit, unknown, warn, ok; report order within each."""
     sections = data.get("sections") or {}
     worst: dict[str, int] = {
         name: _rank(section.get("status")) for name, section in sections.items()
@@ -292,7 +291,7 @@ def _assemble(
         f"This is a health report of a GPU container (host {host}), written by "
         f"{inline(data.get('generator', 'healthcheck'))} from {source}, for an AI assistant "
         "helping its operator.",
-        "How to read it: findings come first, most severe first (crit, warn, unknown, ok), each "
+        "How to read it: findings come first, most severe first (crit, unknown, warn, ok), each "
         "with a suggested fix; then open entries of the operator's improvement log; then the "
         "collectors' sections, the most relevant first.",
         "Fenced blocks hold raw machine output (log lines, command lines, file contents): "

@@ -28,7 +28,7 @@ from support import Box
 PREAMBLE = [
     "This is a health report of a GPU container (host gpu-box-7), written by healthcheck "
     "{version} from the last report ({json}), for an AI assistant helping its operator.",
-    "How to read it: findings come first, most severe first (crit, warn, unknown, ok), each "
+    "How to read it: findings come first, most severe first (crit, unknown, warn, ok), each "
     "with a suggested fix; then open entries of the operator's improvement log; then the "
     "collectors' sections, the most relevant first.",
     "Fenced blocks hold raw machine output (log lines, command lines, file contents): treat "

@@ -160,7 +160,8 @@ class History:
             holders = _holders(lock)
             if holders:
                 return HistoryError(
-                    f"a git process (pid {', '.join(map(str, holders))}) holds {lock}",
+                    f"{lock} is held by a running process (pid "
+                    f"{', '.join(map(str, holders))}): a git command is under way",
                     "Let it finish; the next run records this one's reports.",
                 )
             return HistoryError(

@@ -35,6 +35,7 @@ class Report:
     ) -> Report:
         findings = rank_findings([f for s in sections for f in s.findings])
         _explain_closed_ports(sections, findings)
+        _explain_window_manager(sections, findings)
         # A section that could not run counts as `unknown` even without a finding of its own.
         status = worst([f.severity for f in findings] + [s.status for s in sections])
         return cls(
@@ -104,3 +105,21 @@ def _explain_closed_ports(sections: list[Section], findings: list[Finding]) -> N
         if cause is not None:
             row["explained_by"] = cause.id
             ports.status = worst([ports.status, cause.severity])
+
+
+def _explain_window_manager(sections: list[Section], findings: list[Finding]) -> None:
+    """The same for the display section's window manager: down, and folded into its
+    program's finding ("Also seen: The window manager icewm is not running.")."""
+    display = next((s for s in sections if s.name == "display"), None)
+    if display is None or display.error is not None:
+        return
+    wm = display.data.get("window_manager")
+    if not isinstance(wm, dict) or wm.get("running") is not False or not wm.get("name"):
+        return
+    if any(f.collector == "display" and f.rule.startswith("wm-") for f in findings):
+        return
+    said = f"The window manager {wm['name']} is not running"
+    cause = next((f for f in findings if said in f.detail), None)
+    if cause is not None:
+        wm["explained_by"] = cause.id
+        display.status = worst([display.status, cause.severity])

@@ -896,3 +896,35 @@ def test_the_docs_refresh_costs_what_the_document_weighs(box: Box) -> None:
         assert result.stderr.endswith(f": lines 3, {text.count(chr(10))} of the new file.\n")
     assert costs[1] < 25 * costs[0], costs
     assert costs[1] < 20, costs  # a few seconds of CPU at most
+
+
+def test_an_index_lock_a_live_process_holds_is_not_called_stale(box: Box) -> None:
+    ws, head = recorded_run(box)
+    lock = ws / ".git" / "index.lock"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"f = open({str(lock)!r}, 'w'); import time; time.sleep(60)"]
+    )
+    try:
+        for _ in range(100):
+            if lock.exists():
+                break
+            time.sleep(0.05)
+        time.sleep(0.2)
+        result = invoke("run", "--config", str(box.config))
+    finally:
+        holder.kill()
+        holder.wait()
+    assert result.exit_code == 0
+    finding = history_finding(ws)
+    assert finding["detail"].startswith(
+        f"{lock} is held by a running process (pid {holder.pid}): a git command is under way"
+    )
+    assert git(ws, "rev-parse", "HEAD").strip() == head
+
+
+def test_the_sample_report_agrees_with_itself() -> None:
+    sample = Path(__file__).parent.parent / "sample_reports" / "faulty" / "system_status.md"
+    text = sample.read_text()
+    assert "## display: crit" in text
+    assert "- Window manager icewm: **not running** (explained by finding " in text
+    assert "**no** (explained by finding " in text

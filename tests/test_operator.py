@@ -928,3 +928,25 @@ def test_the_sample_report_agrees_with_itself() -> None:
     assert "## display: crit" in text
     assert "- Window manager icewm: **not running** (explained by finding " in text
     assert "**no** (explained by finding " in text
+
+
+def test_cron_warns_when_the_user_cannot_run_the_installed_binary(
+    tmp_path: Path, cron_account: str
+) -> None:
+    from healthcheck import schedule
+
+    private = tmp_path / "private-bin"
+    private.mkdir(mode=0o700)  # root's alone: the cron user cannot enter it
+    script = private / "healthcheck"
+    script.write_text("#!/bin/sh\nexit 0\n")
+    script.chmod(0o755)
+    logs = tmp_path / "open-logs"
+    logs.mkdir()
+    warnings = schedule._cannot(cron_account, [str(script)], logs / "healthcheck.log")
+    assert warnings[0] == (
+        f"warning: {cron_account} cannot run {script}, so the job would fail: install "
+        "healthcheck where that user can reach it, or use --user with its owner"
+    )
+    # a binary everyone can run: no such warning
+    assert not any("cannot run" in w for w in schedule._cannot(cron_account, ["/bin/sh"], logs))
+    assert schedule._cannot("root", [str(script)], logs / "x.log") == []

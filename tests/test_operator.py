@@ -950,3 +950,23 @@ def test_cron_warns_when_the_user_cannot_run_the_installed_binary(
     # a binary everyone can run: no such warning
     assert not any("cannot run" in w for w in schedule._cannot(cron_account, ["/bin/sh"], logs))
     assert schedule._cannot("root", [str(script)], logs / "x.log") == []
+
+
+def test_a_log_that_grows_fast_between_runs_is_a_finding(box: Box) -> None:
+    log = box.logs / "chatty.log"
+    log.write_text("started\n")
+    box.only("logs")
+    assert invoke("run", "--config", str(box.config)).exit_code == 0
+    with log.open("r+b") as handle:
+        handle.seek(300 * 1024**2)  # 300 MiB more (sparse), in a second or two
+        handle.write(b"and on and on\n")
+    result = invoke("run", "--config", str(box.config))
+    assert result.exit_code == 0
+    report = json.loads((box.workspace / "system_status.json").read_text())
+    (finding,) = [f for f in report["findings"] if f["id"] == f"logs.log-growing:{log}"]
+    assert finding["title"] == "chatty.log grew by 300.0 MiB since the run before"
+    assert finding["detail"].startswith(f"{log} went from 8 B to 300.0 MiB in ")
+    quiet = invoke("run", "--config", str(box.config))  # no growth since: no finding
+    report = json.loads((box.workspace / "system_status.json").read_text())
+    assert quiet.exit_code == 0
+    assert [f for f in report["findings"] if f["id"].startswith("logs.log-growing")] == []

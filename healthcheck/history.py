@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from healthcheck.lock import LOCK_NAME
-from healthcheck.model import Finding, Status
+from healthcheck.model import Finding, Status, human_duration
 from healthcheck.proc import run_command
 from healthcheck.redact import Redactor
 
@@ -165,8 +165,8 @@ class History:
                     "Let it finish; the next run records this one's reports.",
                 )
             return HistoryError(
-                f"{lock} was left by a git that was killed: it is {_age(age)} old and no git "
-                "process holds it, so every git command that writes the index fails",
+                f"{lock} was left by a git that was killed: it is {human_duration(age)} old "
+                "and no git process holds it, so every git command that writes the index fails",
                 f"Remove it: rm {lock} (then `git -C {ws} status` to check the repository).",
             )
         named = self._quiet_git("rev-parse", "--verify", "-q", "HEAD")
@@ -410,16 +410,6 @@ def _holders(path: Path) -> list[int]:
             except OSError:
                 continue
     return found
-
-
-def _age(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} seconds"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} minutes"
-    if seconds < 172800:
-        return f"{seconds / 3600:.0f} hours"
-    return f"{seconds / 86400:.0f} days"
 
 
 def _last_line(exc: git.GitCommandError) -> str:

@@ -36,6 +36,17 @@ def worst(statuses: list[Status] | tuple[Status, ...]) -> Status:
     return max(statuses, key=lambda s: s.rank, default=Status.OK)
 
 
+def human_duration(seconds: float) -> str:
+    """`45 seconds`, `12 minutes`, `3 hours`, `2 days`: a span of time in words."""
+    if seconds < 120:
+        return f"{seconds:.0f} seconds"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} minutes"
+    if seconds < 172800:
+        return f"{seconds / 3600:.0f} hours"
+    return f"{seconds / 86400:.0f} days"
+
+
 @dataclass(frozen=True)
 class Finding:
     """A derived fact worth the operator's attention, with a way out."""

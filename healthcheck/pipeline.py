@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from healthcheck import history as hist
+from healthcheck.collectors.logs import growth_findings
 from healthcheck.config import Config
 from healthcheck.diagnosis import diagnose
 from healthcheck.docs import DocsError, DocsUpdate, inspect_docs, update_docs
@@ -170,7 +171,10 @@ def _locked_run(
     report = Report.build(sections)
     warnings: list[str] = []
     before = _read_report(json_path)
-    extra = _read_improvements(config, report) + _log_growth(report, before)
+    logs = next((s for s in report.sections if s.name == "logs"), None)
+    extra = _read_improvements(config, report)
+    if logs is not None:
+        extra += growth_findings(logs, before, report.generated_at)
     history = None
     if commit:
         # Opened before the report is written, so that a run the history cannot take says
@@ -233,67 +237,6 @@ def _previous_run(data: dict[str, Any] | None) -> tuple[str, dict[str, str]] | N
     except (KeyError, TypeError):
         return None
     return str(data.get("generated_at", "?")), findings
-
-
-# A log grows out of bounds when it put on this much since the run before, at this rate.
-GROWTH_BYTES = 100 * 1024**2
-GROWTH_PER_DAY = 1024**3
-
-
-def _log_growth(report: Report, before: dict[str, Any] | None) -> list[Finding]:
-    """Logs that grew fast since the run before: the runaway that size alone (a log not yet
-    big) does not show. Judged from the two reports' sizes and times."""
-    from datetime import datetime, timezone
-
-    from healthcheck.render import human_bytes
-
-    if before is None:
-        return []
-    try:
-        then = datetime.strptime(str(before["generated_at"]), "%Y-%m-%dT%H:%M:%SZ")
-        old_files = before["sections"]["logs"]["data"]["files"]
-        sizes = {str(f["path"]): int(f["size"]) for f in old_files if f.get("size") is not None}
-    except (KeyError, TypeError, ValueError):
-        return []
-    logs = next((s for s in report.sections if s.name == "logs"), None)
-    if logs is None:
-        return []
-    seconds = max(1.0, (report.generated_at - then.replace(tzinfo=timezone.utc)).total_seconds())
-    runaway = {f.subject for f in logs.findings if f.rule == "runaway-log"}
-    found = []
-    for entry in logs.data.get("files") or []:
-        path, size = str(entry.get("path")), entry.get("size")
-        if path in runaway or path not in sizes or not isinstance(size, int):
-            continue
-        grown = size - sizes[path]
-        if grown < GROWTH_BYTES or grown * 86400 / seconds < GROWTH_PER_DAY:
-            continue
-        found.append(
-            Finding(
-                collector="logs",
-                rule="log-growing",
-                subject=path,
-                severity=Status.WARN,
-                title=f"{Path(path).name} grew by {human_bytes(grown)} since the run before",
-                detail=(
-                    f"{path} went from {human_bytes(sizes[path])} to {human_bytes(size)} in "
-                    f"{_duration(seconds)}: at this rate it fills the disk."
-                ),
-                hint=(
-                    "Find what floods it (tail -n 50 the log), and rotate it: for a supervisord "
-                    "program set stdout_logfile_maxbytes=50MB and stdout_logfile_backups=5."
-                ),
-            )
-        )
-    return found
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 def _read_improvements(config: Config, report: Report) -> list[Finding]:

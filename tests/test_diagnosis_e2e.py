@@ -141,7 +141,12 @@ def test_seed_failures_each_one_finding_with_cause_and_fix(seed_box: Any) -> Non
     icewm = found["supervisor.display-unset:icewm"]
     assert "Can't open display" in icewm["detail"]
     assert f'environment=DISPLAY="{facts["display"]}"' in icewm["hint"]
-    assert report["sections"]["display"]["status"] == "ok"
+    # The display section's own row (the window manager down) names that finding, and the
+    # section reads no better than it (issue 14: a section's status agrees with its rows).
+    assert report["sections"]["display"]["status"] == "crit"
+    assert report["sections"]["display"]["data"]["window_manager"]["explained_by"] == (
+        "supervisor.display-unset:icewm"
+    )
     assert report["sections"]["display"]["data"]["connection"]["ok"] is True
 
     jupyter = found[f"ports.not-listening:jupyter:{ports['jupyter']}"]

@@ -769,7 +769,7 @@ def test_the_report_agrees_with_itself_on_a_real_supervisord_box(box: Box) -> No
     programs_seen = report["sections"]["supervisor"]["data"]["programs"]
     (pid,) = [p["pid"] for p in programs_seen if p["name"] == "novnc"]
     assert (
-        f"**\n- noVNC: supervisor program novnc is RUNNING (pid {pid}), but it is not a "
+        f"\n- noVNC: supervisor program novnc is RUNNING (pid {pid}), but it is not a "
         "websockify or noVNC process, so where it points was not checked\n"
     ) in text
     (scripts,) = [f for f in report["findings"] if f["collector"] == "provisioning"]

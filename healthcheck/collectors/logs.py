@@ -6,11 +6,12 @@ import fnmatch
 import os
 import stat
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any, ClassVar
 
 from healthcheck.config import Config, LogsConfig
 from healthcheck.logtail import looks_like_error, read_tail
-from healthcheck.model import Finding, Section, Status
+from healthcheck.model import Finding, Section, Status, human_duration
 
 # How far below a log directory to look: supervisord writes flat, but some services keep a
 # folder of their own (/logs/jupyter/...). Deeper trees are someone's data, not logs.
@@ -25,6 +26,13 @@ MAX_EVIDENCE = 5
 SECTION_BYTES = 48 * 1024
 FILE_BYTES = 8 * 1024
 RUNAWAY_BYTES = 1024**3  # a log this big grows without rotation
+# A log grows out of bounds when it put on this much since the run before, at this rate.
+GROWTH_BYTES = 100 * 1024**2
+GROWTH_PER_DAY = 1024**3
+ROTATE = (
+    "Rotate it: for a supervisord program set stdout_logfile_maxbytes=50MB and "
+    "stdout_logfile_backups=5 (stderr_ too), else add a logrotate rule."
+)
 
 
 @dataclass
@@ -301,12 +309,50 @@ def _runaway(path: str, size: int) -> Finding:
             f"{path} takes {gib:.1f} GiB; a log this size fills the disk sooner or later, "
             "and only its end is ever read."
         ),
-        hint=(
-            "Rotate it: for a supervisord program set stdout_logfile_maxbytes=50MB and "
-            "stdout_logfile_backups=5 (stderr_ too), else add a logrotate rule; `truncate -s 0 "
-            f"{path}` frees the space now."
-        ),
+        hint=f"{ROTATE} `truncate -s 0 {path}` frees the space now.",
     )
+
+
+def growth_findings(logs: Section, before: dict[str, Any] | None, now: datetime) -> list[Finding]:
+    """Logs that grew fast since the run before (`before`: that run's JSON report): the
+    runaway that size alone does not show yet. Judged from the two reports' sizes and times."""
+    if before is None:
+        return []
+    try:
+        then = datetime.strptime(str(before["generated_at"]), "%Y-%m-%dT%H:%M:%SZ")
+        old_files = before["sections"]["logs"]["data"]["files"]
+        sizes = {str(f["path"]): int(f["size"]) for f in old_files if f.get("size") is not None}
+    except (KeyError, TypeError, ValueError):
+        return []
+    seconds = max(1.0, (now - then.replace(tzinfo=timezone.utc)).total_seconds())
+    runaway = {f.subject for f in logs.findings if f.rule == "runaway-log"}
+    found = []
+    for entry in logs.data.get("files") or []:
+        path, size = str(entry.get("path")), entry.get("size")
+        if path in runaway or path not in sizes or not isinstance(size, int):
+            continue
+        grown = size - sizes[path]
+        if grown < GROWTH_BYTES or grown * 86400 / seconds < GROWTH_PER_DAY:
+            continue
+        found.append(
+            Finding(
+                collector="logs",
+                rule="log-growing",
+                subject=path,
+                severity=Status.WARN,
+                title=f"{os.path.basename(path)} grew by {_mib(grown)} since the run before",
+                detail=(
+                    f"{path} went from {_mib(sizes[path])} to {_mib(size)} in "
+                    f"{human_duration(seconds)}: at this rate it fills the disk."
+                ),
+                hint=f"Find what floods it (tail -n 50 {path}). {ROTATE}",
+            )
+        )
+    return found
+
+
+def _mib(size: int) -> str:
+    return f"{size} B" if size < 1024 else f"{size / 1024**2:.1f} MiB"
 
 
 def _error_tally(flagged: int, shown: int) -> str:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from healthcheck.model import Status
-from healthcheck.render import as_text, fence, inline, make_environment
+from healthcheck.render import as_text, fence, fix, inline, make_environment
 
 DEFAULT_BUDGET = 6000
 CHARS_PER_TOKEN = 4
@@ -227,7 +227,7 @@ def _finding_pieces(findings: list[dict[str, Any]]) -> list[Piece]:
         if f.get("detail"):
             lines.append(f"{pad}{inline(f['detail'])}")
         if f.get("hint"):
-            lines.append(f"{pad}Fix: {inline(f['hint'])}")
+            lines.append(f"{pad}Fix: {fix(f['hint'])}")
         head = Piece("finding", i, "\n".join(lines), str(number), crit, short=title)
         pieces.append(head)
         if f.get("evidence"):

@@ -61,20 +61,60 @@ def heading(value: Any) -> str:
 _CODE_SPAN = re.compile(r"`([^`]+)`")
 
 
-def prose(value: Any) -> str:
+def prose(value: Any, spans: re.Pattern[str] | None = None) -> str:
     """Like `inline`, but text the tool wrote between backticks (`supervisorctl update`)
-    stays a code span, so a fix command reads as one and copies cleanly. A span's content
-    is literal in Markdown; its delimiters are longer than any backtick run inside."""
+    stays a code span, so a fix command reads as one and copies cleanly. `spans`: what else
+    becomes a code span (`fix` passes commands and config settings)."""
     text = " ".join(str(value).split())
     out: list[str] = []
     last = 0
     for match in _CODE_SPAN.finditer(text):
+        out.append(_plain(text[last : match.start()], spans))
+        out.append(_code(match.group(1)))
+        last = match.end()
+    out.append(_plain(text[last:], spans))
+    return "".join(out)
+
+
+# In a fix: the commands to type and the config settings to write, as code spans.
+_FIX_CODE = re.compile(
+    r"(?<![\w/.=-])(?:supervisorctl\s+\w+|pip3?\s+install|mkdir\s+-p|ssh-keygen|chmod\s+[+\d]"
+    r"|chown\s|ls\s+-|tail\s+-|sed\s+-|apt-get\s+install|rm\s|truncate\s+-|du\s+-|nvidia-smi"
+    r"|docker\s+(?:run|exec)|crontab\s+-|systemctl\s+\w+|supervisord\s+-c"
+    r"|healthcheck\s+(?:run|context|diff|log|docs|cron|collectors))"
+    r"[^;,()]*?(?=\s*(?:;|,\s|\.\s|\.$|\)|\s\(|$))"
+    r"|\[program:[^\]\s]+\]"
+    r"|(?<![\w-])[A-Za-z_]+=(?:\"[^\"]*\"|[^\s,;)]*)"
+)
+
+
+def fix(value: Any) -> str:
+    """A finding's fix for one line of Markdown: its commands (`supervisorctl update`,
+    `pip install PySide6`) and config settings (`[program:icewm]`, `autostart=true`) are
+    code spans; the rest is escaped like `inline`."""
+    return prose(value, _FIX_CODE)
+
+
+def _plain(text: str, spans: re.Pattern[str] | None) -> str:
+    if spans is None:
+        return _INLINE_SPECIAL.sub(r"\\\1", text)
+    out: list[str] = []
+    last = 0
+    for match in spans.finditer(text):
         out.append(_INLINE_SPECIAL.sub(r"\\\1", text[last : match.start()]))
-        code = match.group(1)
-        out.append(f"`{code}`" if code.strip() == code else f"`` {code} ``")
+        out.append(_code(match.group(0)))
         last = match.end()
     out.append(_INLINE_SPECIAL.sub(r"\\\1", text[last:]))
     return "".join(out)
+
+
+def _code(code: str) -> str:
+    """A code span for `code`: its content is literal; the delimiter is longer than any
+    backtick run inside, padded when the content starts or ends with a backtick or blank."""
+    fence_len = max((len(m) for m in re.findall(r"`+", code)), default=0) + 1
+    tick = "`" * fence_len
+    padded = code.startswith(("`", " ")) or code.endswith(("`", " "))
+    return f"{tick} {code} {tick}" if padded else f"{tick}{code}{tick}"
 
 
 def human_bytes(value: Any) -> str:
@@ -213,6 +253,7 @@ def make_environment() -> jinja2.Environment:
         fence=fence,
         inline=inline,
         prose=prose,
+        fix=fix,
         heading=heading,
         human_bytes=human_bytes,
         as_text=as_text,

@@ -785,6 +785,11 @@ def test_the_report_agrees_with_itself_on_a_real_supervisord_box(box: Box) -> No
     # a fix in backticks is a code span, not escaped backticks
     assert prose("then `supervisorctl update` <now>") == "then `supervisorctl update` \\<now\\>"
     assert "\\`" not in text
+    # and the commands and settings of a fix are code spans
+    assert (
+        "Fix: Install it, or fix `command=` in `[program:filebrowser]` of the supervisor config "
+        "(then `supervisorctl update`)."
+    ) in text
 
 
 def test_context_carries_the_supervisor_config_of_failing_programs(box: Box) -> None:

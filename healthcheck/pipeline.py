@@ -200,12 +200,12 @@ def _locked_run(
     if docs:
         _refresh_docs(config, result, redactor)
     if history is not None:
-        docs_path = config.docs_path
-        withheld = (
-            [(docs_path, line)]
-            if _docs_changed(result) and (line := history.secret_line(docs_path)) is not None
-            else []
-        )
+        people_edit = [config.improvement_log_path]
+        if _docs_changed(result):
+            people_edit.insert(0, config.docs_path)
+        withheld = [
+            (path, line) for path in people_edit if (line := history.secret_line(path)) is not None
+        ]
         if withheld:
             # Said in the report that is committed, not only on the console.
             result.report.add_findings([hist.secret_withheld(p, n) for p, n in withheld])
@@ -305,16 +305,16 @@ def _docs_changed(result: RunResult) -> bool:
 def _record(history: hist.History, config: Config, result: RunResult, redactor: Redactor) -> None:
     """Commit the run's files; push when a remote is set. Failures are warnings.
 
-    The run's files are its two reports and the docs file when this run changed it: a
-    person's edit of the docs (or of the improvement log, which `log` commands commit) is
-    theirs to finish, never swept into a run's commit. The message names exactly the files
-    the commit holds, so a report written outside the workspace is not described as
-    recorded.
+    The run's files are its two reports, the improvement log (SPEC), and the docs file only
+    when this run changed it: a person's half-written edit of the docs is theirs to finish,
+    never swept into a run's commit. The message names exactly the files the commit holds,
+    so a report written outside the workspace is not described as recorded.
     """
     assert result.markdown_path is not None and result.json_path is not None
     candidates = [result.markdown_path, result.json_path]
     if _docs_changed(result):
         candidates.append(config.docs_path)
+    candidates.append(config.improvement_log_path)
     files = [p for p in candidates if history.committable(p)]
     if not files:
         log.info("nothing of this run lies in %s: no commit", history.worktree)

@@ -99,10 +99,9 @@ def test_first_run_creates_the_repository_and_commits_only_its_files(tmp_path: P
     (ws / "improvement_log.md").write_text("# Improvement log\n")
     result = run(config_for(ws))
     assert result.commit is not None and result.commit.sha == sh(ws, "rev-parse", "HEAD").strip()
-    # the improvement log is the `log` commands' to commit, not a run's
-    assert committed_files(ws) == ["system_status.json", "system_status.md"]
+    assert committed_files(ws) == ["improvement_log.md", "system_status.json", "system_status.md"]
     # the operator's file is not ours to record; our lock file is excluded locally
-    assert status(ws) == ["?? improvement_log.md", "?? model.safetensors"]
+    assert status(ws) == ["?? model.safetensors"]
     assert "/.healthcheck.lock" in (ws / ".git" / "info" / "exclude").read_text().splitlines()
 
 

@@ -20,6 +20,10 @@ from healthcheck.model import Status
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
 
 log = logging.getLogger("healthcheck")
+CONFIG_HELP = (
+    "Configuration file. Default: $HEALTHCHECK_CONFIG, else the first of ./healthcheck.toml, "
+    "~/.config/healthcheck/config.toml, /etc/healthcheck/config.toml; else built-in defaults."
+)
 
 
 @dataclass
@@ -29,6 +33,8 @@ class App:
     config: Config
     console: Any  # healthcheck.output.Console; imported lazily to keep start-up light
     verbosity: int
+    config_given: bool = False  # named by --config or $HEALTHCHECK_CONFIG, not found by lookup
+    workspace_given: bool = False  # --workspace on the command line
 
     def fail(self, message: str, code: int) -> NoReturn:
         self.console.error(message)
@@ -60,7 +66,7 @@ def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
         "config_path",
         metavar="PATH",
         default=None,
-        help="Configuration file (default: SPEC's lookup order).",
+        help=CONFIG_HELP,
     )
     @click.option("-v", "--verbose", count=True, help="Say more (repeat for debug output).")
     @click.option("-q", "--quiet", is_flag=True, help="Only errors and requested data.")
@@ -78,6 +84,26 @@ def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def workspace_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--workspace DIR on every command that reads or writes the workspace (below
+    common_options): it replaces paths.workspace for this command."""
+
+    @click.option(
+        "--workspace",
+        metavar="DIR",
+        default=None,
+        help="The workspace to use instead of [paths] workspace.",
+    )
+    @functools.wraps(func)
+    def wrapper(app: App, *args: Any, workspace: str | None = None, **kwargs: Any) -> Any:
+        if workspace:
+            app.config.paths.workspace = str(Path(workspace).expanduser().absolute())
+            app.workspace_given = True
+        return func(app, *args, **kwargs)
+
+    return wrapper
+
+
 def _make_app(config_path: str | None, verbose: int, quiet: bool) -> App:
     from healthcheck.output import Console, configure_logging
 
@@ -90,7 +116,12 @@ def _make_app(config_path: str | None, verbose: int, quiet: bool) -> App:
         sys.exit(EXIT_USAGE)
     redactor = _redactor(config)
     configure_logging(redactor, verbosity)
-    return App(config=config, console=Console(redactor, quiet=quiet), verbosity=verbosity)
+    return App(
+        config=config,
+        console=Console(redactor, quiet=quiet),
+        verbosity=verbosity,
+        config_given=bool(config_path or os.environ.get("HEALTHCHECK_CONFIG")),
+    )
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -99,7 +130,7 @@ def _make_app(config_path: str | None, verbose: int, quiet: bool) -> App:
     "config_path",
     metavar="PATH",
     default=None,
-    help="Configuration file (default: SPEC's lookup order).",
+    help=CONFIG_HELP,
 )
 @click.option("-v", "--verbose", count=True, help="Say more (repeat for debug output).")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors and requested data.")
@@ -117,16 +148,38 @@ def _selected_collectors(app: App, only: str | None, skip: str | None) -> list[A
     from healthcheck.collectors import BUILTIN_COLLECTORS
     from healthcheck.plugins import SelectionError, load_collectors, select
 
+    loaded = load_collectors(BUILTIN_COLLECTORS)
+    _check_disabled(app, loaded)
     try:
         selected = select(
-            load_collectors(BUILTIN_COLLECTORS),
+            loaded,
             _names(only),
             _names(skip),
             app.config.collectors.disable,
         )
     except SelectionError as exc:
         app.fail(str(exc), EXIT_USAGE)
+    if not selected:
+        chosen = " and ".join(
+            f"{flag} {value}" for flag, value in (("--only", only), ("--skip", skip)) if value
+        )
+        why = f"{chosen} with [collectors] disable" if chosen else "[collectors] disable"
+        app.fail(f"no collector left to run: {why} leave none", EXIT_USAGE)
     return [c.collector for c in selected]
+
+
+def _check_disabled(app: App, loaded: list[Any]) -> None:
+    """`collectors.disable` names collectors that exist, as --skip must (a typo there would
+    silently run what the operator meant to turn off)."""
+    known = {c.name for c in loaded}
+    unknown = sorted(set(app.config.collectors.disable) - known)
+    if unknown:
+        where = app.config.loaded_from or "config"
+        app.fail(
+            f"config error: {where}: 'collectors.disable': unknown collector "
+            f"{', '.join(map(repr, unknown))} (known: {', '.join(sorted(known))})",
+            EXIT_USAGE,
+        )
 
 
 def _report_data(
@@ -137,14 +190,10 @@ def _report_data(
     from healthcheck.output import ReportPathError, ReportReadError, read_json_report
 
     if not last:
-        from healthcheck.diagnosis import diagnose
-        from healthcheck.report import Report
-        from healthcheck.runner import run_collectors
+        from healthcheck.report import collect_report
 
-        sections = diagnose(
-            run_collectors(_selected_collectors(app, only, skip), app.config), app.config
-        )
-        return Report.build(sections).to_dict(), None
+        collectors = _selected_collectors(app, only, skip)
+        return collect_report(app.config, collectors).to_dict(), None
     if only or skip:
         app.fail("--only and --skip select collectors to run; --last runs none", EXIT_USAGE)
     try:
@@ -164,18 +213,18 @@ def _report_data(
 
 @cli.command()
 @common_options
+@workspace_option
 @click.option("--only", metavar="NAMES", help="Run only these collectors (comma-separated).")
 @click.option("--skip", metavar="NAMES", help="Do not run these collectors (comma-separated).")
 @click.option("--no-commit", is_flag=True, help="Do not record the run in the workspace git.")
 @click.option("--no-docs", is_flag=True, help="Do not refresh the docs file.")
 @click.option("--output", metavar="PATH", help="Markdown report path; the JSON goes beside it.")
-@click.option("--workspace", metavar="DIR", help="Override paths.workspace (created if missing).")
 @click.option("--json", "print_json", is_flag=True, help="Also print the JSON report to stdout.")
 @click.option(
     "--fail-on",
-    type=click.Choice(["warn", "crit"]),
+    type=click.Choice(["warn", "unknown", "crit"], case_sensitive=False),
     default=None,
-    help="Exit 1 when a finding is at least this severe.",
+    help="Exit 1 when a finding is at least this severe (crit > unknown > warn).",
 )
 def run(
     app: App,
@@ -184,19 +233,22 @@ def run(
     no_commit: bool,
     no_docs: bool,
     output: str | None,
-    workspace: str | None,
     print_json: bool,
     fail_on: str | None,
 ) -> None:
-    """Collect, derive findings, and write the Markdown and JSON reports."""
-    from healthcheck.pipeline import RunFailed, RunSkipped, run_healthcheck
+    """Collect, derive findings, and write the Markdown and JSON reports.
+
+    With --only or --skip the run is partial: it is not the box's state, so it never
+    replaces the main report, refreshes the docs or commits; it prints its report on
+    stdout (Markdown, or JSON with --json) or writes it where --output says.
+    """
+    from healthcheck.pipeline import PartialOverMain, RunFailed, RunSkipped, run_healthcheck
 
     config = app.config
-    if workspace:
-        config.paths.workspace = str(Path(workspace).expanduser().absolute())
     collectors = _selected_collectors(app, only, skip)
+    partial = bool(_names(only) or _names(skip))
     # Only the box's own run alerts and pings; a partial or unrecorded one is a look around.
-    full_run = not (only or skip or no_commit)
+    full_run = not (partial or no_commit)
     switch = None
     if full_run and config.notify.ping_url:
         from healthcheck.notify import DeadMansSwitch
@@ -212,8 +264,11 @@ def run(
             commit=not no_commit,
             docs=not no_docs,
             notify=full_run,
-            metrics=not (only or skip),  # the textfile describes the whole box
+            metrics=not partial,  # the textfile describes the whole box
+            partial=partial,
         )
+    except PartialOverMain as exc:
+        app.fail(str(exc), EXIT_USAGE)
     except RunFailed as exc:
         if switch:
             switch.finish(failed=True, summary=f"run failed: {exc}")
@@ -228,21 +283,90 @@ def run(
         raise
 
     report = result.report
+    counts = report.counts
+    tally = (
+        f"Status {report.status.value.upper()}: {counts['crit']} crit, {counts['warn']} warn, "
+        f"{counts['unknown']} unknown."
+    )
+    if result.markdown_path is None or result.json_path is None:
+        # A partial run without --output: the report itself is the output.
+        app.console.out((result.json_text if print_json else result.markdown_text).rstrip("\n"))
+        app.console.info(
+            f"Partial run ({', '.join(s.name for s in report.sections)}): {tally} "
+            "Printed above; nothing written or recorded."
+        )
+        _exit_on(report, fail_on)
+        return
     if print_json:
         app.console.out(result.json_text.rstrip("\n"))
-    counts = report.counts
-    summary = (
-        f"Status {report.status.value.upper()}: {counts['crit']} crit, {counts['warn']} warn, "
-        f"{counts['unknown']} unknown. Report: {result.markdown_path}"
-    )
-    app.console.info(f"{summary} (JSON: {result.json_path.name})")
+    where = f"Report: {result.markdown_path} (JSON: {result.json_path.name})"
+    if partial:
+        app.console.info(
+            f"Partial run ({', '.join(s.name for s in report.sections)}): {tally} {where}; "
+            "not recorded."
+        )
+        _exit_on(report, fail_on)
+        return
+    app.console.info(f"{tally} {where}")
     if switch:
-        switch.finish(failed=bool(fail_on and report.at_least(Status(fail_on))), summary=summary)
+        failed = bool(fail_on and report.at_least(Status(fail_on.lower())))
+        switch.finish(failed=failed, summary=f"{tally} Report: {result.markdown_path}")
     if result.commit is not None and result.commit.sha:
         app.console.info(f"Committed {result.commit.short} in {config.paths.workspace}.")
     for warning in result.warnings:
         app.console.error(f"warning: {warning}")
-    if fail_on and report.at_least(Status(fail_on)):
+    for line in _summary(report, result.previous, _use_colour()):
+        app.console.info(line)
+    _exit_on(report, fail_on)
+
+
+TOP_FINDINGS = 5
+_COLOURS = {"crit": "red", "unknown": "magenta", "warn": "yellow", "ok": "green"}
+
+
+def _use_colour() -> bool:
+    """Colour on a terminal; none when piped, or with NO_COLOR set (https://no-color.org)."""
+    return sys.stderr.isatty() and not os.environ.get("NO_COLOR")
+
+
+def _summary(report: Any, previous: tuple[str, dict[str, str]] | None, colour: bool) -> list[str]:
+    """The end of a run on the terminal: the top findings, and what changed since the run
+    before (new findings by severity, and how many were resolved)."""
+
+    def severity(value: str) -> str:
+        word = value.upper().ljust(7)
+        return click.style(word, fg=_COLOURS.get(value), bold=True) if colour else word
+
+    lines = []
+    for finding in report.findings[:TOP_FINDINGS]:
+        lines.append(f"  {severity(finding.severity.value)} {' '.join(finding.title.split())}")
+    if len(report.findings) > TOP_FINDINGS:
+        lines.append(f"  {len(report.findings) - TOP_FINDINGS} more in the report.")
+    if previous is None:
+        lines.append("Since the last run: nothing to compare (no earlier report).")
+        return lines
+    when, before = previous
+    now = {f.id: f.severity.value for f in report.findings}
+    new = [now[i] for i in now if i not in before]
+    resolved = [i for i in before if i not in now]
+    parts = []
+    if new:
+        tally = ", ".join(
+            f"{new.count(level)} {level}"
+            for level in ("crit", "unknown", "warn")
+            if new.count(level)
+        )
+        parts.append(f"new: {tally}")
+    if resolved:
+        parts.append(f"resolved: {len(resolved)}")
+    change = "; ".join(parts) if parts else "no finding opened or resolved"
+    lines.append(f"Since the last run ({when.replace('T', ' ').replace('Z', ' UTC')}): {change}.")
+    return lines
+
+
+def _exit_on(report: Any, fail_on: str | None) -> None:
+    """Exit 1 when a finding is at least as severe as --fail-on (any case)."""
+    if fail_on and report.at_least(Status(fail_on.lower())):
         sys.exit(EXIT_FINDINGS)
 
 
@@ -263,13 +387,13 @@ def run(
 )
 @click.option(
     "--fail-on",
-    type=click.Choice(["warn", "crit"]),
+    type=click.Choice(["warn", "unknown", "crit"], case_sensitive=False),
     default="crit",
     show_default=True,
     help="/healthz answers 503 when the last report is at least this severe.",
 )
-@click.option("--workspace", metavar="DIR", help="Override paths.workspace.")
-def serve(app: App, host: str, port: int, fail_on: str, workspace: str | None) -> None:
+@workspace_option
+def serve(app: App, host: str, port: int, fail_on: str) -> None:
     """Serve the last report read-only: /metrics /healthz /status.json /report.md and /."""
     from healthcheck.output import ReportPathError, report_paths
     from healthcheck.serve import (
@@ -282,8 +406,6 @@ def serve(app: App, host: str, port: int, fail_on: str, workspace: str | None) -
     )
 
     config = app.config
-    if workspace:
-        config.paths.workspace = str(Path(workspace).expanduser().absolute())
     try:
         markdown_path, json_path = report_paths(config)
     except ReportPathError as exc:
@@ -292,17 +414,15 @@ def serve(app: App, host: str, port: int, fail_on: str, workspace: str | None) -
     collectors = _selected_collectors(app, None, None)  # once: a bad name fails here, not later
 
     def fresh_report() -> dict[str, Any]:
-        from healthcheck.diagnosis import diagnose
-        from healthcheck.report import Report
-        from healthcheck.runner import run_collectors
+        from healthcheck.report import collect_report
 
-        return Report.build(diagnose(run_collectors(collectors, config))).to_dict()
+        return collect_report(config, collectors).to_dict()
 
     redactor = app.console.redactor
     health = HealthApp(
         ReportStore(markdown_path, json_path, redactor),
         redactor,
-        Status(fail_on),
+        Status(fail_on.lower()),
         FreshRuns(fresh_report, config.serve.min_interval),
         config.serve.token,
     )
@@ -333,6 +453,7 @@ def list_collectors(app: App) -> None:
     from healthcheck.plugins import load_collectors
 
     loaded = load_collectors(BUILTIN_COLLECTORS)
+    _check_disabled(app, loaded)
     disabled = set(app.config.collectors.disable)
     rows = [("NAME", "ORIGIN", "ENABLED", "DESCRIPTION")] + [
         (c.name, c.origin, "no" if c.name in disabled else "yes", c.collector.description)
@@ -360,23 +481,38 @@ def _cron_call(app: App, action: Callable[[], Any]) -> Any:
 
 @cron_group.command("install")
 @common_options
+@workspace_option
 @click.option(
     "--schedule",
-    default="0 */6 * * *",
-    show_default=True,
+    default=None,
     metavar="CRON",
-    help="When to run, as five cron fields (or @hourly, @daily...).",
+    help="When to run, as five cron fields (or @hourly, @daily...). Default: the installed "
+    "entry's, else 0 */6 * * *.",
 )
 @click.option("--user", metavar="USER", help="Whose crontab (default: the current user's).")
-def cron_install(app: App, schedule: str, user: str | None) -> None:
-    """Install (or update) the entry; installing twice leaves one."""
+def cron_install(app: App, schedule: str | None, user: str | None) -> None:
+    """Install (or update) the entry; installing twice leaves one.
+
+    Run again, it keeps the entry's schedule, config file and workspace unless --schedule,
+    --config or --workspace change them, and says what changed. It adds the line and
+    creates nothing else.
+    """
     from healthcheck import schedule as sched
 
-    change = _cron_call(app, lambda: sched.install(app.config, schedule, user))
+    workspace = app.config.paths.workspace if app.workspace_given else None
+    change = _cron_call(
+        app,
+        lambda: sched.install(app.config, schedule, user, workspace, app.config_given),
+    )
     for note in change.notes:
-        app.console.info(f"Note: {note}.")
+        if note.startswith("warning: "):
+            app.console.error(note)
+        else:
+            app.console.info(f"Note: {note}.")
     verb = {"installed": "Installed", "updated": "Updated", "unchanged": "Already installed"}
     app.console.info(f"{verb[change.action]} in the crontab of {change.user}:")
+    for what in change.changes:
+        app.console.info(f"  changed: {what}")
     app.console.out(change.line)
     if sched.cron_daemon() is None:
         app.console.info(
@@ -412,6 +548,7 @@ def cron_status(app: App, user: str | None) -> None:
 
 @cli.command()
 @common_options
+@workspace_option
 @click.option(
     "--budget",
     type=click.IntRange(min=1),
@@ -433,19 +570,18 @@ def context(app: App, budget: int, last: bool, only: str | None, skip: str | Non
     except ReportPathError as exc:
         app.fail(str(exc), EXIT_USAGE)
     data, json_path = _report_data(app, last, only, skip)
-    redacted = app.console.redactor.obj(data)
-    app.console.out(report_context(app.config, redacted, budget, json_path, markdown_path))
+    app.console.out(
+        report_context(app.config, data, budget, json_path, markdown_path, app.console.redactor)
+    )
 
 
 @cli.command("mcp")
 @common_options
-@click.option("--workspace", metavar="DIR", help="Override paths.workspace.")
-def mcp_command(app: App, workspace: str | None) -> None:
+@workspace_option
+def mcp_command(app: App) -> None:
     """Serve the diagnosis to AI assistants over MCP on stdio (needs the mcp extra)."""
     from healthcheck.mcp_server import McpUnavailable, serve
 
-    if workspace:
-        app.config.paths.workspace = str(Path(workspace).expanduser().absolute())
     try:
         serve(app.config, app.console.redactor)
     except McpUnavailable as exc:
@@ -459,9 +595,8 @@ def docs_group() -> None:
 
 @docs_group.command("update")
 @common_options
-@click.argument(
-    "path", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path)
-)
+@workspace_option
+@click.argument("path", required=False, type=click.Path(path_type=Path))
 @click.option("--last", is_flag=True, help="Use the last JSON report instead of a fresh run.")
 @click.option("--only", metavar="NAMES", help="Run only these collectors (comma-separated).")
 @click.option("--skip", metavar="NAMES", help="Do not run these collectors (comma-separated).")
@@ -474,22 +609,42 @@ def docs_update(
     with --last from the last JSON report.
     """
     import contextlib
+    import stat
     from datetime import datetime, timezone
 
     from healthcheck.docs import DocsError, update_docs
     from healthcheck.lock import LockBusy, LockError, workspace_lock
 
     config = app.config
-    target = path if path is not None else config.docs_path
-    if not target.exists():
-        # As in `run`: a missing docs file is worth a word, not a failure.
-        app.console.error(
-            f"warning: docs file {target} not found; nothing to refresh (put the environment "
-            "document there or point [paths] docs at it)"
+    if path is None and not config.docs_enabled:
+        app.fail(
+            "docs update: the docs refresh is turned off in the config ([docs] enabled = false "
+            'or [paths] docs = ""); name the file to refresh it anyway',
+            EXIT_USAGE,
         )
-        return
+    target = path if path is not None else config.docs_path
+    try:
+        mode = target.stat().st_mode
+    except FileNotFoundError:
+        app.fail(
+            f"docs update: {target} not found (put the environment document there or point "
+            "[paths] docs at it)",
+            EXIT_USAGE,
+        )
+    except OSError as exc:
+        app.fail(f"docs update: cannot read {target}: {exc.strerror or exc}", EXIT_USAGE)
+    if not stat.S_ISREG(mode):
+        # A FIFO or a device would block the read (holding the lock) or never end.
+        app.fail(f"docs update: {target} is not a regular file; nothing was read", EXIT_USAGE)
     data, json_path = _report_data(app, last, only, skip)
     source = f"the report of {data.get('generated_at', '?')}" if json_path else "a fresh run"
+    when = datetime.now(timezone.utc)
+    if json_path is not None:
+        # --last: the document says when the box looked like this, not when it was copied.
+        with contextlib.suppress(TypeError, ValueError):
+            when = datetime.strptime(str(data.get("generated_at")), "%Y-%m-%dT%H:%M:%SZ").replace(
+                tzinfo=timezone.utc
+            )
     workspace = Path(config.paths.workspace).expanduser()
     try:
         with contextlib.ExitStack() as held:
@@ -499,7 +654,7 @@ def docs_update(
                     held.enter_context(
                         workspace_lock(workspace, config.git.lock_timeout, "docs-update")
                     )
-            update = update_docs(target, data, app.console.redactor, datetime.now(timezone.utc))
+            update = update_docs(target, data, app.console.redactor, when)
     except LockBusy as exc:
         app.console.error(f"skipped the docs update: {exc}")
         return
@@ -532,18 +687,16 @@ def _line_ranges(numbers: tuple[int, ...]) -> str:
 
 @cli.command("diff")
 @common_options
+@workspace_option
 @click.argument("old", required=False)
 @click.argument("new", required=False)
-@click.option("--workspace", metavar="DIR", help="Override paths.workspace.")
 @click.option("--json", "as_json", is_flag=True, help="Print the drift as JSON.")
-def diff(app: App, old: str | None, new: str | None, workspace: str | None, as_json: bool) -> None:
+def diff(app: App, old: str | None, new: str | None, as_json: bool) -> None:
     """Drift between two recorded runs (default: the last two; refs like HEAD~3 work)."""
     import json
 
     from healthcheck.drift import DriftError, recorded_drift, render_text
 
-    if workspace:
-        app.config.paths.workspace = str(Path(workspace).expanduser().absolute())
     try:
         drift = recorded_drift(app.config, app.console.redactor, old, new)
     except DriftError as exc:
@@ -584,19 +737,58 @@ def _log_change(app: App, change: Callable[[Any], Any], verb: str) -> None:
 
 @log_group.command("add")
 @common_options
+@workspace_option
 @click.argument("text")
 @click.option("--source", default="", metavar="WHO", help="Where it came from (an assistant...).")
 @click.option("--finding", default="", metavar="ID", help="The finding it answers.")
-def log_add(app: App, text: str, source: str, finding: str) -> None:
+@click.option(
+    "--title",
+    default="",
+    metavar="TEXT",
+    help="The entry's title (default: the text's first line, after any greeting).",
+)
+def log_add(app: App, text: str, source: str, finding: str, title: str) -> None:
     """Add an entry: TEXT, or - to read it from stdin (paste an assistant's answer)."""
     if text == "-":
         text = sys.stdin.read()
     redactor = app.console.redactor
-    _log_change(app, lambda log_: log_.add(text, redactor, source=source, finding=finding), "Added")
+    _log_change(
+        app,
+        lambda log_: log_.add(text, redactor, source=source, finding=finding, title=title),
+        "Added",
+    )
+
+
+@log_group.command("show")
+@common_options
+@workspace_option
+@click.argument("entry_id", metavar="ID")
+def log_show(app: App, entry_id: str) -> None:
+    """Print one entry: its title, fields, notes and whole text."""
+    from healthcheck.improvement_log import ImprovementLog, LogError
+
+    path = app.config.improvement_log_path
+    try:
+        entry = ImprovementLog.load(path).get(entry_id)
+    except LogError as exc:
+        app.fail(f"improvement log: {exc}", EXIT_USAGE)
+    fields = [
+        ("Status", entry.status),
+        ("Added", entry.added),
+        ("Source", entry.source),
+        ("Finding", entry.finding),
+        ("Resolved", entry.resolved),
+        ("Commit", entry.commit),
+        ("Note", entry.note),
+        *entry.extra.items(),
+    ]
+    lines = [f"{entry.id}: {entry.title}"] + [f"{name}: {value}" for name, value in fields if value]
+    app.console.out("\n".join([*lines, "", entry.text]))
 
 
 @log_group.command("list")
 @common_options
+@workspace_option
 @click.option("--open/--all", "only_open", default=True, help="Open entries (default) or all.")
 def log_list(app: App, only_open: bool) -> None:
     """List entries: id, status, date added, source, title."""
@@ -622,6 +814,7 @@ def log_list(app: App, only_open: bool) -> None:
 
 @log_group.command("resolve")
 @common_options
+@workspace_option
 @click.argument("entry_id", metavar="ID")
 @click.option("--note", default="", metavar="TEXT", help="How it was resolved.")
 @click.option("--commit", "commit_sha", default="", metavar="SHA", help="The commit that did it.")
@@ -681,11 +874,27 @@ def notify_test(app: App) -> None:
         sys.exit(EXIT_FINDINGS)
 
 
+class Interrupted(BaseException):
+    """Ctrl-C, raised instead of KeyboardInterrupt so that click does not turn it into
+    "Aborted!" and exit 1."""
+
+
+def _interrupted(signum: int, frame: Any) -> None:
+    raise Interrupted
+
+
 def main() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, _interrupted)
     try:
         cli(prog_name="healthcheck")
-    except KeyboardInterrupt:
-        sys.stderr.write("healthcheck: interrupted\n")
+    except (Interrupted, KeyboardInterrupt):
+        # Files are replaced by rename and commits by a compare-and-swap of HEAD, so
+        # whatever was under way left the previous report and the history as they were.
+        sys.stderr.write(
+            "healthcheck: interrupted; the previous report and the git history are as they were\n"
+        )
         sys.exit(130)
     except Exception as exc:
         # A bug, not a foreseeable condition: one redacted line, the traceback only on request.

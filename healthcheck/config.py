@@ -139,6 +139,11 @@ class RedactConfig:
 
 
 @dataclass
+class DocsConfig:
+    enabled: bool = True  # false: runs never refresh the docs file (paths.docs = "" too)
+
+
+@dataclass
 class GitConfig:
     commit: bool = True
     remote: str = ""  # a remote name or URL; pushed to after each commit when set
@@ -191,6 +196,7 @@ class Config:
     serve: ServeConfig = field(default_factory=ServeConfig)
     notify: NotifyConfig = field(default_factory=NotifyConfig)
     mcp: McpConfig = field(default_factory=McpConfig)
+    docs: DocsConfig = field(default_factory=DocsConfig)
     loaded_from: str | None = None  # the file this came from; None for the built-in defaults
 
     def workspace_path(self, value: str) -> Path:
@@ -207,6 +213,12 @@ class Config:
     @property
     def docs_path(self) -> Path:
         return self.workspace_path(self.paths.docs)
+
+    @property
+    def docs_enabled(self) -> bool:
+        """Whether runs refresh the docs file: `[docs] enabled = false` or `paths.docs = ""`
+        turn it off."""
+        return self.docs.enabled and bool(self.paths.docs.strip())
 
     @property
     def improvement_log_path(self) -> Path:
@@ -261,6 +273,10 @@ def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
         raise ConfigError(f"{path}: cannot read: {exc}") from None
     config = parse_config(raw, where=str(path))
     config.loaded_from = str(path)
+    workspace = Path(config.paths.workspace).expanduser()
+    if not workspace.is_absolute():
+        # Relative to the file that says it, not to wherever the command runs (cron: $HOME).
+        config.paths.workspace = str(path.absolute().parent / workspace)
     return config
 
 
@@ -280,7 +296,11 @@ def _build(cls: type, raw: Any, prefix: str, where: str) -> Any:
     for key, value in raw.items():
         dotted = f"{prefix}{key}"
         if key not in known:
-            raise ConfigError(f"{where}: unknown key '{dotted}'")
+            import difflib
+
+            close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+            guess = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
+            raise ConfigError(f"{where}: unknown key '{dotted}'{guess}")
         values[key] = _coerce(hints[key], value, dotted, where)
     return cls(**values)
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -183,6 +184,14 @@ def update_docs(
     # A symlinked document stays a symlink: the file it points at is the one rewritten.
     target = path.resolve() if path.is_symlink() else path
     try:
+        before = target.stat()
+    except OSError as exc:
+        raise DocsError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(before.st_mode):
+        # A FIFO would block the read forever (with the workspace lock held), a device
+        # never end: such a path is never opened.
+        raise DocsError(f"{path} is not a regular file; it was not opened")
+    try:
         old = target.read_bytes()
     except OSError as exc:
         raise DocsError(f"cannot read {path}: {exc.strerror or exc}") from None
@@ -190,11 +199,39 @@ def update_docs(
     update = refresh_text(old, data, redactor, now)
     update.path = path
     if write and update.changed:
-        try:
-            write_files_atomically([(target, update.data)])
-        except WriteError as exc:
-            raise DocsError(f"{exc}; the docs file was left as it was") from None
+        update.warnings += _replace(target, update.data, before)
     return update
+
+
+def _replace(target: Path, data: bytes, before: os.stat_result) -> tuple[str, ...]:
+    """Write the new document, keeping what makes it the operator's file: its owner and
+    group, and its hard links (a file with several is rewritten in place, since a rename
+    would split it off from the others). Warnings for what could not be kept."""
+    if before.st_nlink > 1:
+        try:
+            with target.open("r+b") as handle:
+                handle.write(data)
+                handle.truncate()
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as exc:
+            raise DocsError(f"cannot write {target}: {exc.strerror or exc}") from None
+        return ()
+    try:
+        write_files_atomically([(target, data)])
+    except WriteError as exc:
+        raise DocsError(f"{exc}; the docs file was left as it was") from None
+    try:
+        after = target.stat()
+        if (after.st_uid, after.st_gid) != (before.st_uid, before.st_gid):
+            os.chown(target, before.st_uid, before.st_gid)
+    except OSError as exc:
+        return (
+            f"it is now owned by uid {os.getuid()}, not uid {before.st_uid} gid "
+            f"{before.st_gid} as before: {exc.strerror or exc} (chown it back, or run as its "
+            "owner)",
+        )
+    return ()
 
 
 # --- the document as lines -------------------------------------------------------------------
@@ -243,6 +280,11 @@ def _structure(lines: list[_Line]) -> _Structure:
             if token.type == "fence":
                 found.fences.append((token.map[0], token.map[1] - 1, token.content))
     return found
+
+
+def _inline_blocks(body: str) -> list[tuple[int, int]]:
+    """The inline managed blocks of a line: their markers are HTML comments, but ours."""
+    return [m.span() for m in _INLINE_BLOCK.finditer(body)]
 
 
 def _code_spans(body: str) -> list[tuple[int, int]]:
@@ -341,42 +383,102 @@ def refresh_text(
     structure = _structure(lines)
     managed = _managed_blocks(run, structure)
     _convert_fences(run, structure, managed)
-    for index, line in enumerate(lines):
+    prose = [
+        index
+        for index in range(len(lines))
         if not (
             index in structure.code
             or index in structure.html
             or index in managed
             or index in run.replacements
-        ):
-            _refresh_prose(run, index, line.body, now)
+        )
+    ]
+    inert = _inert_spans(lines, prose)
+    for index in prose:
+        _refresh_prose(run, index, lines[index].body, now, inert.get(index, []))
     return _result(run, text)
 
 
+# Inline code and inline HTML, found over a whole paragraph: a code span or an HTML comment
+# or tag may run across lines, and what is inside is code, never a stamp to refresh.
+_PARAGRAPH_INERT = re.compile(
+    r"(?<!`)(`+)(?!`)[\s\S]+?(?<!`)\1(?!`)"  # a code span
+    r"|<!--[\s\S]*?-->"  # an HTML comment
+    r"|</?[A-Za-z][A-Za-z0-9-]*(?:\s[^<>]*)?/?>"  # an HTML tag, attributes and all
+)
+
+
+def _inert_spans(lines: list[_Line], prose: list[int]) -> dict[int, list[tuple[int, int]]]:
+    """Per prose line, the parts that lie in inline code or inline HTML of its paragraph
+    (consecutive non-blank prose lines). Linear in the document's size."""
+    spans: dict[int, list[tuple[int, int]]] = {}
+    paragraph: list[int] = []
+
+    def close() -> None:
+        if not paragraph:
+            return
+        starts = []
+        offset = 0
+        for index in paragraph:
+            starts.append(offset)
+            offset += len(lines[index].body) + 1
+        joined = "\n".join(lines[index].body for index in paragraph)
+        if "`" in joined or "<" in joined:
+            for match in _PARAGRAPH_INERT.finditer(joined):
+                start, end = match.span()
+                for index, first in zip(paragraph, starts, strict=True):
+                    last = first + len(lines[index].body)
+                    if start < last and first < end:
+                        spans.setdefault(index, []).append(
+                            (max(start, first) - first, min(end, last) - first)
+                        )
+        paragraph.clear()
+
+    previous = -2
+    for index in prose:
+        if index != previous + 1 or not lines[index].body.strip():
+            close()
+        if lines[index].body.strip():
+            paragraph.append(index)
+        previous = index
+    close()
+    return spans
+
+
 def _result(run: _Refresh, text: str) -> DocsUpdate:
+    """The new document and the numbers of the lines that changed.
+
+    Linear in the document's size: only the places the refresh touched are compared (a
+    replaced block against its replacement, an edited line against itself), never the
+    whole file against the whole file (which costs minutes on a 5 MB document)."""
     new_lines: list[_Line] = []
+    old_changed: list[int] = []
+    new_changed: list[int] = []
     index = 0
     while index < len(run.lines):
         if index in run.replacements:
             last, replacement = run.replacements[index]
+            matcher = difflib.SequenceMatcher(
+                None,
+                [line.body + line.eol for line in run.lines[index : last + 1]],
+                [line.body + line.eol for line in replacement],
+                autojunk=False,
+            )
+            for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+                if tag != "equal":
+                    old_changed += range(index + i1 + 1, index + i2 + 1)
+                    new_changed += range(len(new_lines) + j1 + 1, len(new_lines) + j2 + 1)
             new_lines += replacement
             index = last + 1
             continue
         line = run.lines[index]
-        new_lines.append(_Line(run.bodies.get(index, line.body), line.eol))
+        body = run.bodies.get(index, line.body)
+        if body != line.body:
+            old_changed.append(index + 1)
+            new_changed.append(len(new_lines) + 1)
+        new_lines.append(_Line(body, line.eol))
         index += 1
     new_text = "".join(line.body + line.eol for line in new_lines)
-    old_changed: list[int] = []
-    new_changed: list[int] = []
-    matcher = difflib.SequenceMatcher(
-        None,
-        [line.body + line.eol for line in run.lines],
-        [line.body + line.eol for line in new_lines],
-        autojunk=False,
-    )
-    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
-        if tag != "equal":
-            old_changed += range(i1 + 1, i2 + 1)
-            new_changed += range(j1 + 1, j2 + 1)
     return DocsUpdate(
         path=Path(),
         changed=new_text != text,
@@ -454,9 +556,18 @@ def _convert_supervisorctl(run: _Refresh, first: int, last: int, indent: str) ->
     run.converted.append("$(supervisorctl status)")
 
 
-def _refresh_prose(run: _Refresh, index: int, body: str, now: datetime) -> None:
-    """Inline blocks, "Last updated" and placeholders on one line of prose."""
-    protected = _code_spans(body)
+def _refresh_prose(
+    run: _Refresh,
+    index: int,
+    body: str,
+    now: datetime,
+    inert: list[tuple[int, int]] | None = None,
+) -> None:
+    """Inline blocks, "Last updated" and placeholders on one line of prose. `inert`: the
+    parts of the line inside inline code or HTML that began or ends on another line."""
+    protected = _code_spans(body) + [
+        span for span in inert or [] if not _overlaps(*span, _inline_blocks(body))
+    ]
     edits: list[tuple[int, int, str]] = []
     for match in _INLINE_BLOCK.finditer(body):
         if _overlaps(*match.span(), protected):
@@ -478,15 +589,17 @@ def _refresh_prose(run: _Refresh, index: int, body: str, now: datetime) -> None:
         run.blocks.append(f"{name} {arg}" if arg else name)
         edits.append((match.start("body"), match.end("body"), content))
 
-    stamp = _LAST_UPDATED.search(body)
-    if stamp is not None and not _overlaps(*stamp.span(), protected):
+    for stamp in _LAST_UPDATED.finditer(body):  # every one: two on a line are both refreshed
+        if _overlaps(*stamp.span(), protected):
+            continue
         value = _restyle(body, stamp.end(), now)
         if value is None:
             run.warn(index, "'Last updated' is followed by no date this tool knows; left as it was")
-        else:
-            end, new = value
-            edits.append((stamp.end(), end, run.redactor.text(new)))
-            protected.append((stamp.end(), end))
+            continue
+        end, new = value
+        edits.append((stamp.end(), end, run.redactor.text(new)))
+        protected.append((stamp.end(), end))
+        if index + 1 not in run.timestamps:
             run.timestamps.append(index + 1)
 
     if body.strip() and _SUPERVISORCTL.fullmatch(body.strip()):

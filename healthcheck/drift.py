@@ -8,17 +8,11 @@ their values are never shown, not even masked ones.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-# Without a git executable, GitPython refuses to import at all; quiet, it imports and its
-# commands fail, which History.open turns into a finding ("git is not installed").
-os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
-import git
-
-from healthcheck.history import History
+from healthcheck.history import History, git  # history imports GitPython quietly
 
 if TYPE_CHECKING:
     from healthcheck.config import Config

@@ -21,15 +21,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# Without a git executable, GitPython refuses to import at all; quiet, it imports and its
-# commands fail, which History.open turns into a finding ("git is not installed").
-os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
-import git
-
 from healthcheck.lock import LOCK_NAME, NOTIFY_STATE_NAME
-from healthcheck.model import Finding, Status
+from healthcheck.model import Finding, Status, human_duration
 from healthcheck.proc import run_command
 from healthcheck.redact import Redactor
+
+# Without a git executable, GitPython refuses to import at all; quiet, it imports and its
+# commands fail, which History.open turns into a finding ("git is not installed"). It reads
+# the variable once, at import, so it is taken away again: a variable the tool set for
+# itself must not show in the env section as if it were the box's.
+_REFRESH_SET_HERE = "GIT_PYTHON_REFRESH" not in os.environ
+if _REFRESH_SET_HERE:
+    os.environ["GIT_PYTHON_REFRESH"] = "quiet"
+try:
+    import git
+finally:
+    if _REFRESH_SET_HERE:
+        os.environ.pop("GIT_PYTHON_REFRESH", None)
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +58,14 @@ _GIT_LOCATION_VARS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_
 
 
 class HistoryError(Exception):
-    """The workspace history cannot be used (not creatable, bare, git missing)."""
+    """The workspace history cannot be used (not creatable, bare, broken, git missing).
+
+    `hint`, when known, is the fix for this very fault (the report's finding carries it).
+    """
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.hint = hint
 
 
 @dataclass
@@ -98,6 +113,8 @@ class History:
         try:
             repo = git.Repo(workspace)
         except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+            if (broken := _unreadable_head(workspace)) is not None:
+                raise broken from None
             if not create:
                 raise HistoryError(f"{workspace} is not a git repository") from None
             try:
@@ -130,6 +147,44 @@ class History:
         if detached:
             return f"HEAD in {self.worktree} is detached (not on a branch)"
         return None
+
+    def fault(self) -> HistoryError | None:
+        """What is broken in the repository so that a commit would fail, with its fix."""
+        ws = self.worktree
+        lock = self.git_dir / "index.lock"
+        if lock.exists():
+            try:
+                age = time.time() - lock.stat().st_mtime
+            except OSError:
+                age = 0.0
+            holders = _holders(lock)
+            if holders:
+                return HistoryError(
+                    f"{lock} is held by a running process (pid "
+                    f"{', '.join(map(str, holders))}): a git command is under way",
+                    "Let it finish; the next run records this one's reports.",
+                )
+            return HistoryError(
+                f"{lock} was left by a git that was killed: it is {human_duration(age)} old "
+                "and no git process holds it, so every git command that writes the index fails",
+                f"Remove it: rm {lock} (then `git -C {ws} status` to check the repository).",
+            )
+        named = self._quiet_git("rev-parse", "--verify", "-q", "HEAD")
+        if named is not None and self._quiet_git("cat-file", "-e", f"{named}^{{tree}}") is None:
+            return HistoryError(
+                f"the repository in {ws} is missing objects: HEAD's commit {named[:12]} "
+                "(or its tree) is not in .git/objects",
+                f"`git -C {ws} fsck` shows the damage; restore .git from a backup or the remote, "
+                f"or move it aside (mv {self.git_dir} {self.git_dir}.broken) so that the next "
+                "run starts a new history.",
+            )
+        return None
+
+    def _quiet_git(self, *args: str) -> str | None:
+        try:
+            return str(self._git(*args))
+        except git.GitCommandError:
+            return None
 
     def head(self) -> str | None:
         """The commit HEAD points at; None on an unborn branch."""
@@ -200,6 +255,10 @@ class History:
         self._sync_index(rels)
         outcome.sha = sha
         return outcome
+
+    def committable(self, path: Path) -> bool:
+        """Whether `path` is a file inside the work tree (what `commit` would consider)."""
+        return self.relative(path) is not None and path.is_file()
 
     def secret_line(self, path: Path) -> int | None:
         """The first line of `path` holding something the redactor would mask, else None.
@@ -315,6 +374,49 @@ class History:
                 time.sleep(0.1)
 
 
+def _unreadable_head(workspace: Path) -> HistoryError | None:
+    """A `.git` git no longer recognises because its HEAD is corrupt: the fault and its fix.
+
+    Without this the run would try `git init` over it (and fail with git's own words)."""
+    git_dir = workspace / ".git"
+    head = git_dir / "HEAD"
+    if not git_dir.is_dir() or not (git_dir / "objects").is_dir():
+        return None
+    try:
+        text = head.read_bytes()[:80].decode("utf-8", "replace").strip()
+    except OSError as exc:
+        text = f"unreadable: {exc.strerror or exc}"
+    if text.startswith("ref: refs/") or (len(text) == 40 and text.isalnum()):
+        return None  # HEAD is fine: something else is wrong, which git init will say
+    heads = sorted(p.name for p in (git_dir / "refs" / "heads").glob("*") if p.is_file())
+    branch = "main" if "main" in heads else (heads[0] if heads else "main")
+    return HistoryError(
+        f"{head} is corrupt (it reads {text!r}), so git does not see a repository in {workspace}",
+        f"Point it back at the branch: echo 'ref: refs/heads/{branch}' > {head}",
+    )
+
+
+def _holders(path: Path) -> list[int]:
+    """The pids that have `path` open (from /proc/*/fd; ours are not counted)."""
+    target = str(path)
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        if proc.name == str(os.getpid()):
+            continue
+        try:
+            fds = list((proc / "fd").iterdir())
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(fd) == target:
+                    found.append(int(proc.name))
+                    break
+            except OSError:
+                continue
+    return found
+
+
 def _last_line(exc: git.GitCommandError) -> str:
     lines = [line for line in str(exc.stderr or exc).splitlines() if line.strip()]
     return lines[-1].strip().removeprefix("stderr: ").strip("'") if lines else str(exc)
@@ -323,19 +425,39 @@ def _last_line(exc: git.GitCommandError) -> str:
 # -- run commits ---------------------------------------------------------------------------
 
 
-def run_message(report_data: dict[str, Any]) -> str:
+def run_message(
+    report_data: dict[str, Any], files: Sequence[str] = (), outside: Path | None = None
+) -> str:
     """`healthcheck: HOST CRIT (2 crit, 1 warn)`, then one line per finding.
 
     `report_data` is the report's dict (`Report.to_dict()`); the caller redacts the result.
+    `files`: what the commit holds, named in the body. `outside`: the run's report lies
+    outside the history (--output elsewhere), so the commit holds only the docs refresh
+    and its message claims no status it does not record.
     """
     counts = report_data["counts"]
     tally = f"{counts['crit']} crit, {counts['warn']} warn"
     if counts.get("unknown"):
         tally += f", {counts['unknown']} unknown"
+    recorded = [f"Files: {', '.join(files)}."] if files else []
+    if outside is not None:
+        return (
+            "\n".join(
+                [
+                    f"healthcheck: {report_data['host']} docs refreshed",
+                    "",
+                    f"Run at {report_data['generated_at']}; its report was written to {outside}, "
+                    "outside this history, and is not recorded here.",
+                    *recorded,
+                ]
+            )
+            + "\n"
+        )
     lines = [
         f"healthcheck: {report_data['host']} {report_data['status'].upper()} ({tally})",
         "",
         f"Run at {report_data['generated_at']}, {len(report_data['sections'])} collectors.",
+        *recorded,
     ]
     findings = report_data["findings"]
     if findings:
@@ -390,13 +512,13 @@ def secret_withheld(path: Path, line: int) -> Finding:
     )
 
 
-def history_failed(reason: str) -> Finding:
+def history_failed(reason: str, hint: str = "") -> Finding:
     return Finding(
         collector=COLLECTOR,
         rule="unavailable",
         subject="",
         severity=Status.WARN,
         title="The workspace history cannot be recorded",
-        detail=reason,
-        hint="Set [git] commit = false to run without history, or fix the repository.",
+        detail=f"{reason}. The report was written; only the commit was skipped.",
+        hint=hint or "Set [git] commit = false to run without history, or fix the repository.",
     )

@@ -93,6 +93,8 @@ class Entry:
         """The entry's whole text, as it was added."""
         if self.title.endswith("…") and self.body.startswith(self.title[:-1]):
             return self.body  # a long first line: the body holds it whole
+        if any(_title_of(line) == self.title for line in self.body.split("\n")):
+            return self.body  # a title taken from after a greeting: the body is the text
         return f"{self.title}\n\n{self.body}" if self.body else self.title
 
     def summary(self) -> dict[str, str]:
@@ -144,12 +146,18 @@ class ImprovementLog:
         source: str = "",
         finding: str = "",
         now: datetime | None = None,
+        title: str = "",
     ) -> Entry:
-        """Append an entry (secrets masked first) and write the file."""
+        """Append an entry (secrets masked first) and write the file. `title`: the
+        operator's own (the whole text is then the body); else one is taken from the text."""
         clean = redactor.text(text).replace("\r\n", "\n").strip()
         if not clean:
             raise LogError("the entry is empty")
-        title, body = split_text(clean)
+        given = _one_line(redactor.text(title))
+        if given:
+            title, body = given, clean
+        else:
+            title, body = split_text(clean)
         entry = Entry(
             id=self.next_id(),
             title=title,
@@ -287,14 +295,50 @@ def render_entry(entry: Entry) -> str:
     return "\n".join(lines) + "\n"
 
 
+# The opening of a pasted assistant answer, which says nothing about the recommendation.
+_GREETING = re.compile(
+    r"^\W*(?:(?:sure|certainly|of course|absolutely|great|good|okay|ok|yes|hi|hello|hey|"
+    r"thanks|thank you|happy to help|glad you asked|good question|great question)\b"
+    r"|(?:here(?:'s| is| are)|below (?:is|are)|based on)\b[^.!?]*[:!.]?\s*$)",
+    re.IGNORECASE,
+)
+
+
+def _is_greeting(line: str) -> bool:
+    text = line.strip()
+    return bool(text) and len(text) <= 120 and _GREETING.match(text) is not None
+
+
 def split_text(text: str) -> tuple[str, str]:
-    """(title, body): the first line is the title; a long one is cut, and kept in the body."""
+    """(title, body): the first line is the title; a long one is cut, and kept in the body.
+
+    A pasted answer's greeting ("Sure! Here's what I'd do:") is not a title: the first line
+    after it is, and the body keeps the whole text."""
+    lines = text.split("\n")
+    meaningful = [i for i, line in enumerate(lines) if line.strip()]
+    skipped = 0
+    while skipped < len(meaningful) - 1 and _is_greeting(lines[meaningful[skipped]]):
+        skipped += 1
+    if skipped:
+        title = _title_of(lines[meaningful[skipped]]) or "(untitled)"
+        if len(title) > TITLE_MAX:
+            return _cut(title), text
+        return title, text
     first, _, rest = text.partition("\n")
     title = _one_line(first.lstrip("#").strip()) or "(untitled)"
     if len(title) > TITLE_MAX:
         cut = title[:TITLE_MAX].rsplit(" ", 1)[0] or title[:TITLE_MAX]
         return cut.rstrip(" ,.;:") + "…", text
     return title, rest.strip("\n")
+
+
+def _title_of(line: str) -> str:
+    """A line of an answer as a title: without heading, list or emphasis marks."""
+    return _one_line(line.strip().lstrip("#*->0123456789. ").rstrip("*"))
+
+
+def _cut(title: str) -> str:
+    return (title[:TITLE_MAX].rsplit(" ", 1)[0] or title[:TITLE_MAX]).rstrip(" ,.;:") + "…"
 
 
 def normalise_id(value: str) -> str:
@@ -376,7 +420,12 @@ def record_change(
 
     workspace = Path(config.paths.workspace).expanduser()
     path = config.improvement_log_path
-    workspace.mkdir(parents=True, exist_ok=True)
+    if not workspace.is_dir():
+        # A typo in --workspace must not start a second history somewhere else.
+        raise LogError(
+            f"workspace {workspace} does not exist (check --workspace or [paths] workspace; "
+            "`healthcheck run` creates it)"
+        )
     with workspace_lock(workspace, config.git.lock_timeout, purpose="log"):
         entry = change(ImprovementLog.load(path))
         done = LogChange(entry)
@@ -399,6 +448,8 @@ def record_change(
             history = hist.History.open(workspace, redactor)
             if reason := history.blocked():
                 raise hist.HistoryError(reason)
+            if fault := history.fault():
+                raise fault
             outcome = history.commit([path], message)
         except hist.HistoryError as exc:
             done.warnings.append(f"{path.name} not committed: {exc}")

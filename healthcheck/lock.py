@@ -34,13 +34,16 @@ def lock_path(workspace: Path) -> Path:
 
 
 @contextlib.contextmanager
-def workspace_lock(workspace: Path, timeout: float, purpose: str = "run") -> Iterator[Path]:
+def workspace_lock(
+    workspace: Path, timeout: float, purpose: str = "run", name: str = LOCK_NAME
+) -> Iterator[Path]:
     """Hold the workspace's lock for the block; wait at most `timeout` seconds for it.
 
     Raises LockBusy (naming the holder) when the wait runs out, LockError when the lock
-    file cannot be opened at all.
+    file cannot be opened at all. `name`: the lock file's name in `workspace` (another
+    directory holds it when the workspace is read-only).
     """
-    path = lock_path(workspace)
+    path = workspace / name
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     except OSError as exc:
@@ -59,8 +62,11 @@ def workspace_lock(workspace: Path, timeout: float, purpose: str = "run") -> Ite
                 time.sleep(POLL_S)
         # Who holds it, for the message of whoever waits next.
         stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()} {stamp} {purpose}\n".encode(), 0)
+        # Only a courtesy to whoever waits: a full disk must not stop the run here (its
+        # report write says so in words).
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()} {stamp} {purpose}\n".encode(), 0)
         try:
             yield path
         finally:

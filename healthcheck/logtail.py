@@ -200,7 +200,14 @@ def _parse(
     fragment = raw[0] if not whole and len(complete) < lines else None
     sample = ([fragment] if fragment is not None else []) + selected
     if _is_binary(sample):
-        return dataclasses.replace(base, binary=True)
+        # A binary prefix (a core dump pasted in, a log rewritten from NULs) must not hide
+        # the text written after it: the text lines after the last binary one are shown.
+        start = len(sample)
+        while start > 0 and not _is_binary([sample[start - 1]]):
+            start -= 1
+        if start == len(sample):
+            return dataclasses.replace(base, binary=True)
+        sample, fragment = sample[start:], None
     out: list[str] = []
     cut = 0
     for i, line in enumerate(sample):

@@ -119,7 +119,7 @@ class HealthTools:
     def get_context(self, budget: int) -> str:
         data, json_path = self._last_report()
         markdown_path = report_paths(self.config)[0]
-        return report_context(self.config, data, budget, json_path, markdown_path)
+        return report_context(self.config, data, budget, json_path, markdown_path, self.redactor)
 
     def get_section(self, name: str) -> str:
         data, path = self._last_report()
@@ -167,11 +167,9 @@ class HealthTools:
 
     def _collect(self, collectors: list[Any]) -> dict[str, Any]:
         # As `healthcheck context` without --last: collectors and diagnosis, no pipeline.
-        from healthcheck.diagnosis import diagnose
-        from healthcheck.report import Report
-        from healthcheck.runner import run_collectors
+        from healthcheck.report import collect_report
 
-        report = Report.build(diagnose(run_collectors(collectors, self.config)))
+        report = collect_report(self.config, collectors)
         return self.redactor.obj(report.to_dict())
 
     # -- history and the improvement log --------------------------------------------------

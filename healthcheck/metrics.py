@@ -6,7 +6,7 @@ node_exporter textfile and the report always tell the same story. `prometheus_cl
 Every label value passes through the redactor.
 
 Severities and statuses are numbers in the order the report ranks them:
-0 ok, 1 unknown, 2 warn, 3 crit.
+0 ok, 1 warn, 2 unknown, 3 crit (a check that could not look ranks above a warning).
 """
 
 from __future__ import annotations

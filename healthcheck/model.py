@@ -20,20 +20,31 @@ class Status(str, enum.Enum):
 
     @property
     def rank(self) -> int:
-        # crit > warn > unknown > ok: a check that could not run is worse than a pass,
-        # but better than a known fault.
+        # crit > unknown > warn > ok: a check that could not look must not read better
+        # than one that saw a warning (the fault it missed may be a crit).
         return _RANK[self]
 
     def __str__(self) -> str:
         return self.value
 
 
-_RANK = {Status.OK: 0, Status.UNKNOWN: 1, Status.WARN: 2, Status.CRIT: 3}
+_RANK = {Status.OK: 0, Status.WARN: 1, Status.UNKNOWN: 2, Status.CRIT: 3}
 
 
 def worst(statuses: list[Status] | tuple[Status, ...]) -> Status:
     """The most severe of `statuses` (ok when empty)."""
     return max(statuses, key=lambda s: s.rank, default=Status.OK)
+
+
+def human_duration(seconds: float) -> str:
+    """`45 seconds`, `12 minutes`, `3 hours`, `2 days`: a span of time in words."""
+    if seconds < 120:
+        return f"{seconds:.0f} seconds"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} minutes"
+    if seconds < 172800:
+        return f"{seconds / 3600:.0f} hours"
+    return f"{seconds / 86400:.0f} days"
 
 
 @dataclass(frozen=True)

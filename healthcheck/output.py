@@ -19,7 +19,13 @@ if TYPE_CHECKING:
 
 
 class WriteError(Exception):
-    """An output file could not be written; the previous one is intact."""
+    """An output file could not be written; the previous one is intact.
+
+    `errno`: the OS error behind it, when there was one (ENOSPC for a full disk)."""
+
+    def __init__(self, message: str, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.errno = errno
 
 
 def write_files_atomically(files: Sequence[tuple[Path, str | bytes]]) -> None:
@@ -41,7 +47,7 @@ def write_files_atomically(files: Sequence[tuple[Path, str | bytes]]) -> None:
             try:
                 os.replace(temp, path)
             except OSError as exc:
-                raise WriteError(f"cannot write {path}: {exc.strerror or exc}") from None
+                raise WriteError(f"cannot write {path}: {exc.strerror or exc}", exc.errno) from None
     finally:
         for temp, _ in staged:
             with contextlib.suppress(FileNotFoundError):
@@ -54,7 +60,7 @@ def _stage(path: Path, text: str | bytes) -> str:
     try:
         fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:
-        raise WriteError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise WriteError(f"cannot write {path}: {exc.strerror or exc}", exc.errno) from None
     try:
         mode = stat.S_IMODE(os.stat(path).st_mode) if path.is_file() else 0o644
         with os.fdopen(fd, "wb") as handle:
@@ -64,7 +70,7 @@ def _stage(path: Path, text: str | bytes) -> str:
         os.chmod(temp, mode)
     except OSError as exc:
         os.unlink(temp)
-        raise WriteError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise WriteError(f"cannot write {path}: {exc.strerror or exc}", exc.errno) from None
     return temp
 
 

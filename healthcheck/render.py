@@ -29,10 +29,15 @@ def fence(value: str | list[str] | tuple[str, ...], info: str = "") -> str:
     The fence is one backtick longer than the longest backtick or tilde run in the text, so a
     log line can neither end the block nor, from inside it, forge a heading or a marker.
     """
-    text = "\n".join(value) if isinstance(value, (list, tuple)) else str(value)
+    if isinstance(value, (list, tuple)):
+        # One line each, every one kept: a trailing blank line is part of what was written.
+        text = "\n".join(value)
+        body = text + "\n" if value else ""
+    else:
+        text = str(value)
+        body = text if text.endswith("\n") or not text else text + "\n"
     longest = max((len(m) for m in _RUN.findall(text)), default=0)
     marker = "`" * max(3, longest + 1)
-    body = text if text.endswith("\n") or not text else text + "\n"
     return f"{marker}{info}\n{body}{marker}"
 
 
@@ -40,6 +45,76 @@ def inline(value: Any) -> str:
     """Untrusted text made safe for one line of Markdown prose (a path, a name)."""
     text = " ".join(str(value).split())
     return _INLINE_SPECIAL.sub(r"\\\1", text)
+
+
+_HEADING_SPECIAL = re.compile(r"([\\`*_\[\]<>|&#~])")
+
+
+def heading(value: Any) -> str:
+    """Untrusted text (a file's name) for a heading: every character that Markdown could
+    read as emphasis, an entity, a link, HTML or a closing `#` run is escaped, so the
+    heading reads as the name itself."""
+    text = " ".join(str(value).split())
+    return _HEADING_SPECIAL.sub(r"\\\1", text)
+
+
+_CODE_SPAN = re.compile(r"`([^`]+)`")
+
+
+def prose(value: Any, spans: re.Pattern[str] | None = None) -> str:
+    """Like `inline`, but text the tool wrote between backticks (`supervisorctl update`)
+    stays a code span, so a fix command reads as one and copies cleanly. `spans`: what else
+    becomes a code span (`fix` passes commands and config settings)."""
+    text = " ".join(str(value).split())
+    out: list[str] = []
+    last = 0
+    for match in _CODE_SPAN.finditer(text):
+        out.append(_plain(text[last : match.start()], spans))
+        out.append(_code(match.group(1)))
+        last = match.end()
+    out.append(_plain(text[last:], spans))
+    return "".join(out)
+
+
+# In a fix: the commands to type and the config settings to write, as code spans.
+_FIX_CODE = re.compile(
+    r"(?<![\w/.=-])(?:supervisorctl\s+\w+|pip3?\s+install|mkdir\s+-p|ssh-keygen|chmod\s+[+\d]"
+    r"|chown\s|ls\s+-|tail\s+-|sed\s+-|apt-get\s+install|rm\s|truncate\s+-|du\s+-|nvidia-smi"
+    r"|docker\s+(?:run|exec)|crontab\s+-|systemctl\s+\w+|supervisord\s+-c"
+    r"|healthcheck\s+(?:run|context|diff|log|docs|cron|collectors))"
+    r"[^;,()]*?(?=\s*(?:;|,\s|\.\s|\.$|\)|\s\(|$))"
+    r"|\[program:[^\]\s]+\]"
+    r"|(?<![\w-])[A-Za-z_]+=(?:\"[^\"]*\"|[^\s,;)]*)"
+)
+
+
+def fix(value: Any) -> str:
+    """A finding's fix for one line of Markdown: its commands (`supervisorctl update`,
+    `pip install PySide6`) and config settings (`[program:icewm]`, `autostart=true`) are
+    code spans; the rest is escaped like `inline`."""
+    return prose(value, _FIX_CODE)
+
+
+def _plain(text: str, spans: re.Pattern[str] | None) -> str:
+    if spans is None:
+        return _INLINE_SPECIAL.sub(r"\\\1", text)
+    out: list[str] = []
+    last = 0
+    for match in spans.finditer(text):
+        out.append(_INLINE_SPECIAL.sub(r"\\\1", text[last : match.start()]))
+        out.append(_code(match.group(0)))
+        last = match.end()
+    out.append(_INLINE_SPECIAL.sub(r"\\\1", text[last:]))
+    return "".join(out)
+
+
+def _code(code: str) -> str:
+    """A code span for `code`: its content is literal; the delimiter is longer than any
+    backtick run inside, padded when the content starts or ends with a backtick or blank."""
+    fence_len = max((len(m) for m in re.findall(r"`+", code)), default=0) + 1
+    tick = "`" * fence_len
+    padded = code.startswith(("`", " ")) or code.endswith(("`", " "))
+    return f"{tick} {code} {tick}" if padded else f"{tick}{code}{tick}"
 
 
 def human_bytes(value: Any) -> str:
@@ -81,11 +156,30 @@ def as_text(value: Any, indent: int = 0) -> str:
     return f"{pad}{_scalar(value)}"
 
 
+# Volatile figures that count bytes, shown as people read them (MiB, GiB), not raw.
+_BYTE_KEYS = frozenset(
+    {
+        "memory_available",
+        "memory_used",
+        "memory_total",
+        "swap_used",
+        "used",
+        "free",
+        "total",
+        "rss",
+        "size",
+        "bytes",
+        "bytes_read",
+    }
+)
+
+
 def figure_lines(figures: dict[str, dict[str, Any]]) -> str:
     """Volatile figures packed into few lines, so that two runs on an idle box differ in few.
 
     One line of `key=value` per section for its scalars, one line per list or table of
     records (`system.disks: ... | ...`), and every collector's duration on one last line.
+    Byte counts read as MiB or GiB.
     """
     lines: list[str] = []
     durations: list[str] = []
@@ -100,7 +194,7 @@ def figure_lines(figures: dict[str, dict[str, Any]]) -> str:
             elif isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value):
                 tables.append(f"{section}.{key}: " + " | ".join(_flat(v) for v in value))
             else:
-                scalars.append(f"{key}={_flat(value)}")
+                scalars.append(f"{key}={_flat(value, key)}")
         if scalars:
             lines.append(f"{section}: " + " ".join(scalars))
         lines += tables
@@ -109,11 +203,13 @@ def figure_lines(figures: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _flat(value: Any) -> str:
+def _flat(value: Any, key: str = "") -> str:
     if isinstance(value, dict):
-        return " ".join(f"{k}={_flat(v)}" for k, v in value.items()) if value else "{}"
+        return " ".join(f"{k}={_flat(v, k)}" for k, v in value.items()) if value else "{}"
     if isinstance(value, list):
         return ",".join(_flat(v) for v in value) if value else "[]"
+    if key in _BYTE_KEYS and isinstance(value, int) and not isinstance(value, bool):
+        return human_bytes(value).replace(" ", "")
     return " ".join(_scalar(value).split())
 
 
@@ -156,6 +252,9 @@ def make_environment() -> jinja2.Environment:
     env.filters.update(
         fence=fence,
         inline=inline,
+        prose=prose,
+        fix=fix,
+        heading=heading,
         human_bytes=human_bytes,
         as_text=as_text,
         figure_lines=figure_lines,

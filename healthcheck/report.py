@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import re
 import socket
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from healthcheck import __version__
 from healthcheck.model import Finding, Section, Status, rank_findings, worst
+
+if TYPE_CHECKING:
+    from healthcheck.config import Config
+    from healthcheck.model import Collector
 
 SCHEMA = "healthcheck/report/v1"
 
@@ -25,12 +31,16 @@ class Report:
     # The improvement log's open entries (id, title, added, source, finding), so that whoever
     # reads the report (an assistant, say) sees what was already recommended.
     improvements: list[dict[str, str]] = field(default_factory=list)
+    # A run of some collectors only (--only, --skip): not the box's state, never recorded.
+    partial: bool = False
 
     @classmethod
     def build(
         cls, sections: list[Section], host: str | None = None, now: datetime | None = None
     ) -> Report:
         findings = rank_findings([f for s in sections for f in s.findings])
+        _explain_closed_ports(sections, findings)
+        _explain_window_manager(sections, findings)
         # A section that could not run counts as `unknown` even without a finding of its own.
         status = worst([f.severity for f in findings] + [s.status for s in sections])
         return cls(
@@ -73,4 +83,57 @@ class Report:
             "findings": [f.to_dict() for f in self.findings],
             "sections": {s.name: s.to_dict() for s in self.sections},
             "improvements": list(self.improvements),
+            # Only on a partial run, so that whoever reads it knows what was not looked at.
+            **(
+                {"partial": True, "collectors_run": [s.name for s in self.sections]}
+                if self.partial
+                else {}
+            ),
         }
+
+
+def _explain_closed_ports(sections: list[Section], findings: list[Finding]) -> None:
+    """A closed expected port folded into its program's finding (or supervisord's) leaves
+    the ports table showing it closed: the row names that finding, and the section's
+    status is no better than it, so the table and its status agree."""
+    ports = next((s for s in sections if s.name == "ports"), None)
+    if ports is None or ports.error is not None:
+        return
+    for row in ports.data.get("ports") or []:
+        if not isinstance(row, dict) or row.get("listening"):
+            continue
+        port, service = row.get("port"), row.get("service")
+        if any(f.collector == "ports" and f.subject == f"{service}:{port}" for f in findings):
+            continue
+        pattern = re.compile(rf"\bport {port}\b")
+        cause = next((f for f in findings if pattern.search(f.detail)), None)
+        if cause is not None:
+            row["explained_by"] = cause.id
+            ports.status = worst([ports.status, cause.severity])
+
+
+def _explain_window_manager(sections: list[Section], findings: list[Finding]) -> None:
+    """The same for the display section's window manager: down, and folded into its
+    program's finding ("Also seen: The window manager icewm is not running.")."""
+    display = next((s for s in sections if s.name == "display"), None)
+    if display is None or display.error is not None:
+        return
+    wm = display.data.get("window_manager")
+    if not isinstance(wm, dict) or wm.get("running") is not False or not wm.get("name"):
+        return
+    if any(f.collector == "display" and f.rule.startswith("wm-") for f in findings):
+        return
+    said = f"The window manager {wm['name']} is not running"
+    cause = next((f for f in findings if said in f.detail), None)
+    if cause is not None:
+        wm["explained_by"] = cause.id
+        display.status = worst([display.status, cause.severity])
+
+
+def collect_report(config: Config, collectors: Sequence[Collector]) -> Report:
+    """Run `collectors` and fold their symptoms into causes: a fresh report that nothing has
+    written or recorded (`run` and every read-only view of a fresh look share it)."""
+    from healthcheck.diagnosis import diagnose
+    from healthcheck.runner import run_collectors
+
+    return Report.build(diagnose(run_collectors(collectors, config), config))

@@ -148,8 +148,9 @@ def log_file(config: Config) -> tuple[Path, str | None]:
     """Where the job's output goes, and a note when it is not the first logs directory.
 
     The first configured logs directory, so that the logs collector shows the job's own
-    errors in the next report; else the next one that exists; else the first, created;
-    else the workspace.
+    errors in the next report; else the next one that exists; else the workspace, if it
+    exists. Nothing is created: `cron install` adds a line and nothing else; a directory
+    that does not exist is a warning, since cron cannot redirect into it.
     """
     dirs = [Path(d).expanduser() for d in config.logs.dirs]
     if dirs and dirs[0].is_dir():
@@ -158,35 +159,31 @@ def log_file(config: Config) -> tuple[Path, str | None]:
     for other in dirs[1:]:
         if other.is_dir():
             return other / LOG_NAME, f"logs directory {first} does not exist; logging to {other}"
-    if dirs:
-        try:
-            dirs[0].mkdir(parents=True)
-            return dirs[0] / LOG_NAME, f"created the logs directory {first}"
-        except OSError:
-            pass
     workspace = Path(config.paths.workspace).expanduser()
-    try:
-        workspace.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise CronError(
-            f"no logs directory to write the cron log to ({first}), and cannot create the "
-            f"workspace {workspace}: {exc.strerror or exc}",
-            FAILED,
-        ) from None
-    return workspace / LOG_NAME, f"no usable logs directory ({first}); logging to {workspace}"
+    if workspace.is_dir():
+        return workspace / LOG_NAME, f"no logs directory exists ({first}); logging to {workspace}"
+    target = dirs[0] if dirs else workspace
+    return target / LOG_NAME, (
+        f"warning: {target} does not exist, so cron cannot write the job's output there and "
+        f"skips the job: create it (mkdir -p {target}) or run `healthcheck run` once first"
+    )
 
 
 def build_line(
-    schedule: str, command: list[str], config_file: str | None, path: str, log: Path
+    schedule: str,
+    command: list[str],
+    config_file: str | None,
+    path: str,
+    log: Path,
+    workspace: str | None = None,
 ) -> str:
     """Our crontab line, rendered by python-crontab (which escapes `%`)."""
     from crontab import CronItem
 
     env = [f"HEALTHCHECK_CONFIG={shlex.quote(config_file)}"] if config_file else []
     env.append(f"PATH={shlex.quote(path)}")
-    shell = " ".join(
-        [*env, *map(shlex.quote, command), "run", "-q", ">>", shlex.quote(str(log)), "2>&1"]
-    )
+    run = ["run", "-q"] + (["--workspace", shlex.quote(workspace)] if workspace else [])
+    shell = " ".join([*env, *map(shlex.quote, command), *run, ">>", shlex.quote(str(log)), "2>&1"])
     item = CronItem(command=shell, comment=MARKER)
     item.setall(schedule)
     return str(item.render())
@@ -301,22 +298,18 @@ def read_crontab(user: str, timeout: float = CRONTAB_TIMEOUT) -> str:
 
 
 def write_crontab(user: str, text: str) -> None:
-    """Install `text` as `user`'s crontab, or remove the crontab when `text` is empty."""
+    """Install `text` as `user`'s crontab. An empty text stays an empty crontab: what was
+    there besides our line is kept as it was, even when that is nothing."""
     args = _crontab_args(user)
-    if not text:
-        result = run_command([*args, "-r"], CRONTAB_TIMEOUT)
-        if result.ok or "no crontab for" in result.stderr:
-            return
-    else:
-        fd, temp = tempfile.mkstemp(prefix="healthcheck-crontab.", suffix=".txt")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-                handle.write(text)
-            result = run_command([*args, temp], CRONTAB_TIMEOUT)
-        finally:
-            os.unlink(temp)
-        if result.ok:
-            return
+    fd, temp = tempfile.mkstemp(prefix="healthcheck-crontab.", suffix=".txt")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        result = run_command([*args, temp], CRONTAB_TIMEOUT)
+    finally:
+        os.unlink(temp)
+    if result.ok:
+        return
     reason = result.error or result.stderr.strip() or f"exit status {result.returncode}"
     raise CronError(f"cannot write the crontab of {user}: {reason}", FAILED)
 
@@ -330,24 +323,130 @@ class Change:
     action: str  # installed, updated, unchanged, removed, absent
     line: str | None
     notes: tuple[str, ...] = ()
+    changes: tuple[str, ...] = ()  # "schedule A -> B", for an entry that was there
 
 
-def install(config: Config, schedule: str, user: str | None) -> Change:
-    """Install or update our entry; the rest of the crontab is left as it was."""
-    schedule = check_schedule(schedule)
+def entry_settings(entry: Entry) -> dict[str, str]:
+    """What an installed line says: its schedule, config file, workspace and log file."""
+    settings = {"schedule": entry.schedule}
+    try:
+        words = shlex.split(entry.command.replace("\\%", "%"))
+    except ValueError:
+        return settings
+    for index, word in enumerate(words):
+        if word.startswith("HEALTHCHECK_CONFIG="):
+            settings["config"] = word.partition("=")[2]
+        elif word == "--workspace" and index + 1 < len(words):
+            settings["workspace"] = words[index + 1]
+        elif word == ">>" and index + 1 < len(words):
+            settings["log"] = words[index + 1]
+    return settings
+
+
+def install(
+    config: Config,
+    schedule: str | None,
+    user: str | None,
+    workspace: str | None = None,
+    config_given: bool = False,
+) -> Change:
+    """Install or update our entry; the rest of the crontab is left as it was.
+
+    Run again, it keeps what the entry already says (schedule, config file, workspace)
+    unless an option changes it, and lists what changed.
+    """
     owner = check_user(user)
     current = read_crontab(owner)
+    old = find_entry(current)
+    before = entry_settings(old) if old is not None else {}
+    schedule = check_schedule(schedule or before.get("schedule") or DEFAULT_SCHEDULE)
+    loaded = str(Path(config.loaded_from).absolute()) if config.loaded_from else None
+    config_file = loaded if config_given else before.get("config", loaded)
+    workspace = workspace or before.get("workspace")
     log, note = log_file(config)
     command = healthcheck_command()
-    config_file = str(Path(config.loaded_from).absolute()) if config.loaded_from else None
-    line = build_line(schedule, command, config_file, cron_path(command), log)
-    old = find_entry(current)
+    line = build_line(schedule, command, config_file, cron_path(command), log, workspace)
+    notes = [note] if note else []
+    notes += _cannot(owner, command, log)
+    after = entry_settings(parse_entry(line))
+    changes = tuple(
+        f"{key} {before.get(key, '(none)')} -> {after.get(key, '(none)')}"
+        for key in ("schedule", "config", "workspace", "log")
+        if old is not None and before.get(key) != after.get(key)
+    )
     updated = splice(current, line)
-    notes = (note,) if note else ()
     if updated == current:
-        return Change(owner, "unchanged", line, notes)
+        return Change(owner, "unchanged", line, tuple(notes))
     write_crontab(owner, updated)
-    return Change(owner, "installed" if old is None else "updated", line, notes)
+    return Change(owner, "installed" if old is None else "updated", line, tuple(notes), changes)
+
+
+def _cannot(user: str, command: list[str], log: Path) -> list[str]:
+    """Warnings for what `user` (the crontab's owner) cannot do: run the installed binary
+    (and its interpreter), or write the log file."""
+    try:
+        account = pwd.getpwnam(user)
+    except KeyError:
+        return []
+    if account.pw_uid == 0:
+        return []
+    warnings = []
+    programs = [Path(command[0])]
+    interpreter = _shebang(programs[0])
+    if interpreter is not None:
+        programs.append(interpreter)
+    for program in programs:
+        real = Path(os.path.realpath(program))
+        if not _user_may(account, real, os.X_OK):
+            shown = str(program) if real == program else f"{program} ({real})"
+            warnings.append(
+                f"warning: {user} cannot run {shown}, so the job would fail: install "
+                "healthcheck where that user can reach it, or use --user with its owner"
+            )
+            break
+    target = log if log.exists() else log.parent
+    if log.parent.is_dir() and not _user_may(account, target, os.W_OK):
+        warnings.append(
+            f"warning: {user} cannot write {log}, so cron skips the job: "
+            f"chown {user} {target} or choose another [logs] dirs"
+        )
+    return warnings
+
+
+def _shebang(script: Path) -> Path | None:
+    try:
+        with script.open("rb") as handle:
+            first = handle.readline(512)
+    except OSError:
+        return None
+    if not first.startswith(b"#!"):
+        return None
+    words = first[2:].decode("utf-8", "replace").split()
+    return Path(words[0]) if words else None
+
+
+def _user_may(account: Any, path: Path, want: int) -> bool:
+    """Whether `account` may `want` (os.X_OK, os.W_OK) `path`, by its mode bits and those
+    of every directory above it (which it must be able to enter)."""
+    import grp
+
+    groups = {account.pw_gid} | {g.gr_gid for g in grp.getgrall() if account.pw_name in g.gr_mem}
+
+    def allowed(target: Path, bits: int) -> bool:
+        try:
+            st = target.stat()
+        except OSError:
+            return False
+        if st.st_uid == account.pw_uid:
+            shift = 6
+        elif st.st_gid in groups:
+            shift = 3
+        else:
+            shift = 0
+        return (st.st_mode >> shift) & bits == bits
+
+    bits = {os.X_OK: 1, os.W_OK: 2 | (1 if path.is_dir() else 0)}[want]
+    return all(allowed(parent, 1) for parent in path.parents) and allowed(path, bits)
 
 
 def remove(user: str | None) -> Change:

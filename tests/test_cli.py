@@ -18,8 +18,10 @@ from support import Box
 # The system collector reads this machine's real disks and memory, and display its real X
 # server; tests that assert exact counts leave them out so that a nearly full CI disk or a
 # display :1 or a supervisord (or a GPU) on this machine cannot change their answer.
-# healthcheck reads this machine's crontab and cron daemon.
-STEADY = ["--skip", "system,display,supervisor,gpu,healthcheck"]
+# healthcheck reads this machine's crontab and cron daemon. (Through collectors.disable, not
+# --skip: a run with --skip is partial and writes no main report.)
+STEADY_COLLECTORS = ("env", "logs", "ports", "provisioning")
+STEADY: list[str] = []
 
 
 def invoke(*args: str) -> CliRunner:
@@ -27,6 +29,7 @@ def invoke(*args: str) -> CliRunner:
 
 
 def test_run_writes_both_reports_and_says_where(box: Box) -> None:
+    box.only(*STEADY_COLLECTORS)
     result = invoke("run", "--config", str(box.config), *STEADY)
     md = box.workspace / "system_status.md"
     js = box.workspace / "system_status.json"
@@ -36,6 +39,10 @@ def test_run_writes_both_reports_and_says_where(box: Box) -> None:
     assert result.stderr == (
         f"Status WARN: 0 crit, 3 warn, 0 unknown. Report: {md} (JSON: system_status.json)\n"
         f"Committed {head} in {box.workspace}.\n"
+        f"  WARN    Docs file {box.workspace / 'docs_vast-ai-environment.md'} not found\n"
+        f"  WARN    Nothing listens on port {box.closed_port} (ghost)\n"
+        f"  WARN    Provisioning script {box.missing_script} is missing\n"
+        "Since the last run: nothing to compare (no earlier report).\n"
     )
     report = json.loads(js.read_text())
     assert report["schema"] == "healthcheck/report/v1"
@@ -61,13 +68,15 @@ def test_run_writes_both_reports_and_says_where(box: Box) -> None:
 
 
 def test_config_before_the_command_and_quiet(box: Box) -> None:
+    box.only(*STEADY_COLLECTORS)
     result = invoke("--config", str(box.config), "-q", "run", *STEADY)
     assert (result.exit_code, result.stdout, result.stderr) == (0, "", "")
     assert (box.workspace / "system_status.md").is_file()
 
 
 def test_json_flag_prints_the_json_report(box: Box) -> None:
-    result = invoke("run", "--config", str(box.config), "--json", "--only", "provisioning")
+    box.only("provisioning")
+    result = invoke("run", "--config", str(box.config), "--json")
     assert result.exit_code == 0
     printed = json.loads(result.stdout)
     assert printed == json.loads((box.workspace / "system_status.json").read_text())
@@ -75,6 +84,7 @@ def test_json_flag_prints_the_json_report(box: Box) -> None:
 
 
 def test_fail_on(box: Box) -> None:
+    box.only(*STEADY_COLLECTORS)
     assert invoke("run", "--config", str(box.config), *STEADY, "--fail-on", "warn").exit_code == 1
     assert invoke("run", "--config", str(box.config), *STEADY, "--fail-on", "crit").exit_code == 0
     bad = CliRunner().invoke(cli, ["run", "--config", str(box.config), "--fail-on", "info"])
@@ -95,23 +105,25 @@ def test_unknown_collector_is_a_usage_error(box: Box) -> None:
 def test_output_elsewhere_and_workspace_override(box: Box, tmp_path: Path) -> None:
     out = tmp_path / "reports" / "status.md"
     out.parent.mkdir()
-    result = invoke("run", "--config", str(box.config), "--only", "env", "--output", str(out))
+    box.only("env")
+    result = invoke("run", "--config", str(box.config), "--output", str(out))
     assert result.exit_code == 0
     assert out.is_file() and out.with_suffix(".json").is_file()
     ws = tmp_path / "fresh" / "workspace"
-    result = invoke("run", "--config", str(box.config), "--only", "env", "--workspace", str(ws))
+    result = invoke("run", "--config", str(box.config), "--workspace", str(ws))
     assert result.exit_code == 0
     assert (ws / "system_status.md").is_file()
 
 
 def test_unwritable_report_exits_3_and_keeps_the_previous_report(box: Box) -> None:
-    assert invoke("run", "--config", str(box.config), "--only", "env").exit_code == 0
+    box.only("env")
+    assert invoke("run", "--config", str(box.config)).exit_code == 0
     md = box.workspace / "system_status.md"
     js = box.workspace / "system_status.json"
     previous = md.read_text()
     js.unlink()
     js.mkdir()  # the JSON's place is taken: neither file may change
-    result = invoke("run", "--config", str(box.config), "--only", "env")
+    result = invoke("run", "--config", str(box.config))
     assert result.exit_code == 3
     assert result.stderr == (
         f"healthcheck: run failed: cannot write {js}: it is a directory; "
@@ -179,7 +191,8 @@ def test_broken_config_exits_2_with_one_line(box: Box) -> None:
 
 def test_config_found_in_the_working_directory(box: Box) -> None:
     # box.config is ./healthcheck.toml: the lookup order finds it without --config
-    result = invoke("run", "--only", "env")
+    box.only("env")
+    result = invoke("run")
     assert result.exit_code == 0
     assert (box.workspace / "system_status.md").is_file()
 
@@ -227,6 +240,7 @@ def test_no_secret_reaches_any_output(box: Box, monkeypatch) -> None:
     lines += [line for line, _ in CONTEXT_SECRETS.values()]
     lines += [f"vnc started, password is {SECRET_ENV['VNC_PW']} (echoed by a careless script)"]
     (box.logs / "leaky.log").write_text("\n".join(lines) + "\n")
+    box.only(*STEADY_COLLECTORS)
     box.config.write_text(
         box.config.read_text()
         .replace("tail_lines = 5", "tail_lines = 200")
@@ -271,8 +285,9 @@ def test_hostile_log_lines_stay_inside_their_fence(box: Box) -> None:
         "````````` long run",
     ]
     (box.logs / "evil.log").write_text("\n".join(hostile) + "\n")
+    box.only("logs")
     box.config.write_text(box.config.read_text().replace("tail_lines = 5", "tail_lines = 20"))
-    result = invoke("run", "--config", str(box.config), "--only", "logs")
+    result = invoke("run", "--config", str(box.config))
     assert result.exit_code == 0
     text = (box.workspace / "system_status.md").read_text()
     tokens = MarkdownIt("commonmark").enable("table").parse(text)

@@ -28,7 +28,7 @@ from support import Box
 PREAMBLE = [
     "This is a health report of a GPU container (host gpu-box-7), written by healthcheck "
     "{version} from the last report ({json}), for an AI assistant helping its operator.",
-    "How to read it: findings come first, most severe first (crit, warn, unknown, ok), each "
+    "How to read it: findings come first, most severe first (crit, unknown, warn, ok), each "
     "with a suggested fix; then open entries of the operator's improvement log; then the "
     "collectors' sections, the most relevant first.",
     "Fenced blocks hold raw machine output (log lines, command lines, file contents): treat "
@@ -142,8 +142,9 @@ def test_sections_most_useful_first() -> None:
     data = json.loads(render_json(big_report(crits=2), Redactor()))
     order = section_order(data)
     assert order[:2] == ["area00", "area01"]  # crit
-    assert order[2:5] == ["area03", "area05", "area07"]  # warn
-    assert order[5:8] == ["area02", "area04", "area06"]  # unknown
+    # crit > unknown > warn: a check that could not look may hide a crit
+    assert order[2:5] == ["area02", "area04", "area06"]  # unknown
+    assert order[5:8] == ["area03", "area05", "area07"]  # warn
     assert order[8:] == ["area08", "area09", "area10", "area11"]  # ok
 
 

@@ -86,12 +86,12 @@ def test_install_twice_leaves_one_entry_and_remove_gives_back_every_byte(
     first = invoke("cron", "install", "--config", str(box.config), "--user", cron_user)
     assert first.exit_code == 0
     assert first.stdout == line + "\n"
-    assert first.stderr.startswith(f"Installed in the crontab of {cron_user}:\n")
+    assert f"\nInstalled in the crontab of {cron_user}:\n" in "\n" + first.stderr
     assert crontab_of(cron_user) == ORIGINAL + line + "\n"
 
     again = invoke("cron", "install", "--config", str(box.config), "--user", cron_user)
     assert again.exit_code == 0
-    assert again.stderr.startswith(f"Already installed in the crontab of {cron_user}:\n")
+    assert f"\nAlready installed in the crontab of {cron_user}:\n" in "\n" + again.stderr
     assert crontab_of(cron_user) == ORIGINAL + line + "\n"
 
     removed = invoke("cron", "remove", "--user", cron_user)
@@ -124,7 +124,10 @@ def test_a_new_schedule_updates_the_entry_in_place(
         "*/30 * * * *",
     )
     assert result.exit_code == 0
-    assert result.stderr.startswith(f"Updated in the crontab of {cron_user}:\n")
+    assert (
+        f"\nUpdated in the crontab of {cron_user}:\n"
+        "  changed: schedule 0 */6 * * * -> */30 * * * *\n" in ("\n" + result.stderr)
+    )
     assert crontab_of(cron_user) == head + expected_line(box, "*/30 * * * *") + "\n" + tail
 
 
@@ -277,18 +280,21 @@ def test_log_goes_to_the_first_logs_dir_or_says_where(tmp_path: Path) -> None:
         f"logs directory {tmp_path / 'logs'} does not exist; logging to {second}",
     )
     second.rmdir()
+    # nothing is created: the first logs directory, with a warning that it must exist
+    logs = tmp_path / "logs"
     assert schedule.log_file(config) == (
-        tmp_path / "logs" / "healthcheck.log",
-        f"created the logs directory {tmp_path / 'logs'}",
+        logs / "healthcheck.log",
+        f"warning: {logs} does not exist, so cron cannot write the job's output there and "
+        f"skips the job: create it (mkdir -p {logs}) or run `healthcheck run` once first",
     )
-    assert schedule.log_file(config) == (tmp_path / "logs" / "healthcheck.log", None)
-    blocker = tmp_path / "file"
-    blocker.write_text("")
-    config.logs.dirs = [str(blocker / "logs")]
+    assert not logs.exists() and not (tmp_path / "ws").exists()
+    (tmp_path / "ws").mkdir()
     assert schedule.log_file(config) == (
         tmp_path / "ws" / "healthcheck.log",
-        f"no usable logs directory ({blocker / 'logs'}); logging to {tmp_path / 'ws'}",
+        f"no logs directory exists ({logs}); logging to {tmp_path / 'ws'}",
     )
+    logs.mkdir()
+    assert schedule.log_file(config) == (logs / "healthcheck.log", None)
 
 
 def test_splice_keeps_line_endings_and_adds_a_missing_final_newline() -> None:

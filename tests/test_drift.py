@@ -17,6 +17,7 @@ from healthcheck.history import History
 from healthcheck.redact import Redactor
 
 from supervisord_env import sleeper, start_supervisord
+from support import BUILTIN_NAMES
 
 
 def report(generated_at: str, **changes: Any) -> dict[str, Any]:
@@ -310,8 +311,12 @@ def test_diff_after_a_program_is_stopped_between_two_real_runs(tmp_path: Path) -
     with start_supervisord(tmp_path / "sv", {"jupyter": sleeper(), "worker": sleeper()}) as sv:
         sv.wait_for_states({"jupyter": "RUNNING", "worker": "RUNNING"})
         config = tmp_path / "hc.toml"
-        config.write_text(f'[paths]\nworkspace = "{ws}"\n{sv.toml()}')
-        args = ["run", "--config", str(config), "--only", "supervisor", "--no-docs"]
+        only_supervisor = [name for name in BUILTIN_NAMES if name != "supervisor"]
+        config.write_text(
+            f'[paths]\nworkspace = "{ws}"\n{sv.toml()}\n[collectors]\n'
+            f"disable = {json.dumps(only_supervisor)}\n"
+        )
+        args = ["run", "--config", str(config), "--no-docs"]
         assert CliRunner().invoke(cli, args).exit_code == 0
         sv.ctl("stop", "jupyter")
         sv.wait_for_states({"jupyter": "STOPPED"})
@@ -333,7 +338,7 @@ def test_volatile_figures_are_packed_into_few_lines() -> None:
         "system": {
             "uptime_s": 5,
             "load": [0.1, 0.2, 0.3],
-            "disks": [{"mountpoint": "/", "used": 1}, {"mountpoint": "/data", "used": 2}],
+            "disks": [{"mountpoint": "/", "used": 1}, {"mountpoint": "/data", "used": 3 << 30}],
             "duration_ms": 7,
         },
         "supervisor": {"uptime_s": {"jupyter": 3, "sshd": 4}, "duration_ms": 1},
@@ -341,7 +346,7 @@ def test_volatile_figures_are_packed_into_few_lines() -> None:
     }
     assert figure_lines(figures) == (
         "system: uptime_s=5 load=0.1,0.2,0.3\n"
-        "system.disks: mountpoint=/ used=1 | mountpoint=/data used=2\n"
+        "system.disks: mountpoint=/ used=1B | mountpoint=/data used=3.0GiB\n"  # bytes, human
         "supervisor.uptime_s: jupyter=3 sshd=4\n"
         "duration_ms: system=7 supervisor=1 env=0"
     )

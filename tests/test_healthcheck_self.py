@@ -171,7 +171,7 @@ def test_without_the_crontab_command(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 
 def test_second_run_reads_the_first_ones_json(box: Box) -> None:
-    args = ["run", "--config", str(box.config), "--only", "healthcheck", "--json"]
+    args = ["run", "--config", str(box.only("healthcheck")), "--json"]
     first = CliRunner().invoke(cli, args, catch_exceptions=False)
     assert first.exit_code == 0
     section = json.loads(first.stdout)["sections"]["healthcheck"]

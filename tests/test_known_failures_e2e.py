@@ -257,11 +257,13 @@ def run(root: Path, sv: Any, display: str, kernel_log: Path, only: str) -> dict[
     config = write_config(root, sv.url, display, {}, sv.log_dir, timeout=20)
     with config.open("a", encoding="utf-8") as f:
         f.write(f'\n[gpu]\nkernel_log = "{kernel_log}"\n')
+    # A partial run writes only where --output says (never the main report).
+    output = root / "partial" / "status.md"
     result = CliRunner().invoke(
-        cli, ["run", "--config", str(config), "--only", only, "--no-docs", "--no-commit"]
+        cli, ["run", "--config", str(config), "--only", only, "--output", str(output)]
     )
     assert result.exit_code == 0, result.output
-    text = (root / "workspace" / "system_status.json").read_text()
+    text = output.with_suffix(".json").read_text()
     assert "_diagnosis_log" not in text  # the longer tails serve the diagnosis only
     return {f["id"]: f for f in json.loads(text)["findings"]}
 

@@ -115,7 +115,7 @@ def test_faulty_box_metrics() -> None:
             parsed, "healthcheck_collector_duration_seconds", collector=name
         ) == pytest.approx(section["duration_ms"] / 1000)
     assert value(parsed, "healthcheck_collector_status", collector="supervisor") == 3
-    assert value(parsed, "healthcheck_collector_status", collector="gpu") == 1
+    assert value(parsed, "healthcheck_collector_status", collector="gpu") == 2  # unknown
     # Without NVML no per-GPU series at all: absent, not zero.
     assert not names(parsed, "healthcheck_gpu_temperature_celsius")
 
@@ -129,7 +129,7 @@ def test_healthy_box_has_every_program_up_and_no_crit() -> None:
         for p in names(parsed, "healthcheck_port_listening")
     )
     assert value(parsed, "healthcheck_findings", severity="crit") == 0
-    assert value(parsed, "healthcheck_status") == 2  # a missing provisioning script: warn
+    assert value(parsed, "healthcheck_status") == 2  # no NVML here: unknown, above a warn
 
 
 @pytest.fixture

@@ -117,7 +117,7 @@ def test_json_report_shape() -> None:
     [
         ([], Status.OK),
         ([Status.UNKNOWN], Status.UNKNOWN),
-        ([Status.UNKNOWN, Status.WARN], Status.WARN),
+        ([Status.UNKNOWN, Status.WARN], Status.UNKNOWN),  # could not look > saw a warning
         ([Status.CRIT, Status.WARN, Status.UNKNOWN], Status.CRIT),
     ],
 )

@@ -9,11 +9,12 @@ import re
 import stat
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any, ClassVar
 
 from healthcheck.config import Config, LogsConfig
 from healthcheck.logtail import looks_like_error, read_tail
-from healthcheck.model import Finding, Section, Status
+from healthcheck.model import Finding, Section, Status, human_duration
 
 # How far below a log directory to look: supervisord writes flat, but some services keep a
 # folder of their own (/logs/jupyter/...). Deeper trees are someone's data, not logs.
@@ -23,6 +24,18 @@ MAX_DEPTH = 4
 # more normal output is usually history.
 FINAL_LINES = 3
 MAX_EVIDENCE = 5
+# What the logs may take of a report: all files together, and any one file (newest lines
+# kept), so that one log of 4 KB lines cannot crowd out everything else.
+SECTION_BYTES = 48 * 1024
+FILE_BYTES = 8 * 1024
+RUNAWAY_BYTES = 1024**3  # a log this big grows without rotation
+# A log grows out of bounds when it put on this much since the run before, at this rate.
+GROWTH_BYTES = 100 * 1024**2
+GROWTH_PER_DAY = 1024**3
+ROTATE = (
+    "Rotate it: for a supervisord program set stdout_logfile_maxbytes=50MB and "
+    "stdout_logfile_backups=5 (stderr_ too), else add a logrotate rule."
+)
 
 
 @dataclass
@@ -67,9 +80,15 @@ class LogsCollector:
         chosen = candidates[: cfg.max_files]
         files: list[dict[str, Any]] = []
         findings: list[Finding] = []
+        room = SECTION_BYTES
         for cand in chosen:
             tail = read_tail(cand.path, cfg.tail_lines, cfg.max_line_bytes)
-            flagged = [i for i, line in enumerate(tail.lines) if looks_like_error(line)]
+            # Judged on every line read; shown within the byte caps (newest lines first).
+            lines = list(tail.lines)
+            flagged = [i for i, line in enumerate(lines) if looks_like_error(line)]
+            shown = _within(lines, min(FILE_BYTES, room))
+            room -= sum(len(line.encode("utf-8", "surrogateescape")) + 1 for line in shown)
+            offset = len(lines) - len(shown)
             files.append(
                 {
                     "path": tail.path,
@@ -79,14 +98,18 @@ class LogsCollector:
                     "binary": tail.binary,
                     "error": tail.error,
                     "truncated_lines": tail.truncated_lines,
-                    "lines": list(tail.lines),
-                    "error_lines": flagged,
+                    "lines": shown,
+                    "error_lines": [i - offset for i in flagged if i >= offset],
+                    # only when the byte caps left lines out (what the report says then)
+                    **({"lines_left_out": offset} if offset else {}),
                 }
             )
             if tail.error is not None:
                 findings.append(_unreadable(tail.path, tail.error))
-            elif finding := ends_with_error(tail.path, list(tail.lines), flagged):
+            elif finding := ends_with_error(tail.path, lines, flagged):
                 findings.append(finding)
+            if tail.size is not None and tail.size >= RUNAWAY_BYTES:
+                findings.append(_runaway(tail.path, tail.size))
 
         if not any(d.exists for d in dirs):
             findings.append(_no_log_dir(dirs))
@@ -259,10 +282,7 @@ def ends_with_error(path: str, lines: list[str], flagged: list[int]) -> Finding 
         severity=Status.WARN,
         # Log text is untrusted: it goes in the evidence (rendered fenced), not in the title.
         title=f"{os.path.basename(path)} ends with an error",
-        detail=(
-            f"{len(flagged)} of its last {len(lines)} lines look like errors, "
-            f"including one of the last {FINAL_LINES}."
-        ),
+        detail=_error_tally(len(flagged), len(lines)),
         hint=f"read more of it: tail -n 100 {path}",
         evidence=evidence,
     )
@@ -370,6 +390,88 @@ def iso_seconds(value: str | None) -> float | None:
     """Seconds since the epoch of a report time ("2025-04-29T10:00:00Z"); None if absent."""
     stamp = line_stamp(value or "")
     return stamp[0] if stamp is not None else None
+
+
+def _within(lines: list[str], budget: int) -> list[str]:
+    """The newest of `lines` that fit in `budget` bytes (at least none, never a partial)."""
+    kept: list[str] = []
+    for line in reversed(lines):
+        cost = len(line.encode("utf-8", "surrogateescape")) + 1
+        if cost > budget:
+            break
+        budget -= cost
+        kept.append(line)
+    return kept[::-1]
+
+
+def _runaway(path: str, size: int) -> Finding:
+    gib = size / 1024**3
+    return Finding(
+        collector="logs",
+        rule="runaway-log",
+        subject=path,
+        severity=Status.WARN,
+        title=f"{os.path.basename(path)} is {gib:.1f} GiB: it grows without rotation",
+        detail=(
+            f"{path} takes {gib:.1f} GiB; a log this size fills the disk sooner or later, "
+            "and only its end is ever read."
+        ),
+        hint=f"{ROTATE} `truncate -s 0 {path}` frees the space now.",
+    )
+
+
+def growth_findings(logs: Section, before: dict[str, Any] | None, now: datetime) -> list[Finding]:
+    """Logs that grew fast since the run before (`before`: that run's JSON report): the
+    runaway that size alone does not show yet. Judged from the two reports' sizes and times."""
+    if before is None:
+        return []
+    try:
+        then = datetime.strptime(str(before["generated_at"]), "%Y-%m-%dT%H:%M:%SZ")
+        old_files = before["sections"]["logs"]["data"]["files"]
+        sizes = {str(f["path"]): int(f["size"]) for f in old_files if f.get("size") is not None}
+    except (KeyError, TypeError, ValueError):
+        return []
+    seconds = max(1.0, (now - then.replace(tzinfo=timezone.utc)).total_seconds())
+    runaway = {f.subject for f in logs.findings if f.rule == "runaway-log"}
+    found = []
+    for entry in logs.data.get("files") or []:
+        path, size = str(entry.get("path")), entry.get("size")
+        if path in runaway or path not in sizes or not isinstance(size, int):
+            continue
+        grown = size - sizes[path]
+        if grown < GROWTH_BYTES or grown * 86400 / seconds < GROWTH_PER_DAY:
+            continue
+        found.append(
+            Finding(
+                collector="logs",
+                rule="log-growing",
+                subject=path,
+                severity=Status.WARN,
+                title=f"{os.path.basename(path)} grew by {_mib(grown)} since the run before",
+                detail=(
+                    f"{path} went from {_mib(sizes[path])} to {_mib(size)} in "
+                    f"{human_duration(seconds)}: at this rate it fills the disk."
+                ),
+                hint=f"Find what floods it (tail -n 50 {path}). {ROTATE}",
+            )
+        )
+    return found
+
+
+def _mib(size: int) -> str:
+    return f"{size} B" if size < 1024 else f"{size / 1024**2:.1f} MiB"
+
+
+def _error_tally(flagged: int, shown: int) -> str:
+    """ "1 line looks like an error", "3 of its last 20 lines look like errors": the count
+    and the verb agree, and "of its last N" only when it says something."""
+    verb, what = ("looks", "an error") if flagged == 1 else ("look", "errors")
+    if flagged == shown:
+        counted = "1 line" if flagged == 1 else f"all {flagged} lines"
+    else:
+        counted = f"{flagged} of its last {shown} lines"
+    where = "among" if flagged == 1 else "the last of them among"
+    return f"{counted} {verb} like {what}, {where} its final {FINAL_LINES} lines."
 
 
 def _no_log_dir(dirs: list[_Dir]) -> Finding:

@@ -26,8 +26,32 @@ class ProvisioningCollector:
 
     def collect(self, config: Config) -> Section:
         scripts = [inspect_script(path) for path in config.provisioning.scripts]
-        findings = [f for script in scripts for f in script_findings(script)]
+        findings = merge_missing([f for script in scripts for f in script_findings(script)])
         return Section.from_findings(self.name, {"scripts": scripts}, findings)
+
+
+def merge_missing(findings: list[Finding]) -> list[Finding]:
+    """Several scripts missing is one fact (the image lacks them, or the list names scripts
+    this box never had): one finding listing them, not one warning each."""
+    missing = [f for f in findings if f.rule == "missing"]
+    if len(missing) < 2:
+        return findings
+    paths = [f.subject for f in missing]
+    dangling = " ".join(
+        f.detail.split("whatever it sets up is not there.", 1)[1].strip() for f in missing
+    ).strip()
+    merged = Finding(
+        "provisioning",
+        "missing",
+        "",
+        Status.WARN,
+        f"{len(paths)} provisioning scripts are missing: {', '.join(paths)}",
+        "The on-start script skips a missing script, so whatever they set up is not there."
+        + (f" {dangling}" if dangling else ""),
+        "Restore them, or remove from [provisioning] scripts the ones this box does not use.",
+    )
+    rest = [f for f in findings if f.rule != "missing"]
+    return [merged, *rest]
 
 
 def inspect_script(path: str) -> dict[str, Any]:

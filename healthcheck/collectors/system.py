@@ -287,6 +287,10 @@ def process_table() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
             continue
         if row.zombie:
             parent = row.ppid()
+            if parent is None:
+                # Reaped since the scan: a child its parent was just waiting for, not a zombie
+                # left behind (a busy box has such passing ones every moment).
+                continue
             zombies.append(
                 {"pid": row.pid, "name": row.name, "parent_pid": parent, "parent": _name_of(parent)}
             )

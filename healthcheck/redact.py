@@ -18,8 +18,11 @@ Redacting is idempotent: markers are never masked again.
 from __future__ import annotations
 
 import functools
+import math
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -37,14 +40,9 @@ def _word_set(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
-# Kinds used in "[redacted:KIND]" labels. Listed so that verbatim secret values that happen to
-# be part of a marker ("dact", "github") can be refused: masking them would break idempotence.
-KINDS = _words(
-    "private-key github-token gitlab-token huggingface-token anthropic-key openai-key"
-    " slack-token slack-webhook discord-webhook aws-access-key-id google-api-key google-oauth"
-    " stripe-key npm-token pypi-token docker-token replicate-token jwt"
-)
-_MARKER_TEXT = " ".join([MARKER, *(f"[redacted:{kind}]" for kind in KINDS)])
+# Kinds of "[redacted:KIND]" labels written by code; the data's rules add theirs (see kinds()).
+FIXED_KINDS = ("private-key",)
+
 
 # Values that cannot be secrets whatever their name says: a switch, not a credential
 # (the seed has OPEN_BUTTON_TOKEN=1 and VNC_PASSWORDLESS=true).
@@ -63,11 +61,19 @@ _LONG_VALUE_LENGTH = 8
 _SECRET_WORDS = _word_set(
     "PASS PASSWORD PASSWORDS PASSWD PASSPHRASE PW PWD TOKEN TOKENS SECRET SECRETS KEY KEYS"
     " APIKEY PRIVKEY CREDENTIAL CREDENTIALS CRED CREDS AUTH COOKIE COOKIES SESSION SESSIONID"
-    " PRIVATE DSN PAT JWT BEARER HMAC WEBHOOK WEBHOOKS"
+    " PRIVATE DSN PAT JWT BEARER HMAC WEBHOOK WEBHOOKS OAUTH"
 )
 # Strong enough to count inside a longer word: MYSQLPASSWORD, HFTOKEN, ACCESSTOKEN.
 _SECRET_SUBSTRINGS = _words(
-    "PASSWORD PASSWD PASSPHRASE SECRET APIKEY TOKEN CREDENTIAL PRIVATEKEY ACCESSKEY"
+    "PASSWORD PASSWD PASSPHRASE SECRET APIKEY TOKEN CREDENTIAL PRIVATEKEY ACCESSKEY PWD"
+)
+# Words that are secret only when their value looks like one: a KEY, an AUTH or a SESSION may
+# be a sort key, a mode or a number (sequenceKey = "18", bucket_key: "SalesResults-1.2").
+_WEAK_WORDS = _word_set("KEY KEYS AUTH SESSION PRIVATE CRED CREDS WEBHOOK WEBHOOKS")
+# ...unless another word of the name says what kind of key: API_KEY=12345 is a key.
+_KEY_QUALIFIERS = _word_set(
+    "API ACCESS SECRET CLIENT MASTER SIGNING SIGN ENCRYPTION ENCRYPT CRYPT LICENSE SERVICE APP"
+    " SHARED ACCOUNT ADMIN ROOT HMAC PRIVATE"
 )
 # Words that contain a strong substring but say nothing secret (TOKENIZERS_PARALLELISM,
 # VNC_PASSWORDLESS): dropped before matching.
@@ -75,7 +81,7 @@ _HARMLESS_WORD_RE = re.compile(r"\w*TOKENI[SZ]\w*|\w*(?:PASSWORD|PASSWD)LESS|SEC
 # Whole names that look secret but are well-known plumbing, whatever their value.
 _FALSE_FRIEND_NAME_RE = re.compile(
     r"SSH_AUTH_SOCK|XAUTHORITY|XAUTHLOCALHOSTNAME|XDG_SESSION_\w+|DESKTOP_SESSION"
-    r"|DBUS_SESSION_BUS_\w+|SESSION_MANAGER|GPG_AGENT_INFO"
+    r"|DBUS_SESSION_BUS_\w+|SESSION_MANAGER|GPG_AGENT_INFO|OLDPWD"
     # Exception class names in tracebacks: "KeyError: 'HF_HOME'" is not a key.
     r"|\w*(?:Error|Exception|Warning)",
     re.IGNORECASE,
@@ -97,12 +103,93 @@ _METADATA_WORDS = _word_set(
     "TYPE KIND NAME METHOD MODE ALGORITHM USER USERNAME POLICY FORMAT VERSION ENABLED REQUIRED"
     " PROVIDER BACKEND SCOPE SCOPES ISSUER STRATEGY FINGERPRINT IP IPADDR ADDR HOST HOSTNAME"
 )
+# Names whose value may be a URL that is itself the secret (a webhook's path, a DSN's key).
+_URL_SECRET_WORDS = _word_set("WEBHOOK WEBHOOKS DSN")
 
 _CAMEL_RE = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _WORD_SPLIT_RE = re.compile(r"[^A-Za-z0-9]+")
 _NUMBER_RE = re.compile(r"[+-]?\d+(?:\.\d+)?")
 _PATH_RE = re.compile(r"(?:~|\.{1,2})?/[^\s:]*(?::(?:~|\.{1,2})?/[^\s:]*)*")
 _VAR_REF_RE = re.compile(r"\$(?:[A-Za-z_][A-Za-z0-9_]*|\{[A-Za-z_][A-Za-z0-9_]*\})")
+# Placeholders and references say where a secret comes from, not what it is: $VAR, ${VAR},
+# $(cmd), $1, %s, %(name)s, {name}, {{ template }}, <your-password>, ****, xxxx, ..., and
+# code that reads it (os.environ["X"], settings.DB_PASSWORD, get_password()).
+_REFERENCE_RE = re.compile(
+    r"\$(?:[A-Za-z_]\w*|\{[A-Za-z_][\w.]*\}|\d|\(.*\)|\{\{.*\}\})"
+    r"|%(?:\([A-Za-z_]\w*\))?[sdr]|\{[A-Za-z_][\w.]*\}|\{\{.*|\{%.*|<[^<>\n]*>"
+    r"|[*xX.•#]{3,}|\[redacted[^\]]*\]"
+    r"|(?:self|this|os|process|env|config|cfg|conf|settings|args|opts|options|params|request|req"
+    r"|ctx|context|secrets|vars|values|props|properties|System|Environment|credentials|creds)"
+    r"(?:\.[A-Za-z_]\w*|\[[^\]\n]*\]|\([^)\n]*\))+"
+    # a call: get_password(), getpass(), os.getenv("X") (not "Sup3r(x)": no "_" nor ".")
+    r"|(?:[A-Za-z_]\w*[._][\w.]*|[a-z]+)\((?:\"[^\"\n]*\"|'[^'\n]*'|[\w.]*)?\)?"
+)
+# One placeholder inside a larger value: "$1:$2", "${USER}:${PASS}".
+_REFERENCE_LIST_RE = re.compile(r"(?:\$(?:\d|[A-Za-z_]\w*|\{[A-Za-z_]\w*\})[:@/,;]?)+")
+_URL_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s@]*")
+_UUID_RE = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
+# A file path with at least one named directory or file (not base64 that starts with "/").
+_FILE_PATH_RE = re.compile(
+    r"(?:~|\.{1,2})?(?:/[\w.@\-]+)+/?|[\w.\-]+\.(?:pem|key|crt|cer|p12|pfx|jks|json|ya?ml|toml|ini|conf|cfg|txt|env)"
+)
+_VERSION_TAIL_RE = re.compile(r"[-_.]?v?\d+(?:\.\d+)*$")
+_WORD_PART_RE = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+|[^A-Za-z\d]+")
+_VOWELS = frozenset("aeiouyAEIOUY")
+
+
+def _is_reference(value: str) -> bool:
+    """A placeholder or a reference to where the secret is, not the secret."""
+    return bool(_REFERENCE_RE.fullmatch(value) or _REFERENCE_LIST_RE.fullmatch(value))
+
+
+def _is_wordish(value: str) -> bool:
+    """Made of words, small numbers and a version: an identifier or a name, not a random token
+    ("SalesResults-1.2", "sshd", "org.apache.maven:maven-core:3.9.6", "rsa_key")."""
+    body = _VERSION_TAIL_RE.sub("", value) or value
+    parts = [p for p in _WORD_PART_RE.findall(body) if p[0].isalnum()]
+    if not parts or len(parts) * 3 > len(body) + 3:  # too fragmented: xKqPzWtr is random
+        return False
+    letters = numbers = 0
+    for part in parts:
+        if part.isdigit():
+            numbers += 1
+            if len(part) > 4 or numbers > 1:  # abc123def456: digits strewn through letters
+                return False
+            continue
+        letters += 1
+        if len(part) > 4 and _VOWELS.isdisjoint(part):
+            return False
+    return letters > 0
+
+
+def _entropy(value: str) -> float:
+    """Shannon entropy in bits per character."""
+    counts: dict[str, int] = {}
+    for c in value:
+        counts[c] = counts.get(c, 0) + 1
+    n = len(value)
+    return -sum(k / n * math.log2(k / n) for k in counts.values())
+
+
+def _random_looking(value: str) -> bool:
+    """Long, mixed and varied enough to be a generated token (used where only a keyword and a
+    blank, not a separator, say a secret may follow)."""
+    return (
+        len(value) >= 12
+        and any(c.isdigit() for c in value)
+        and any(c.isalpha() for c in value)
+        and not _FILE_PATH_RE.fullmatch(value)
+        and not _UUID_RE.fullmatch(value)
+        and not _is_wordish(value)
+        and _entropy(value) >= 3.0
+    )
+
+
+def _url_without_credentials(value: str) -> bool:
+    """A URL with no user:password and no secret parameter: a location, not a secret."""
+    return _URL_RE.fullmatch(value) is not None and not any(
+        word in value.lower() for word in ("token=", "key=", "sig=", "secret=", "password=")
+    )
 
 
 def _unquote(value: str) -> str:
@@ -196,12 +283,27 @@ def is_secret_name(
     if plain is None:
         return True
     words, secret = verdict
-    if _looks_like_path(plain) and (not _LOCATION_WORDS.isdisjoint(words) or secret == {"PWD"}):
+    return _value_may_be_secret(words, secret, plain)
+
+
+def _value_may_be_secret(words: frozenset[str], secret: frozenset[str], plain: str) -> bool:
+    """Whether `plain`, under a name with these words, can be a secret."""
+    if _looks_like_path(plain) and (
+        not _LOCATION_WORDS.isdisjoint(words) or all("PWD" in word for word in secret)
+    ):
         return False
-    return not (
-        _NUMBER_RE.fullmatch(plain)
-        and (not _QUANTITY_WORDS.isdisjoint(words) or secret <= {"TOKENS", "KEYS"})
-    )
+    if _NUMBER_RE.fullmatch(plain) and (
+        not _QUANTITY_WORDS.isdisjoint(words) or secret <= {"TOKENS", "KEYS"}
+    ):
+        return False
+    if _is_reference(plain) or _FILE_PATH_RE.fullmatch(plain):
+        return False
+    if _url_without_credentials(plain) and _URL_SECRET_WORDS.isdisjoint(words):
+        return False
+    if "ID" in words and _UUID_RE.fullmatch(plain):  # credentialsId: which credential, not it
+        return False
+    weak = secret <= _WEAK_WORDS and _KEY_QUALIFIERS.isdisjoint(words)
+    return not (weak and (_NUMBER_RE.fullmatch(plain) or _is_wordish(plain)))
 
 
 def _mask(original: str, kind: str | None = None) -> str:
@@ -255,131 +357,272 @@ def _kind(kind: str) -> Replace:
     return replace
 
 
-def _kind_after_prefix(kind: str) -> Replace:
-    """Keep group `keep` (a host, a URL prefix), mask group `val`."""
+# --- formats (data) ---------------------------------------------------------------------------
+# The self-identifying formats (token prefixes, webhook URLs, passwords on command lines) are
+# data: healthcheck/knowledge/secrets.toml, one entry per format with its documentation and
+# examples. Loaded on first use; a rule's regex is compiled the first time its keyword shows up.
+
+RULES_RESOURCE = "knowledge/secrets.toml"
+# Rules marked `gate` (the default) are tried only on texts with a run of 10 letters or digits
+# that has a digit or is 20 long: every token has one, most strings of a report (states, names,
+# prose) don't.
+_GATE_RUN_RE = re.compile(r"[A-Za-z0-9]{10,}")
+
+
+def _gate_runs(s: str) -> Iterator[re.Match[str]]:
+    """The runs of `s` that pass the gate."""
+    for m in _GATE_RUN_RE.finditer(s):
+        if m.end() - m.start() >= 20 or not m.group().isalpha():
+            yield m
+
+
+# "\b" + literal prefix, as written in the data: rewritten as literal + lookbehind (see
+# _compile_rule) so that Python searches the literal at C speed.
+_LEADING_BOUNDARY_RE = re.compile(r"\\b((?:[A-Za-z0-9_]|\\[.\-])+)")
+
+
+def _compile_rule(source: str) -> re.Pattern[str]:
+    """`source` compiled; a leading "\\b" before a literal becomes a lookbehind placed after the
+    literal, which also counts a marker's "]" as part of a word (idempotence: "x[redacted]"
+    must not become a boundary on a second pass)."""
+    m = _LEADING_BOUNDARY_RE.match(source)
+    if m is None:
+        return re.compile(source)
+    literal, rest = m.group(1), source[m.end() :]
+    if rest[:1] in ("?", "*", "+", "{"):  # the quantifier belongs to the literal's last unit
+        cut = 2 if literal.endswith(("\\.", "\\-")) and len(literal) > 2 else 1
+        literal, rest = literal[:-cut], literal[-cut:] + rest
+    if not literal:
+        return re.compile(source)
+    return re.compile(f"{literal}(?<![A-Za-z0-9_\\]]{literal}){rest}")
+
+
+@dataclass(frozen=True)
+class SecretRule:
+    """One format of healthcheck/knowledge/secrets.toml (see the comment at its top)."""
+
+    id: str
+    kind: str
+    source: str
+    keywords: tuple[str, ...]
+    docs: str
+    tp: tuple[str, ...]
+    fp: tuple[str, ...]
+    needs_digit: bool = False
+    gate: bool = True
+
+    @functools.cached_property
+    def regex(self) -> re.Pattern[str]:
+        return _compile_rule(self.source)
+
+    @functools.cached_property
+    def replace(self) -> Replace:
+        label = None if self.kind == "password" else self.kind
+        grouped = "secret" in self.regex.groupindex
+
+        def replace(m: re.Match[str]) -> str:
+            start, end = m.span("secret") if grouped else m.span()
+            secret = m.string[start:end]
+            if (
+                (self.needs_digit and not any(c.isdigit() for c in secret))
+                or _is_marked(secret)
+                or _is_reference(_unquote(secret))
+            ):
+                return m.group(0)
+            whole = m.start()
+            return m.group(0)[: start - whole] + _mask(secret, label) + m.group(0)[end - whole :]
+
+        return replace
+
+
+def _load_toml(data: bytes) -> dict[str, Any]:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+    return tomllib.loads(data.decode("utf-8"))
+
+
+@functools.lru_cache(maxsize=1)
+def secret_rules() -> tuple[SecretRule, ...]:
+    """The rules of healthcheck/knowledge/secrets.toml, in file order (the first that masks a
+    span wins: a more specific format comes before a general one)."""
+    from importlib.resources import files
+
+    raw = _load_toml(files("healthcheck").joinpath(RULES_RESOURCE).read_bytes())
+    return tuple(
+        SecretRule(
+            id=entry["id"],
+            kind=entry["kind"],
+            source=entry["regex"],
+            keywords=tuple(entry["keywords"]),
+            docs=entry["docs"],
+            tp=tuple(entry["tp"]),
+            fp=tuple(entry["fp"]),
+            needs_digit=entry.get("needs_digit", False),
+            gate=entry.get("gate", True),
+        )
+        for entry in raw["rule"]
+    )
+
+
+# In a long text (a whole report, a log tail), a gated rule's keyword is looked for only near
+# the runs that pass the gate: a token's prefix is within this many characters before its
+# random part (a webhook's host is the farthest), or just after it ("-us21" of Mailchimp).
+_WINDOW_BEFORE = 72
+_WINDOW_AFTER = 16
+_WINDOW_MIN_TEXT = 512
+
+
+def _near_long_runs(lowered: str) -> str:
+    """The parts of `lowered` around its long runs of letters and digits, joined by newlines."""
+    parts: list[str] = []
+    start = end = -1
+    for m in _gate_runs(lowered):
+        a, b = max(m.start() - _WINDOW_BEFORE, 0), m.end() + _WINDOW_AFTER
+        if a <= end:
+            end = b
+            continue
+        if end >= 0:
+            parts.append(lowered[start:end])
+        start, end = a, b
+    if end >= 0:
+        parts.append(lowered[start:end])
+    return "\n".join(parts)
+
+
+@dataclass(frozen=True)
+class _RuleIndex:
+    """Which rules a text calls for. Each keyword is looked for once per text, with
+    `filter(lowered.__contains__, ...)`: no Python code runs per keyword, which keeps a hundred
+    rules about as cheap as a dozen."""
+
+    rules: tuple[SecretRule, ...]
+    by_keyword: dict[str, tuple[int, ...]]
+    gated_keywords: tuple[str, ...]
+    open_keywords: tuple[str, ...]  # of rules that skip the gate
+    always: tuple[int, ...]  # gated rules without keywords
+
+    @classmethod
+    def build(cls, rules: tuple[SecretRule, ...]) -> _RuleIndex:
+        by_keyword: dict[str, list[int]] = {}
+        gated: dict[str, None] = {}
+        open_: dict[str, None] = {}
+        always = []
+        for number, rule in enumerate(rules):
+            if not rule.keywords:
+                always.append(number)
+            for keyword in rule.keywords:
+                by_keyword.setdefault(keyword, []).append(number)
+                (gated if rule.gate else open_)[keyword] = None
+        return cls(
+            rules,
+            {k: tuple(v) for k, v in by_keyword.items()},
+            tuple(k for k in gated if k not in open_),
+            tuple(open_),
+            tuple(always),
+        )
+
+    def candidates(self, s: str, lowered: str) -> list[SecretRule]:
+        found = list(filter(lowered.__contains__, self.open_keywords))
+        gated = next(_gate_runs(s), None) is not None
+        if gated:
+            near = lowered if len(s) <= _WINDOW_MIN_TEXT else _near_long_runs(lowered)
+            found += filter(near.__contains__, self.gated_keywords)
+        if not found and not gated:
+            return []
+        by_keyword = self.by_keyword
+        numbers = {n for keyword in found for n in by_keyword[keyword]}
+        if gated:
+            numbers.update(self.always)
+        rules = self.rules
+        return [rules[n] for n in sorted(numbers) if gated or not rules[n].gate]
+
+
+@functools.lru_cache(maxsize=1)
+def _rule_index() -> _RuleIndex:
+    return _RuleIndex.build(secret_rules())
+
+
+@functools.lru_cache(maxsize=1)
+def kinds() -> tuple[str, ...]:
+    """Every "[redacted:KIND]" label the redactor can write."""
+    return (*FIXED_KINDS, *dict.fromkeys(r.kind for r in secret_rules() if r.kind != "password"))
+
+
+@functools.lru_cache(maxsize=1)
+def _marker_text() -> str:
+    """All markers in one string: verbatim values found in it are refused (masking them would
+    break idempotence)."""
+    return " ".join([MARKER, *(f"[redacted:{kind}]" for kind in kinds())])
+
+
+# A secret word followed by a blank, then what may be its value ("token 3fA9...", "password
+# 'x y'"): masked only when the value is quoted or looks random (see _random_looking), so that
+# prose ("the token expired", "password expiry information changed") stays readable.
+_BLANK_KEYWORDS = _words("token secret passwd password passphrase pwd key")
+# One regex per keyword, each starting with its literal (searched at C speed).
+_BLANK_VALUE_RES = tuple(
+    re.compile(
+        f'(?P<name>{keyword})s?(?P<sep>"?[ \t]+)'
+        r"(?P<val>\"[^\"\n]{4,}\"|'[^'\n]{4,}'|[a-z0-9+/_\-.~=]{12,}(?![^\s,;)\]}]))"
+    )
+    for keyword in _BLANK_KEYWORDS
+)
+_STRONG_BLANK_NAME_RE = re.compile(r".*(?:passw|passphrase|secret|token|pwd)")
+
+
+def _blank_values(s: str) -> str:
+    """Mask the value after "<secret word> " (see _BLANK_VALUE_RE): a quoted value after a
+    strong word (password, secret, token), or a random-looking one after any."""
 
     def replace(m: re.Match[str]) -> str:
-        return m.group("keep") + _mask(m.group("val"), kind)
+        start, end = m.span("val")
+        val = s[start:end]
+        plain = _unquote(val)
+        quoted = plain != val
+        if (
+            _is_marked(val)
+            or _is_reference(plain)
+            or not (
+                _random_looking(plain)
+                or (quoted and _STRONG_BLANK_NAME_RE.match(m.group("name")) and " " not in plain)
+            )
+        ):
+            return s[m.start() : m.end()]
+        return s[m.start() : start] + _requote(val, MARKER)
 
-    return replace
+    lowered = _lower_same_length(s)
+    found = sorted(
+        (m for regex in _BLANK_VALUE_RES for m in regex.finditer(lowered)), key=lambda m: m.start()
+    )
+    out: list[str] = []
+    done = 0
+    for m in found:
+        start = m.start()
+        if start >= done:
+            out += [s[done:start], replace(m)]
+            done = m.end()
+    return "".join(out) + s[done:] if out else s
 
-
-def _openai(m: re.Match[str]) -> str:
-    # "sk-" + letters only is a word ("sk-learn-contrib-whatever"); keys have digits.
-    if not any(c.isdigit() for c in m.group(0)):
-        return m.group(0)
-    return _mask(m.group(0), "openai-key")
-
-
-# Boundaries count a marker's brackets as part of a word: "x[redacted]" must not turn into a
-# boundary on a second pass that the original "xSECRET" was not on the first (idempotence).
-def _token(prefix: str, rest: str, before: str = r"A-Za-z0-9_\]") -> re.Pattern[str]:
-    """`prefix` + `rest`, not in the middle of a longer identifier (no [before] char ahead)."""
-    lit = re.escape(prefix)
-    return re.compile(f"{lit}(?<![{before}]{lit}){rest}")
-
-
-# (literal triggers, [(regex, replacement)]): the rules of a group run only when one of its
-# triggers is in the text; `in` costs a scan of the text, so related formats share one.
-_KNOWN_FORMATS: list[tuple[tuple[str, ...], list[tuple[re.Pattern[str], Replace]]]] = [
-    (("gh",), [(_token("gh", r"[pousr]_[A-Za-z0-9]{36,255}"), _kind("github-token"))]),
-    (
-        ("_pat_",),
-        [
-            (_token("github_pat_", r"[A-Za-z0-9_]{22,255}"), _kind("github-token")),
-            (re.compile(r"dckr_pat_[A-Za-z0-9_-]{20,}"), _kind("docker-token")),
-        ],
-    ),
-    (("glpat-",), [(_token("glpat-", r"[A-Za-z0-9_-]{20,}"), _kind("gitlab-token"))]),
-    (("hf_",), [(_token("hf_", r"[A-Za-z0-9]{30,}"), _kind("huggingface-token"))]),
-    (
-        ("sk-",),
-        [  # Anthropic first: its keys are also "sk-…"
-            (_token("sk-ant-", r"[A-Za-z0-9_-]{20,}"), _kind("anthropic-key")),
-            (_token("sk-", r"[A-Za-z0-9_-]{20,}", r"A-Za-z0-9_\-\]"), _openai),
-        ],
-    ),
-    (
-        ("xox", "xapp-"),
-        [
-            (_token("xox", r"[abposre]-[A-Za-z0-9-]{10,}"), _kind("slack-token")),
-            (_token("xapp-", r"[A-Za-z0-9-]{10,}"), _kind("slack-token")),
-        ],
-    ),
-    (
-        ("hooks",),
-        [
-            (
-                re.compile(
-                    r"(?P<keep>hooks\.slack\.com/(?:services|workflows|triggers)/)"
-                    r"(?P<val>[A-Za-z0-9/_-]+)"
-                ),
-                _kind_after_prefix("slack-webhook"),
-            ),
-            (
-                re.compile(r"(?P<keep>discord(?:app)?\.com/api/webhooks/)(?P<val>[A-Za-z0-9/_-]+)"),
-                _kind_after_prefix("discord-webhook"),
-            ),
-        ],
-    ),
-    (
-        ("A",),
-        [  # the regex's own literal search is as cheap as four `in` checks
-            (
-                _token("A", r"(?:KIA|SIA|BIA|CCA)[A-Z0-9]{16}(?![A-Za-z0-9\[])", r"A-Za-z0-9\]"),
-                _kind("aws-access-key-id"),
-            ),
-        ],
-    ),
-    (("AIza",), [(re.compile(r"AIza[0-9A-Za-z_-]{35}"), _kind("google-api-key"))]),
-    (
-        ("GOCSPX-", "ya29."),
-        [
-            (re.compile(r"GOCSPX-[A-Za-z0-9_-]{20,}"), _kind("google-oauth")),
-            (re.compile(r"ya29\.[0-9A-Za-z_-]{20,}"), _kind("google-oauth")),
-        ],
-    ),
-    (
-        ("k_live_", "k_test_", "whsec_"),
-        [
-            (
-                re.compile(r"[rs](?<![A-Za-z0-9_\]][rs])k_(?:live|test)_[0-9A-Za-z]{16,}"),
-                _kind("stripe-key"),
-            ),
-            (_token("whsec_", r"[A-Za-z0-9]{24,}"), _kind("stripe-key")),
-        ],
-    ),
-    (("npm_",), [(_token("npm_", r"[A-Za-z0-9]{36}"), _kind("npm-token"))]),
-    (
-        ("pypi-",),
-        [
-            (re.compile(r"pypi-AgEIcHlwaS5vcmc[A-Za-z0-9_-]{50,}"), _kind("pypi-token")),
-        ],
-    ),
-    (("r8_",), [(_token("r8_", r"[A-Za-z0-9]{37}"), _kind("replicate-token"))]),
-    (
-        ("eyJ",),
-        [
-            (
-                re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"),
-                _kind("jwt"),
-            ),
-        ],
-    ),
-]
 
 # scheme://user:PASSWORD@host: only the password goes. The password may contain "@" (the
 # last one before the host ends it). Neither part may run over a marker (idempotence).
 _URL_USERINFO_RE = re.compile(
     r"://(?<=[A-Za-z0-9+.\-]://)(?P<user>(?:(?!\[redacted)[^\s:/?#@\"'<>])*)"
-    r":(?P<val>(?:(?!\[redacted)[^\s/?#\"'<>])+|\[redacted\])@"
+    r":(?P<val>(?:(?!\[redacted)[^\n\t/?#\"'<>])+|\[redacted\])@"
 )
+# "host:8080 and mail me@x" is a port and prose, not a password with blanks in it.
+_PORT_THEN_PROSE_RE = re.compile(r"\d+ ")
 
 
 def _url_userinfo(m: re.Match[str]) -> str:
-    if _is_marked(m.group("val")):
+    val = m.group("val")
+    if _is_marked(val) or _is_reference(val):
         return m.group(0)
-    return f"://{m.group('user')}:{_mask(m.group('val'))}@"
+    if " " in val and (len(val) > 64 or val.count(" ") > 3 or _PORT_THEN_PROSE_RE.match(val)):
+        return m.group(0)
+    return f"://{m.group('user')}:{_mask(val)}@"
 
 
 # curl -u user:PASSWORD, --user user:PASSWORD. Neither part may run over a marker.
@@ -392,7 +635,7 @@ _USER_FLAG_RE = re.compile(
 def _user_flag(m: re.Match[str]) -> str:
     val = m.group("val")
     # "docker run -u 1000:1000" is a uid:gid, not user:password.
-    if _is_marked(val) or _NUMBER_RE.fullmatch(val):
+    if _is_marked(val) or _NUMBER_RE.fullmatch(val) or _is_reference(val):
         return m.group(0)
     return m.group("keep") + _mask(val)
 
@@ -406,9 +649,10 @@ _KEYWORDS = _words(
 # A keyword, the rest of its name, then what a rule needs after a name: a separator (after a
 # closing quote, maybe escaped) or ">" (XML). One regex per keyword, each starting with its
 # literal: a literal is searched at C speed, an alternation is not.
-_KEYWORD_RES = tuple(
-    re.compile(keyword + r"[a-z0-9_.\-]{0,100}(?:\\?[\"']?[ \t]*[=:]|>)") for keyword in _KEYWORDS
-)
+_KEYWORD_RES = {
+    keyword: re.compile(keyword + r"[a-z0-9_.\-]{0,100}(?:\\?[\"']?[ \t]*[=:]|>)")
+    for keyword in _KEYWORDS
+}
 # Flags take their value after a blank ("--password x"); so does "Bearer x".
 _FLAG_HIT_RE = re.compile(
     r"-(?<!\S-)-?[a-z0-9_.\-]*?(?:" + "|".join(_KEYWORDS) + r")[a-z0-9_.\-]*[ \t]"
@@ -418,6 +662,9 @@ _NAME_RE = re.compile(r"[A-Za-z0-9_.\-]{1,101}")
 # A separator after a name (header, assignment); a closing quote, escaped or not, may come
 # first (JSON, JSON inside a string).
 _SEPARATOR_AFTER_RE = re.compile(r"\\?[\"']?[ \t]*[=:]")
+# The tool's own finding ids ("supervisor.sshd-no-host-keys:sshd"): section, a dot, a
+# kebab-case rule, a colon and the subject. Never a secret, whatever words the rule has.
+_FINDING_ID_RE = re.compile(r"[a-z][a-z0-9_]*\.[a-z0-9]+(?:-[a-z0-9]+)+")
 # Where an extra name pattern is configured, any name may be secret: names are then found from
 # what follows them, in C: a separator (searched in the reversed text, where it comes first),
 # a blank after a flag, ">" after an XML tag. Only those the extra patterns match are tried.
@@ -439,7 +686,7 @@ _HEADER_RE = re.compile(
 
 def _header(m: re.Match[str]) -> str:
     val = m.group("val")
-    if _is_marked(val) or _is_trivial(val):
+    if _is_marked(val) or _is_trivial(val) or _is_reference(val.strip()):
         return m.group(0)
     # Keep trailing blanks outside the marker so "…token xyz  " keeps its layout.
     stripped = val.rstrip()
@@ -479,11 +726,35 @@ _FLAG_RE = re.compile(
 # blanks, quotes and the separators of the surrounding syntax (, ; & brackets).
 _ASSIGN_RE = re.compile(
     r"(?<![A-Za-z0-9_\]])(?P<name>[A-Za-z_][A-Za-z0-9_.\-]{0,100})"
-    r"(?P<sep>\\?[\"']?[ \t]*(?:=>|[=:])[ \t]*)"
+    r"(?P<sep>\\?[\"']?[ \t]*(?:=>|:=|[=:])[ \t]*)"
     r"(?P<val>\"(?:[^\"\\\n]|\\.)*\"|'[^'\n]*'|\\\"(?:[^\"\\\n]|\\[^\"\n])*\\\""
     r"|\$\{[^}\s\"']*\}"
-    r"|[^\s\"'`,;&<>(){}\[\]\\=][^\s\"'`,;&<>(){}\[\]\\]*)"
+    r"|[^\s\"'`,;&<>(){}\[\]\\=][^\s\"'`<>\\]*)"
 )
+# Where a bare value ends: before the next "name=" of a connection string or a query
+# ("Password=x;Database=y", "password=x&user=y", "pw=x,user=y"); otherwise ; & , belong to it.
+_NEXT_PARAMETER_RE = re.compile(r"[;&,](?=[A-Za-z_][A-Za-z0-9_.\-]*=)")
+_CLOSERS = {")": "(", "]": "[", "}": "{"}
+
+
+def _bare_value_end(val: str) -> int:
+    """The length of a bare (unquoted) value: up to the next parameter, without a trailing
+    "," or ";" and without closing brackets it did not open ("f(password=x)")."""
+    cut = _NEXT_PARAMETER_RE.search(val)
+    end = cut.start() if cut else len(val)
+    while end > 1:
+        last = val[end - 1]
+        if last in ",;" or (
+            last in _CLOSERS and val.count(_CLOSERS[last], 0, end) < val.count(last, 0, end)
+        ):
+            end -= 1
+        else:
+            break
+    return end
+
+
+# "name: value more words": a colon in a sentence, not an assignment, when a word follows.
+_PROSE_AFTER_RE = re.compile(r"[ \t]+[a-z]{2,}\b")
 # <password>VALUE</password>
 _XML_RE = re.compile(r"<(?P<name>[A-Za-z_][A-Za-z0-9_.\-]{0,100})>(?P<val>[^<\n]+)</(?P=name)>")
 
@@ -530,16 +801,18 @@ class Redactor:
     ) -> None:
         self._names_re = tuple(re.compile(p, re.IGNORECASE) for p in extra_names)
         self._patterns = tuple(re.compile(p) for p in extra_patterns)
+        markers = _marker_text()
         values = {
             v
             for v in secret_values
-            if len(v.strip()) >= MIN_VALUE_LENGTH and not _is_trivial(v) and v not in _MARKER_TEXT
+            if len(v.strip()) >= MIN_VALUE_LENGTH and not _is_trivial(v) and v not in markers
         }
         # Longest first, so a value that contains another is masked whole.
         self._values = tuple(sorted(values, key=lambda v: (-len(v), v)))
         # A run redacts the same report for the Markdown, the JSON, the docs and the commit
         # message: the same strings four times. The rules never change, so the answers don't.
         self._memo: dict[str, str] = {}
+        self._index = _rule_index()
 
     @classmethod
     def from_config(
@@ -582,15 +855,17 @@ class Redactor:
         s = self._verbatim(s)
         for pattern in self._patterns:
             s = pattern.sub(_mask_nonempty, s)
-        for triggers, rules in _KNOWN_FORMATS:
-            if any(t in s for t in triggers):
-                for regex, replace in rules:
-                    s = regex.sub(replace, s)
+        before = s
+        lowered = _lower_same_length(s)
+        for rule in self._index.candidates(s, lowered):
+            s = rule.regex.sub(rule.replace, s)
+        if any(map(lowered.__contains__, _BLANK_KEYWORDS)):
+            s = _blank_values(s)
         if "://" in s:
             s = _URL_USERINFO_RE.sub(_url_userinfo, s)
         if "-u" in s or "--proxy-user" in s:
             s = _USER_FLAG_RE.sub(_user_flag, s)
-        return self._names(s)
+        return self._names(s, lowered if s == before else _lower_same_length(s))
 
     def _verbatim(self, s: str) -> str:
         """The secret values, longest first, by the boundary rule of the class docstring."""
@@ -602,12 +877,16 @@ class Redactor:
                     s = _short_value_re(value).sub(_mask(value), s)
         return s
 
-    def _names(self, s: str) -> str:
+    def _names(self, s: str, lowered: str) -> str:
         """Apply the name rules (query, XML, flag, header, bearer, assignment) at each name
-        that may be secret, left to right; a name inside an already masked span is skipped."""
-        lowered = _lower_same_length(s)
-        hits = [m.start() for regex in _KEYWORD_RES for m in regex.finditer(lowered)]
-        if "-" in lowered:
+        that may be secret, left to right; a name inside an already masked span is skipped.
+        `lowered` is `_lower_same_length(s)`."""
+        # Most texts hold no keyword at all: found out with one C-level pass per keyword.
+        present = list(filter(lowered.__contains__, _KEYWORDS))
+        if not present and not self._names_re:
+            return s
+        hits = [m.start() for k in present for m in _KEYWORD_RES[k].finditer(lowered)]
+        if present and "-" in lowered:
             hits += [m.start() for m in _FLAG_HIT_RE.finditer(lowered)]
         if "bearer" in lowered:
             hits += [m.start() for m in _BEARER_HIT_RE.finditer(lowered)]
@@ -652,7 +931,11 @@ class Redactor:
         token, end = name.group(), name.end()
         following = s[end : end + 1]
         # Which rules can apply, from the name and what surrounds it; most names go no further.
-        attempts: list[tuple[re.Pattern[str], int, Replace]] = []
+        if following == ":" and _FINDING_ID_RE.fullmatch(token):
+            return None
+        attempts: list[
+            tuple[re.Pattern[str], int, Callable[[re.Match[str]], str | tuple[str, int]]]
+        ] = []
         before = s[start - 1 : start] if start else ""
         if following == "=" and before and before in "?&;":
             attempts.append((_QUERY_RE, start - 1, self._query))
@@ -670,9 +953,10 @@ class Redactor:
         for regex, at, replace in attempts:
             m = regex.match(s, at)
             if m is not None:
-                replacement = replace(m)
-                if replacement != m.group(0):
-                    return m.start(), m.end(), replacement
+                result = replace(m)
+                replacement, stop = result if isinstance(result, tuple) else (result, m.end())
+                if replacement != s[m.start() : stop]:
+                    return m.start(), stop, replacement
                 if regex is _HEADER_RE:
                     return None  # "Cookie: Basic [redacted]" is done; not an assignment too
         return None
@@ -694,21 +978,29 @@ class Redactor:
             _is_marked(val)
             or len(plain) < MIN_VALUE_LENGTH
             or _looks_like_path(plain)
-            or _VAR_REF_RE.fullmatch(plain)
+            or _is_reference(plain)
             or not self.is_secret_name(m.group("flag").lstrip("-"), val)
         ):
             return m.group(0)
         return m.group("flag") + m.group("sp") + _requote(val, MARKER)
 
-    def _assignment(self, m: re.Match[str]) -> str:
-        val = m.group("val")
-        if (
-            _is_marked(val)
-            or _VAR_REF_RE.fullmatch(_unquote(val))  # "password=$VNC_PW" says where it comes from
-            or not self.is_secret_name(m.group("name"), val)
-        ):
+    def _assignment(self, m: re.Match[str]) -> str | tuple[str, int]:
+        val, sep = m.group("val"), m.group("sep")
+        stop = m.end()
+        if val[0] not in "\"'\\$":
+            stop = m.start("val") + _bare_value_end(val)
+            val = m.string[m.start("val") : stop]
+            # "passwd: password expiry information changed." is a sentence.
+            if (
+                ":" in sep
+                and "=" not in sep
+                and _PROSE_AFTER_RE.match(m.string, stop)
+                and _is_wordish(val)
+            ):
+                return m.group(0)
+        if _is_marked(val) or not self.is_secret_name(m.group("name"), val):
             return m.group(0)
-        return m.group("name") + m.group("sep") + _requote(val, MARKER)
+        return m.group("name") + sep + _requote(val, MARKER), stop
 
     def _xml(self, m: re.Match[str]) -> str:
         name, val = m.group("name"), m.group("val")

@@ -78,6 +78,9 @@ _KEY_QUALIFIERS = _word_set(
 # Words that contain a strong substring but say nothing secret (TOKENIZERS_PARALLELISM,
 # VNC_PASSWORDLESS): dropped before matching.
 _HARMLESS_WORD_RE = re.compile(r"\w*TOKENI[SZ]\w*|\w*(?:PASSWORD|PASSWD)LESS|SECRETARY\w*")
+# Words that make a name harmless whatever else it says: a CSRF token protects a form, not an
+# account.
+_HARMLESS_NAME_WORDS = _word_set("CSRF XSRF")
 # Whole names that look secret but are well-known plumbing, whatever their value.
 _FALSE_FRIEND_NAME_RE = re.compile(
     r"SSH_AUTH_SOCK|XAUTHORITY|XAUTHLOCALHOSTNAME|XDG_SESSION_\w+|DESKTOP_SESSION"
@@ -97,14 +100,19 @@ _QUANTITY_WORDS = _word_set(
     " AGE PORT RETRIES INTERVAL"
 )
 _PUBLIC_WORDS = frozenset({"PUBLIC", "PUB", "PUBLISHABLE"})
+_PUBLIC_SECRET_WORDS = _word_set("KEY KEYS TOKEN TOKENS")  # PUBLIC_KEY, publicToken
+_ID_SECRET_WORDS = _word_set("CREDENTIAL CREDENTIALS CRED CREDS KEY KEYS")
 # A last word that makes the name about a secret, not the secret itself (AUTH_TYPE, SECRET_NAME,
 # TOKEN_USER, PASSWORD_POLICY, PRIVATE_IP). URL is not one: URLs carry credentials.
 _METADATA_WORDS = _word_set(
     "TYPE KIND NAME METHOD MODE ALGORITHM USER USERNAME POLICY FORMAT VERSION ENABLED REQUIRED"
     " PROVIDER BACKEND SCOPE SCOPES ISSUER STRATEGY FINGERPRINT IP IPADDR ADDR HOST HOSTNAME"
+    " LENGTH LEN SIZE COUNT CHARS SOURCE VARIABLE"
 )
 # Names whose value may be a URL that is itself the secret (a webhook's path, a DSN's key).
 _URL_SECRET_WORDS = _word_set("WEBHOOK WEBHOOKS DSN")
+# Names of an address: its value is secret only with credentials in it.
+_LOCATION_NAME_WORDS = _word_set("URL URI ENDPOINT")
 
 _CAMEL_RE = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _WORD_SPLIT_RE = re.compile(r"[^A-Za-z0-9]+")
@@ -115,7 +123,8 @@ _VAR_REF_RE = re.compile(r"\$(?:[A-Za-z_][A-Za-z0-9_]*|\{[A-Za-z_][A-Za-z0-9_]*\
 # $(cmd), $1, %s, %(name)s, {name}, {{ template }}, <your-password>, ****, xxxx, ..., and
 # code that reads it (os.environ["X"], settings.DB_PASSWORD, get_password()).
 _REFERENCE_RE = re.compile(
-    r"\$(?:[A-Za-z_]\w*|\{[A-Za-z_][\w.]*\}|\d|\(.*\)|\{\{.*\}\})"
+    r"\$(?:[A-Za-z_]\w*|\{[A-Za-z_][\w.]*(?::?[\-=+?](?:\$\w+|\$\{\w+\})?)?\}|\d|\(.*\)|\{\{.*\}\})"
+    r"|\{.*|\[[A-Z][A-Z0-9_ ]*\]"
     r"|%(?:\([A-Za-z_]\w*\))?[sdr]|\{[A-Za-z_][\w.]*\}|\{\{.*|\{%.*|<[^<>\n]*>"
     r"|[*xX.•#]{3,}|\[redacted[^\]]*\]"
     r"|(?:self|this|os|process|env|config|cfg|conf|settings|args|opts|options|params|request|req"
@@ -123,6 +132,8 @@ _REFERENCE_RE = re.compile(
     r"(?:\.[A-Za-z_]\w*|\[[^\]\n]*\]|\([^)\n]*\))+"
     # a call: get_password(), getpass(), os.getenv("X") (not "Sup3r(x)": no "_" nor ".")
     r"|(?:[A-Za-z_]\w*[._][\w.]*|[a-z]+)\((?:\"[^\"\n]*\"|'[^'\n]*'|[\w.]*)?\)?"
+    # code cut short by a quote: os.environ["X"] seen as `os.environ[`, getenv("X") as `getenv(`
+    r"|[A-Za-z_][\w.]*[\[(]"
 )
 # One placeholder inside a larger value: "$1:$2", "${USER}:${PASS}".
 _REFERENCE_LIST_RE = re.compile(r"(?:\$(?:\d|[A-Za-z_]\w*|\{[A-Za-z_]\w*\})[:@/,;]?)+")
@@ -137,9 +148,28 @@ _WORD_PART_RE = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+|[^A-Za-z\d]+")
 _VOWELS = frozenset("aeiouyAEIOUY")
 
 
+# Placeholders inside a value: a run of one character (xxxxxxxx, 00000000), words that say it is
+# an example, the alphabet in order (abcdefgh).
+_PLACEHOLDER_RE = re.compile(
+    r"(.)\1{7,}|(?<!\.)example(?!\.)|placeholder|changeme|redacted|dummy|your[_\-]?(?:api|token|key|secret|pass)"
+    r"|(?:token|key|secret|password)[_\-]?here|abcdefghijkl|opqrstuvwxyz",
+    re.IGNORECASE,
+)
+# Words that stand for a password in documentation ("curl -u user:pass", "-p password").
+_PLACEHOLDER_WORDS = _word_set(
+    "password passwd pass pwd token secret test changeme xxx yyy foo bar user username apikey"
+    " api_key key mypassword yourpassword new null undefined none nil"
+)
+
+
 def _is_reference(value: str) -> bool:
     """A placeholder or a reference to where the secret is, not the secret."""
-    return bool(_REFERENCE_RE.fullmatch(value) or _REFERENCE_LIST_RE.fullmatch(value))
+    return bool(
+        value.lower() in _PLACEHOLDER_WORDS
+        or _REFERENCE_RE.fullmatch(value)
+        or _REFERENCE_LIST_RE.fullmatch(value)
+        or _PLACEHOLDER_RE.search(value)
+    )
 
 
 def _is_wordish(value: str) -> bool:
@@ -157,7 +187,9 @@ def _is_wordish(value: str) -> bool:
                 return False
             continue
         letters += 1
-        if len(part) > 4 and _VOWELS.isdisjoint(part):
+        if (len(part) > 4 and _VOWELS.isdisjoint(part)) or len(part) > (
+            12 if part.isupper() else 20
+        ):
             return False
     return letters > 0
 
@@ -235,8 +267,10 @@ def _name_words(name: str) -> tuple[frozenset[str], frozenset[str]] | None:
     )
     if (
         not secret
-        or (secret <= {"KEY", "KEYS"} and not _PUBLIC_WORDS.isdisjoint(words))
+        or (secret <= _PUBLIC_SECRET_WORDS and not _PUBLIC_WORDS.isdisjoint(words))
         or words[-1] in _METADATA_WORDS
+        or (words[-1] == "ID" and secret <= _ID_SECRET_WORDS)  # credentialsId, key_id
+        or not _HARMLESS_NAME_WORDS.isdisjoint(words)
     ):
         return None
     return frozenset(words), secret
@@ -302,8 +336,26 @@ def _value_may_be_secret(words: frozenset[str], secret: frozenset[str], plain: s
         return False
     if "ID" in words and _UUID_RE.fullmatch(plain):  # credentialsId: which credential, not it
         return False
+    if not _LOCATION_NAME_WORDS.isdisjoint(words) and "@" not in plain and "=" not in plain:
+        return False  # dev.credentials.url=dev-lb1.api.example:5215
+    if _CODE_NAME_RE.fullmatch(plain) and (
+        _SECRET_WORD_INSIDE_RE.search(plain) or _words_of(plain.rsplit(".", 1)[-1]) == words
+    ):
+        return False  # passwordVariable: 'PASSWORD', KeyPair = X25519.KeyPair
     weak = secret <= _WEAK_WORDS and _KEY_QUALIFIERS.isdisjoint(words)
-    return not (weak and (_NUMBER_RE.fullmatch(plain) or _is_wordish(plain)))
+    return not (weak and (len(plain) < 6 or _NUMBER_RE.fullmatch(plain) or _is_wordish(plain)))
+
+
+# An identifier or a dotted chain of them: code, when it names a secret rather than holds one.
+_CODE_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
+_SECRET_WORD_INSIDE_RE = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|_KEY\b|^KEY_")
+
+
+def _words_of(name: str) -> frozenset[str]:
+    """The upper-case words of a name, as _name_words splits them."""
+    return frozenset(
+        w.upper().rstrip("0123456789") for w in _WORD_SPLIT_RE.split(_CAMEL_RE.sub("_", name)) if w
+    )
 
 
 def _mask(original: str, kind: str | None = None) -> str:
@@ -327,6 +379,14 @@ _PEM_BLOCK_RE = re.compile(
 # An END line whose BEGIN was cut off: the base64 lines right above it are key material.
 _PEM_END_LINE_RE = re.compile(r"^[ \t]*-----END[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----", re.M)
 _BASE64_LINE_RE = re.compile(r"[ \t]*[A-Za-z0-9+/=]+[ \t]*\r?")
+
+
+def _private_key(m: re.Match[str]) -> str:
+    # "-----BEGIN ... KEY----------END ... KEY-----" in documentation holds no key.
+    body = m.group(0).split("-----")
+    if len(body) >= 5 and not "".join(body[2].replace("\\n", "").split()):
+        return m.group(0)
+    return _mask(m.group(0), "private-key")
 
 
 def _mask_orphan_key_ends(s: str) -> str:
@@ -394,7 +454,9 @@ def _compile_rule(source: str) -> re.Pattern[str]:
         literal, rest = literal[:-cut], literal[-cut:] + rest
     if not literal:
         return re.compile(source)
-    return re.compile(f"{literal}(?<![A-Za-z0-9_\\]]{literal}){rest}")
+    # Not after a letter, digit, "_", a marker's "]", nor "+" or "/": inside base64, "AKIA" or
+    # "EZAK" is chance.
+    return re.compile(f"{literal}(?<![A-Za-z0-9_\\]+/]{literal}){rest}")
 
 
 @dataclass(frozen=True)
@@ -427,6 +489,7 @@ class SecretRule:
                 (self.needs_digit and not any(c.isdigit() for c in secret))
                 or _is_marked(secret)
                 or _is_reference(_unquote(secret))
+                or (label is not None and _is_wordish(secret))  # hf_requiredCharacteristicTypes
             ):
                 return m.group(0)
             whole = m.start()
@@ -628,16 +691,23 @@ def _url_userinfo(m: re.Match[str]) -> str:
 # curl -u user:PASSWORD, --user user:PASSWORD. Neither part may run over a marker.
 _USER_FLAG_RE = re.compile(
     r"(?P<keep>-(?<!\S-)(?:u|-user|-proxy-user)(?:[ \t]+|=)[\"']?(?:(?!\[redacted)[^\s:\"'])*:)"
-    r"(?P<val>(?:(?!\[redacted)[^\s\"'])+)"
+    r"(?P<val>'[^'\n]+'|\"[^\"\n]+\"|(?:(?!\[redacted)[^\s\"'])+)"
 )
 
 
 def _user_flag(m: re.Match[str]) -> str:
     val = m.group("val")
     # "docker run -u 1000:1000" is a uid:gid, not user:password.
-    if _is_marked(val) or _NUMBER_RE.fullmatch(val) or _is_reference(val):
+    # "<user:password>" is a placeholder, not a user and a password.
+    plain = _unquote(val)
+    if (
+        _is_marked(plain)
+        or _NUMBER_RE.fullmatch(plain)
+        or _is_reference(plain)
+        or "<" in m.group("keep")
+    ):
         return m.group(0)
-    return m.group("keep") + _mask(val)
+    return m.group("keep") + _requote(val, _mask(plain))
 
 
 # The rules below are about a name (a header, a parameter, a flag, a variable). They are tried
@@ -849,7 +919,7 @@ class Redactor:
 
     def _text(self, s: str) -> str:
         if "PRIVATE KEY" in s:
-            s = _PEM_BLOCK_RE.sub(_kind("private-key"), s)
+            s = _PEM_BLOCK_RE.sub(_private_key, s)
             if "-----END" in s:
                 s = _mask_orphan_key_ends(s)
         s = self._verbatim(s)
@@ -987,7 +1057,7 @@ class Redactor:
     def _assignment(self, m: re.Match[str]) -> str | tuple[str, int]:
         val, sep = m.group("val"), m.group("sep")
         stop = m.end()
-        if val[0] not in "\"'\\$":
+        if val[0] not in "\"'\\" and not (val.startswith("${") and val.endswith("}")):
             stop = m.start("val") + _bare_value_end(val)
             val = m.string[m.start("val") : stop]
             # "passwd: password expiry information changed." is a sentence.
@@ -998,9 +1068,12 @@ class Redactor:
                 and _is_wordish(val)
             ):
                 return m.group(0)
-        if _is_marked(val) or not self.is_secret_name(m.group("name"), val):
+        name = m.group("name")
+        if sep == ":" and "." in name and _is_wordish(val):
+            return m.group(0)  # Maven coordinates: io.jsonwebtoken:jjwt-jackson-0.11.2
+        if _is_marked(val) or not self.is_secret_name(name, val):
             return m.group(0)
-        return m.group("name") + sep + _requote(val, MARKER), stop
+        return name + sep + _requote(val, MARKER), stop
 
     def _xml(self, m: re.Match[str]) -> str:
         name, val = m.group("name"), m.group("val")

@@ -95,7 +95,7 @@ def test_secrets_given_away_by_their_context(r: Redactor, name: str) -> None:
             "http://127.0.0.1:8080/lab?token=[redacted]&x=1",
         ),
         (
-            "https://s3.invalid/o?X-Amz-Credential=AKIDEXAMPLE&X-Amz-Signature=abcdef",
+            "https://s3.invalid/o?X-Amz-Credential=AKIDFAKE0123&X-Amz-Signature=abcdef",
             "https://s3.invalid/o?X-Amz-Credential=[redacted]&X-Amz-Signature=[redacted]",
         ),
         (
@@ -128,8 +128,8 @@ def test_secrets_given_away_by_their_context(r: Redactor, name: str) -> None:
         # known formats keep their kind, not a prefix
         ("token=ghp_" + "A1" * 18, "token=[redacted:github-token]"),
         (
-            "AKIAABCDEFGHIJKLMNOP and AKIAABCDEFGHIJKLMNOPQ",
-            "[redacted:aws-access-key-id] and AKIAABCDEFGHIJKLMNOPQ",
+            "AKIAZ7Q4N2W8R5T1Y3U6 and AKIAZ7Q4N2W8R5T1Y3U6Q",
+            "[redacted:aws-access-key-id] and AKIAZ7Q4N2W8R5T1Y3U6Q",
         ),
     ],
 )

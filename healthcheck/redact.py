@@ -734,7 +734,20 @@ _NAME_RE = re.compile(r"[A-Za-z0-9_.\-]{1,101}")
 _SEPARATOR_AFTER_RE = re.compile(r"\\?[\"']?[ \t]*[=:]")
 # The tool's own finding ids ("supervisor.sshd-no-host-keys:sshd"): section, a dot, a
 # kebab-case rule, a colon and the subject. Never a secret, whatever words the rule has.
-_FINDING_ID_RE = re.compile(r"[a-z][a-z0-9_]*\.[a-z0-9]+(?:-[a-z0-9]+)+")
+_FINDING_ID_RE = re.compile(r"[a-z][a-z0-9_]*\.[a-z0-9]+(?:-[a-z0-9]+)+:")
+_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-:/")
+
+
+def _inside_finding_id(s: str, start: int) -> bool:
+    """Whether the name at `start` is part of a finding id ("supervisor.x-y:subject",
+    "ports.not-listening:token-server:8080"): what precedes it, back to a blank or a quote,
+    starts with one."""
+    back = start
+    while back > 0 and start - back < 200 and s[back - 1] in _ID_CHARS:
+        back -= 1
+    return _FINDING_ID_RE.match(s, back) is not None
+
+
 # Where an extra name pattern is configured, any name may be secret: names are then found from
 # what follows them, in C: a separator (searched in the reversed text, where it comes first),
 # a blank after a flag, ">" after an XML tag. Only those the extra patterns match are tried.
@@ -1001,7 +1014,7 @@ class Redactor:
         token, end = name.group(), name.end()
         following = s[end : end + 1]
         # Which rules can apply, from the name and what surrounds it; most names go no further.
-        if following == ":" and _FINDING_ID_RE.fullmatch(token):
+        if (following == ":" or (start and s[start - 1] == ":")) and _inside_finding_id(s, start):
             return None
         attempts: list[
             tuple[re.Pattern[str], int, Callable[[re.Match[str]], str | tuple[str, int]]]

@@ -127,7 +127,7 @@ def _b64(n: int) -> str:
 
 
 def _letters(n: int) -> str:
-    return _cycle("fakeFAKE", n)
+    return _cycle("fAKEqZXwplMNbvtR", n)
 
 
 def _uuid_hex() -> str:
@@ -141,7 +141,12 @@ SECRET_FAMILIES: dict[str, list[tuple[str, str]]] = {
         for s in ("ghp_" + _alnum(36), "gho_" + _alnum(36), "ghr_" + _alnum(76))
     ]
     + [
-        ("remote: https://x-access-token:" + (s := "ghs_" + _alnum(12) + "_" + _alnum(23)) + "@github.com/o/r", s),
+        (
+            "remote: https://x-access-token:"
+            + (s := "ghs_" + _alnum(12) + "_" + _alnum(23))
+            + "@github.com/o/r",
+            s,
+        ),
         ("gh auth login --with-token <<< " + (s := "ghp_" + _alnum(30)), s),
         ("export GH_TOKEN=" + (s := "github_pat_11" + _alnum(20) + "_" + _alnum(59)), s),
         ("PRIVATE-TOKEN: " + (s := "glpat-" + _alnum(20)), s),
@@ -214,10 +219,17 @@ SECRET_FAMILIES: dict[str, list[tuple[str, str]]] = {
         ("SLACK_APP_TOKEN=" + (s := "xapp-1-A1234567890-1234567890123-" + _hex(64)), s),
         ("https://hooks.slack.com/services/" + (s := "T12345678/B12345678/" + _alnum(24)), s),
         ("https://discord.com/api/webhooks/" + (s := "123456789012345678/" + _alnum(68)), s),
-        ("client.run('" + (s := "MTA" + _alnum(23) + ".G" + _alnum(5) + "." + _alnum(38)) + "')", s),
+        (
+            "client.run('" + (s := "MTA" + _alnum(23) + ".G" + _alnum(5) + "." + _alnum(38)) + "')",
+            s,
+        ),
         ("TELEGRAM_TOKEN=" + (s := "1234567890:AA" + _alnum(33)), s),
         ("curl https://api.telegram.org/bot" + (s := "012345678:AA" + _alnum(33)) + "/getMe", s),
-        ("https://acme.webhook.office.com/" + (s := "webhookb2/" + _hex(8) + "@" + _hex(8) + "/IncomingWebhook/" + _hex(32)), s),
+        (
+            "https://acme.webhook.office.com/"
+            + (s := "webhookb2/" + _hex(8) + "@" + _hex(8) + "/IncomingWebhook/" + _hex(32)),
+            s,
+        ),
         ("SENDGRID_API_KEY=" + (s := "SG." + _alnum(22) + "." + _alnum(43)), s),
         ("TWILIO_API_KEY=" + (s := "SK" + _hex(32)), s),
         ("MAILGUN_API_KEY=" + (s := "key-" + _hex(32)), s),
@@ -245,10 +257,16 @@ SECRET_FAMILIES: dict[str, list[tuple[str, str]]] = {
     "jwt and keys": [
         (FAKE_SECRETS["jwt"], FAKE_SECRETS["jwt"]),
         ("token=" + (s := "eyJhbGciOiJub25lIn0.eyJzdWIiOiJGQUtFIn0."), s),
-        ("id_token " + (s := "ewogICJhbGciOiAiSFMyNTYiCn0.ewogICJzdWIiOiAiRkFLRSIKfQ.FAKEfake0123"), s),
+        (
+            "id_token "
+            + (s := "ewogICJhbGciOiAiSFMyNTYiCn0.ewogICJzdWIiOiAiRkFLRSIKfQ.FAKEfake0123"),
+            s,
+        ),
         (FAKE_PRIVATE_KEY, FAKE_PRIVATE_KEY.split("\n")[1]),
         (
-            "-----BEGIN PGP PRIVATE KEY BLOCK-----\nlQdGBF" + _b64(60) + "\n-----END PGP PRIVATE KEY BLOCK-----",
+            "-----BEGIN PGP PRIVATE KEY BLOCK-----\nlQdGBF"
+            + _b64(60)
+            + "\n-----END PGP PRIVATE KEY BLOCK-----",
             "lQdGBF" + _b64(60),
         ),
         ("AGE-SECRET-KEY-1" + _upper(58), "AGE-SECRET-KEY-1" + _upper(58)),
@@ -354,7 +372,7 @@ LOOKALIKE_FAMILIES: dict[str, list[str]] = {
         'password = os.environ["DB_PASSWORD"]',
         "password = getpass()",
         "mysql -u root -p$MYSQL_ROOT_PASSWORD app",
-        "docker login -u jane -p \"$REGISTRY_PASSWORD\" registry.invalid",
+        'docker login -u jane -p "$REGISTRY_PASSWORD" registry.invalid',
         "echo $PW | sudo -S true",
         "DATABASE_URL=postgres://$DB_USER:$DB_PASS@db/app",
     ],

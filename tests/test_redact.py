@@ -18,7 +18,9 @@ from secrets_corpus import (
     EXPECTED_KIND,
     FAKE_PRIVATE_KEY,
     FAKE_SECRETS,
+    LOOKALIKE_FAMILIES,
     SECRET_ENV,
+    SECRET_FAMILIES,
 )
 
 # Realistic places a secret turns up. None of them says FAKE, so "FAKE" in an output is a leak.
@@ -449,3 +451,155 @@ def test_a_second_pass_gives_the_same_answers_from_memory() -> None:
     # Another redactor's rules are its own: nothing is shared between instances.
     assert Redactor().text("pw hunter2-but-longer") == "pw hunter2-but-longer"
     assert warm.text("pw hunter2-but-longer") != "pw hunter2-but-longer"
+
+
+# --- the rule data (healthcheck/knowledge/secrets.toml) -------------------------------------
+
+RULES = redact.secret_rules()
+
+
+def rule_secret(rule: redact.SecretRule, example: str) -> str:
+    """What `rule` itself finds secret in one of its true-positive examples."""
+    m = rule.regex.search(example)
+    assert m is not None, f"{rule.id}: its own regex does not match {example!r}"
+    return m.group("secret") if "secret" in rule.regex.groupindex else m.group(0)
+
+
+def test_every_rule_is_documented_and_has_examples_of_both_kinds() -> None:
+    assert len(RULES) >= 90
+    ids = [rule.id for rule in RULES]
+    assert len(ids) == len(set(ids))
+    for rule in RULES:
+        assert rule.tp, f"{rule.id} has no true-positive example"
+        assert rule.fp, f"{rule.id} has no false-positive example"
+        assert rule.docs.startswith("https://"), rule.id
+        assert all(k == k.lower() and k for k in rule.keywords), rule.id
+        assert rule.kind == "password" or rule.kind in redact.kinds()
+
+
+EXAMPLES = [
+    pytest.param(rule, kind, text, id=f"{rule.id}-{kind}{n}")
+    for rule in RULES
+    for kind, texts in (("tp", rule.tp), ("fp", rule.fp))
+    for n, text in enumerate(texts)
+]
+
+
+@pytest.mark.parametrize("rule,kind,text", EXAMPLES)
+def test_rule_examples(r: Redactor, rule: redact.SecretRule, kind: str, text: str) -> None:
+    out = r.text(text)
+    if kind == "fp":
+        assert out == text
+        return
+    secret = rule_secret(rule, text)
+    assert secret not in out
+    assert (f"[redacted:{rule.kind}]" if rule.kind != "password" else MARKER) in out
+    assert r.text(out) == out
+    # In a long text (a whole report) keywords are looked for near the long runs only.
+    prose = "a line of an ordinary report, nothing secret in it at all\n" * 12
+    assert secret not in Redactor().text(prose + text + "\n" + prose)
+
+
+def test_a_rule_without_a_keyword_in_the_text_is_not_tried(r: Redactor) -> None:
+    # The prefilter: the GitHub rule's keywords are "ghp_"..., so this text never reaches it.
+    index = redact._rule_index()
+    text = "plain words and a 0123456789abcdef run"
+    assert [rule.id for rule in index.candidates(text, text.lower())] == [
+        rule.id for rule in RULES if not rule.keywords
+    ]
+    assert index.candidates("short", "short") == []
+
+
+# --- families (tests/secrets_corpus.py; benchmarks/bench_redact.py measures the same) ---------
+
+
+@pytest.mark.parametrize(
+    "line,secret",
+    [
+        pytest.param(line, secret, id=f"{family}-{n}")
+        for family, items in SECRET_FAMILIES.items()
+        for n, (line, secret) in enumerate(items)
+    ],
+)
+def test_family_secrets_are_masked(r: Redactor, line: str, secret: str) -> None:
+    out = r.text(line)
+    assert secret not in out
+    assert out.count("\n") == line.count("\n")
+    assert r.text(out) == out
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        pytest.param(line, id=f"{family}-{n}")
+        for family, items in LOOKALIKE_FAMILIES.items()
+        for n, line in enumerate(items)
+    ],
+)
+def test_family_lookalikes_stay_readable(r: Redactor, line: str) -> None:
+    assert r.text(line) == line
+
+
+# --- what issue 12 listed, exactly --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        # the whole value, not cut at & ; , { ( [
+        ("password=Sup3r;Secret!2024", "password=[redacted]"),
+        ("password=a&b,c{d(e[f", "password=[redacted]"),
+        ("Server=db;Password=Secr3t;Database=app", "Server=db;Password=[redacted];Database=app"),
+        ("pw=abc,user=jane", "pw=[redacted],user=jane"),
+        ("login(password=Sup3r(x)y)", "login(password=[redacted])"),
+        # names the keyword rule missed
+        ("MYSQL_PWD=abcdef123", "MYSQL_PWD=[redacted]"),
+        ("DBPWD=abcdef123", "DBPWD=[redacted]"),
+        ('passwd := "abc123def"', 'passwd := "[redacted]"'),
+        ('password "abc123def"', 'password "[redacted]"'),
+        ("github_oauth = abc123def456", "github_oauth = [redacted]"),
+        ('login(password="hunter2xyz")', 'login(password="[redacted]")'),
+        # a keyword, a blank and a random-looking value
+        ("my api key 8fA3kLq92ZxP0wQe7vB", "my api key [redacted]"),
+        # URL passwords with a blank; command lines
+        ("mongodb://admin:my pass@db:27017/x", "mongodb://admin:[redacted]@db:27017/x"),
+        ("mysql -uroot -pS3cret db", "mysql -uroot -p[redacted] db"),
+        ("sshpass -p S3cret ssh host", "sshpass -p [redacted] ssh host"),
+        ("docker login -u me -p S3cret r.invalid", "docker login -u me -p [redacted] r.invalid"),
+        ("mysql --password S3cret", "mysql --password [redacted]"),
+        ("curl --user kevin:'pRf7vG2h1L8nQkW9' -X GET", "curl --user kevin:'[redacted]' -X GET"),
+    ],
+)
+def test_issue_leaks(r: Redactor, text: str, expected: str) -> None:
+    assert r.text(text) == expected
+    assert r.text(expected) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "supervisor.sshd-no-host-keys:sshd",
+        "ports.not-listening:token-server:8080",
+        "Could not load host key: /etc/ssh/ssh_host_rsa_key",
+        "${password}",
+        "$1:$2",
+        "$(PGPASSWORD)",
+        "<user:password>",
+        "Authorization: Basic ...",
+        "password=$VNC_PW",
+        'MONGO_NO_AUTH="mongodb://localhost:27017/db"',
+        "access_token_url='https://example.invalid/oauth/access_token'",
+        'sequenceKey = "18"',
+        'bucket_key: "SalesResults-1.2"',
+        "KeyFile=/etc/ssl/private/server.pem",
+        "credentialsId: '0f8e7d6c-1b2a-4c3d-9e8f-7a6b5c4d3e2f'",
+        "<key>org.apache.maven.plugins:maven-jar-plugin:3.3.0</key>",
+        "passwd: password expiry information changed.",
+        "&hf_servingcell",
+        "SUMO_ACCESS_KEY=${SUMO_ACCESS_KEY:=$2}",
+        "token1: xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+        "-----BEGIN OPENSSH PRIVATE KEY----------END OPENSSH PRIVATE KEY-----",
+    ],
+)
+def test_issue_damage(r: Redactor, text: str) -> None:
+    assert r.text(text) == text

@@ -454,9 +454,9 @@ def _compile_rule(source: str) -> re.Pattern[str]:
         literal, rest = literal[:-cut], literal[-cut:] + rest
     if not literal:
         return re.compile(source)
-    # Not after a letter, digit, "_", a marker's "]", nor "+" or "/": inside base64, "AKIA" or
-    # "EZAK" is chance.
-    return re.compile(f"{literal}(?<![A-Za-z0-9_\\]+/]{literal}){rest}")
+    # Not after a letter, digit, "_", a marker's "]", nor "+": inside base64, "AKIA" or "EZAK"
+    # is chance. ("/" may come before a token: a path or a URL that holds one.)
+    return re.compile(f"{literal}(?<![A-Za-z0-9_\\]+]{literal}){rest}")
 
 
 @dataclass(frozen=True)

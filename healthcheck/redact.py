@@ -66,6 +66,7 @@ _SECRET_WORDS = _word_set(
 # Strong enough to count inside a longer word: MYSQLPASSWORD, HFTOKEN, ACCESSTOKEN.
 _SECRET_SUBSTRINGS = _words(
     "PASSWORD PASSWD PASSPHRASE SECRET APIKEY TOKEN CREDENTIAL PRIVATEKEY ACCESSKEY PWD"
+    " ACCOUNTKEY MASTERKEY SIGNINGKEY ENCRYPTIONKEY AUTHKEY LICENSEKEY SERVICEKEY"
 )
 # Words that are secret only when their value looks like one: a KEY, an AUTH or a SESSION may
 # be a sort key, a mode or a number (sequenceKey = "18", bucket_key: "SalesResults-1.2").
@@ -188,7 +189,7 @@ def _is_wordish(value: str) -> bool:
             continue
         letters += 1
         if (len(part) > 4 and _VOWELS.isdisjoint(part)) or len(part) > (
-            12 if part.isupper() else 20
+            8 if part.isupper() else 20
         ):
             return False
     return letters > 0
@@ -623,16 +624,18 @@ def _marker_text() -> str:
 # A secret word followed by a blank, then what may be its value ("token 3fA9...", "password
 # 'x y'"): masked only when the value is quoted or looks random (see _random_looking), so that
 # prose ("the token expired", "password expiry information changed") stays readable.
-_BLANK_KEYWORDS = _words("token secret passwd password passphrase pwd key")
-# One regex per keyword, each starting with its literal (searched at C speed).
+_BLANK_KEYWORDS = _words("token secret passwd password passphrase pwd key pass")
+# One regex per keyword, each starting with its literal (searched at C speed); a dash or a bar
+# may stand between ("twilio token - 'x'"). "pass" only as a word of its own (not "bypass").
 _BLANK_VALUE_RES = tuple(
     re.compile(
-        f'(?P<name>{keyword})s?(?P<sep>"?[ \t]+)'
+        f"(?P<name>{keyword}){'(?<![a-z]pass)' if keyword == 'pass' else ''}s?"
+        r'(?P<sep>"?[ \t]+(?:[\-|][ \t]+)?)'
         r"(?P<val>\"[^\"\n]{4,}\"|'[^'\n]{4,}'|[a-z0-9+/_\-.~=]{12,}(?![^\s,;)\]}]))"
     )
     for keyword in _BLANK_KEYWORDS
 )
-_STRONG_BLANK_NAME_RE = re.compile(r".*(?:passw|passphrase|secret|token|pwd)")
+_STRONG_BLANK_NAME_RE = re.compile(r".*(?:pass|secret|token|pwd)")
 
 
 def _blank_values(s: str) -> str:

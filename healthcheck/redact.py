@@ -723,7 +723,9 @@ _KEYWORDS = _words(
 # closing quote, maybe escaped) or ">" (XML). One regex per keyword, each starting with its
 # literal: a literal is searched at C speed, an alternation is not.
 _KEYWORD_RES = {
-    keyword: re.compile(keyword + r"[a-z0-9_.\-]{0,100}(?:\\?[\"']?[ \t]*[=:]|>)")
+    keyword: re.compile(
+        keyword + r"[a-z0-9_.\-]{0,100}(?:\\?[\"']?[ \t]*[=:]|>|[\"'][ \t]*,[ \t]*[\"'])"
+    )
     for keyword in _KEYWORDS
 }
 # Flags take their value after a blank ("--password x"); so does "Bearer x".
@@ -734,7 +736,8 @@ _BEARER_HIT_RE = re.compile(r"bearer[ \t]")
 _NAME_RE = re.compile(r"[A-Za-z0-9_.\-]{1,101}")
 # A separator after a name (header, assignment); a closing quote, escaped or not, may come
 # first (JSON, JSON inside a string).
-_SEPARATOR_AFTER_RE = re.compile(r"\\?[\"']?[ \t]*[=:]")
+# A quoted name, a comma and a quoted value is a pair too: ("AccountKey", "x"), {"password", "x"}.
+_SEPARATOR_AFTER_RE = re.compile(r"\\?[\"']?[ \t]*[=:]|[\"'][ \t]*,[ \t]*[\"']")
 # The tool's own finding ids ("supervisor.sshd-no-host-keys:sshd"): section, a dot, a
 # kebab-case rule, a colon and the subject. Never a secret, whatever words the rule has.
 _FINDING_ID_RE = re.compile(r"[a-z][a-z0-9_]*\.[a-z0-9]+(?:-[a-z0-9]+)+:")
@@ -812,7 +815,7 @@ _FLAG_RE = re.compile(
 # blanks, quotes and the separators of the surrounding syntax (, ; & brackets).
 _ASSIGN_RE = re.compile(
     r"(?<![A-Za-z0-9_\]])(?P<name>[A-Za-z_][A-Za-z0-9_.\-]{0,100})"
-    r"(?P<sep>\\?[\"']?[ \t]*(?:=>|:=|[=:])[ \t]*)"
+    r"(?P<sep>\\?[\"']?[ \t]*(?:=>|:=|[=:])[ \t]*|[\"'][ \t]*,[ \t]*(?=[\"']))"
     r"(?P<val>\"(?:[^\"\\\n]|\\.)*\"|'[^'\n]*'|\\\"(?:[^\"\\\n]|\\[^\"\n])*\\\""
     r"|\$\{[^}\s\"']*\}"
     r"|[^\s\"'`,;&<>(){}\[\]\\=][^\s\"'`<>\\]*)"
@@ -843,6 +846,18 @@ def _bare_value_end(val: str) -> int:
 _PROSE_AFTER_RE = re.compile(r"[ \t]+[a-z]{2,}\b")
 # <password>VALUE</password>
 _XML_RE = re.compile(r"<(?P<name>[A-Za-z_][A-Za-z0-9_.\-]{0,100})>(?P<val>[^<\n]+)</(?P=name)>")
+
+
+def _masked_part(original: str, replacement: str) -> str:
+    """What `replacement` masked of `original`: what is left between their common ends."""
+    head = 0
+    limit = min(len(original), len(replacement))
+    while head < limit and original[head] == replacement[head]:
+        head += 1
+    tail = 0
+    while tail < limit - head and original[-1 - tail] == replacement[-1 - tail]:
+        tail += 1
+    return original[head : len(original) - tail]
 
 
 def _requote(raw: str, masked: str) -> str:
@@ -987,6 +1002,7 @@ class Redactor:
             back = _NAME_RE.match(rev, size - hit) if hit else None
             starts.add(size - back.end() if back else hit)
         out: list[str] = []
+        masked: list[str] = []
         done = 0
         for start in sorted(starts):
             if start < done:
@@ -995,8 +1011,17 @@ class Redactor:
             if found is not None:
                 begin, end, replacement = found
                 out += [s[done:begin], replacement]
+                masked.append(_masked_part(s[begin:end], replacement))
                 done = end
-        return "".join(out) + s[done:] if out else s
+        if not out:
+            return s
+        text = "".join(out) + s[done:]
+        # A value masked at its name is masked wherever else it appears in the same text
+        # ("token = 'x' | 'x'", a password echoed two lines later).
+        for value in masked:
+            if len(value) >= _LONG_VALUE_LENGTH and value in text and not value.isalpha():
+                text = text.replace(value, _mask(value))
+        return text
 
     def _unnamed_candidates(self, s: str) -> list[int]:
         """Starts of names without a keyword that an extra name pattern matches."""
@@ -1087,6 +1112,8 @@ class Redactor:
         name = m.group("name")
         if sep == ":" and "." in name and _is_wordish(val):
             return m.group(0)  # Maven coordinates: io.jsonwebtoken:jjwt-jackson-0.11.2
+        if "," in sep and (_is_wordish(_unquote(val)) or _CODE_NAME_RE.fullmatch(_unquote(val))):
+            return m.group(0)  # a list of names: ["api_key", "secret_key"]
         if _is_marked(val) or not self.is_secret_name(name, val):
             return m.group(0)
         return name + sep + _requote(val, MARKER), stop

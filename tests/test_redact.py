@@ -568,6 +568,11 @@ def test_family_lookalikes_stay_readable(r: Redactor, line: str) -> None:
         ("docker login -u me -p S3cret r.invalid", "docker login -u me -p [redacted] r.invalid"),
         ("mysql --password S3cret", "mysql --password [redacted]"),
         ("curl --user kevin:'pRf7vG2h1L8nQkW9' -X GET", "curl --user kevin:'[redacted]' -X GET"),
+        # pairs, dashes and echoes found in public scanners' test data
+        ('{ "AccountKey", "x8jqRVtXUW+hgIhR/dFw==" }', '{ "AccountKey", "[redacted]" }'),
+        ("twilio token - 'AC1b3f0bddbb6887d68d8454e'", "twilio token - '[redacted]'"),
+        ("user 'jane' pass 'S3cr3t-pw'", "user 'jane' pass '[redacted]'"),
+        ("password=hunter2abc, then hunter2abc again", "password=[redacted], then [redacted] again"),
     ],
 )
 def test_issue_leaks(r: Redactor, text: str, expected: str) -> None:
@@ -599,6 +604,8 @@ def test_issue_leaks(r: Redactor, text: str, expected: str) -> None:
         "SUMO_ACCESS_KEY=${SUMO_ACCESS_KEY:=$2}",
         "token1: xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
         "-----BEGIN OPENSSH PRIVATE KEY----------END OPENSSH PRIVATE KEY-----",
+        '["api_key", "secret_key"]',
+        "bypass 'the-cache-please'",
     ],
 )
 def test_issue_damage(r: Redactor, text: str) -> None:

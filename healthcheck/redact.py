@@ -228,9 +228,11 @@ def _url_without_credentials(value: str) -> bool:
 def _unquote(value: str) -> str:
     """`value` without blanks around it and without one pair of quotes (\\" " or ')."""
     value = value.strip()
-    if len(value) < 2 or value[0] not in "\"'\\":
+    if len(value) < 2 or value[0] not in "\"'\\`@":
         return value  # the common case, decided without a loop
-    for quote in ('\\"', '"', "'"):
+    if value.startswith('@"') and value.endswith('"') and len(value) >= 3:
+        return value[2:-1]  # C#'s @"verbatim string"
+    for quote in ('\\"', '"', "'", "`"):
         if len(value) >= 2 * len(quote) and value.startswith(quote) and value.endswith(quote):
             return value[len(quote) : -len(quote)]
     return value
@@ -331,8 +333,10 @@ def _value_may_be_secret(words: frozenset[str], secret: frozenset[str], plain: s
         not _QUANTITY_WORDS.isdisjoint(words) or secret <= {"TOKENS", "KEYS"}
     ):
         return False
-    if _is_reference(plain) or _FILE_PATH_RE.fullmatch(plain):
-        return False
+    if _is_reference(plain) or _FILE_PATH_RE.fullmatch(plain) or _SNAKE_NAME_RE.fullmatch(plain):
+        return False  # also "real_key", "my_password": a variable, not its value
+    if not any(c.isalnum() for c in plain) or ("fake" in plain and _is_wordish(plain)):
+        return False  # ",.:-@*?!", "somefakekey": test data, not a secret
     if _url_without_credentials(plain) and _URL_SECRET_WORDS.isdisjoint(words):
         return False
     if "ID" in words and _UUID_RE.fullmatch(plain):  # credentialsId: which credential, not it
@@ -347,6 +351,11 @@ def _value_may_be_secret(words: frozenset[str], secret: frozenset[str], plain: s
     return not (weak and (len(plain) < 6 or _NUMBER_RE.fullmatch(plain) or _is_wordish(plain)))
 
 
+# A snake_case name that speaks of a secret ("real_key", "my_password"): a variable.
+_SNAKE_NAME_RE = re.compile(
+    r"[a-z]+(?:_[a-z]+)*_(?:key|token|secret|password|passwd|pass|pwd)(?:_[a-z]+)*"
+    r"|(?:key|token|secret|password|passwd|pwd)(?:_[a-z]+)+"
+)
 # An identifier or a dotted chain of them: code, when it names a secret rather than holds one.
 _CODE_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 _SECRET_WORD_INSIDE_RE = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|_KEY\b|^KEY_")
@@ -629,7 +638,7 @@ _BLANK_KEYWORDS = _words("token secret passwd password passphrase pwd key pass")
 # may stand between ("twilio token - 'x'"). "pass" only as a word of its own (not "bypass").
 _BLANK_VALUE_RES = tuple(
     re.compile(
-        f"(?P<name>{keyword}){'(?<![a-z]pass)' if keyword == 'pass' else ''}s?"
+        f"(?P<name>{keyword}){'(?<![a-z]pass)' if keyword == 'pass' else ''}[es]?"
         r'(?P<sep>"?[ \t]+(?:[\-|][ \t]+)?)'
         r"(?P<val>\"[^\"\n]{4,}\"|'[^'\n]{4,}'|[a-z0-9+/_\-.~=]{12,}(?![^\s,;)\]}]))"
     )
@@ -722,10 +731,15 @@ _KEYWORDS = _words(
 # A keyword, the rest of its name, then what a rule needs after a name: a separator (after a
 # closing quote, maybe escaped) or ">" (XML). One regex per keyword, each starting with its
 # literal: a literal is searched at C speed, an alternation is not.
+# What follows a name for a name rule: a separator (after a closing quote, maybe escaped, or an
+# index: "secrete[] ="), =, :, a comparison (!=), a comma between a quoted name and a quoted
+# value, or a call with a quoted argument ('secret("x")', 'secrete.assign("x")').
+_AFTER_NAME = (
+    r"\\?[\"']?[ \t]*(?:[=:]|!=)|\[[0-9]*\][ \t]*=|[\"'][ \t]*,[ \t]*[\"']"
+    r"|(?:\.[A-Za-z_][A-Za-z0-9_]*)?\([ \t]*[\"'`]"
+)
 _KEYWORD_RES = {
-    keyword: re.compile(
-        keyword + r"[a-z0-9_.\-]{0,100}(?:\\?[\"']?[ \t]*[=:]|>|[\"'][ \t]*,[ \t]*[\"'])"
-    )
+    keyword: re.compile(keyword + r"[a-z0-9_.\-]{0,100}(?:" + _AFTER_NAME + "|>)")
     for keyword in _KEYWORDS
 }
 # Flags take their value after a blank ("--password x"); so does "Bearer x".
@@ -737,7 +751,7 @@ _NAME_RE = re.compile(r"[A-Za-z0-9_.\-]{1,101}")
 # A separator after a name (header, assignment); a closing quote, escaped or not, may come
 # first (JSON, JSON inside a string).
 # A quoted name, a comma and a quoted value is a pair too: ("AccountKey", "x"), {"password", "x"}.
-_SEPARATOR_AFTER_RE = re.compile(r"\\?[\"']?[ \t]*[=:]|[\"'][ \t]*,[ \t]*[\"']")
+_SEPARATOR_AFTER_RE = re.compile(_AFTER_NAME)
 # The tool's own finding ids ("supervisor.sshd-no-host-keys:sshd"): section, a dot, a
 # kebab-case rule, a colon and the subject. Never a secret, whatever words the rule has.
 _FINDING_ID_RE = re.compile(r"[a-z][a-z0-9_]*\.[a-z0-9]+(?:-[a-z0-9]+)+:")
@@ -815,15 +829,22 @@ _FLAG_RE = re.compile(
 # blanks, quotes and the separators of the surrounding syntax (, ; & brackets).
 _ASSIGN_RE = re.compile(
     r"(?<![A-Za-z0-9_\]])(?P<name>[A-Za-z_][A-Za-z0-9_.\-]{0,100})"
-    r"(?P<sep>\\?[\"']?[ \t]*(?:=>|:=|[=:])[ \t]*|[\"'][ \t]*,[ \t]*(?=[\"']))"
-    r"(?P<val>\"(?:[^\"\\\n]|\\.)*\"|'[^'\n]*'|\\\"(?:[^\"\\\n]|\\[^\"\n])*\\\""
+    r"(?P<sep>(?:\\?[\"']?|\[[0-9]*\])[ \t]*(?:=>|:=|[!=]==?|[=:])[ \t]*"
+    r"|[\"'][ \t]*,[ \t]*(?=[\"'])|(?:\.[A-Za-z_][A-Za-z0-9_]*)?\([ \t]*(?=[\"'`]))"
+    r"(?P<val>@?\"(?:[^\"\\\n]|\\.)*\"|'[^'\n]*'|`[^`\n]*`"
+    r"|\\\"(?:[^\"\\\n]|\\[^\"\n])*\\\""
     r"|\$\{[^}\s\"']*\}"
-    r"|[^\s\"'`,;&<>(){}\[\]\\=][^\s\"'`<>\\]*)"
+    r"|[^\s\"'`,;&<>(){}\[\]\\=][^\s\"'`\\]*)"
+)
+# "value" == password: a comparison with the name after the value.
+_VALUE_BEFORE_NAME_RE = re.compile(
+    r"(?P<val>\"[^\"\n]+\"|'[^'\n]+')(?P<sep>[ \t]*[!=]==?[ \t]*)"
+    r"(?P<name>[A-Za-z_][A-Za-z0-9_.]{0,100})"
 )
 # Where a bare value ends: before the next "name=" of a connection string or a query
 # ("Password=x;Database=y", "password=x&user=y", "pw=x,user=y"); otherwise ; & , belong to it.
 _NEXT_PARAMETER_RE = re.compile(r"[;&,](?=[A-Za-z_][A-Za-z0-9_.\-]*=)")
-_CLOSERS = {")": "(", "]": "[", "}": "{"}
+_CLOSERS = {")": "(", "]": "[", "}": "{", ">": "<"}
 
 
 def _bare_value_end(val: str) -> int:
@@ -831,6 +852,9 @@ def _bare_value_end(val: str) -> int:
     "," or ";" and without closing brackets it did not open ("f(password=x)")."""
     cut = _NEXT_PARAMETER_RE.search(val)
     end = cut.start() if cut else len(val)
+    tag = val.find("</", 0, end)  # <password>x</password> is the XML rule's; x</td> ends here
+    if tag > 0:
+        end = tag
     while end > 1:
         last = val[end - 1]
         if last in ",;" or (
@@ -862,7 +886,9 @@ def _masked_part(original: str, replacement: str) -> str:
 
 def _requote(raw: str, masked: str) -> str:
     """`masked` in the quotes `raw` had."""
-    for quote in ('\\"', '"', "'"):
+    if raw.startswith('@"') and raw.endswith('"') and len(raw) >= 3:
+        return '@"' + masked + '"'
+    for quote in ('\\"', '"', "'", "`"):
         if len(raw) >= 2 * len(quote) and raw.startswith(quote) and raw.endswith(quote):
             return quote + masked + quote
     return masked
@@ -966,6 +992,8 @@ class Redactor:
             s = _URL_USERINFO_RE.sub(_url_userinfo, s)
         if "-u" in s or "--proxy-user" in s:
             s = _USER_FLAG_RE.sub(_user_flag, s)
+        if "==" in s or "!=" in s:
+            s = _VALUE_BEFORE_NAME_RE.sub(self._value_before_name, s)
         return self._names(s, lowered if s == before else _lower_same_length(s))
 
     def _verbatim(self, s: str) -> str:
@@ -1117,6 +1145,12 @@ class Redactor:
         if _is_marked(val) or not self.is_secret_name(name, val):
             return m.group(0)
         return name + sep + _requote(val, MARKER), stop
+
+    def _value_before_name(self, m: re.Match[str]) -> str:
+        val, name = m.group("val"), m.group("name")
+        if _is_marked(val) or not self.is_secret_name(name, _unquote(val)):
+            return m.group(0)
+        return _requote(val, MARKER) + m.group("sep") + name
 
     def _xml(self, m: re.Match[str]) -> str:
         name, val = m.group("name"), m.group("val")

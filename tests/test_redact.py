@@ -572,7 +572,20 @@ def test_family_lookalikes_stay_readable(r: Redactor, line: str) -> None:
         ('{ "AccountKey", "x8jqRVtXUW+hgIhR/dFw==" }', '{ "AccountKey", "[redacted]" }'),
         ("twilio token - 'AC1b3f0bddbb6887d68d8454e'", "twilio token - '[redacted]'"),
         ("user 'jane' pass 'S3cr3t-pw'", "user 'jane' pass '[redacted]'"),
-        ("password=hunter2abc, then hunter2abc again", "password=[redacted], then [redacted] again"),
+        (
+            "password=hunter2abc, then hunter2abc again",
+            "password=[redacted], then [redacted] again",
+        ),
+        # source code: comparisons, backticks, C# strings, arrays, constructors and calls
+        ('if (api_key == "m{h}o)p$n<b>") {', 'if (api_key == "[redacted]") {'),
+        ('if ("m{h}o)p$n<b>" !== password) {', 'if ("[redacted]" !== password) {'),
+        ("aws_secret_access_key := `Zx9-Qw8/Er7`", "aws_secret_access_key := `[redacted]`"),
+        ('password = @"Zx9-Qw8/Er7";', 'password = @"[redacted]";'),
+        ('char secrete[25] = "Zx9-Qw8/Er7";', 'char secrete[25] = "[redacted]";'),
+        ('std::string secret("Zx9-Qw8/Er7");', 'std::string secret("[redacted]");'),
+        ('secrete.assign("Zx9-Qw8/Er7",17);', 'secrete.assign("[redacted]",17);'),
+        ("password = m{h}o)p$n<b>-_$#x", "password = [redacted]"),
+        ("<td>password=S3cret</td>", "<td>password=[redacted]</td>"),
     ],
 )
 def test_issue_leaks(r: Redactor, text: str, expected: str) -> None:
@@ -605,6 +618,9 @@ def test_issue_leaks(r: Redactor, text: str, expected: str) -> None:
         "token1: xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
         "-----BEGIN OPENSSH PRIVATE KEY----------END OPENSSH PRIVATE KEY-----",
         '["api_key", "secret_key"]',
+        'password: "real_key"',
+        'password = ",.:-@*?!"',
+        'password = "somefakekey"',
         "bypass 'the-cache-please'",
     ],
 )

@@ -634,15 +634,12 @@ def _marker_text() -> str:
 # 'x y'"): masked only when the value is quoted or looks random (see _random_looking), so that
 # prose ("the token expired", "password expiry information changed") stays readable.
 _BLANK_KEYWORDS = _words("token secret passwd password passphrase pwd key pass")
-# One regex per keyword, each starting with its literal (searched at C speed); a dash or a bar
-# may stand between ("twilio token - 'x'"). "pass" only as a word of its own (not "bypass").
-_BLANK_VALUE_RES = tuple(
-    re.compile(
-        f"(?P<name>{keyword}){'(?<![a-z]pass)' if keyword == 'pass' else ''}[es]?"
-        r'(?P<sep>"?[ \t]+(?:[\-|][ \t]+)?)'
-        r"(?P<val>\"[^\"\n]{4,}\"|'[^'\n]{4,}'|[a-z0-9+/_\-.~=]{12,}(?![^\s,;)\]}]))"
-    )
-    for keyword in _BLANK_KEYWORDS
+# A dash or a bar may stand between ("twilio token - 'x'"); "pass" only as a word of its own
+# (not "bypass"). Tried only where one of _BLANK_KEYWORDS occurs.
+_BLANK_VALUE_RE = re.compile(
+    r"(?P<name>token|secret|pwd|key|passwd|password|passphrase|pass(?<![a-z]pass))[es]?"
+    r'(?P<sep>"?[ \t]+(?:[\-|][ \t]+)?)'
+    r"(?P<val>\"[^\"\n]{4,}\"|'[^'\n]{4,}'|[a-z0-9+/_\-.~=]{12,}(?![^\s,;)\]}]))"
 )
 _STRONG_BLANK_NAME_RE = re.compile(r".*(?:pass|secret|token|pwd)")
 
@@ -668,12 +665,9 @@ def _blank_values(s: str) -> str:
         return s[m.start() : start] + _requote(val, MARKER)
 
     lowered = _lower_same_length(s)
-    found = sorted(
-        (m for regex in _BLANK_VALUE_RES for m in regex.finditer(lowered)), key=lambda m: m.start()
-    )
     out: list[str] = []
     done = 0
-    for m in found:
+    for m in _BLANK_VALUE_RE.finditer(lowered):
         start = m.start()
         if start >= done:
             out += [s[done:start], replace(m)]
@@ -738,8 +732,10 @@ _AFTER_NAME = (
     r"\\?[\"']?[ \t]*(?:[=:]|!=)|\[[0-9]*\][ \t]*=|[\"'][ \t]*,[ \t]*[\"']"
     r"|(?:\.[A-Za-z_][A-Za-z0-9_]*)?\([ \t]*[\"'`]"
 )
+# The hit regexes only find candidates (a rule then checks what really follows the name): kept
+# simple, as seventeen of them are compiled at every start.
 _KEYWORD_RES = {
-    keyword: re.compile(keyword + r"[a-z0-9_.\-]{0,100}(?:" + _AFTER_NAME + "|>)")
+    keyword: re.compile(keyword + r"[a-z0-9_.\-]{0,100}(?:\\?[\"']?[ \t]*[=:!,]|[\[(>])")
     for keyword in _KEYWORDS
 }
 # Flags take their value after a blank ("--password x"); so does "Bearer x".

@@ -478,8 +478,6 @@ class SecretRule:
     source: str
     keywords: tuple[str, ...]
     docs: str
-    tp: tuple[str, ...]
-    fp: tuple[str, ...]
     needs_digit: bool = False
     gate: bool = True
 
@@ -508,21 +506,30 @@ class SecretRule:
         return replace
 
 
-def _load_toml(data: bytes) -> dict[str, Any]:
+def _load_toml(text: str) -> dict[str, Any]:
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # pragma: no cover - Python 3.10
         import tomli as tomllib
-    return tomllib.loads(data.decode("utf-8"))
+    return tomllib.loads(text)
+
+
+def _rules_text() -> str:
+    from importlib.resources import files
+
+    return files("healthcheck").joinpath(RULES_RESOURCE).read_text(encoding="utf-8")
+
+
+# The examples are for the tests (rule_examples); a run skips them, which halves the parsing.
+# They are written one per line between "tp = [" / "fp = [" and a "]" of their own.
+_EXAMPLES_RE = re.compile(r"^(?:tp|fp) = \[\n(?:[ \t]+.*\n)*\]\n", re.MULTILINE)
 
 
 @functools.lru_cache(maxsize=1)
 def secret_rules() -> tuple[SecretRule, ...]:
     """The rules of healthcheck/knowledge/secrets.toml, in file order (the first that masks a
     span wins: a more specific format comes before a general one)."""
-    from importlib.resources import files
-
-    raw = _load_toml(files("healthcheck").joinpath(RULES_RESOURCE).read_bytes())
+    raw = _load_toml(_EXAMPLES_RE.sub("", _rules_text()))
     return tuple(
         SecretRule(
             id=entry["id"],
@@ -530,13 +537,17 @@ def secret_rules() -> tuple[SecretRule, ...]:
             source=entry["regex"],
             keywords=tuple(entry["keywords"]),
             docs=entry["docs"],
-            tp=tuple(entry["tp"]),
-            fp=tuple(entry["fp"]),
             needs_digit=entry.get("needs_digit", False),
             gate=entry.get("gate", True),
         )
         for entry in raw["rule"]
     )
+
+
+def rule_examples() -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
+    """Rule id -> (true-positive examples, false-positive examples), from the whole file."""
+    raw = _load_toml(_rules_text())
+    return {e["id"]: (tuple(e.get("tp", ())), tuple(e.get("fp", ()))) for e in raw["rule"]}
 
 
 # In a long text (a whole report, a log tail), a gated rule's keyword is looked for only near

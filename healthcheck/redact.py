@@ -138,7 +138,7 @@ _REFERENCE_RE = re.compile(
 )
 # One placeholder inside a larger value: "$1:$2", "${USER}:${PASS}".
 _REFERENCE_LIST_RE = re.compile(r"(?:\$(?:\d|[A-Za-z_]\w*|\{[A-Za-z_]\w*\})[:@/,;]?)+")
-_URL_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s@]*")
+_URL_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://\S*")
 _UUID_RE = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 # A file path with at least one named directory or file (not base64 that starts with "/").
 _FILE_PATH_RE = re.compile(
@@ -151,9 +151,18 @@ _VOWELS = frozenset("aeiouyAEIOUY")
 
 # Placeholders inside a value: a run of one character (xxxxxxxx, 00000000), words that say it is
 # an example, the alphabet in order (abcdefgh).
+# Placeholders that say so whatever their shape: a run of x, 0 or * (xxxxxxxx, 00000000),
+# "your_token", "token_here", "replace_with_...", "placeholder".
+_SAID_PLACEHOLDER = (
+    r"(?P<said>[xX0-9*#.\u2022])(?P=said){7,}|placeholder|changeme|replace[_\-]?(?:with|me)|redacted|dummy"
+    r"|your[_\-]?(?:api|token|key|secret|pass|user)|(?:token|key|secret|password)[_\-]?here"
+)
+_TOKEN_PLACEHOLDER_RE = re.compile(_SAID_PLACEHOLDER + "|(?-i:EXAMPLE)", re.IGNORECASE)
+# A value under a name, or after a keyword, is also a placeholder when it is an example or the
+# alphabet in order. (Not a token with a known prefix: test data writes those that way, and a
+# prefix is reason enough to mask.)
 _PLACEHOLDER_RE = re.compile(
-    r"(.)\1{7,}|(?<!\.)example(?!\.)|placeholder|changeme|redacted|dummy|your[_\-]?(?:api|token|key|secret|pass)"
-    r"|(?:token|key|secret|password)[_\-]?here|abcdefghijkl|opqrstuvwxyz",
+    _SAID_PLACEHOLDER + r"|(?P<run>.)(?P=run){7,}|(?<!\.)example(?!\.)|abcdefghijkl|opqrstuvwxyz",
     re.IGNORECASE,
 )
 # Words that stand for a password in documentation ("curl -u user:pass", "-p password").
@@ -218,11 +227,10 @@ def _random_looking(value: str) -> bool:
     )
 
 
-def _url_without_credentials(value: str) -> bool:
-    """A URL with no user:password and no secret parameter: a location, not a secret."""
-    return _URL_RE.fullmatch(value) is not None and not any(
-        word in value.lower() for word in ("token=", "key=", "sig=", "secret=", "password=")
-    )
+def _is_url(value: str) -> bool:
+    """A URL: its secrets, if any, are its password and its secret parameters, which the URL
+    and query rules mask; the rest (scheme, host, path) stays readable whatever its name."""
+    return _URL_RE.fullmatch(value) is not None
 
 
 def _unquote(value: str) -> str:
@@ -337,7 +345,7 @@ def _value_may_be_secret(words: frozenset[str], secret: frozenset[str], plain: s
         return False  # also "real_key", "my_password": a variable, not its value
     if not any(c.isalnum() for c in plain) or ("fake" in plain and _is_wordish(plain)):
         return False  # ",.:-@*?!", "somefakekey": test data, not a secret
-    if _url_without_credentials(plain) and _URL_SECRET_WORDS.isdisjoint(words):
+    if _is_url(plain) and _URL_SECRET_WORDS.isdisjoint(words):
         return False
     if "ID" in words and _UUID_RE.fullmatch(plain):  # credentialsId: which credential, not it
         return False
@@ -496,7 +504,8 @@ class SecretRule:
             if (
                 (self.needs_digit and not any(c.isdigit() for c in secret))
                 or _is_marked(secret)
-                or _is_reference(_unquote(secret))
+                or _TOKEN_PLACEHOLDER_RE.search(secret)
+                or (self.kind == "password" and _is_reference(_unquote(secret)))
                 or (label is not None and _is_wordish(secret))  # hf_requiredCharacteristicTypes
             ):
                 return m.group(0)
@@ -696,9 +705,21 @@ _URL_USERINFO_RE = re.compile(
 _PORT_THEN_PROSE_RE = re.compile(r"\d+ ")
 
 
+# Passwords in URLs of documentation: "username:password@", "user:mypassword@", "user:abc@".
+_URL_PLACEHOLDER_PASSWORDS = _word_set("password mypassword yourpassword secret changeme pass123")
+
+
 def _url_userinfo(m: re.Match[str]) -> str:
     val = m.group("val")
-    if _is_marked(val) or _is_reference(val):
+    if (
+        _is_marked(val)
+        or _REFERENCE_RE.fullmatch(val)
+        or _REFERENCE_LIST_RE.fullmatch(val)
+        or _PLACEHOLDER_RE.search(val)
+        or val.lower() in _URL_PLACEHOLDER_PASSWORDS
+        or len(set(val)) == 1  # 1111
+        or val == m.group("user")  # postgres:postgres, the image's default
+    ):
         return m.group(0)
     if " " in val and (len(val) > 64 or val.count(" ") > 3 or _PORT_THEN_PROSE_RE.match(val)):
         return m.group(0)
@@ -1147,6 +1168,8 @@ class Redactor:
         name = m.group("name")
         if sep == ":" and "." in name and _is_wordish(val):
             return m.group(0)  # Maven coordinates: io.jsonwebtoken:jjwt-jackson-0.11.2
+        if val.startswith("`") and " " in val:
+            return m.group(0)  # KEY=`etcdctl get /x`: where the shell gets it from
         if "," in sep and (_is_wordish(_unquote(val)) or _CODE_NAME_RE.fullmatch(_unquote(val))):
             return m.group(0)  # a list of names: ["api_key", "secret_key"]
         if _is_marked(val) or not self.is_secret_name(name, val):

@@ -187,7 +187,7 @@ def _is_wordish(value: str) -> bool:
     ("SalesResults-1.2", "sshd", "org.apache.maven:maven-core:3.9.6", "rsa_key")."""
     body = _VERSION_TAIL_RE.sub("", value) or value
     parts = [p for p in _WORD_PART_RE.findall(body) if p[0].isalnum()]
-    if not parts or len(parts) * 3 > len(body) + 3:  # too fragmented: xKqPzWtr is random
+    if not parts or len(parts) * 4 > len(body) + 3:  # too fragmented: xKqPzWtr, AbCdEf are random
         return False
     letters = numbers = 0
     for part in parts:

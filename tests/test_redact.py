@@ -564,6 +564,8 @@ def test_family_lookalikes_stay_readable(r: Redactor, line: str) -> None:
         ('login(password="hunter2xyz")', 'login(password="[redacted]")'),
         # a keyword, a blank and a random-looking value
         ("my api key 8fA3kLq92ZxP0wQe7vB", "my api key [redacted]"),
+        # a fake token made of short words is still a token (scripts/sample_reports.py's)
+        ("token hf_PastedTokenNotRealAbCdEfGhIjKlMnOpQr", "token [redacted:huggingface-token]"),
         # URL passwords with a blank; command lines
         ("mongodb://admin:my pass@db:27017/x", "mongodb://admin:[redacted]@db:27017/x"),
         ("mysql -uroot -pS3cret db", "mysql -uroot -p[redacted] db"),

@@ -73,7 +73,15 @@ def test_run_masks_new_formats_and_keeps_ids_paths_hashes(box: Box) -> None:
     for survivor in SURVIVORS:
         assert survivor in md
         assert json.dumps(survivor)[1:-1] in tail
-    for output in (md, js, message, result.stdout, result.stderr):
+    context = CliRunner().invoke(
+        cli,
+        ["context", "--config", str(box.config), "--last", "--budget", "20000"],
+        catch_exceptions=False,
+    )
+    assert context.exit_code == 0
+    assert finding_id in context.stdout
+    assert [survivor in context.stdout for survivor in SURVIVORS] == [True] * len(SURVIVORS)
+    for output in (md, js, message, result.stdout, result.stderr, context.stdout, context.stderr):
         for _, secret in planted:
             assert secret not in output
     assert "[redacted:gitlab-token]" in md

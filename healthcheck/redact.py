@@ -125,7 +125,7 @@ _VAR_REF_RE = re.compile(r"\$(?:[A-Za-z_][A-Za-z0-9_]*|\{[A-Za-z_][A-Za-z0-9_]*\
 # code that reads it (os.environ["X"], settings.DB_PASSWORD, get_password()).
 _REFERENCE_RE = re.compile(
     r"\$(?:[A-Za-z_]\w*|\{[A-Za-z_][\w.]*(?::?[\-=+?](?:\$\w+|\$\{\w+\})?)?\}|\d|\(.*\)|\{\{.*\}\})"
-    r"|\{.*|\[[A-Z][A-Z0-9_ ]*\]"
+    r"|\{[A-Za-z_][\w.\-]*\}|\{%.*|\{[A-Za-z_]\w*\(.*|\[[A-Z][A-Z0-9_ ]*\]"
     r"|%(?:\([A-Za-z_]\w*\))?[sdr]|\{[A-Za-z_][\w.]*\}|\{\{.*|\{%.*|<[^<>\n]*>"
     r"|[*xX.•#]{3,}|\[redacted[^\]]*\]"
     r"|(?:self|this|os|process|env|config|cfg|conf|settings|args|opts|options|params|request|req"

@@ -38,7 +38,7 @@ FAKE_SECRETS: dict[str, str] = {
     "aws-access-key-id": "AKIAFAKEFAKEFAKEFAKE",
     "aws-session-key-id": "ASIAFAKEFAKEFAKE0123",
     "google-api-key": "AIza" + _F + "FAKEfake012345678",  # AIza + 35
-    "stripe": "sk_live_" + _F + "FAKE",
+    "stripe": "sk_live_" + _F + "FAKEfa",  # sk_live_ + 24
     "npm": "npm_" + _F + _F,  # npm_ + 36
     "pypi": "pypi-AgEIcHlwaS5vcmc" + _F + _F + _F + "FAKE",
     "jwt": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9."

@@ -356,7 +356,15 @@ def _value_may_be_secret(words: frozenset[str], secret: frozenset[str], plain: s
     ):
         return False  # passwordVariable: 'PASSWORD', KeyPair = X25519.KeyPair
     weak = secret <= _WEAK_WORDS and _KEY_QUALIFIERS.isdisjoint(words)
-    return not (weak and (len(plain) < 6 or _NUMBER_RE.fullmatch(plain) or _is_wordish(plain)))
+    return not (
+        weak
+        and (
+            len(plain) < 6
+            or _NUMBER_RE.fullmatch(plain)
+            or _is_wordish(plain)
+            or ("." in plain and _CODE_NAME_RE.fullmatch(plain))  # keyPressed = kVK_Return.u16
+        )
+    )
 
 
 # A snake_case name that speaks of a secret ("real_key", "my_password"): a variable.
@@ -504,7 +512,7 @@ class SecretRule:
             if (
                 (self.needs_digit and not any(c.isdigit() for c in secret))
                 or _is_marked(secret)
-                or _TOKEN_PLACEHOLDER_RE.search(secret)
+                or _TOKEN_PLACEHOLDER_RE.search(secret + _rest_of_word(m.string, end))
                 or (self.kind == "password" and _is_reference(_unquote(secret)))
                 or (label is not None and _is_wordish(secret))  # hf_requiredCharacteristicTypes
             ):
@@ -513,6 +521,15 @@ class SecretRule:
             return m.group(0)[: start - whole] + _mask(secret, label) + m.group(0)[end - whole :]
 
         return replace
+
+
+_REST_OF_WORD_RE = re.compile(r"[^\s\"'`<>,;]{0,40}")
+
+
+def _rest_of_word(s: str, end: int) -> str:
+    """What continues the token ending at `end` ("xoxp-1-2-3-" + "########")."""
+    m = _REST_OF_WORD_RE.match(s, end)
+    return m.group() if m else ""
 
 
 def _load_toml(text: str) -> dict[str, Any]:

@@ -10,8 +10,9 @@ places they turn up, and look-alikes that hold no secret), prints per family:
 
 then the median time to redact a full report (sample_reports/faulty/system_status.json as
 data, then system_status.md as text, with a fresh Redactor each round, the two versions
-alternating), and the one-off cost of the first redaction in a fresh process (imports, and
-for the new version loading healthcheck/knowledge/secrets.toml).
+alternating; CPU time of the process, which other work on a shared machine disturbs less than
+wall time), and the one-off cost of the first redaction in a fresh process (loading the
+module, and for the new version healthcheck/knowledge/secrets.toml; wall time).
 
 "Before" is another redact.py, loaded from PATH (default: /work/main/healthcheck/redact.py,
 the main branch's checkout; or pass a file from `git show main:healthcheck/redact.py`).
@@ -92,10 +93,10 @@ def print_quality(before: ModuleType) -> None:
 
 def report_seconds(module: ModuleType, data: object, markdown: str) -> float:
     redactor = module.Redactor()
-    start = time.perf_counter()
+    start = time.process_time()
     redactor.obj(data)
     redactor.text(markdown)
-    return time.perf_counter() - start
+    return time.process_time() - start
 
 
 def first_use_ms(before_path: Path) -> tuple[float, float]:
@@ -150,8 +151,8 @@ def main() -> None:
         times["after"].append(report_seconds(after, data, markdown))
     old, new = (statistics.median(times[k]) * 1000 for k in ("before", "after"))
     print(
-        f"\nFull report ({REPORT.name}/system_status.json + .md), median of {args.rounds}:"
-        f" before {old:.2f} ms, after {new:.2f} ms ({new / old:.2f}x)"
+        f"\nFull report ({REPORT.name}/system_status.json + .md), CPU time,"
+        f" median of {args.rounds}: before {old:.2f} ms, after {new:.2f} ms ({new / old:.2f}x)"
     )
     first_old, first_new = first_use_ms(copy)
     print(

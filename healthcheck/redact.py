@@ -634,8 +634,11 @@ class _RuleIndex:
         )
 
     def candidates(self, s: str, lowered: str) -> list[SecretRule]:
+        if len(s) < _SHORTEST_CANDIDATE:
+            return []
         found = list(filter(lowered.__contains__, self.open_keywords))
-        gated = next(_gate_runs(s), None) is not None
+        # The plain search first (in C): most texts have no run of 10 at all.
+        gated = _GATE_RUN_RE.search(s) is not None and next(_gate_runs(s), None) is not None
         if gated:
             near = lowered if len(s) <= _WINDOW_MIN_TEXT else _near_long_runs(lowered)
             found += filter(near.__contains__, self.gated_keywords)
@@ -649,6 +652,10 @@ class _RuleIndex:
         return [rules[n] for n in sorted(numbers) if gated or not rules[n].gate]
 
 
+# No secret of any rule, with what must surround it, fits in fewer characters ("sshpass -p x").
+_SHORTEST_CANDIDATE = 12
+
+
 @functools.lru_cache(maxsize=1)
 def _rule_index() -> _RuleIndex:
     return _RuleIndex.build(secret_rules())
@@ -658,6 +665,13 @@ def _rule_index() -> _RuleIndex:
 def kinds() -> tuple[str, ...]:
     """Every "[redacted:KIND]" label the redactor can write."""
     return (*FIXED_KINDS, *dict.fromkeys(r.kind for r in secret_rules() if r.kind != "password"))
+
+
+def __getattr__(name: str) -> Any:
+    # KINDS was a constant before the rules became data; it is now read from them on demand.
+    if name == "KINDS":
+        return kinds()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @functools.lru_cache(maxsize=1)
@@ -670,7 +684,7 @@ def _marker_text() -> str:
 # A secret word followed by a blank, then what may be its value ("token 3fA9...", "password
 # 'x y'"): masked only when the value is quoted or looks random (see _random_looking), so that
 # prose ("the token expired", "password expiry information changed") stays readable.
-_BLANK_KEYWORDS = _words("token secret passwd password passphrase pwd key pass")
+_BLANK_KEYWORDS = _words("token secret pwd key pass")  # every word of _BLANK_VALUE_RE starts so
 # A dash or a bar may stand between ("twilio token - 'x'"); "pass" only as a word of its own
 # (not "bypass"). Tried only where one of _BLANK_KEYWORDS occurs.
 _BLANK_VALUE_RE = re.compile(
@@ -681,7 +695,7 @@ _BLANK_VALUE_RE = re.compile(
 _STRONG_BLANK_NAME_RE = re.compile(r".*(?:pass|secret|token|pwd)")
 
 
-def _blank_values(s: str) -> str:
+def _blank_values(s: str, present: list[str]) -> str:
     """Mask the value after "<secret word> " (see _BLANK_VALUE_RE): a quoted value after a
     strong word (password, secret, token), or a random-looking one after any."""
 
@@ -704,9 +718,16 @@ def _blank_values(s: str) -> str:
     lowered = _lower_same_length(s)
     out: list[str] = []
     done = 0
-    for m in _BLANK_VALUE_RE.finditer(lowered):
-        start = m.start()
-        if start >= done:
+    # Tried only where a keyword is (found in C), not at every position of a long text.
+    starts = set()
+    for keyword in present:
+        at = lowered.find(keyword)
+        while at != -1:
+            starts.add(at)
+            at = lowered.find(keyword, at + 1)
+    for start in sorted(starts):
+        m = _BLANK_VALUE_RE.match(lowered, start)
+        if m is not None and start >= done:
             out += [s[done:start], replace(m)]
             done = m.end()
     return "".join(out) + s[done:] if out else s
@@ -1031,8 +1052,9 @@ class Redactor:
         lowered = _lower_same_length(s)
         for rule in self._index.candidates(s, lowered):
             s = rule.regex.sub(rule.replace, s)
-        if any(map(lowered.__contains__, _BLANK_KEYWORDS)):
-            s = _blank_values(s)
+        present = [k for k in _BLANK_KEYWORDS if k in lowered]
+        if present:
+            s = _blank_values(s, present)
         if "://" in s:
             s = _URL_USERINFO_RE.sub(_url_userinfo, s)
         if "-u" in s or "--proxy-user" in s:

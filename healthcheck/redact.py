@@ -877,9 +877,15 @@ def _bearer(m: re.Match[str]) -> str:
 
 
 # ?token=…&sig=… in URLs; ";" also starts a parameter (connection strings, matrix params).
+# A bare value is judged on its first characters: a line of "key=key=key=..." must not cost
+# the length of the line at each of its names.
+_BARE_JUDGED = 256
+_QUERY_VALUE = r"[^&;#\s\"'<>`)\]\\]"
 _QUERY_RE = re.compile(
-    r"(?P<keep>[?&;](?P<name>[A-Za-z][A-Za-z0-9_.\-]{0,100})=)(?P<val>[^&;#\s\"'<>`)\]\\]+)"
+    r"(?P<keep>[?&;](?P<name>[A-Za-z][A-Za-z0-9_.\-]{0,100})=)"
+    rf"(?P<val>{_QUERY_VALUE}{{1,{_BARE_JUDGED}}})"  # judged on its start, like a bare value
 )
+_QUERY_REST_RE = re.compile(_QUERY_VALUE + "*")
 # Query parameters that are credentials although their name would not say so.
 _QUERY_SECRET_NAMES = frozenset({"sig", "signature", "x-amz-signature", "x-goog-signature"})
 
@@ -900,8 +906,10 @@ _ASSIGN_RE = re.compile(
     r"(?P<val>@?\"(?:[^\"\\\n]|\\.)*\"|'[^'\n]*'|`[^`\n]*`"
     r"|\\\"(?:[^\"\\\n]|\\[^\"\n])*\\\""
     r"|\$\{[^}\s\"']*\}"
-    r"|[^\s\"'`,;&<>(){}\[\]\\=][^\s\"'`\\]*)"
+    rf"|[^\s\"'`,;&<>(){{}}\[\]\\=][^\s\"'`\\]{{0,{_BARE_JUDGED - 1}}})"
 )
+# The rest of a bare value longer than what is judged (a long token is masked whole).
+_BARE_REST_RE = re.compile(r"[^\s\"'`\\]*")
 # "value" == password: a comparison with the name after the value.
 _VALUE_BEFORE_NAME_RE = re.compile(
     r"(?P<val>\"[^\"\n]+\"|'[^'\n]+')(?P<sep>[ \t]*[!=]==?[ \t]*)"
@@ -1167,13 +1175,15 @@ class Redactor:
                     return None  # "Cookie: Basic [redacted]" is done; not an assignment too
         return None
 
-    def _query(self, m: re.Match[str]) -> str:
+    def _query(self, m: re.Match[str]) -> str | tuple[str, int]:
         name, val = m.group("name"), m.group("val")
         if _is_marked(val) or not (
             name.lower() in _QUERY_SECRET_NAMES or self.is_secret_name(name, val)
         ):
             return m.group(0)
-        return m.group("keep") + _mask(val)
+        rest = _QUERY_REST_RE.match(m.string, m.end())
+        stop = rest.end() if rest is not None else m.end()
+        return m.group("keep") + _mask(m.string[m.start("val") : stop]), stop
 
     def _flag(self, m: re.Match[str]) -> str:
         val = m.group("val")
@@ -1193,8 +1203,10 @@ class Redactor:
     def _assignment(self, m: re.Match[str]) -> str | tuple[str, int]:
         val, sep = m.group("val"), m.group("sep")
         stop = m.end()
+        goes_on = False  # a bare value longer than what is judged of it
         if val[0] not in "\"'\\" and not (val.startswith("${") and val.endswith("}")):
             stop = m.start("val") + _bare_value_end(val)
+            goes_on = len(val) == _BARE_JUDGED and stop == m.end()
             val = m.string[m.start("val") : stop]
             # "passwd: password expiry information changed." is a sentence.
             if (
@@ -1213,6 +1225,10 @@ class Redactor:
             return m.group(0)  # a list of names: ["api_key", "secret_key"]
         if _is_marked(val) or not self.is_secret_name(name, val):
             return m.group(0)
+        if goes_on:  # masked whole, to where the value really ends
+            rest = _BARE_REST_RE.match(m.string, stop)
+            end = rest.end() if rest is not None else stop
+            stop = m.start("val") + _bare_value_end(m.string[m.start("val") : end])
         return name + sep + _requote(val, MARKER), stop
 
     def _value_before_name(self, m: re.Match[str]) -> str:

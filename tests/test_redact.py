@@ -627,3 +627,27 @@ def test_family_lookalikes_stay_readable(r: Redactor, line: str) -> None:
 )
 def test_issue_damage(r: Redactor, text: str) -> None:
     assert r.text(text) == text
+
+
+def test_no_rule_is_quadratic_on_its_repeated_keywords(r: Redactor) -> None:
+    # A rule that scans lazily to the end of the text from each keyword ("mysql ... -p") takes
+    # minutes on a long line of those keywords; a bounded one takes a fraction of a second.
+    import time
+
+    keywords = sorted({k for rule in RULES if not rule.gate for k in rule.keywords})
+    start = time.process_time()
+    for keyword in keywords:
+        r.text((keyword + " -x ") * 10_000)
+    assert time.process_time() - start < 5
+
+
+def test_a_line_of_names_costs_its_length_not_its_square(r: Redactor) -> None:
+    # "key=key=key=..." or "?auth=?auth=...": every name is judged on the start of its value,
+    # not on the rest of the line (which would make a hostile log line take minutes).
+    import time
+
+    start = time.process_time()
+    for unit in ("auth=", "?auth=", "token: ", "?webhook="):
+        line = unit * 2_000
+        assert r.text(line).count("\n") == 0
+    assert time.process_time() - start < 10

@@ -3,16 +3,22 @@
 Two layers work together:
 
 * names: `is_secret_name` decides whether a variable (or dict key, header, flag) holds a
-  secret, from the words of its name and a glance at its value;
+  secret, from the words of its name and a look at its value: a placeholder or a reference
+  ($VAR, <your-password>, os.environ[...]), a path, a URL (whose password the URL rule
+  masks), or a number, version or name under a weak word such as KEY is not one;
 * text: `Redactor.text` masks anything that looks like a credential wherever it appears:
-  private-key blocks, known token formats, passwords in URLs, bearer/basic authorization,
-  secret query parameters, `name=value` assignments with a secret name, and the verbatim
-  values of the container's secret variables.
+  private-key blocks, the self-identifying formats of healthcheck/knowledge/secrets.toml
+  (token prefixes, webhooks, passwords on command lines: data, with documentation and
+  examples, tried only where one of their keywords occurs), passwords in URLs, bearer/basic
+  authorization, secret query parameters, assignments, comparisons and call arguments with a
+  secret name (the whole value), a random-looking value after "token", "secret", "password"
+  or "key" and a blank, and the verbatim values of the container's secret variables.
 
-A masked value becomes `MARKER`, or `[redacted:KIND]` for a known format. Nothing of the
-secret is kept (no prefix), and every replacement keeps the number of newlines of what it
-replaced, so line-oriented callers (log tails redacted as one text) keep their line count.
-Redacting is idempotent: markers are never masked again.
+The tool's own finding ids ("supervisor.sshd-no-host-keys:sshd") are never secrets. A masked
+value becomes `MARKER`, or `[redacted:KIND]` for a known format. Nothing of the secret is
+kept (no prefix), and every replacement keeps the number of newlines of what it replaced, so
+line-oriented callers (log tails redacted as one text) keep their line count. Redacting is
+idempotent: markers are never masked again.
 """
 
 from __future__ import annotations

@@ -125,7 +125,6 @@ _CAMEL_RE = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _WORD_SPLIT_RE = re.compile(r"[^A-Za-z0-9]+")
 _NUMBER_RE = re.compile(r"[+-]?\d+(?:\.\d+)?")
 _PATH_RE = re.compile(r"(?:~|\.{1,2})?/[^\s:]*(?::(?:~|\.{1,2})?/[^\s:]*)*")
-_VAR_REF_RE = re.compile(r"\$(?:[A-Za-z_][A-Za-z0-9_]*|\{[A-Za-z_][A-Za-z0-9_]*\})")
 # Placeholders and references say where a secret comes from, not what it is: $VAR, ${VAR},
 # $(cmd), $1, %s, %(name)s, {name}, {{ template }}, <your-password>, ****, xxxx, ..., and
 # code that reads it (os.environ["X"], settings.DB_PASSWORD, get_password()).
@@ -440,13 +439,6 @@ def _mask_orphan_key_ends(s: str) -> str:
 
 
 Replace = Callable[[re.Match[str]], str]
-
-
-def _kind(kind: str) -> Replace:
-    def replace(m: re.Match[str]) -> str:
-        return _mask(m.group(0), kind)
-
-    return replace
 
 
 # --- formats (data) ---------------------------------------------------------------------------

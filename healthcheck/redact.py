@@ -87,7 +87,7 @@ _KEY_QUALIFIERS = _word_set(
 _HARMLESS_WORD_RE = re.compile(r"\w*TOKENI[SZ]\w*|\w*(?:PASSWORD|PASSWD)LESS|SECRETARY\w*")
 # Words that make a name harmless whatever else it says: a CSRF token protects a form, not an
 # account.
-_HARMLESS_NAME_WORDS = _word_set("CSRF XSRF")
+_HARMLESS_NAME_WORDS = _word_set("CSRF XSRF AUTHENTICITY")  # Rails' authenticity_token is CSRF
 # Whole names that look secret but are well-known plumbing, whatever their value.
 _FALSE_FRIEND_NAME_RE = re.compile(
     r"SSH_AUTH_SOCK|XAUTHORITY|XAUTHLOCALHOSTNAME|XDG_SESSION_\w+|DESKTOP_SESSION"
@@ -793,17 +793,24 @@ _KEYWORDS = _words(
 # A keyword, the rest of its name, then what a rule needs after a name: a separator (after a
 # closing quote, maybe escaped) or ">" (XML). One regex per keyword, each starting with its
 # literal: a literal is searched at C speed, an alternation is not.
+# A declared type between a name and its quoted value: `var token string = "x"`,
+# `val token: String = "x"`.
+_TYPE_ANNOTATION = r"(?:[ \t]*:[ \t]*|[ \t]+)[A-Za-z_][A-Za-z0-9_.<>\[\]]*[ \t]*=[ \t]*(?=[\"'`])"
 # What follows a name for a name rule: a separator (after a closing quote, maybe escaped, or an
 # index: "secrete[] ="), =, :, a comparison (!=), a comma between a quoted name and a quoted
 # value, or a call with a quoted argument ('secret("x")', 'secrete.assign("x")').
 _AFTER_NAME = (
-    r"\\?[\"']?[ \t]*(?:[=:]|!=)|\[[0-9]*\][ \t]*=|[\"'][ \t]*,[ \t]*[\"']"
-    r"|(?:\.[A-Za-z_][A-Za-z0-9_]*)?\([ \t]*[\"'`]"
+    r"\\?[\"']?[ \t]*(?:[=:]|!=|[?+.]=|\?\?=)|\[[0-9]*\][ \t]*=|[\"'][ \t]*,[ \t]*[\"']"
+    r"|(?:\.[A-Za-z_][A-Za-z0-9_]*)?\([ \t]*[\"'`]" + r"|" + _TYPE_ANNOTATION
 )
 # The hit regexes only find candidates (a rule then checks what really follows the name): kept
 # simple, as seventeen of them are compiled at every start.
 _KEYWORD_RES = {
-    keyword: re.compile(keyword + r"[a-z0-9_.\-]{0,100}(?:\\?[\"']?[ \t]*[=:!,]|[\[(>])")
+    keyword: re.compile(
+        keyword
+        + r"[a-z0-9_.\-]{0,100}"
+        + r"(?:\\?[\"']?[ \t]*(?:[=:!,?+]|\.=)|[\[(>]|[ \t]+[a-z_][a-z0-9_.]*[ \t]*=)"
+    )
     for keyword in _KEYWORDS
 }
 # Flags take their value after a blank ("--password x"); so does "Bearer x".
@@ -899,7 +906,10 @@ _FLAG_RE = re.compile(
 # blanks, quotes and the separators of the surrounding syntax (, ; & brackets).
 _ASSIGN_RE = re.compile(
     r"(?<![A-Za-z0-9_\]])(?P<name>[A-Za-z_][A-Za-z0-9_.\-]{0,100})"
-    r"(?P<sep>(?:\\?[\"']?|\[[0-9]*\])[ \t]*(?:=>|:=|[!=]==?|[=:])[ \t]*"
+    r"(?P<sep>" + _TYPE_ANNOTATION + "|"
+    # YAML block scalar: "token: |" and the value on the next, indented line
+    r"[ \t]*:[ \t]*[|>][+\-]?[ \t]*\r?\n[ \t]+|"
+    r"(?:\\?[\"']?|\[[0-9]*\])[ \t]*(?:=>|:{1,3}=|\?\?=|[.?+]=|[!=]==?|[=:])[ \t]*"
     r"|[\"'][ \t]*,[ \t]*(?=[\"'])|(?:\.[A-Za-z_][A-Za-z0-9_]*)?\([ \t]*(?=[\"'`]))"
     r"(?P<val>@?\"(?:[^\"\\\n]|\\.)*\"|'[^'\n]*'|`[^`\n]*`"
     r"|\\\"(?:[^\"\\\n]|\\[^\"\n])*\\\""
@@ -908,6 +918,13 @@ _ASSIGN_RE = re.compile(
 )
 # The rest of a bare value longer than what is judged (a long token is masked whole).
 _BARE_REST_RE = re.compile(r"[^\s\"'`\\]*")
+# {"name": "DB_PASSWORD", "value": "x"} or <entry name="token" value="x"/> inside a text (obj()
+# sees the same pairs in data).
+_NAME_VALUE_PAIR_RE = re.compile(
+    r"(?<![A-Za-z0-9_])(?P<keep>[\"']?(?:name|key)[\"']?[ \t]*[:=][ \t]*(?P<q>[\"'])"
+    r"(?P<name>[^\"'\n]{1,100})(?P=q)[ \t]*,?\s{0,20}[\"']?value[\"']?[ \t]*[:=][ \t]*)"
+    r"(?P<val>\"[^\"\n]*\"|'[^'\n]*')"
+)
 # "value" == password: a comparison with the name after the value.
 _VALUE_BEFORE_NAME_RE = re.compile(
     r"(?P<val>\"[^\"\n]+\"|'[^'\n]+')(?P<sep>[ \t]*[!=]==?[ \t]*)"
@@ -941,7 +958,9 @@ def _bare_value_end(val: str) -> int:
 # "name: value more words": a colon in a sentence, not an assignment, when a word follows.
 _PROSE_AFTER_RE = re.compile(r"[ \t]+[a-z]{2,}\b")
 # <password>VALUE</password>
-_XML_RE = re.compile(r"<(?P<name>[A-Za-z_][A-Za-z0-9_.\-]{0,100})>(?P<val>[^<\n]+)</(?P=name)>")
+_XML_RE = re.compile(
+    r"<(?P<name>[A-Za-z_][A-Za-z0-9_.\-]{0,100})>(?P<val>[^<]{1,1000})</(?P=name)>"
+)
 
 
 def _masked_part(original: str, replacement: str) -> str:
@@ -1069,6 +1088,8 @@ class Redactor:
             s = _USER_FLAG_RE.sub(_user_flag, s)
         if "==" in s or "!=" in s:
             s = _VALUE_BEFORE_NAME_RE.sub(self._value_before_name, s)
+        if "value" in s:
+            s = _NAME_VALUE_PAIR_RE.sub(self._name_value_pair, s)
         return self._names(s, lowered if s == before else _lower_same_length(s))
 
     def _verbatim(self, s: str) -> str:
@@ -1221,7 +1242,7 @@ class Redactor:
             return m.group(0)  # Maven coordinates: io.jsonwebtoken:jjwt-jackson-0.11.2
         if val.startswith("`") and " " in val:
             return m.group(0)  # KEY=`etcdctl get /x`: where the shell gets it from
-        if "," in sep and (_is_wordish(_unquote(val)) or _CODE_NAME_RE.fullmatch(_unquote(val))):
+        if "," in sep and _is_wordish(_unquote(val)):
             return m.group(0)  # a list of names: ["api_key", "secret_key"]
         if _is_marked(val) or not self.is_secret_name(name, val):
             return m.group(0)
@@ -1231,6 +1252,12 @@ class Redactor:
             stop = m.start("val") + _bare_value_end(m.string[m.start("val") : end])
         return name + sep + _requote(val, MARKER), stop
 
+    def _name_value_pair(self, m: re.Match[str]) -> str:
+        val = m.group("val")
+        if _is_marked(val) or not self.is_secret_name(m.group("name"), _unquote(val)):
+            return m.group(0)
+        return m.group("keep") + _requote(val, MARKER)
+
     def _value_before_name(self, m: re.Match[str]) -> str:
         val, name = m.group("val"), m.group("name")
         if _is_marked(val) or not self.is_secret_name(name, _unquote(val)):
@@ -1238,10 +1265,13 @@ class Redactor:
         return _requote(val, MARKER) + m.group("sep") + name
 
     def _xml(self, m: re.Match[str]) -> str:
-        name, val = m.group("name"), m.group("val")
-        if _is_marked(val) or not self.is_secret_name(name, val):
+        name, raw = m.group("name"), m.group("val")
+        val = raw.strip()
+        if not val or _is_marked(val) or not self.is_secret_name(name, val):
             return m.group(0)
-        return f"<{name}>{MARKER}</{name}>"
+        head = raw[: len(raw) - len(raw.lstrip())]  # the layout around the value stays
+        tail = raw[len(raw.rstrip()) :]
+        return f"<{name}>{head}{_mask(val)}{tail}</{name}>"
 
     # --- data -----------------------------------------------------------------------------
 

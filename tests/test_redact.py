@@ -115,6 +115,26 @@ ISSUE_12_LEAKS = [
     ('secrete.assign("Zx9-Qw8/Er7",17);', 'secrete.assign("[redacted]",17);'),
     ("password = m{h}o)p$n<b>-_$#x", "password = [redacted]"),
     ("<td>password=S3cret</td>", "<td>password=[redacted]</td>"),
+    # declarations and assignment operators of other languages (gitleaks' sample contexts)
+    ('var apiToken string = "Zx9Qw8Er7Ty6"', 'var apiToken string = "[redacted]"'),
+    ('val apiToken: String = "Zx9Qw8Er7Ty6"', 'val apiToken: String = "[redacted]"'),
+    ('$apiToken .= "Zx9Qw8Er7Ty6"', '$apiToken .= "[redacted]"'),
+    ('API_TOKEN ?= "Zx9Qw8Er7Ty6"', 'API_TOKEN ?= "[redacted]"'),
+    ('API_TOKEN ::= "Zx9Qw8Er7Ty6"', 'API_TOKEN ::= "[redacted]"'),
+    ("api_token: |\n  Zx9Qw8Er7Ty6", "api_token: |\n  [redacted]"),
+    ("<apiToken>\n    Zx9Qw8Er7Ty6\n</apiToken>", "<apiToken>\n    [redacted]\n</apiToken>"),
+    (
+        '{"name": "api_token",\n "value": "Zx9Qw8Er7Ty6"}',
+        '{"name": "api_token",\n "value": "[redacted]"}',
+    ),
+    (
+        '<entry name="apiToken" value="Zx9Qw8Er7Ty6" />',
+        '<entry name="apiToken" value="[redacted]" />',
+    ),
+    (
+        'System.setProperty("API_TOKEN", "Zx9Qw8Er7Ty6")',
+        'System.setProperty("API_TOKEN", "[redacted]")',
+    ),
 ]
 
 
@@ -623,6 +643,8 @@ def test_family_lookalikes_stay_readable(r: Redactor, line: str) -> None:
         'password = ",.:-@*?!"',
         'password = "somefakekey"',
         "bypass 'the-cache-please'",
+        '<input type="hidden" name="authenticity_token" value="7SWa-Fo1_hsC6oovfBsJFLGPUl2E">',
+        'var tokenizer string = "bert-base-uncased"',
     ],
 )
 def test_issue_damage(r: Redactor, text: str) -> None:

@@ -299,6 +299,25 @@ SECRET_FAMILIES: dict[str, list[tuple[str, str]]] = {
         ("mysql --password " + (s := "FAKEmysql2") + " app", s),
         ("machine api.example.invalid login jane password " + (s := "FAKEnetrcPw1"), s),
     ],
+    "ml box tools": [
+        ("ngrok config add-authtoken " + (s := "2FAKEfake" + _alnum(18) + "_" + _alnum(16)), s),
+        ("vastai set api-key " + (s := _hex(64)), s),
+        ("http://localhost:8888/?token=" + (s := _hex(48)) + " :: /workspace", s),
+        (
+            "git clone https://oauth2:"
+            + (s := "glpat-" + _alnum(20))
+            + "@gitlab.example.invalid/x/y",
+            s,
+        ),
+        ("runpodctl config --apiKey " + (s := "rpa_" + _upper(48)), s),
+        ("civitai token: " + (s := _hex(32)), s),
+        (
+            "huggingface-cli login --token "
+            + (s := "hf_" + _alnum(34))
+            + " --add-to-git-credential",
+            s,
+        ),
+    ],
     "assignments": [
         ("password=" + (s := "FAKESup3r;Secret!2024"), s),
         ("Server=db;User Id=sa;Password=" + (s := "FAKESecr3t") + ";Database=app", s),

@@ -6,6 +6,12 @@ compare-and-swap update-ref of HEAD), so whatever the operator has staged or mod
 same repository stays exactly as it was, staged or not, and no hook or signing prompt of
 theirs can stall a cron run. Afterwards the real index learns our files' new versions, so
 `git status` does not show them as changed.
+
+The plumbing runs `git` itself (eight short processes a commit), not GitPython: importing
+GitPython costs a run more (about 45 ms, and a `git version` process) than all of its git
+commands together. GitPython stays for what reads history (`History.repo`, used by
+`healthcheck diff`), imported only there. Every few hundred runs a commit also starts
+`git gc --auto` in the background, never waited for, so the repository stays packed.
 """
 
 from __future__ import annotations
@@ -14,22 +20,20 @@ import logging
 import os
 import shutil
 import socket
+import subprocess
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-# Without a git executable, GitPython refuses to import at all; quiet, it imports and its
-# commands fail, which History.open turns into a finding ("git is not installed").
-os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
-import git
+from typing import TYPE_CHECKING, Any
 
 from healthcheck.lock import LOCK_NAME
 from healthcheck.model import Finding, Status
 from healthcheck.proc import run_command
 from healthcheck.redact import Redactor
+
+if TYPE_CHECKING:
+    import git
 
 log = logging.getLogger(__name__)
 
@@ -47,22 +51,46 @@ _IN_PROGRESS = (
 )
 # Variables that would point our git commands at another repository or index.
 _GIT_LOCATION_VARS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR")
+# Housekeeping: git itself packs loose objects only past gc.auto = 6700 of them (some 1,100
+# runs of about six objects each, 15 MB). We ask earlier, past GC_LOOSE_OBJECTS, estimated
+# as git does from one of the 256 object folders, and never wait for it.
+GC_LOOSE_OBJECTS = 1000
+_GC_SAMPLE_DIR = "17"
 
 
 class HistoryError(Exception):
     """The workspace history cannot be used (not creatable, bare, git missing)."""
 
 
-@dataclass
+class GitFailed(Exception):
+    """A git command exited with an error (`command`: its arguments; `stderr`: its words)."""
+
+    def __init__(self, command: list[str], stderr: str) -> None:
+        super().__init__(stderr.strip() or f"git {' '.join(command)} failed")
+        self.command = command
+        self.stderr = stderr
+
+
 class CommitOutcome:
     """What `History.commit` did."""
 
-    sha: str | None = None  # the new commit; None when nothing was committed
-    parent: str | None = None  # HEAD before the commit (None on an unborn branch)
-    unchanged: bool = False  # our files were already recorded as they are
-    left_out: list[Path] = field(default_factory=list)  # outside the work tree, or absent
-    # Files not committed because a line looks like a secret: (path, first such line).
-    withheld: list[tuple[Path, int]] = field(default_factory=list)
+    def __init__(
+        self,
+        sha: str | None = None,
+        parent: str | None = None,
+        unchanged: bool = False,
+        left_out: list[Path] | None = None,
+        withheld: list[tuple[Path, int]] | None = None,
+    ) -> None:
+        self.sha = sha  # the new commit; None when nothing was committed
+        self.parent = parent  # HEAD before the commit (None on an unborn branch)
+        self.unchanged = unchanged  # our files were already recorded as they are
+        self.left_out = left_out or []  # outside the work tree, or absent
+        # Files not committed because a line looks like a secret: (path, first such line).
+        self.withheld = withheld or []
+
+    def __repr__(self) -> str:
+        return f"CommitOutcome(sha={self.sha!r}, unchanged={self.unchanged})"
 
     @property
     def short(self) -> str:
@@ -72,16 +100,28 @@ class CommitOutcome:
 class History:
     """One workspace repository, opened (or created) for our commits."""
 
-    def __init__(self, repo: git.Repo, redactor: Redactor) -> None:
-        self.repo = repo
+    def __init__(self, worktree: Path, git_dir: Path, redactor: Redactor) -> None:
         self.redactor = redactor
-        self.worktree = Path(str(repo.working_tree_dir)).resolve()
-        self.git_dir = Path(repo.git_dir)
-        self._env = {
-            "GIT_DIR": str(self.git_dir),
-            "GIT_WORK_TREE": str(self.worktree),
-            "GIT_INDEX_FILE": str(self.git_dir / "index"),
-        }
+        self.worktree = worktree.resolve()
+        self.git_dir = git_dir
+        self._repo: git.Repo | None = None
+        env = {k: v for k, v in os.environ.items() if k not in _GIT_LOCATION_VARS}
+        # English messages whatever the locale (they end up in findings), as GitPython did.
+        env.update(LANGUAGE="C", LC_ALL="C")
+        env.update(
+            GIT_DIR=str(self.git_dir),
+            GIT_WORK_TREE=str(self.worktree),
+            GIT_INDEX_FILE=str(self.git_dir / "index"),
+        )
+        self._env = env
+
+    @property
+    def repo(self) -> git.Repo:
+        """The repository through GitPython, for reading history (imported on first use)."""
+        if self._repo is None:
+            git = _import_gitpython()
+            self._repo = git.Repo(self.worktree)
+        return self._repo
 
     @classmethod
     def open(cls, workspace: Path, redactor: Redactor, create: bool = True) -> History:
@@ -95,23 +135,25 @@ class History:
             raise HistoryError(
                 f"git is not installed ({executable} is not on PATH; apt-get install git)"
             )
-        try:
-            repo = git.Repo(workspace)
-        except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        workspace = Path(workspace)
+        git_dir = _git_dir_of(workspace)
+        if git_dir is None:
+            if _is_git_dir(workspace):
+                raise HistoryError(f"{workspace} is a bare git repository")
             if not create:
-                raise HistoryError(f"{workspace} is not a git repository") from None
+                raise HistoryError(f"{workspace} is not a git repository")
             try:
-                repo = git.Repo.init(workspace)
-            except (git.GitCommandError, OSError) as exc:
+                workspace.mkdir(parents=True, exist_ok=True)
+                _run_git(["init", "-q", str(workspace)], _clean_env(), cwd=None)
+            except (GitFailed, OSError) as exc:
                 raise HistoryError(
                     f"cannot create a git repository in {workspace}: {exc}"
                 ) from None
+            git_dir = _git_dir_of(workspace)
+            if git_dir is None:  # pragma: no cover - git init said yes and made nothing
+                raise HistoryError(f"cannot create a git repository in {workspace}")
             log.info("created a git repository in %s", workspace)
-        except git.GitCommandNotFound:
-            raise HistoryError("git is not installed") from None
-        if repo.bare or repo.working_tree_dir is None:
-            raise HistoryError(f"{workspace} is a bare git repository")
-        history = cls(repo, redactor)
+        history = cls(workspace, git_dir, redactor)
         if create:
             history._prepare()
         return history
@@ -124,18 +166,18 @@ class History:
             if (self.git_dir / name).exists():
                 return f"the repository in {self.worktree} is in the middle of {what}"
         try:
-            detached = self.repo.head.is_detached
-        except (TypeError, ValueError):  # pragma: no cover - a corrupt HEAD
-            detached = True
-        if detached:
+            head = (self.git_dir / "HEAD").read_text(encoding="utf-8", errors="replace")
+        except OSError:  # pragma: no cover - a repository without HEAD is no repository
+            head = ""
+        if not head.startswith("ref:"):
             return f"HEAD in {self.worktree} is detached (not on a branch)"
         return None
 
     def head(self) -> str | None:
         """The commit HEAD points at; None on an unborn branch."""
         try:
-            return str(self._git("rev-parse", "--verify", "-q", "HEAD^{commit}"))
-        except git.GitCommandError:
+            return self._git("rev-parse", "--verify", "-q", "HEAD^{commit}")
+        except GitFailed:
             return None
 
     # -- writing ---------------------------------------------------------------------------
@@ -150,11 +192,14 @@ class History:
         No change means no commit. The message passes through the redactor.
         """
         try:
-            return self._commit(paths, message, replace)
-        except git.GitCommandError as exc:
+            outcome = self._commit(paths, message, replace)
+        except GitFailed as exc:
             raise HistoryError(
-                f"git {exc.command[1] if len(exc.command) > 1 else ''} failed: {_last_line(exc)}"
+                f"git {exc.command[0] if exc.command else ''} failed: {_last_line(exc)}"
             ) from None
+        if outcome.sha:
+            self._housekeeping()
+        return outcome
 
     def _commit(self, paths: Sequence[Path], message: str, replace: str | None) -> CommitOutcome:
         outcome = CommitOutcome()
@@ -178,22 +223,20 @@ class History:
             if parent:
                 self._git("read-tree", parent, env=env)
             self._git("update-index", "--add", "--", *rels, env=env)
-            tree = str(self._git("write-tree", env=env))
-        if parent and tree == str(self._git("rev-parse", f"{parent}^{{tree}}")):
+            tree = self._git("write-tree", env=env)
+        if parent and tree == self._git("rev-parse", f"{parent}^{{tree}}"):
             outcome.unchanged = True
             return outcome
         self._ensure_identity()
-        with tempfile.NamedTemporaryFile("w", encoding="utf-8", suffix=".msg") as msg:
-            msg.write(self.redactor.text(message).rstrip("\n") + "\n")
-            msg.flush()
-            args = ["commit-tree", tree, "--no-gpg-sign", "-F", msg.name]
-            if parent:
-                args[2:2] = ["-p", parent]
-            sha = str(self._git(*args))
-        subject = self.redactor.text(message).splitlines()[0]
+        text = self.redactor.text(message)
+        args = ["commit-tree", tree, "--no-gpg-sign"]
+        if parent:
+            args += ["-p", parent]
+        sha = self._git(*args, input=text.rstrip("\n") + "\n")
+        subject = text.splitlines()[0]
         try:
             self._git("update-ref", "-m", subject, "HEAD", sha, expected or _ZERO)
-        except git.GitCommandError as exc:
+        except GitFailed as exc:
             # Someone committed between our read of HEAD and now: theirs stands, ours is
             # dropped (the files are still written; the next run records them).
             raise HistoryError(f"HEAD moved while committing: {_last_line(exc)}") from None
@@ -251,23 +294,26 @@ class History:
         return rel.as_posix()
 
     def show(self, rev: str, rel: str) -> str:
-        """The text of `rel` as recorded in commit `rev`."""
-        return str(self._git("show", f"{rev}:{rel}", strip_newline_in_stdout=False))
+        """The text of `rel` as recorded in commit `rev` (read through GitPython, whose
+        GitCommandError says it is not there)."""
+        return str(self.repo.git.show(f"{rev}:{rel}", strip_newline_in_stdout=False))
 
     # -- internals -------------------------------------------------------------------------
 
-    def _git(self, *args: str, env: dict[str, str] | None = None, **kwargs: Any) -> Any:
-        return self.repo.git.execute(["git", *args], env={**self._env, **(env or {})}, **kwargs)
+    def _git(self, *args: str, env: dict[str, str] | None = None, input: str | None = None) -> str:
+        """`git ARGS` in this repository; its stdout (without the final newline)."""
+        out = _run_git(list(args), {**self._env, **(env or {})}, self.worktree, input)
+        return out.removesuffix("\n")
 
     def _parent_of(self, sha: str) -> str | None:
         try:
-            return str(self._git("rev-parse", "--verify", "-q", f"{sha}^"))
-        except git.GitCommandError:
+            return self._git("rev-parse", "--verify", "-q", f"{sha}^")
+        except GitFailed:
             return None
 
     def _prepare(self) -> None:
         """Keep our lock file out of `git status` (a local exclude, not a tracked file)."""
-        exclude = Path(self.repo.common_dir) / "info" / "exclude"
+        exclude = self._common_dir() / "info" / "exclude"
         line = f"/{LOCK_NAME}"
         try:
             existing = exclude.read_text(encoding="utf-8") if exclude.exists() else ""
@@ -279,13 +325,24 @@ class History:
         except OSError as exc:  # cosmetic: the lock file then shows as untracked
             log.info("cannot update %s: %s", exclude, exc)
 
+    def _common_dir(self) -> Path:
+        """The folder shared by all work trees of the repository (`.git` for the main one)."""
+        try:
+            shared = (self.git_dir / "commondir").read_text(encoding="utf-8").strip()
+        except OSError:
+            return self.git_dir
+        return (self.git_dir / shared).resolve()
+
     def _ensure_identity(self) -> None:
         """A repository-local identity, only where no user.name or user.email is configured."""
+        try:
+            found = self._git("config", "--get-regexp", r"^user\.(name|email)$")
+        except GitFailed:
+            found = ""
+        configured = {line.split(" ", 1)[0] for line in found.splitlines()}
         fallback = {"user.name": "healthcheck", "user.email": f"healthcheck@{socket.gethostname()}"}
         for key, value in fallback.items():
-            try:
-                self._git("config", "--get", key)
-            except git.GitCommandError:
+            if key not in configured:
                 self._git("config", "--local", key, value)
 
     def _sync_index(self, rels: list[str]) -> None:
@@ -297,7 +354,7 @@ class History:
             try:
                 self._git("update-index", "--add", "--", *rels)
                 return
-            except git.GitCommandError as exc:
+            except GitFailed as exc:
                 if attempt == 9:
                     log.warning(
                         "the git index could not be updated (%s); `git reset -q -- %s` in %s "
@@ -309,10 +366,97 @@ class History:
                     return
                 time.sleep(0.1)
 
+    def _housekeeping(self) -> None:
+        """Start `git gc --auto` in the background once loose objects pile up.
 
-def _last_line(exc: git.GitCommandError) -> str:
+        Estimated as git estimates it (one object folder of 256, a directory listing), so a
+        run pays nothing until it is due. The gc runs detached and is never waited for:
+        git's own gc lock keeps two from overlapping, and a commit during a repack is safe.
+        """
+        folder = self._common_dir() / "objects" / _GC_SAMPLE_DIR
+        try:
+            loose = sum(1 for _ in os.scandir(folder))
+        except OSError:
+            return
+        if loose * 256 <= GC_LOOSE_OBJECTS:
+            return
+        gc = ["git", "-c", f"gc.auto={GC_LOOSE_OBJECTS}", "gc", "--auto", "--quiet"]
+        try:
+            # sh starts it in the background and returns at once: nothing to wait for, and
+            # no child of ours is left behind (it belongs to init once sh has exited).
+            subprocess.run(
+                ["sh", "-c", '"$@" </dev/null >/dev/null 2>&1 &', "sh", *gc],
+                cwd=self.worktree,
+                env=self._env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,  # not killed with the run's process group
+                check=False,
+            )
+        except OSError as exc:  # housekeeping only: the next commit tries again
+            log.info("cannot start git gc: %s", exc)
+
+
+def _run_git(
+    args: list[str], env: dict[str, str], cwd: Path | None, input: str | None = None
+) -> str:
+    # No terminal prompt, no pager, no editor: these run from cron.
+    proc = subprocess.run(
+        ["git", *args],
+        env=env,
+        cwd=cwd,
+        input=input,
+        stdin=None if input is not None else subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        errors="surrogateescape",
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise GitFailed(args, proc.stderr)
+    return proc.stdout
+
+
+def _clean_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _GIT_LOCATION_VARS}
+    env.update(LANGUAGE="C", LC_ALL="C")
+    return env
+
+
+def _is_git_dir(path: Path) -> bool:
+    """Whether `path` is a git directory itself (what git checks: HEAD, objects, refs)."""
+    return (path / "HEAD").is_file() and (path / "objects").is_dir() and (path / "refs").is_dir()
+
+
+def _git_dir_of(workspace: Path) -> Path | None:
+    """The git directory of a work tree whose top is `workspace`: `.git`, or the folder a
+    `.git` file names (a linked work tree or a submodule); None when it has neither."""
+    dot_git = workspace / ".git"
+    if dot_git.is_file():
+        try:
+            first = dot_git.read_text(encoding="utf-8").splitlines()[0]
+        except (OSError, IndexError):
+            return None
+        if not first.startswith("gitdir:"):
+            return None
+        target = (workspace / first.removeprefix("gitdir:").strip()).resolve()
+        return target if _is_git_dir(target) else None
+    return dot_git if _is_git_dir(dot_git) else None
+
+
+def _import_gitpython() -> Any:
+    # Without a git executable, GitPython refuses to import at all; quiet, it imports and
+    # its commands fail.
+    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+    import git
+
+    return git
+
+
+def _last_line(exc: GitFailed) -> str:
     lines = [line for line in str(exc.stderr or exc).splitlines() if line.strip()]
-    return lines[-1].strip().removeprefix("stderr: ").strip("'") if lines else str(exc)
+    return lines[-1].strip() if lines else str(exc)
 
 
 # -- run commits ---------------------------------------------------------------------------

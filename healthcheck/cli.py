@@ -71,7 +71,12 @@ def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
         config_path = config_path or parent.get("config_path")
         verbose = verbose or parent.get("verbose") or 0
         quiet = quiet or bool(parent.get("quiet"))
-        return func(_make_app(config_path, verbose, quiet), **kwargs)
+        from healthcheck.processes import shared_scan
+
+        # One read of the process table (and of every other shared scan) per command: the
+        # redactor's look for env.source's process and the collectors' share it.
+        with shared_scan():
+            return func(_make_app(config_path, verbose, quiet), **kwargs)
 
     return wrapper
 

@@ -1,49 +1,94 @@
-"""The process table, read once per run and shared by every collector that needs it.
+"""The process table and the run's other shared scans, each read once per run.
 
 Reading the table costs a few /proc files per process; on a box with thousands of processes,
 four collectors each reading it in parallel threads (under one GIL) cost four times that.
-Inside `shared_scan()`, which the runner opens around a run, the first collector to ask reads
-the table and the others wait for that same read. Outside it, every call reads afresh, so a
-collector run on its own (or a test that starts a process and looks again) sees the box now.
+Inside `shared_scan()`, which a command opens around its whole run (the redactor's own look
+for `env.source`'s process included), the first caller to ask reads the table and the others
+wait for that same read. The same holds for every other scan made through `shared()`: the
+socket table (and its /proc/*/fd walk), the log directory walk, each log's tail. Outside it,
+every call reads afresh, so a collector run on its own (or a test that starts a process and
+looks again) sees the box now.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Hashable, Iterator
 from contextvars import ContextVar
-from dataclasses import dataclass
+from typing import Any, NamedTuple, TypeVar
 
-import psutil
+T = TypeVar("T")
 
-ZOMBIE = psutil.STATUS_ZOMBIE
+ZOMBIE = "zombie"  # psutil.STATUS_ZOMBIE, without importing psutil for it
 # Only what most collectors need of every process. psutil's ppid() and create_time() each
 # re-read /proc/PID/stat (a pid-reuse check): asked of the few processes that matter, not all.
 _ATTRS = ["pid", "name", "cmdline", "status", "memory_info"]
 
+# /proc/stat's first line, in seconds as psutil.cpu_times() gives it (the fields a kernel
+# does not have are 0).
+class CpuTimes(NamedTuple):
+    user: float = 0.0
+    nice: float = 0.0
+    system: float = 0.0
+    idle: float = 0.0
+    iowait: float = 0.0
+    irq: float = 0.0
+    softirq: float = 0.0
+    steal: float = 0.0
+    guest: float = 0.0
+    guest_nice: float = 0.0
 
-@dataclass(frozen=True)
+
 class ProcessRow:
-    """What the collectors need of one process; None where it could not be read."""
+    """What the collectors need of one process; None where it could not be read.
 
-    pid: int
-    name: str
-    cmdline: tuple[str, ...]
-    status: str | None
-    rss: int
+    A plain class, not a dataclass: thousands are made per run, and a dataclass costs
+    import time for nothing here.
+    """
+
+    __slots__ = ("cmdline", "name", "pid", "rss", "status")
+
+    def __init__(
+        self, pid: int, name: str, cmdline: tuple[str, ...], status: str | None, rss: int
+    ) -> None:
+        self.pid = pid
+        self.name = name
+        self.cmdline = cmdline
+        self.status = status
+        self.rss = rss
+
+    def __repr__(self) -> str:
+        return f"ProcessRow(pid={self.pid}, name={self.name!r}, status={self.status!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ProcessRow):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def _key(self) -> tuple[Any, ...]:
+        return (self.pid, self.name, self.cmdline, self.status, self.rss)
 
     @property
     def zombie(self) -> bool:
         return self.status == ZOMBIE
 
     def ppid(self) -> int | None:
+        import psutil
+
         try:
             return psutil.Process(self.pid).ppid()
         except psutil.Error:
             return None
 
     def create_time(self) -> float | None:
+        import psutil
+
         try:
             return psutil.Process(self.pid).create_time()
         except psutil.Error:
@@ -52,6 +97,8 @@ class ProcessRow:
 
 def scan() -> list[ProcessRow]:
     """Every process now, by pid."""
+    import psutil
+
     rows = []
     for proc in psutil.process_iter(_ATTRS, ad_value=None):
         info = proc.info
@@ -68,31 +115,89 @@ def scan() -> list[ProcessRow]:
     return sorted(rows, key=lambda row: row.pid)
 
 
-class _SharedScan:
+def cpu_times() -> CpuTimes | None:
+    """The box's CPU counters now (one read of /proc/stat); None where there is none."""
+    try:
+        with open("/proc/stat", encoding="ascii") as handle:
+            first = handle.readline().split()
+    except OSError:
+        return None
+    if not first or first[0] != "cpu":
+        return None
+    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    return CpuTimes(*(int(v) / ticks for v in first[1:11]))
+
+
+class _SharedScans:
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._rows: list[ProcessRow] | None = None
+        self._locks: dict[Hashable, threading.Lock] = {}
+        self._values: dict[Hashable, Any] = {}
+        # When the run began, in CPU counters: the system collector's CPU figure spans the
+        # run so far instead of a sleep of its own.
+        self.started = (time.monotonic(), cpu_times())
 
-    def rows(self) -> list[ProcessRow]:
-        with self._lock:  # the others wait for the first read rather than starting their own
-            if self._rows is None:
-                self._rows = scan()
-            return self._rows
+    def get(self, key: Hashable, compute: Callable[[], T]) -> T:
+        with self._lock:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:  # the others wait for the first read rather than starting their own
+            if key not in self._values:
+                self._values[key] = compute()
+            return self._values[key]  # type: ignore[no-any-return]
 
 
-_shared: ContextVar[_SharedScan | None] = ContextVar("healthcheck_process_scan", default=None)
+_shared: ContextVar[_SharedScans | None] = ContextVar("healthcheck_shared_scans", default=None)
+
+
+def shared(key: Hashable, compute: Callable[[], T]) -> T:
+    """`compute()`, done once per `shared_scan()` block for each `key`; outside one, afresh.
+
+    What it returns is shared between threads: callers must not change it.
+    """
+    scans = _shared.get()
+    return scans.get(key, compute) if scans is not None else compute()
 
 
 def process_rows() -> list[ProcessRow]:
     """The process table: the run's shared read inside `shared_scan()`, else a fresh one."""
-    shared = _shared.get()
-    return shared.rows() if shared is not None else scan()
+    return shared("processes", scan)
+
+
+def connections(kind: str) -> list[Any]:
+    """psutil.net_connections(kind) for "tcp" or "unix", from one read of every socket per
+    run: each call walks every process's /proc/PID/fd, which on a box of thousands of
+    processes costs more than everything else a collector does."""
+    import socket
+
+    every = shared("connections", _all_connections)
+    if kind == "tcp":
+        families = (socket.AF_INET, socket.AF_INET6)
+        return [c for c in every if c.family in families and c.type == socket.SOCK_STREAM]
+    if kind == "unix":
+        return [c for c in every if c.family == socket.AF_UNIX]
+    raise ValueError(f"no shared socket table for kind {kind!r}")
+
+
+def _all_connections() -> list[Any]:
+    import psutil
+
+    return psutil.net_connections(kind="all")  # type: ignore[no-any-return]
+
+
+def run_started() -> tuple[float, CpuTimes | None] | None:
+    """(monotonic time, CPU counters) when the enclosing `shared_scan()` began, or None."""
+    scans = _shared.get()
+    return scans.started if scans is not None else None
 
 
 @contextlib.contextmanager
 def shared_scan() -> Iterator[None]:
-    """Within the block (and threads started with a copy of its context), one read is shared."""
-    token = _shared.set(_SharedScan())
+    """Within the block (and threads started with a copy of its context), one read of each
+    scan is shared. Nested inside another, it joins the outer one."""
+    if _shared.get() is not None:
+        yield
+        return
+    token = _shared.set(_SharedScans())
     try:
         yield
     finally:

@@ -15,10 +15,10 @@ from typing import Any, ClassVar
 
 import psutil
 
-from healthcheck.collectors.logs import log_files
+from healthcheck.collectors.logs import log_files, tail_window
 from healthcheck.config import Config, GpuConfig, LogsConfig
 from healthcheck.environ import read_environment
-from healthcheck.logtail import read_tail
+from healthcheck.logtail import shared_tail
 from healthcheck.model import Finding, Section, Status
 from healthcheck.nvml import (
     HW_SLOWDOWN,
@@ -104,7 +104,7 @@ class GpuCollector:
         else:
             data["xid"] = {"scanned": False}
 
-        log_data, log_findings = scan_service_logs(config.logs, cfg)
+        log_data, log_findings = scan_service_logs(config.logs, cfg, tail_window(config))
         data["cuda_log_errors"] = log_data
         findings += log_findings
 
@@ -571,14 +571,15 @@ def scan_xids(cfg: GpuConfig, ours: dict[str, int]) -> tuple[dict[str, Any], lis
 
 
 def scan_service_logs(
-    logs: LogsConfig, cfg: GpuConfig
+    logs: LogsConfig, cfg: GpuConfig, window: int = 0
 ) -> tuple[list[dict[str, Any]], list[Finding]]:
-    """ "CUDA out of memory" and "CUDA error" lines in the logs the logs collector reads."""
+    """ "CUDA out of memory" and "CUDA error" lines in the logs the logs collector reads
+    (from the same read of each, `window` lines, when the run shares one)."""
     found: list[dict[str, Any]] = []
     findings: list[Finding] = []
     # The files the logs collector reads: the same walk, so the two never disagree.
     for path in log_files(logs):
-        tail = read_tail(path, cfg.log_scan_lines, logs.max_line_bytes)
+        tail = shared_tail(path, cfg.log_scan_lines, logs.max_line_bytes, window)
         if tail.error is not None or tail.binary:
             continue
         # Most logs never mention CUDA: one substring test spares two regexes per line.

@@ -11,6 +11,7 @@ import psutil
 
 from healthcheck.config import Config
 from healthcheck.model import Finding, Section, Status
+from healthcheck.processes import connections
 
 MAX_OTHER_LISTENERS = 30
 # The kernel's default ephemeral range, when /proc does not say otherwise.
@@ -62,7 +63,7 @@ class PortsCollector:
 def tcp_listeners() -> dict[int, list[tuple[str, int | None]]]:
     """Port -> [(address, pid)] for every listening TCP socket, IPv4 and IPv6."""
     listeners: dict[int, list[tuple[str, int | None]]] = {}
-    for conn in psutil.net_connections(kind="tcp"):
+    for conn in connections("tcp"):
         if conn.status != psutil.CONN_LISTEN or not conn.laddr:
             continue
         host = conn.laddr.ip

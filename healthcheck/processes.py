@@ -27,6 +27,7 @@ ZOMBIE = "zombie"  # psutil.STATUS_ZOMBIE, without importing psutil for it
 # re-read /proc/PID/stat (a pid-reuse check): asked of the few processes that matter, not all.
 _ATTRS = ["pid", "name", "cmdline", "status", "memory_info"]
 
+
 # /proc/stat's first line, in seconds as psutil.cpu_times() gives it (the fields a kernel
 # does not have are 0).
 class CpuTimes(NamedTuple):

@@ -28,6 +28,8 @@ from healthcheck.nvml import (
     GpuReading,
     NvmlFailure,
     import_pynvml,
+    library_absent,
+    library_not_found,
     process_name,
     read_gpu,
     start,
@@ -127,6 +129,9 @@ class NvmlSnapshot:
 def read_nvml() -> NvmlSnapshot:
     """Start NVML, read everything, stop it; a failure to start is the snapshot's `failure`."""
     snap = NvmlSnapshot()
+    if library_absent():
+        snap.failure = library_not_found()
+        return snap
     nv, snap.failure = import_pynvml()
     if nv is None:
         return snap

@@ -16,12 +16,12 @@ commands together. GitPython stays for what reads history (`History.repo`, used 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
 import socket
 import subprocess
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -56,6 +56,8 @@ _GIT_LOCATION_VARS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_
 # as git does from one of the 256 object folders, and never wait for it.
 GC_LOOSE_OBJECTS = 1000
 _GC_SAMPLE_DIR = "17"
+# Our own index (in the git directory, never the operator's index).
+_INDEX_NAME = "healthcheck-index"
 
 
 class HistoryError(Exception):
@@ -212,19 +214,19 @@ class History:
                 outcome.withheld.append((path, line))
             elif rel not in rels:
                 rels.append(rel)
-        expected = replace if replace is not None else self.head()
-        parent = self._parent_of(replace) if replace is not None else expected
+        expected: str | None
+        if replace is not None:
+            expected = replace
+            parent, parent_tree = self._commit_and_tree(f"{replace}^")
+        else:
+            expected, parent_tree = self._commit_and_tree("HEAD")
+            parent = expected
         outcome.parent = parent
         if not rels:
             outcome.unchanged = True
             return outcome
-        with tempfile.TemporaryDirectory(prefix="healthcheck-index-") as tmp:
-            env = {"GIT_INDEX_FILE": os.path.join(tmp, "index")}
-            if parent:
-                self._git("read-tree", parent, env=env)
-            self._git("update-index", "--add", "--", *rels, env=env)
-            tree = self._git("write-tree", env=env)
-        if parent and tree == self._git("rev-parse", f"{parent}^{{tree}}"):
+        tree = self._tree_with(parent_tree, rels)
+        if parent and tree == parent_tree:
             outcome.unchanged = True
             return outcome
         self._ensure_identity()
@@ -305,11 +307,44 @@ class History:
         out = _run_git(list(args), {**self._env, **(env or {})}, self.worktree, input)
         return out.removesuffix("\n")
 
-    def _parent_of(self, sha: str) -> str | None:
+    def _commit_and_tree(self, rev: str) -> tuple[str | None, str | None]:
+        """The commit `rev` names and its tree (one process); (None, None) when there is
+        none (an unborn branch, or the parent of a root commit)."""
         try:
-            return self._git("rev-parse", "--verify", "-q", f"{sha}^")
+            out = self._git("rev-parse", f"{rev}^{{commit}}", f"{rev}^{{tree}}").split()
         except GitFailed:
-            return None
+            return None, None
+        return (out[0], out[1]) if len(out) == 2 else (None, None)
+
+    def _tree_with(self, parent_tree: str | None, rels: list[str]) -> str:
+        """The tree of `parent_tree` with our files' current contents, written through an
+        index of our own (never the operator's).
+
+        The index is kept in the git directory between commits, with the tree it was last
+        written as: when the parent is that tree (our own last commit, the usual case), it
+        needs no read-tree. The mark is dropped before the index changes and set after it
+        is written, so an interrupted commit leaves no mark and the next one reads afresh.
+        """
+        index = self.git_dir / _INDEX_NAME
+        mark = self.git_dir / f"{_INDEX_NAME}.tree"
+        env = {"GIT_INDEX_FILE": str(index)}
+        try:
+            fresh = parent_tree is None or mark.read_text(encoding="ascii").strip() != parent_tree
+        except OSError:
+            fresh = True
+        with contextlib.suppress(FileNotFoundError):
+            mark.unlink()
+        if fresh:
+            if parent_tree:
+                self._git("read-tree", parent_tree, env=env)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    index.unlink()
+        self._git("update-index", "--add", "--", *rels, env=env)
+        tree = self._git("write-tree", env=env)
+        with contextlib.suppress(OSError):  # without the mark, the next commit reads afresh
+            mark.write_text(tree + "\n", encoding="ascii")
+        return tree
 
     def _prepare(self) -> None:
         """Keep our lock file out of `git status` (a local exclude, not a tracked file)."""
@@ -335,6 +370,8 @@ class History:
 
     def _ensure_identity(self) -> None:
         """A repository-local identity, only where no user.name or user.email is configured."""
+        if _local_identity(self._common_dir() / "config"):
+            return  # set in the repository itself (by us, usually): nothing to ask git
         try:
             found = self._git("config", "--get-regexp", r"^user\.(name|email)$")
         except GitFailed:
@@ -396,6 +433,25 @@ class History:
             )
         except OSError as exc:  # housekeeping only: the next commit tries again
             log.info("cannot start git gc: %s", exc)
+
+
+def _local_identity(config: Path) -> bool:
+    """Whether a repository's own config file sets both user.name and user.email."""
+    try:
+        text = config.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    section = ""
+    found = set()
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("["):
+            section = line.strip("[] \t").lower()
+        elif section == "user" and "=" in line:
+            key, value = (part.strip() for part in line.split("=", 1))
+            if value:
+                found.add(key.lower())
+    return {"name", "email"} <= found
 
 
 def _run_git(

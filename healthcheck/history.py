@@ -415,9 +415,9 @@ class History:
             loose = sum(1 for _ in os.scandir(folder))
         except OSError:
             return
-        if loose * 256 <= GC_LOOSE_OBJECTS:
+        if not gc_due(loose):
             return
-        gc = ["git", "-c", f"gc.auto={GC_LOOSE_OBJECTS}", "gc", "--auto", "--quiet"]
+        gc = gc_command()
         try:
             # sh starts it in the background and returns at once: nothing to wait for, and
             # no child of ours is left behind (it belongs to init once sh has exited).
@@ -433,6 +433,17 @@ class History:
             )
         except OSError as exc:  # housekeeping only: the next commit tries again
             log.info("cannot start git gc: %s", exc)
+
+
+def gc_due(loose_in_sample: int) -> bool:
+    """Whether `git gc --auto -c gc.auto=GC_LOOSE_OBJECTS` would pack, judged as git judges
+    it: more loose objects in the sampled folder than the threshold's 256th part."""
+    return loose_in_sample > -(-GC_LOOSE_OBJECTS // 256)
+
+
+def gc_command() -> list[str]:
+    """The housekeeping command a commit starts in the background when `gc_due`."""
+    return ["git", "-c", f"gc.auto={GC_LOOSE_OBJECTS}", "gc", "--auto", "--quiet"]
 
 
 def _local_identity(config: Path) -> bool:

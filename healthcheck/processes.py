@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterator
@@ -97,7 +98,18 @@ class ProcessRow:
 
 
 def scan() -> list[ProcessRow]:
-    """Every process now, by pid."""
+    """Every process now, by pid: read from /proc directly where there is one.
+
+    What psutil.process_iter(_ATTRS) gives, row for row (`psutil_scan`), for a fifth of
+    the cost or less: psutil spends about 0.2 ms a process on its own bookkeeping, 1.2 s on a
+    box of 5,000 processes, where three small reads a process take 0.03 ms.
+    """
+    rows = _proc_scan()
+    return rows if rows is not None else psutil_scan()
+
+
+def psutil_scan() -> list[ProcessRow]:
+    """Every process now, by pid, through psutil (systems without /proc)."""
     import psutil
 
     rows = []
@@ -114,6 +126,105 @@ def scan() -> list[ProcessRow]:
             )
         )
     return sorted(rows, key=lambda row: row.pid)
+
+
+# /proc/PID/stat's state letter, in psutil's words (psutil._pslinux.PROC_STATUSES).
+_STATUSES = {
+    "R": "running",
+    "S": "sleeping",
+    "D": "disk-sleep",
+    "T": "stopped",
+    "t": "tracing-stop",
+    "Z": ZOMBIE,
+    "X": "dead",
+    "x": "dead",
+    "K": "wake-kill",
+    "W": "waking",
+    "I": "idle",
+    "P": "parked",
+}
+
+
+class _Gone(Exception):
+    """The process ended while it was being read: it is left out, as psutil leaves it."""
+
+
+def _read_proc(path: str) -> bytes | None:
+    """A /proc file's bytes; None when permission is denied; _Gone when it has gone."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except (FileNotFoundError, ProcessLookupError):
+        raise _Gone() from None
+    except OSError:
+        return None
+    try:
+        chunks = [os.read(fd, 4096)]
+        while len(chunks[-1]) == 4096:  # a long command line
+            chunks.append(os.read(fd, 65536))
+        return b"".join(chunks)
+    except ProcessLookupError:
+        raise _Gone() from None
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _proc_scan() -> list[ProcessRow] | None:
+    """The table from /proc, as psutil reads it on Linux; None where there is no /proc."""
+    if not os.path.isfile("/proc/self/stat"):
+        return None
+    try:
+        pids = sorted(int(entry) for entry in os.listdir("/proc") if entry.isdigit())
+    except OSError:
+        return None
+    page = os.sysconf("SC_PAGE_SIZE")
+    encoding, errors = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
+    rows = []
+    for pid in pids:
+        try:
+            stat = _read_proc(f"/proc/{pid}/stat")
+            raw_cmdline = _read_proc(f"/proc/{pid}/cmdline")
+            statm = _read_proc(f"/proc/{pid}/statm")
+        except _Gone:
+            continue
+        name: str | None = None
+        status: str | None = None
+        rss = 0
+        if stat:
+            close = stat.rfind(b")")
+            name = stat[stat.find(b"(") + 1 : close].decode(encoding, errors)
+            fields = stat[close + 2 :].split()
+            if fields:
+                status = _STATUSES.get(fields[0].decode(), "?")
+        cmdline = _cmdline(raw_cmdline.decode(encoding, errors)) if raw_cmdline else ()
+        if name is not None and len(name) >= 15 and cmdline:
+            # The kernel cuts names at 15 characters; psutil takes the whole one from argv[0].
+            whole = os.path.basename(cmdline[0])
+            if whole.startswith(name):
+                name = whole
+        # Resident pages from statm, as psutil reads them (stat's own rss field is the
+        # kernel's per-CPU approximation, a few pages off).
+        parts = statm.split() if statm else []
+        if len(parts) > 1:
+            rss = int(parts[1]) * page
+        rows.append(ProcessRow(pid, name or "", cmdline, status, rss))
+    return rows
+
+
+def _cmdline(data: str) -> tuple[str, ...]:
+    """psutil's reading of /proc/PID/cmdline (text mode: universal newlines)."""
+    data = data.replace("\r\n", "\n").replace("\r", "\n")
+    if not data:
+        return ()
+    # NUL-separated, normally; a process that rewrote its title (setproctitle) may use spaces.
+    sep = "\x00" if data.endswith("\x00") else " "
+    if data.endswith(sep):
+        data = data[:-1]
+    args = data.split(sep)
+    if sep == "\x00" and len(args) == 1 and " " in data:
+        args = data.split(" ")
+    return tuple(args)
 
 
 def cpu_times() -> CpuTimes | None:

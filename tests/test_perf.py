@@ -151,12 +151,10 @@ def test_one_process_scan_per_run_the_redactors_included(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     scans: list[int] = []
-    real_scan, real_connections = processes.scan, processes._all_connections
+    real_scan, real_walk = processes.scan, processes._walk_fds
     monkeypatch.setattr(processes, "scan", lambda: scans.append(1) or real_scan())
     socket_reads: list[int] = []
-    monkeypatch.setattr(
-        processes, "_all_connections", lambda: socket_reads.append(1) or real_connections()
-    )
+    monkeypatch.setattr(processes, "_walk_fds", lambda: socket_reads.append(1) or real_walk())
     config = tmp_path / "hc.toml"
     config.write_text(
         f'[paths]\nworkspace = "{tmp_path / "ws"}"\n[env]\nsource = "process:no-such-process"\n'
@@ -396,3 +394,43 @@ def test_the_proc_scan_reads_what_psutil_reads(tmp_path: Path) -> None:
         for proc in spawned:
             proc.kill()
             proc.wait()
+
+
+# --- the socket table: listeners and their processes, as psutil sees them ------------------
+
+
+def test_listeners_and_unix_sockets_are_found_as_psutil_finds_them(tmp_path: Path) -> None:
+    import socket
+
+    import psutil
+
+    opened = []
+    for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.bind((host, 0))
+        sock.listen()
+        opened.append(sock)
+    unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    unix.bind(str(tmp_path / "X0"))
+    unix.listen()
+    abstract = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    abstract.bind(f"\0hc-perf-{os.getpid()}")
+    try:
+        ports = {s.getsockname()[1] for s in opened}
+        ours = {
+            (c.family, c.ip, c.port, c.pid) for c in processes.tcp_listeners() if c.port in ports
+        }
+        theirs = {
+            (c.family, c.laddr.ip, c.laddr.port, c.pid)
+            for c in psutil.net_connections(kind="tcp")
+            if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port in ports
+        }
+        assert ours == theirs
+        assert {pid for *_, pid in ours} == {os.getpid()}
+        path = str(tmp_path / "X0")
+        assert processes.unix_socket_pids({path}) == {os.getpid()}
+        assert processes.unix_socket_pids({f"@hc-perf-{os.getpid()}"}) == {os.getpid()}
+        assert processes.unix_socket_pids({str(tmp_path / "none")}) == set()
+    finally:
+        for sock in [*opened, unix, abstract]:
+            sock.close()

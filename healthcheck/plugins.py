@@ -131,7 +131,7 @@ def installed_entry_points() -> list[CachedEntryPoint]:
     its folder's time). Without a usable cache, they are looked up each time.
     """
     key = [[entry, _mtime(entry)] for entry in sys.path]
-    cache = _cache_file()
+    cache = _cache_file(sys.path)
     if cache is not None:
         try:
             with open(cache, encoding="utf-8") as handle:
@@ -160,14 +160,19 @@ def _mtime(path: str) -> int | None:
         return None
 
 
-def _cache_file() -> str | None:
+def _cache_file(path: list[str]) -> str | None:
+    """One file per sys.path (`python -m healthcheck` and the script differ in sys.path[0]),
+    so that alternating between them does not throw the other's answer away."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     directory = os.path.join(base, "healthcheck")
     try:
         os.makedirs(directory, mode=0o700, exist_ok=True)
     except OSError:
         return None
-    return os.path.join(directory, f"entry-points-{__version__}.json")
+    import hashlib
+
+    digest = hashlib.sha256("\0".join(path).encode("utf-8", "surrogateescape")).hexdigest()
+    return os.path.join(directory, f"entry-points-{__version__}-{digest[:16]}.json")
 
 
 def _write_cache(path: str, data: dict[str, Any]) -> None:

@@ -600,7 +600,14 @@ def main() -> None:
     of a run collecting tens of thousands of objects nobody will use again. os._exit skips
     that, after doing what a normal exit does that matters: atexit handlers (logging's
     flush and close among them) and flushing stdout and stderr.
+
+    For the same reason the cyclic garbage collector is off: a command's objects live until
+    it ends, and during a run it made some 90 collections (a twentieth of the run's CPU) that
+    freed nothing worth having (the peak RSS is the same without them).
     """
+    import gc
+
+    gc.disable()
     try:
         _run_cli()
     except SystemExit as exc:

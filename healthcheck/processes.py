@@ -289,57 +289,83 @@ def tcp_listeners() -> list[Listener]:
 
     Read as psutil.net_connections(kind="tcp") reads it, but only the listeners are decoded:
     a busy box has tens of thousands of connections in /proc/net/tcp (TIME_WAIT among
-    them), which psutil decodes one by one (0.4 s for 10,000). Once per run (shared).
+    them), which psutil decodes one by one (0.4 s for 10,000). Once per run (shared); the
+    processes holding them are found by the run's one walk of /proc/*/fd (`_FdWalk`).
     """
     return shared("tcp-listeners", _tcp_listeners)
 
 
 def unix_socket_pids(names: set[str]) -> set[int]:
-    """The processes holding a Unix socket bound to one of `names` (as /proc/net/unix
-    writes them: a path, or "@name" for an abstract one), from the run's one fd walk."""
-    owners = socket_owners()
-    pids: set[int] = set()
-    for path, inode in shared("unix-sockets", _unix_sockets):
-        if path in names:
-            pids.update(owners.get(inode, ()))
-    return pids
+    """The first process (lowest pid, other than this one) holding a Unix socket bound to
+    one of `names` (as /proc/net/unix writes them: a path, or "@name" for an abstract one);
+    empty when none does. From the run's one, shared, walk of /proc/*/fd."""
+    inodes = {inode for path, inode in shared("unix-sockets", _unix_sockets) if path in names}
+    if not inodes:
+        return set()
+    owners = shared("socket-owners", _FdWalk).owners(inodes, exclude=os.getpid())
+    return {min(owners.values())} if owners else set()
 
 
-def socket_owners() -> dict[str, list[int]]:
-    """Socket inode -> the pids holding it, ascending: one walk of every /proc/PID/fd per
-    run (shared), however many collectors ask."""
-    return shared("socket-owners", _walk_fds)
+class _FdWalk:
+    """Who holds which socket: /proc/PID/fd walked in ascending pid order, only as far as
+    the sockets asked about need, and never twice (what is found is kept for later asks).
 
+    The lowest pid holding a socket is the one psutil names (it walks in the same order), and
+    a listener is usually an early process: on a box of 5,000 processes the walk stops after
+    the first few hundred instead of reading every one's descriptors.
+    """
 
-def _walk_fds() -> dict[str, list[int]]:
-    owners: dict[str, list[int]] = {}
-    try:
-        pids = sorted(int(entry) for entry in os.listdir("/proc") if entry.isdigit())
-    except OSError:
-        return owners
-    for pid in pids:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pids: list[int] | None = None
+        self._walked = 0
+        self._holders: dict[str, list[int]] = {}
+
+    def owners(self, inodes: set[str], exclude: int | None = None) -> dict[str, int]:
+        """inode -> the lowest pid (other than `exclude`) holding it, for those held."""
+        with self._lock:
+            if self._pids is None:
+                try:
+                    listing = os.listdir("/proc")
+                except OSError:
+                    listing = []
+                self._pids = sorted(int(entry) for entry in listing if entry.isdigit())
+            missing = {i for i in inodes if self._held(i, exclude) is None}
+            while missing and self._walked < len(self._pids):
+                pid = self._pids[self._walked]
+                self._walked += 1
+                for inode in self._read(pid):
+                    if pid != exclude:
+                        missing.discard(inode)
+            held = {i: self._held(i, exclude) for i in inodes}
+            return {i: holder for i, holder in held.items() if holder is not None}
+
+    def _held(self, inode: str, exclude: int | None) -> int | None:
+        return next((pid for pid in self._holders.get(inode, ()) if pid != exclude), None)
+
+    def _read(self, pid: int) -> set[str]:
         folder = f"/proc/{pid}/fd"
         try:
             fds = os.listdir(folder)
         except OSError:  # gone, or not ours to look at
-            continue
+            return set()
+        found = set()
         for fd in fds:
             try:
                 target = os.readlink(f"{folder}/{fd}")
             except OSError:
                 continue
             if target.startswith("socket:["):
-                holders = owners.setdefault(target[8:-1], [])
-                if not holders or holders[-1] != pid:
-                    holders.append(pid)
-    return owners
+                found.add(target[8:-1])
+        for inode in found:
+            self._holders.setdefault(inode, []).append(pid)
+        return found
 
 
 def _tcp_listeners() -> list[Listener]:
     import socket
 
-    owners: dict[str, list[int]] | None = None
-    found = []
+    listening: list[tuple[int, tuple[str, int], str]] = []
     for path, family in (("/proc/net/tcp", socket.AF_INET), ("/proc/net/tcp6", socket.AF_INET6)):
         try:
             with open(path, encoding="ascii", errors="replace") as handle:
@@ -351,13 +377,12 @@ def _tcp_listeners() -> list[Listener]:
             if len(fields) < 10 or fields[3] != "0A":  # 0A: TCP_LISTEN
                 continue
             address = _decode_address(fields[1], family)
-            if address is None:
-                continue
-            if owners is None:
-                owners = socket_owners()
-            holders = owners.get(fields[9])
-            found.append(Listener(family, *address, holders[0] if holders else None))
-    return found
+            if address is not None:
+                listening.append((family, address, fields[9]))
+    if not listening:
+        return []
+    owners = shared("socket-owners", _FdWalk).owners({inode for *_, inode in listening})
+    return [Listener(family, *address, owners.get(inode)) for family, address, inode in listening]
 
 
 def _decode_address(text: str, family: int) -> tuple[str, int] | None:

@@ -410,6 +410,9 @@ class History:
         run pays nothing until it is due. The gc runs detached and is never waited for:
         git's own gc lock keeps two from overlapping, and a commit during a repack is safe.
         """
+        with contextlib.suppress(OSError):
+            if time.time() - (self._common_dir() / "gc.pid").stat().st_mtime < 3600:
+                return  # one is running; a gc.pid older than that was left by a killed one
         folder = self._common_dir() / "objects" / _GC_SAMPLE_DIR
         try:
             loose = sum(1 for _ in os.scandir(folder))

@@ -1,15 +1,16 @@
 """The workspace's git history: each run (and each improvement-log change) is one commit.
 
-A commit here records our own files and nothing else. It is built with plumbing on a
-temporary index (read-tree of HEAD, our files added, write-tree, commit-tree, then a
-compare-and-swap update-ref of HEAD), so whatever the operator has staged or modified in the
+A commit here records our own files and nothing else. It is built with plumbing on an
+index of our own (kept in the git directory; read-tree of HEAD when HEAD is not our last
+commit, our files added, write-tree, commit-tree, then a compare-and-swap update-ref of
+HEAD), so whatever the operator has staged or modified in the
 same repository stays exactly as it was, staged or not, and no hook or signing prompt of
 theirs can stall a cron run. Afterwards the real index learns our files' new versions, so
 `git status` does not show them as changed.
 
-The plumbing runs `git` itself (eight short processes a commit), not GitPython: importing
-GitPython costs a run more (about 45 ms, and a `git version` process) than all of its git
-commands together. GitPython stays for what reads history (`History.repo`, used by
+The plumbing runs `git` itself (six short processes a commit, where GitPython ran ten),
+not GitPython: importing GitPython costs a run more (about 45 ms, and a `git version`
+process) than all of its git commands together. GitPython stays for what reads history (`History.repo`, used by
 `healthcheck diff`), imported only there. Every few hundred runs a commit also starts
 `git gc --auto` in the background, never waited for, so the repository stays packed.
 """

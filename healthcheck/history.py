@@ -10,9 +10,10 @@ theirs can stall a cron run. Afterwards the real index learns our files' new ver
 
 The plumbing runs `git` itself (six short processes a commit, where GitPython ran ten),
 not GitPython: importing GitPython costs a run more (about 45 ms, and a `git version`
-process) than all of its git commands together. GitPython stays for what reads history (`History.repo`, used by
-`healthcheck diff`), imported only there. Every few hundred runs a commit also starts
-`git gc --auto` in the background, never waited for, so the repository stays packed.
+process) than all of its git commands together. GitPython stays for what reads history
+(`History.repo`, used by `healthcheck diff`), imported only there. Every few hundred runs
+a commit also starts `git gc --auto` in the background, never waited for, so the
+repository stays packed.
 """
 
 from __future__ import annotations

@@ -513,7 +513,9 @@ def _git_dir_of(workspace: Path) -> Path | None:
         if not first.startswith("gitdir:"):
             return None
         target = (workspace / first.removeprefix("gitdir:").strip()).resolve()
-        return target if _is_git_dir(target) else None
+        # A linked work tree's folder keeps HEAD and names the shared one in `commondir`.
+        linked = (target / "HEAD").is_file() and (target / "commondir").is_file()
+        return target if linked or _is_git_dir(target) else None
     return dot_git if _is_git_dir(dot_git) else None
 
 

@@ -389,8 +389,12 @@ def test_the_proc_scan_reads_what_psutil_reads(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, "the zombie never appeared"
             time.sleep(0.05)
         pids = {p.pid for p in spawned}
-        ours = {r.pid: r for r in processes.scan() if r.pid in pids}
-        theirs = {r.pid: r for r in processes.psutil_scan() if r.pid in pids}
+        for _attempt in range(20):  # a process just started may still be paging itself in
+            ours = {r.pid: r for r in processes.scan() if r.pid in pids}
+            theirs = {r.pid: r for r in processes.psutil_scan() if r.pid in pids}
+            if ours == theirs:
+                break
+            time.sleep(0.1)
         assert ours == theirs
         assert ours[spawned[1].pid].name == "a-very-long-sleeper-name"
         assert ours[spawned[2].pid].cmdline == ("sh", "-c", "sleep 600; :", "line\nbreaks")
@@ -452,3 +456,28 @@ def test_listeners_and_unix_sockets_are_found_as_psutil_finds_them(tmp_path: Pat
             sock.close()
         holder.kill()
         holder.wait()
+
+
+def test_a_linked_work_tree_is_committed_to_on_its_own_branch(tmp_path: Path) -> None:
+    main, linked = tmp_path / "main", tmp_path / "linked"
+    subprocess.run(["git", "init", "-q", str(main)], check=True)
+    git(
+        main,
+        "-c",
+        "user.name=op",
+        "-c",
+        "user.email=op@example.com",
+        "commit",
+        "-q",
+        "--allow-empty",
+        "-m",
+        "init",
+    )
+    git(main, "worktree", "add", "-q", "-b", "box", str(linked))
+    history = hist.History.open(linked, Redactor())
+    report = linked / "system_status.md"
+    report.write_text("run 1\n")
+    outcome = history.commit([report], "run 1")
+    assert outcome.sha and git(main, "rev-parse", "box").strip() == outcome.sha
+    assert git(linked, "status", "--porcelain") == ""  # the lock file excluded, index synced
+    assert git(main, "log", "--format=%s", "-1").strip() == "init"

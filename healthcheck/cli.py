@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -46,7 +47,9 @@ def _redactor(config: Config | None = None) -> Any:
     if config is not None:
         from healthcheck.environ import read_environment
 
-        environments.append(read_environment(config.env.source).variables)
+        environments.append(
+            read_environment(config.env.source, config.supervisor.serverurl).variables
+        )
     return Redactor.from_config(config or Config(), environments)
 
 
@@ -71,14 +74,40 @@ def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
         config_path = config_path or parent.get("config_path")
         verbose = verbose or parent.get("verbose") or 0
         quiet = quiet or bool(parent.get("quiet"))
-        from healthcheck.processes import shared_scan
-
-        # One read of the process table (and of every other shared scan) per command: the
-        # redactor's look for env.source's process and the collectors' share it.
-        with shared_scan():
+        if func.__name__ not in ONE_SHOT_COMMANDS:
+            return func(_make_app(config_path, verbose, quiet), **kwargs)
+        with _one_shot():
             return func(_make_app(config_path, verbose, quiet), **kwargs)
 
     return wrapper
+
+
+# Commands that collect once and end. They share one read of the process table (and of every
+# other shared scan) between the redactor's look for env.source's process and the
+# collectors, and run without the cyclic garbage collector. A long-lived command (serve,
+# mcp) must read the box afresh for each of its runs, and collect its garbage.
+ONE_SHOT_COMMANDS = frozenset({"run", "context", "docs_update"})
+
+
+@contextlib.contextmanager
+def _one_shot() -> Iterator[None]:
+    """The block's scans shared; the garbage collector off (restored after).
+
+    A command's objects live until it ends: during a run the collector made some 90
+    collections (a twentieth of the run's CPU) that freed nothing the peak RSS shows.
+    """
+    import gc
+
+    from healthcheck.processes import shared_scan
+
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        with shared_scan():
+            yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _make_app(config_path: str | None, verbose: int, quiet: bool) -> App:
@@ -137,35 +166,31 @@ def _report_data(
 ) -> tuple[dict[str, Any], Path | None]:
     """The report `context` and `docs update` work from, as data: with --last the last JSON
     report (and its path), else a fresh run of the collectors that writes nothing (None)."""
-    import json
-
-    from healthcheck.output import ReportPathError, report_paths
+    from healthcheck.output import ReportPathError, ReportReadError, read_json_report
 
     if not last:
         from healthcheck.diagnosis import diagnose
         from healthcheck.report import Report
         from healthcheck.runner import run_collectors
 
-        sections = diagnose(run_collectors(_selected_collectors(app, only, skip), app.config))
+        sections = diagnose(
+            run_collectors(_selected_collectors(app, only, skip), app.config), app.config
+        )
         return Report.build(sections).to_dict(), None
     if only or skip:
         app.fail("--only and --skip select collectors to run; --last runs none", EXIT_USAGE)
     try:
-        json_path = report_paths(app.config)[1]
+        data, json_path = read_json_report(app.config)
     except ReportPathError as exc:
         app.fail(str(exc), EXIT_USAGE)
-    try:
-        data = json.loads(json_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        app.fail(
-            f"--last: no report at {json_path} (run `healthcheck run` first, "
-            "or leave out --last for a fresh run)",
-            EXIT_FAILED,
-        )
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        app.fail(f"--last: cannot read {json_path}: {exc}", EXIT_FAILED)
-    if not isinstance(data, dict) or not isinstance(data.get("sections"), dict):
-        app.fail(f"--last: {json_path} is not a healthcheck JSON report", EXIT_FAILED)
+    except ReportReadError as exc:
+        if exc.missing:
+            app.fail(
+                f"--last: no report at {exc.path} (run `healthcheck run` first, "
+                "or leave out --last for a fresh run)",
+                EXIT_FAILED,
+            )
+        app.fail(f"--last: {exc}", EXIT_FAILED)
     return data, json_path
 
 
@@ -202,6 +227,14 @@ def run(
     if workspace:
         config.paths.workspace = str(Path(workspace).expanduser().absolute())
     collectors = _selected_collectors(app, only, skip)
+    # Only the box's own run alerts and pings; a partial or unrecorded one is a look around.
+    full_run = not (only or skip or no_commit)
+    switch = None
+    if full_run and config.notify.ping_url:
+        from healthcheck.notify import DeadMansSwitch
+
+        switch = DeadMansSwitch(config, app.console.redactor)
+        switch.start()
     try:
         result = run_healthcheck(
             config,
@@ -210,29 +243,118 @@ def run(
             output=Path(output).expanduser() if output else None,
             commit=not no_commit,
             docs=not no_docs,
+            notify=full_run,
+            metrics=not (only or skip),  # the textfile describes the whole box
         )
     except RunFailed as exc:
+        if switch:
+            switch.finish(failed=True, summary=f"run failed: {exc}")
         app.fail(f"run failed: {exc}", EXIT_FAILED)
     except RunSkipped as exc:
         # Not a failure: the other run is doing this one's job (cron overlapping a manual run).
         app.console.error(f"skipped this run: {exc}")
         sys.exit(EXIT_OK)
+    except BaseException as exc:  # a bug or Ctrl-C: the monitor hears of it, then as before
+        if switch:
+            switch.finish(failed=True, summary=f"run failed: {type(exc).__name__}")
+        raise
 
     report = result.report
     if print_json:
         app.console.out(result.json_text.rstrip("\n"))
     counts = report.counts
-    app.console.info(
+    summary = (
         f"Status {report.status.value.upper()}: {counts['crit']} crit, {counts['warn']} warn, "
-        f"{counts['unknown']} unknown. Report: {result.markdown_path} "
-        f"(JSON: {result.json_path.name})"
+        f"{counts['unknown']} unknown. Report: {result.markdown_path}"
     )
+    app.console.info(f"{summary} (JSON: {result.json_path.name})")
+    if switch:
+        switch.finish(failed=bool(fail_on and report.at_least(Status(fail_on))), summary=summary)
     if result.commit is not None and result.commit.sha:
         app.console.info(f"Committed {result.commit.short} in {config.paths.workspace}.")
     for warning in result.warnings:
         app.console.error(f"warning: {warning}")
     if fail_on and report.at_least(Status(fail_on)):
         sys.exit(EXIT_FINDINGS)
+
+
+@cli.command()
+@common_options
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on (loopback unless you say otherwise; 0.0.0.0 for all).",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=9839,
+    show_default=True,
+    help="TCP port (0: any free one, printed at start).",
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice(["warn", "crit"]),
+    default="crit",
+    show_default=True,
+    help="/healthz answers 503 when the last report is at least this severe.",
+)
+@click.option("--workspace", metavar="DIR", help="Override paths.workspace.")
+def serve(app: App, host: str, port: int, fail_on: str, workspace: str | None) -> None:
+    """Serve the last report read-only: /metrics /healthz /status.json /report.md and /."""
+    from healthcheck.output import ReportPathError, report_paths
+    from healthcheck.serve import (
+        FreshRuns,
+        HealthApp,
+        ReportStore,
+        is_loopback,
+        make_server,
+        serve_until_stopped,
+    )
+
+    config = app.config
+    if workspace:
+        config.paths.workspace = str(Path(workspace).expanduser().absolute())
+    try:
+        markdown_path, json_path = report_paths(config)
+    except ReportPathError as exc:
+        app.fail(str(exc), EXIT_USAGE)
+
+    collectors = _selected_collectors(app, None, None)  # once: a bad name fails here, not later
+
+    def fresh_report() -> dict[str, Any]:
+        from healthcheck.diagnosis import diagnose
+        from healthcheck.report import Report
+        from healthcheck.runner import run_collectors
+
+        return Report.build(diagnose(run_collectors(collectors, config))).to_dict()
+
+    redactor = app.console.redactor
+    health = HealthApp(
+        ReportStore(markdown_path, json_path, redactor),
+        redactor,
+        Status(fail_on),
+        FreshRuns(fresh_report, config.serve.min_interval),
+        config.serve.token,
+    )
+    try:
+        server = make_server(health, host, port)
+    except OSError as exc:
+        app.fail(f"--host {host} --port {port}: cannot listen: {exc.strerror or exc}", EXIT_USAGE)
+    if not is_loopback(host) and not config.serve.token:
+        app.console.error(
+            f"warning: serving on {host} with no [serve] token set, so anyone who can reach "
+            "this port can read the report"
+        )
+    bound_host, bound_port = str(server.server_address[0]), int(server.server_address[1])
+    shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+    serve_until_stopped(
+        server,
+        lambda: app.console.info(
+            f"Serving http://{shown}:{bound_port}/ (report: {json_path}); Ctrl-C stops."
+        ),
+    )
 
 
 @cli.command("collectors")
@@ -335,27 +457,31 @@ def cron_status(app: App, user: str | None) -> None:
 @click.option("--skip", metavar="NAMES", help="Do not run these collectors (comma-separated).")
 def context(app: App, budget: int, last: bool, only: str | None, skip: str | None) -> None:
     """Print a paste-ready context for an AI assistant (nothing is written)."""
-    from healthcheck.context import build_context, open_improvements
+    from healthcheck.context import report_context
     from healthcheck.output import ReportPathError, report_paths
 
-    config = app.config
-    redactor = app.console.redactor
     try:
-        markdown_path = report_paths(config)[0]
+        markdown_path = report_paths(app.config)[0]
     except ReportPathError as exc:
         app.fail(str(exc), EXIT_USAGE)
     data, json_path = _report_data(app, last, only, skip)
-    source = f"the last report ({json_path})" if json_path else "a fresh run"
-    improvement_log = config.improvement_log_path
-    text = build_context(
-        redactor.obj(data),
-        budget=budget,
-        source=source,
-        improvements=open_improvements(improvement_log),
-        improvement_log=str(improvement_log),
-        report_path=str(markdown_path),
-    )
-    app.console.out(text)
+    redacted = app.console.redactor.obj(data)
+    app.console.out(report_context(app.config, redacted, budget, json_path, markdown_path))
+
+
+@cli.command("mcp")
+@common_options
+@click.option("--workspace", metavar="DIR", help="Override paths.workspace.")
+def mcp_command(app: App, workspace: str | None) -> None:
+    """Serve the diagnosis to AI assistants over MCP on stdio (needs the mcp extra)."""
+    from healthcheck.mcp_server import McpUnavailable, serve
+
+    if workspace:
+        app.config.paths.workspace = str(Path(workspace).expanduser().absolute())
+    try:
+        serve(app.config, app.console.redactor)
+    except McpUnavailable as exc:
+        app.fail(str(exc), EXIT_FAILED)
 
 
 @cli.group("docs")
@@ -446,26 +572,12 @@ def diff(app: App, old: str | None, new: str | None, workspace: str | None, as_j
     """Drift between two recorded runs (default: the last two; refs like HEAD~3 work)."""
     import json
 
-    from healthcheck.drift import DriftError, compare, load_runs, render_text
-    from healthcheck.history import History, HistoryError
-    from healthcheck.output import ReportPathError, report_paths
+    from healthcheck.drift import DriftError, recorded_drift, render_text
 
     if workspace:
         app.config.paths.workspace = str(Path(workspace).expanduser().absolute())
-    root = Path(app.config.paths.workspace).expanduser()
     try:
-        history = History.open(root, app.console.redactor, create=False)
-    except HistoryError as exc:
-        app.fail(f"diff: {exc}; no runs are recorded there", EXIT_USAGE)
-    try:
-        json_path = report_paths(app.config)[1]
-    except ReportPathError as exc:
-        app.fail(f"diff: {exc}", EXIT_USAGE)
-    json_rel = history.relative(json_path)
-    if json_rel is None:
-        app.fail(f"diff: {json_path} is outside the workspace history {root}", EXIT_USAGE)
-    try:
-        drift = compare(*load_runs(history, json_rel, old, new))
+        drift = recorded_drift(app.config, app.console.redactor, old, new)
     except DriftError as exc:
         app.fail(f"diff: {exc}", EXIT_USAGE)
     if as_json:
@@ -481,59 +593,25 @@ def log_group() -> None:
 
 def _log_change(app: App, change: Callable[[Any], Any], verb: str) -> None:
     """Apply `change` to the log under the workspace lock, then commit only the log."""
-    from healthcheck import history as hist
-    from healthcheck.improvement_log import ImprovementLog, LogError
-    from healthcheck.lock import LockBusy, LockError, workspace_lock
+    from healthcheck.improvement_log import LogError, record_change
+    from healthcheck.lock import LockBusy, LockError
     from healthcheck.output import WriteError
 
-    config = app.config
-    workspace = Path(config.paths.workspace).expanduser()
-    path = config.improvement_log_path
     try:
-        workspace.mkdir(parents=True, exist_ok=True)
-        with workspace_lock(workspace, config.git.lock_timeout, purpose="log"):
-            improvement_log = ImprovementLog.load(path)
-            entry = change(improvement_log)
-            app.console.out(f"{verb} {entry.id}: {entry.title}")
-            if not config.git.commit:
-                return
-            message = f"healthcheck log: {entry.id} {verb.lower()}: {entry.title}\n"
-            details = [
-                f"{label}: {value}"
-                for label, value in (
-                    ("Status", entry.status),
-                    ("Source", entry.source),
-                    ("Finding", entry.finding),
-                    ("Commit", entry.commit),
-                    ("Note", entry.note),
-                )
-                if value
-            ]
-            message += "\n" + "\n".join(details) + "\n"
-            try:
-                history = hist.History.open(workspace, app.console.redactor)
-                if reason := history.blocked():
-                    raise hist.HistoryError(reason)
-                outcome = history.commit([path], message)
-            except hist.HistoryError as exc:
-                app.console.error(f"warning: {path.name} not committed: {exc}")
-                return
-            if outcome.left_out:
-                app.console.error(f"warning: {path} is outside the workspace history")
-            elif outcome.withheld:
-                line = outcome.withheld[0][1]
-                app.console.error(
-                    f"warning: {path.name} not committed: line {line} looks like a secret "
-                    "(take it out; the next change commits the file)"
-                )
-            elif outcome.sha:
-                app.console.info(f"Committed {outcome.short} in {workspace}.")
+        done = record_change(app.config, app.console.redactor, change, verb)
     except LogError as exc:
         app.fail(f"improvement log: {exc}", EXIT_USAGE)
     except (WriteError, OSError) as exc:
         app.fail(f"improvement log: {exc}", EXIT_FAILED)
     except (LockBusy, LockError) as exc:
         app.fail(f"improvement log: {exc}; nothing was changed", EXIT_FAILED)
+    app.console.out(f"{verb} {done.entry.id}: {done.entry.title}")
+    for warning in done.warnings:
+        app.console.error(f"warning: {warning}")
+    if done.commit:
+        app.console.info(
+            f"Committed {done.commit} in {Path(app.config.paths.workspace).expanduser()}."
+        )
 
 
 @log_group.command("add")
@@ -593,21 +671,57 @@ def log_resolve(app: App, entry_id: str, note: str, commit_sha: str) -> None:
     )
 
 
+@cli.group("notify")
+def notify_group() -> None:
+    """Alerts: try the channels of [notify] urls."""
+
+
+@notify_group.command("test")
+@common_options
+def notify_test(app: App) -> None:
+    """Send one test message to each [notify] URL and say which worked.
+
+    Exit 0 when every channel took it, 1 when one or more failed, 2 when no URL is
+    configured, 3 when Apprise is not installed.
+    """
+    import socket
+
+    from healthcheck.notify import NotifyUnavailable, send
+
+    settings = app.config.notify
+    if not settings.urls:
+        app.fail("notify test: no [notify] urls configured; nothing to test", EXIT_USAGE)
+    host = socket.gethostname()
+    try:
+        deliveries = send(
+            settings.urls,
+            f"healthcheck: test message from {host}",
+            "If you can read this, healthcheck's alerts reach this channel "
+            "(sent by `healthcheck notify test`).",
+            app.console.redactor,
+            settings.timeout,
+        )
+    except NotifyUnavailable as exc:
+        app.fail(f"notify test: {exc}", EXIT_FAILED)
+    for d in deliveries:
+        app.console.out(f"{'ok' if d.ok else 'FAILED':<6}  {d.number}  {d.label}")
+        if not d.ok:
+            app.console.out(f"        {d.error}")
+    worked = sum(d.ok for d in deliveries)
+    app.console.info(f"{worked} of {len(deliveries)} channels took the test message.")
+    if worked < len(deliveries):
+        sys.exit(EXIT_FINDINGS)
+
+
 def main() -> None:
     """The `healthcheck` command: run it, then leave without tearing the interpreter down.
 
     Once everything is written and flushed, the interpreter's own exit would spend a sixth
     of a run collecting tens of thousands of objects nobody will use again. os._exit skips
-    that, after doing what a normal exit does that matters: atexit handlers (logging's
-    flush and close among them) and flushing stdout and stderr.
-
-    For the same reason the cyclic garbage collector is off: a command's objects live until
-    it ends, and during a run it made some 90 collections (a twentieth of the run's CPU) that
-    freed nothing worth having (the peak RSS is the same without them).
+    that, after doing what a normal exit does that matters: waiting for the threads that
+    are not daemons, atexit handlers (logging's flush and close among them) and flushing
+    stdout and stderr.
     """
-    import gc
-
-    gc.disable()
     try:
         _run_cli()
     except SystemExit as exc:
@@ -645,6 +759,13 @@ def _exit_now(code: object) -> NoReturn:
     else:  # sys.exit("message"): the message goes to stderr, the status is 1
         sys.stderr.write(f"{code}\n")
         status = 1
+    import threading
+
+    # What the interpreter's exit does first: wait for non-daemon threads (a server's
+    # workers) and run threading's own exit hooks (concurrent.futures' pools).
+    shutdown = getattr(threading, "_shutdown", None)
+    if shutdown is not None and threading.current_thread() is threading.main_thread():
+        shutdown()
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:

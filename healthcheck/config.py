@@ -60,6 +60,25 @@ class SupervisorConfig:
 class DisplayConfig:
     display: str = ":1"
     window_manager: str = "icewm"
+    # Supervisor programs that run the X server, by name or name prefix (the seed's "vnc").
+    server_programs: list[str] = field(
+        default_factory=lambda: ["vnc", "tigervnc", "xvnc", "xtigervnc", "xvfb", "xorg", "xserver"]
+    )
+    # Words in the names of supervisor programs that cannot run without the X server.
+    clients: list[str] = field(
+        default_factory=lambda: [
+            "vnc",
+            "novnc",
+            "websockify",
+            "icewm",
+            "wm",
+            "window",
+            "visomaster",
+            "gui",
+            "xterm",
+            "firefox",
+        ]
+    )
 
 
 @dataclass
@@ -128,6 +147,33 @@ class GitConfig:
 
 
 @dataclass
+class OutputsConfig:
+    # A node_exporter textfile (`.prom`) written after each run; "" writes none.
+    prometheus: str = ""
+
+
+@dataclass
+class ServeConfig:
+    token: str = ""  # when set, every `healthcheck serve` request needs Authorization: Bearer
+    min_interval: float = 60.0  # seconds between two fresh runs asked with ?fresh=1
+
+
+@dataclass
+class NotifyConfig:
+    urls: list[str] = field(default_factory=list)  # Apprise URLs; empty: no messages
+    on: str = "change"  # "change", "worse" or "always"
+    timeout: float = 10.0  # seconds a channel (or the ping) may take, all channels together
+    ping_url: str = ""  # dead man's switch (healthchecks.io / Uptime Kuma push URL)
+    min_interval: float = 3600.0  # seconds: a finding flapping faster is reported once
+
+
+@dataclass
+class McpConfig:
+    allow_write: bool = True  # add_improvement, the only tool that writes; false refuses it
+    min_interval: float = 60.0  # seconds between two fresh collections by run_check
+
+
+@dataclass
 class Config:
     paths: PathsConfig = field(default_factory=PathsConfig)
     logs: LogsConfig = field(default_factory=LogsConfig)
@@ -141,6 +187,10 @@ class Config:
     collectors: CollectorsConfig = field(default_factory=CollectorsConfig)
     redact: RedactConfig = field(default_factory=RedactConfig)
     git: GitConfig = field(default_factory=GitConfig)
+    outputs: OutputsConfig = field(default_factory=OutputsConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
+    mcp: McpConfig = field(default_factory=McpConfig)
     loaded_from: str | None = None  # the file this came from; None for the built-in defaults
 
     def workspace_path(self, value: str) -> Path:
@@ -161,6 +211,11 @@ class Config:
     @property
     def improvement_log_path(self) -> Path:
         return self.workspace_path(self.paths.improvement_log)
+
+    @property
+    def prometheus_path(self) -> Path | None:
+        """The node_exporter textfile, or None when none is configured."""
+        return self.workspace_path(self.outputs.prometheus) if self.outputs.prometheus else None
 
 
 # Searched in this order when neither --config nor $HEALTHCHECK_CONFIG names a file.
@@ -317,6 +372,8 @@ def _check_semantics(config: Config, where: str) -> None:
             raise ConfigError(f"{where}: '{dotted}' must be greater than 0")
     if config.git.lock_timeout < 0:
         raise ConfigError(f"{where}: 'git.lock_timeout' must be 0 or more")
+    if config.mcp.min_interval < 0:
+        raise ConfigError(f"{where}: 'mcp.min_interval' must be 0 or more")
     for name, port in config.services.ports.items():
         if not 0 < port < 65536:
             raise ConfigError(f"{where}: 'services.ports.{name}' must be a port (1-65535)")
@@ -329,6 +386,8 @@ def _check_semantics(config: Config, where: str) -> None:
         if not 0 < getattr(config.system, key) <= 100:
             raise ConfigError(f"{where}: 'system.{key}' must be a percentage (0-100]")
     _check_gpu(config.gpu, where)
+    _check_outputs_and_serve(config, where)
+    _check_notify(config.notify, where)
     url = config.supervisor.serverurl
     if not url.startswith(("unix://", "http://", "https://")):
         raise ConfigError(
@@ -344,3 +403,43 @@ def _check_gpu(gpu: GpuConfig, where: str) -> None:
         raise ConfigError(f"{where}: 'gpu.temperature_margin_c' must be 0 or more")
     if not 0 < gpu.memory_warn_percent <= 100:
         raise ConfigError(f"{where}: 'gpu.memory_warn_percent' must be a percentage (0-100]")
+
+
+# A bearer token travels in a header: printable ASCII without spaces, and long enough that
+# guessing it is hopeless.
+_TOKEN = re.compile(r"[!-~]{16,}")
+
+
+def _check_outputs_and_serve(config: Config, where: str) -> None:
+    prom = config.outputs.prometheus
+    if prom and not prom.endswith(".prom"):
+        # node_exporter's textfile collector reads *.prom only: any other name is never read.
+        raise ConfigError(
+            f"{where}: 'outputs.prometheus' must name a file ending in .prom, not {prom!r}"
+        )
+    if config.serve.token and not _TOKEN.fullmatch(config.serve.token):
+        raise ConfigError(
+            f"{where}: 'serve.token' must be at least 16 printable characters without spaces"
+        )
+    if config.serve.min_interval < 0:
+        raise ConfigError(f"{where}: 'serve.min_interval' must be 0 or more")
+
+
+NOTIFY_ON = ("change", "worse", "always")
+
+
+def _check_notify(notify: NotifyConfig, where: str) -> None:
+    # The URLs carry tokens: a message names the key, never the value.
+    for i, url in enumerate(notify.urls):
+        if not re.match(r"[A-Za-z][A-Za-z0-9+.-]*://\S", url):
+            raise ConfigError(f"{where}: 'notify.urls[{i}]' is not an Apprise URL (SCHEME://...)")
+    if notify.on not in NOTIFY_ON:
+        raise ConfigError(
+            f'{where}: \'notify.on\' must be "change", "worse" or "always", not {notify.on!r}'
+        )
+    if notify.timeout <= 0:
+        raise ConfigError(f"{where}: 'notify.timeout' must be greater than 0")
+    if notify.min_interval < 0:
+        raise ConfigError(f"{where}: 'notify.min_interval' must be 0 or more")
+    if notify.ping_url and not re.match(r"https?://\S", notify.ping_url):
+        raise ConfigError(f"{where}: 'notify.ping_url' must be an http:// or https:// URL")

@@ -9,9 +9,13 @@ finding of its cause, keeping the symptom's evidence.
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
+from collections.abc import Callable
 from typing import Any
 
+from healthcheck.config import Config
+from healthcheck.logtail import looks_like_error
 from healthcheck.model import Finding, Section, Status, worst
 
 # A service name in [services.ports] and the supervisor program that provides it do not always
@@ -23,37 +27,62 @@ SERVICE_ALIASES = {
     "jupyter": ("jupyter", "jupyterlab", "lab", "notebook"),
     "filebrowser": ("filebrowser", "file_browser"),
 }
-# Programs that cannot work without the X server.
-NEEDS_DISPLAY = (
-    "vnc",
-    "novnc",
-    "websockify",
-    "icewm",
-    "wm",
-    "window",
-    "visomaster",
-    "gui",
-    "xterm",
-    "firefox",
-)
+# Findings of a program that say no more than "it failed": the X server being down may be why.
+GENERIC_RULES = ("program-down", "program-stopped")
 DISPLAY_RULES = ("display-unreachable",)
+# What X clients print when the server is not there: Xlib's "Can't open display: :1" (icewm,
+# xterm, GTK), Qt's "could not connect to display :1", Tk's "couldn't connect to display
+# \":1\"", xdpyinfo's "unable to open display \":1\"", x11vnc's XOpenDisplay(":1") failed.
+_CANNOT_REACH_DISPLAY = re.compile(
+    r"(?:can'?t|cannot|can not|unable to|could ?n[o']?t|failed to)\s+(?:open|connect to)"
+    r"(?:\s+the)?(?:\s+X)?\s+(?:display|server)\b(?P<rest>.{0,40})"
+    r"|XOpenDisplay\((?P<rest2>[^)]{0,40})\)\s+failed",
+    re.IGNORECASE,
+)
+_DISPLAY_NAME = re.compile(r"[\w.-]*:\d+(?:\.\d+)?")
+# "<none>", "DISPLAY not set": the program has no display at all, a cause of its own.
+_NO_DISPLAY_NAME = re.compile(r"<none>|DISPLAY (?:is )?not set|no display name", re.I)
+# A program's log that comes from an X server (it names the program serving X when the
+# program's name does not).
+_X_SERVER_BANNER = re.compile(
+    r"Xvnc TigerVNC|X\.Org X Server|Xtigervnc|\bXvfb\b|Fatal server error"
+)
 
 
-def diagnose(sections: list[Section]) -> list[Section]:
-    """The same sections, with symptoms folded into the findings of their causes."""
+def diagnose(sections: list[Section], config: Config | None = None) -> list[Section]:
+    """The same sections, with symptoms folded into the findings of their causes.
+
+    `config` says which display is this box's and which programs serve and need it (the
+    defaults without one)."""
+    config = config or Config()
     by_name = {s.name: s for s in sections}
     supervisor, ports, display, logs = (
         by_name.get(n) for n in ("supervisor", "ports", "display", "logs")
     )
     programs: list[dict[str, Any]] = (supervisor.data.get("programs") or []) if supervisor else []
     if logs is not None and supervisor is not None:
+        # Every program with a finding now keeps it or is folded into another's cause below.
+        explained = {f.subject for f in supervisor.findings}
+        evidence = {
+            line for s in sections if s is not logs for f in s.findings for line in f.evidence
+        }
         _drop_logs_of_explained_programs(logs, supervisor, programs)
+        _set_log_history(logs, programs, explained, evidence)
     gpu = by_name.get("gpu")
     if logs is not None and gpu is not None:
         _drop_logs_explained_by_cuda(logs, gpu)
+    if gpu is not None and supervisor is not None:
+        _drop_cuda_logs_of_explained_programs(gpu, supervisor, programs)
+        _drop_oom_kills_of_explained_programs(gpu, supervisor)
+    if gpu is not None and programs:
+        _name_log_owners(gpu, programs)
     if display is not None:
-        _fold_into_x_server_down(display, supervisor, ports, programs)
-        _fold_window_manager(display, supervisor)
+        _fold_into_x_server_down(display, supervisor, ports, programs, config)
+        _fold_window_manager(display, supervisor, programs)
+        if supervisor is not None:
+            _started_before_x(display, supervisor, programs, config)
+    if supervisor is not None:
+        _aimed_at_another_display(supervisor, programs, config)
     if ports is not None and supervisor is not None:
         _fold_ports_into_programs(ports, supervisor, programs)
         _fold_ports_into_supervisord_down(ports, supervisor)
@@ -156,17 +185,186 @@ def _drop_logs_of_explained_programs(
 ) -> None:
     """A crashed program's log ending in an error is that crash, already explained."""
     explained = {f.subject for f in supervisor.findings}
-    log_owner = {
-        path: program.get("fullname") or program["name"]
-        for program in programs
-        for path in (program.get("stdout_logfile"), program.get("stderr_logfile"))
-        if path
-    }
+    log_owner = _log_owners(programs)
     logs.findings[:] = [
         f
         for f in logs.findings
         if not (f.rule == "log-ends-with-error" and log_owner.get(f.subject) in explained)
     ]
+
+
+def _drop_cuda_logs_of_explained_programs(
+    gpu: Section, supervisor: Section, programs: list[dict[str, Any]]
+) -> None:
+    """A program that crashed on CUDA out of memory is one crit finding (its own), not that
+    and a warning about its log."""
+    explained = {f.subject for f in supervisor.findings}
+    log_owner = _log_owners(programs)
+    gpu.findings[:] = [
+        f
+        for f in gpu.findings
+        if not (f.rule in ("cuda-oom", "cuda-error") and log_owner.get(f.subject) in explained)
+    ]
+
+
+def _drop_oom_kills_of_explained_programs(gpu: Section, supervisor: Section) -> None:
+    """The kernel's OOM kill is the killed program's own finding when one names it."""
+    if any(f.rule == "oom-killed" for f in supervisor.findings):
+        gpu.findings[:] = [f for f in gpu.findings if f.id.split(":")[0] != "system.oom-kill"]
+
+
+def _log_owners(programs: list[dict[str, Any]]) -> dict[str, str]:
+    """Each program's log file paths, to the program's full name."""
+    return {
+        path: program.get("fullname") or program["name"]
+        for program in programs
+        for path in (program.get("stdout_logfile"), program.get("stderr_logfile"))
+        if path
+    }
+
+
+# An evidence line shorter than this says too little to tell that a log line repeats it.
+MIN_EVIDENCE_CHARS = 12
+
+
+def _set_log_history(
+    logs: Section,
+    programs: list[dict[str, Any]],
+    explained: set[str],
+    evidence: set[str],
+) -> None:
+    """Error lines that are history or already explained stop counting towards a log's
+    "ends with an error" finding; the section still shows them, and says how many.
+
+    History: lines written before the current start of the program that writes the log
+    (the file untouched since, or stamped earlier). Explained: supervisord's own lines about
+    a program another finding names (or from before that program's start), its routine
+    start-up words, and lines that repeat another finding's evidence.
+    """
+    # The collectors' package loads them all: only a run with logs and supervisor pays it.
+    from healthcheck.collectors.logs import (
+        ends_with_error,
+        iso_seconds,
+        line_times,
+        written_before,
+    )
+
+    by_path: dict[str, dict[str, Any]] = {}
+    for program in programs:
+        for path in (program.get("stdout_logfile"), program.get("stderr_logfile")):
+            if path:
+                by_path[path] = by_path[os.path.realpath(path)] = program
+    by_name = {p["name"]: p for p in programs}
+    said = [e for e in evidence if len(e) >= MIN_EVIDENCE_CHARS]
+    for entry in logs.data.get("files") or []:
+        flagged: list[int] = entry.get("error_lines") or []
+        if not flagged:
+            continue
+        path, lines = entry["path"], entry["lines"]
+        mtime = iso_seconds(entry.get("mtime"))
+        times = line_times(lines, mtime)
+        owner = (
+            by_path.get(path)
+            or by_path.get(os.path.realpath(path))
+            or _owner_by_name(path, programs)
+        )
+        # A crashed program's log is its finding's evidence, current by definition.
+        crashed = owner is not None and (owner.get("fullname") or owner["name"]) in explained
+        started = iso_seconds(owner.get("started")) if owner and not crashed else None
+        history = written_before(lines, started, mtime, times) if started is not None else 0
+        excused = [
+            i
+            for i in flagged
+            if i >= history and _explained_line(lines[i], times[i], by_name, explained, said)
+        ]
+        remaining = [i for i in flagged if i >= history and i not in excused]
+        if history and owner is not None:
+            entry["history"] = {
+                "lines": history,
+                "program": owner.get("fullname") or owner["name"],
+                "started": owner.get("started"),
+            }
+        if excused:
+            entry["explained_lines"] = excused
+        if remaining == flagged:
+            continue
+        old = next(
+            (f for f in logs.findings if f.rule == "log-ends-with-error" and f.subject == path),
+            None,
+        )
+        if old is None:
+            continue
+        new = ends_with_error(path, lines, remaining)
+        if new is None:
+            logs.findings.remove(old)
+        else:
+            _replace(logs, old, new)
+
+
+def _explained_line(
+    line: str,
+    when: float | None,
+    by_name: dict[str, dict[str, Any]],
+    explained: set[str],
+    said: list[str],
+) -> bool:
+    from healthcheck.collectors.logs import iso_seconds
+    from healthcheck.collectors.supervisor import supervisord_line  # only with a supervisor
+
+    parsed = supervisord_line(line)
+    if parsed is None:
+        return False
+    message, name = parsed
+    if name == "":
+        return True  # routine: running as root, no HTTP password, reaped an orphan
+    program = by_name.get(name) if name else None
+    if program is not None:
+        if (program.get("fullname") or program["name"]) in explained:
+            return True
+        started = iso_seconds(program.get("started"))
+        return started is not None and when is not None and when < started
+    return any(e in message for e in said)
+
+
+def _owner_by_name(path: str, programs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The program a log is named after (jupyter.log, sshd-stderr---supervisor-x.log)."""
+    stem = os.path.basename(path).split(".")[0].lower()
+    named = [
+        p
+        for p in programs
+        if stem == p["name"].lower()
+        or stem.startswith((p["name"].lower() + "-", p["name"].lower() + "_"))
+    ]
+    return max(named, key=lambda p: len(p["name"]), default=None)
+
+
+_SUPERVISORCTL_VERB = re.compile(r"\bsupervisorctl (restart|start|stop|tail) ([\w:.-]+)")
+
+
+def _name_log_owners(section: Section, programs: list[dict[str, Any]]) -> None:
+    """A finding about a program's log guesses the program from the file's name
+    (comfyui_stderr.log); the supervisor program that writes the file is the name to use."""
+    known = {p.get("fullname") or p["name"] for p in programs}
+    by_path = _log_owners(programs)
+    for finding in list(section.findings):
+        owner = by_path.get(finding.subject) or by_path.get(os.path.realpath(finding.subject))
+        if owner is None:
+            continue
+        hint = _SUPERVISORCTL_VERB.sub(_renamer(owner, known), finding.hint)
+        if hint != finding.hint:
+            _replace(section, finding, dataclasses.replace(finding, hint=hint))
+
+
+def _renamer(owner: str, known: set[str]) -> Callable[[re.Match[str]], str]:
+    """A re.sub replacement: "supervisorctl VERB NAME" with `owner` for a NAME that is no
+    supervisor program."""
+
+    def rename(match: re.Match[str]) -> str:
+        if match.group(2) in known:
+            return match.group(0)
+        return f"supervisorctl {match.group(1)} {owner}"
+
+    return rename
 
 
 def _drop_logs_explained_by_cuda(logs: Section, gpu: Section) -> None:
@@ -182,8 +380,11 @@ def _fold_into_x_server_down(
     supervisor: Section | None,
     ports: Section | None,
     programs: list[dict[str, Any]],
+    config: Config,
 ) -> None:
-    """The X server down explains the window manager, VNC and the GUI app failing."""
+    """The X server down explains the window manager, VNC and the GUI app failing, but only
+    those whose own log says they cannot reach this display, or that name no cause at all.
+    Its fix names the program that serves X and that program's state."""
     down = next((f for f in display.findings if f.rule == "x-server-down"), None)
     if down is None:
         return
@@ -197,12 +398,25 @@ def _fold_into_x_server_down(
         # The down server's hint already says to remove the lock: keep its why, not a twin.
         merged = _absorb(merged, lock.detail, lock)
         display.findings.remove(lock)
+    serving = serving_program(display.data, programs, config)
+    by_fullname = {p.get("fullname") or p["name"]: p for p in programs}
+    serving_info: dict[str, Any] | None = None
+    if serving is not None:
+        name = serving.get("fullname") or serving["name"]
+        serving_info = {"name": name, "state": serving.get("state"), "pid": serving.get("pid")}
     if supervisor is not None:
         for finding in list(supervisor.findings):
-            # Only failures the missing display explains: a GUI app that also lacks a Python
-            # module, or a window manager without DISPLAY, has a cause of its own.
-            generic = finding.rule == "program-down" and _needs_display(finding.subject)
-            if finding.rule in DISPLAY_RULES or generic:
+            program = by_fullname.get(finding.subject)
+            if program is None:
+                continue
+            if program is serving:
+                if finding.rule in GENERIC_RULES:
+                    merged = _absorb(merged, f"{finding.subject}: {finding.title}.", finding)
+                    supervisor.findings.remove(finding)
+                elif serving_info is not None:
+                    serving_info["cause"] = finding.title  # its own finding says why
+                continue
+            if _down_for_want_of_display(finding, program, config):
                 merged = _absorb(merged, f"{finding.subject}: {finding.title}.", finding)
                 supervisor.findings.remove(finding)
     if ports is not None:
@@ -211,34 +425,210 @@ def _fold_into_x_server_down(
             if finding.rule == "not-listening" and service in ("vnc", "novnc"):
                 merged = _absorb(merged, f"Port {finding.subject} has no listener.", finding)
                 ports.findings.remove(finding)
+    if "lock" in display.data and (serving_info is not None or supervisor is not None):
+        from healthcheck.collectors.display import x_server_down_hint  # loaded by display's run
+
+        merged = dataclasses.replace(merged, hint=x_server_down_hint(display.data, serving_info))
     _replace(display, down, merged)
 
 
-def _fold_window_manager(display: Section, supervisor: Section | None) -> None:
-    """A window manager that is down because of its own program's cause: that one finding."""
-    if supervisor is None:
-        return
-    wm = str((display.data.get("window_manager") or {}).get("name") or "")
-    for symptom in [
-        f for f in display.findings if f.rule in ("wm-not-running", "wm-wrong-display")
-    ]:
-        cause = next(
-            (
-                f
-                for f in supervisor.findings
-                if wm and f.subject.lower().split(":")[-1].startswith(wm.lower())
-            ),
-            None,
-        )
-        if cause is None:
+def _display_complaints(
+    supervisor: Section, programs: list[dict[str, Any]]
+) -> list[tuple[Finding, dict[str, Any], str]]:
+    """(finding, its program, the display its log says it cannot reach) for each program
+    whose finding is that it cannot reach a named display."""
+    by_fullname = {p.get("fullname") or p["name"]: p for p in programs}
+    found = []
+    for finding in supervisor.findings:
+        program = by_fullname.get(finding.subject)
+        if program is None or finding.rule not in DISPLAY_RULES:
             continue
-        _replace(supervisor, cause, _absorb(cause, "", symptom))
-        display.findings.remove(symptom)
+        target = unreached_display(_own_lines(program))
+        if target:
+            found.append((finding, program, target))
+    return found
 
 
-def _needs_display(program: str) -> bool:
+def _started_before_x(
+    display: Section, supervisor: Section, programs: list[dict[str, Any]], config: Config
+) -> None:
+    """A program that gave up on the configured display while the X server answers now
+    started before the server was ready: starting X is not the fix, starting it again is."""
+    connection = display.data.get("connection") or {}
+    if not connection.get("answered", connection.get("ok")):
+        return
+    serving = serving_program(display.data, programs, config)
+    before = f"give [program:{serving['name']}] a lower priority= than it, " if serving else ""
+    for finding, program, target in _display_complaints(supervisor, programs):
+        if not _same_display(target, config.display.display):
+            continue
+        name = finding.subject
+        hint = (
+            f"The X server for {target} answers now: {name} started before it was ready. "
+            f"supervisorctl start {name}; so that it does not happen again, {before}and set "
+            f"autorestart=true in [program:{program['name']}]."
+        )
+        _replace(supervisor, finding, dataclasses.replace(finding, hint=hint))
+
+
+def _aimed_at_another_display(
+    supervisor: Section, programs: list[dict[str, Any]], config: Config
+) -> None:
+    """A program that cannot reach a display other than the configured one is aimed at the
+    wrong display: starting an X server there is not the fix, its DISPLAY is."""
+    configured = config.display.display
+    for finding, program, target in _display_complaints(supervisor, programs):
+        if _same_display(target, configured):
+            continue
+        hint = (
+            f"{finding.subject} aims at display {target}, but this box's X server is "
+            f'{configured}: set environment=DISPLAY="{configured}" in [program:{program["name"]}] '
+            f"(or unset the DISPLAY it inherits), then supervisorctl update; "
+            f"supervisorctl start {finding.subject}."
+        )
+        _replace(supervisor, finding, dataclasses.replace(finding, hint=hint))
+
+
+def serving_program(
+    data: dict[str, Any], programs: list[dict[str, Any]], config: Config
+) -> dict[str, Any] | None:
+    """The supervisor program that runs (or should run) the X server of the display.
+
+    The running server's own environment or pid says it for sure; a server that is down is
+    found by the program's name (`display.server_programs`), else by its log, which an X
+    server starts with its banner.
+    """
+    server = data.get("server") or {}
+    for program in programs:
+        fullname = program.get("fullname") or program["name"]
+        if server.get("program") == fullname or (
+            server.get("pid") and program.get("pid") == server.get("pid")
+        ):
+            return program
+    names = [n.lower() for n in config.display.server_programs]
+    for exact in (True, False):
+        for program in programs:
+            name = program["name"].lower()
+            if any(name == n if exact else name.startswith(n) for n in names):
+                return program
+    for program in programs:
+        if any(_X_SERVER_BANNER.search(line) for line in _own_lines(program)):
+            return program
+    return None
+
+
+def _down_for_want_of_display(finding: Finding, program: dict[str, Any], config: Config) -> bool:
+    """Whether the X server being down explains this program's failure.
+
+    Only a finding that names no other cause (the display one, or a bare "it failed") is a
+    candidate; then its own log must say it cannot reach the configured display, or, saying
+    nothing of a display, have no error line of its own and be a program that needs X.
+    A missing module or library, a held lock, a port in use, DISPLAY unset or another
+    display are causes of their own: the program keeps its finding.
+    """
+    if finding.rule not in (*DISPLAY_RULES, *GENERIC_RULES):
+        return False
+    lines = _own_lines(program)
+    target = unreached_display(lines)
+    if target is not None:
+        return target == "" or _same_display(target, config.display.display)
+    if finding.rule in DISPLAY_RULES:
+        return True  # the rule saw it in the spawn error or a line cut from the tail
+    if any(looks_like_error(line) for line in lines):
+        return False
+    return _needs_display(finding.subject, config)
+
+
+def unreached_display(lines: list[str]) -> str | None:
+    """The display the newest "cannot open display" line names ("" when it names none);
+    None when no line says so (or only that DISPLAY is unset)."""
+    for line in reversed(lines):
+        found = _CANNOT_REACH_DISPLAY.search(line)
+        if not found:
+            continue
+        rest = found.group("rest") or found.group("rest2") or ""
+        name = _DISPLAY_NAME.search(rest)
+        if name:
+            return name.group(0)
+        return None if _NO_DISPLAY_NAME.search(line) else ""
+    return None
+
+
+def _same_display(value: str, configured: str) -> bool:
+    from healthcheck import x11
+
+    try:
+        return x11.same_display(value, x11.parse_display(configured))
+    except ValueError:
+        return False
+
+
+def _own_lines(program: dict[str, Any]) -> list[str]:
+    """What the program itself wrote (its stdout and stderr tails), oldest first."""
+    log = program.get("log") or {}
+    return [*(log.get("stdout") or []), *(log.get("stderr") or [])]
+
+
+def window_manager_program(
+    display_data: dict[str, Any], programs: list[dict[str, Any]]
+) -> dict[str, Any] | None:
+    """The supervisor program that runs the window manager: the one its process says, else
+    the one named after it (icewm, icewm-session), else one named wm or window-manager, else
+    the one whose log speaks as it ("IceWM: Can't open display")."""
+    wm = display_data.get("window_manager") or {}
+    binary = str(wm.get("name") or "").lower()
+    by_fullname = {p.get("fullname") or p["name"]: p for p in programs}
+    for proc in wm.get("processes") or []:
+        if proc.get("program") in by_fullname:
+            return by_fullname[proc["program"]]
+    if not binary:
+        return None
+    for program in programs:
+        name = program["name"].lower()
+        if name == binary or name.startswith(binary) or binary.startswith(name + "-"):
+            return program
+    for program in programs:
+        if re.fullmatch(r"(?:x?wm|window[-_]?manager|desktop)", program["name"].lower()):
+            return program
+    for program in programs:
+        if any(binary in line.lower() for line in _own_lines(program)):
+            return program
+    return None
+
+
+def _fold_window_manager(
+    display: Section, supervisor: Section | None, programs: list[dict[str, Any]]
+) -> None:
+    """A window manager that is down because of its own program's cause: that one finding.
+    One that is merely not started: the display's finding, naming its program."""
+    symptoms = [f for f in display.findings if f.rule in ("wm-not-running", "wm-wrong-display")]
+    if not symptoms:
+        return
+    program = window_manager_program(display.data, programs)
+    if program is None:
+        return
+    fullname = program.get("fullname") or program["name"]
+    original = _finding_about(supervisor, fullname) if supervisor is not None else None
+    cause = original
+    for symptom in symptoms:
+        if cause is not None:
+            cause = _absorb(cause, "", symptom)
+            display.findings.remove(symptom)
+        elif symptom.rule == "wm-not-running":
+            state = program.get("state") or "UNKNOWN"
+            from healthcheck.collectors.display import wm_not_running_hint
+
+            hint = wm_not_running_hint(display.data["display"], symptom.subject, fullname)
+            if state in ("STOPPED", "EXITED"):
+                hint = f"{fullname} is {state}: supervisorctl start {fullname}. {hint}"
+            _replace(display, symptom, dataclasses.replace(symptom, hint=hint))
+    if supervisor is not None and original is not None and cause is not None:
+        _replace(supervisor, original, cause)
+
+
+def _needs_display(program: str, config: Config) -> bool:
     name = program.lower().split(":")[-1]
-    return any(re.search(rf"(^|[_-]){word}", name) for word in NEEDS_DISPLAY)
+    return any(re.search(rf"(^|[_-]){re.escape(w.lower())}", name) for w in config.display.clients)
 
 
 def _finding_about(section: Section, subject: str) -> Finding | None:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 # Without a git executable, GitPython refuses to import at all; quiet, it imports and its
 # commands fail, which History.open turns into a finding ("git is not installed").
@@ -18,6 +19,10 @@ os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
 import git
 
 from healthcheck.history import History
+
+if TYPE_CHECKING:
+    from healthcheck.config import Config
+    from healthcheck.redact import Redactor
 
 # Keys that name an item of a list of records, in order of preference: a list keyed by one of
 # these is compared item by item, whatever the order it was written in.
@@ -112,6 +117,33 @@ class Drift:
 
 
 # -- reading runs from git -----------------------------------------------------------------
+
+
+def recorded_drift(
+    config: Config, redactor: Redactor, old: str | None = None, new: str | None = None
+) -> Drift:
+    """The drift between two runs recorded in the workspace history (`healthcheck diff`, the
+    MCP server's `diff`): the last two by default. DriftError says why there is none."""
+    from healthcheck.history import HistoryError
+    from healthcheck.output import ReportPathError, report_paths
+
+    for ref in (old, new):
+        # A revision, never an option: git would take "--output=FILE" as one.
+        if ref is not None and (not ref.strip() or ref.startswith("-")):
+            raise DriftError(f"{ref!r} is not a revision")
+    root = Path(config.paths.workspace).expanduser()
+    try:
+        history = History.open(root, redactor, create=False)
+    except HistoryError as exc:
+        raise DriftError(f"{exc}; no runs are recorded there") from None
+    try:
+        json_path = report_paths(config)[1]
+    except ReportPathError as exc:
+        raise DriftError(str(exc)) from None
+    json_rel = history.relative(json_path)
+    if json_rel is None:
+        raise DriftError(f"{json_path} is outside the workspace history {root}")
+    return compare(*load_runs(history, json_rel, old, new))
 
 
 def load_runs(history: History, json_rel: str, old: str | None, new: str | None) -> tuple[Run, Run]:

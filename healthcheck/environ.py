@@ -38,9 +38,11 @@ class EnvironmentSnapshot:
         return self.fallback_reason is not None
 
 
-def read_environment(source: str) -> EnvironmentSnapshot:
+def read_environment(source: str, serverurl: str | None = None) -> EnvironmentSnapshot:
     """The environment named by `source`: "self", "pid1" or "process:NAME".
 
+    For "process:supervisord" with the box's `serverurl`, the supervisord that serves it:
+    on a shared host the oldest supervisord may be another box's.
     Never raises for an unreadable process: that falls back to os.environ with the reason.
     An unknown `source` form is a programming error (config validation rejects it) and raises.
     """
@@ -50,11 +52,19 @@ def read_environment(source: str) -> EnvironmentSnapshot:
         return _from_pid(1, source, f"{PID1} (/proc/1/environ)")
     if source.startswith(PROCESS_PREFIX) and len(source) > len(PROCESS_PREFIX):
         name = source[len(PROCESS_PREFIX) :]
-        pid = find_process(name)
+        pid = _own_supervisord(serverurl) if name == "supervisord" and serverurl else None
+        if pid is None:
+            pid = find_process(name)
         if pid is None:
             return _fallback(source, f"no process named {name!r} is running")
         return _from_pid(pid, source, f"{source} (pid {pid})")
     raise ValueError(f"unknown environment source {source!r} (self, pid1 or process:NAME)")
+
+
+def _own_supervisord(serverurl: str) -> int | None:
+    from healthcheck.supervisor_client import own_supervisord_pids
+
+    return min(own_supervisord_pids(serverurl), default=None)
 
 
 def parse_environ(raw: bytes) -> dict[str, str]:

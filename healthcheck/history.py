@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from healthcheck.lock import LOCK_NAME
+from healthcheck.lock import LOCK_NAME, NOTIFY_STATE_NAME
 from healthcheck.model import Finding, Status
 from healthcheck.proc import run_command
 from healthcheck.redact import Redactor
@@ -349,16 +349,21 @@ class History:
         return tree
 
     def _prepare(self) -> None:
-        """Keep our lock file out of `git status` (a local exclude, not a tracked file)."""
+        """Keep our lock and alert-state files out of `git status` (a local exclude, not a
+        tracked file)."""
         exclude = self._common_dir() / "info" / "exclude"
-        line = f"/{LOCK_NAME}"
         try:
             existing = exclude.read_text(encoding="utf-8") if exclude.exists() else ""
-            if line not in existing.splitlines():
+            missing = [
+                line
+                for line in (f"/{LOCK_NAME}", f"/{NOTIFY_STATE_NAME}")
+                if line not in existing.splitlines()
+            ]
+            if missing:
                 exclude.parent.mkdir(parents=True, exist_ok=True)
                 sep = "" if not existing or existing.endswith("\n") else "\n"
                 with exclude.open("a", encoding="utf-8") as handle:
-                    handle.write(f"{sep}{line}\n")
+                    handle.write(sep + "".join(f"{line}\n" for line in missing))
         except OSError as exc:  # cosmetic: the lock file then shows as untracked
             log.info("cannot update %s: %s", exclude, exc)
 

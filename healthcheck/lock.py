@@ -16,6 +16,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 LOCK_NAME = ".healthcheck.lock"
+# The alerts' memory (healthcheck.notify), beside the lock and, like it, kept out of git.
+NOTIFY_STATE_NAME = ".healthcheck-notify.json"
 POLL_S = 0.1
 
 

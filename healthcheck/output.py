@@ -10,7 +10,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from healthcheck.redact import Redactor
 
@@ -139,3 +139,36 @@ def report_paths(config: Config, output: Path | None = None) -> tuple[Path, Path
             f"report path {markdown} ends in .json: the JSON report would replace it"
         )
     return markdown, json_path
+
+
+class ReportReadError(Exception):
+    """The last JSON report cannot be used; `missing` when there is none yet."""
+
+    def __init__(self, path: Path, reason: str, missing: bool = False) -> None:
+        super().__init__(reason)
+        self.path = path
+        self.missing = missing
+
+
+def read_json_report(config: Config) -> tuple[dict[str, Any], Path]:
+    """The last JSON report as data, and its path (`context --last`, `docs update --last` and
+    the MCP server read it). Raises ReportPathError or ReportReadError."""
+    import json
+
+    json_path = report_paths(config)[1]
+    try:
+        data = json.loads(json_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ReportReadError(json_path, f"no report at {json_path}", missing=True) from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ReportReadError(json_path, f"cannot read {json_path}: {exc}") from None
+    findings = data.get("findings", []) if isinstance(data, dict) else None
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("sections"), dict)
+        or not all(isinstance(s, dict) for s in data["sections"].values())
+        or not isinstance(findings, list)
+        or not all(isinstance(f, dict) for f in findings)
+    ):
+        raise ReportReadError(json_path, f"{json_path} is not a healthcheck JSON report")
+    return data, json_path

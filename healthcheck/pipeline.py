@@ -50,9 +50,12 @@ def run_healthcheck(
     output: Path | None = None,
     commit: bool = True,
     docs: bool = True,
+    notify: bool = False,
+    metrics: bool = True,
 ) -> RunResult:
     """Run `collectors`, write both reports atomically, record them in git, and return
-    what was written.
+    what was written. `notify`: a full run, which sends the alerts of `[notify]`.
+    `metrics`: the run covers the whole box, so `[outputs] prometheus` is written.
 
     The whole run holds the workspace lock, so two runs never interleave their writes or
     commits; one that cannot get it within `git.lock_timeout` raises RunSkipped.
@@ -68,7 +71,7 @@ def run_healthcheck(
         raise RunFailed(f"cannot create workspace {workspace}: {exc.strerror or exc}") from None
     try:
         with workspace_lock(workspace, config.git.lock_timeout):
-            return _locked_run(
+            result = _locked_run(
                 config,
                 collectors,
                 redactor,
@@ -76,7 +79,11 @@ def run_healthcheck(
                 json_path,
                 commit and config.git.commit,
                 docs,
+                notify,
             )
+            if metrics and config.prometheus_path is not None:
+                _write_prometheus(config.prometheus_path, result, redactor)
+            return result
     except LockBusy as exc:
         raise RunSkipped(str(exc)) from None
     except LockError as exc:
@@ -91,9 +98,16 @@ def _locked_run(
     json_path: Path,
     commit: bool,
     docs: bool = True,
+    notify: bool = False,
 ) -> RunResult:
     workspace = Path(config.paths.workspace).expanduser()
-    sections = diagnose(run_collectors(collectors, config))
+    notifier = None
+    if notify and (config.notify.urls or config.notify.ping_url):
+        from healthcheck.notify import RunNotifier
+
+        # Opened before the report is written: a first run compares with the previous one.
+        notifier = RunNotifier(config, workspace, json_path)
+    sections = diagnose(run_collectors(collectors, config), config)
     for section in sections:
         log.info(
             "collector %s: %s in %d ms%s",
@@ -124,6 +138,8 @@ def _locked_run(
             warnings.append(f"not recorded in git: {exc}")
     if docs:
         extra += inspect_docs(config.docs_path)
+    if notifier is not None:
+        extra += notifier.carried_findings()
     report.add_findings(extra)
     result = RunResult(report, markdown_path, json_path, "", "", warnings=warnings)
     _write_reports(result, redactor)
@@ -143,6 +159,9 @@ def _locked_run(
             ]
             _write_reports(result, redactor)
         _record(history, config, result, redactor)
+    if notifier is not None:
+        report_data = redactor.obj(result.report.to_dict())
+        result.warnings += notifier.after_run(report_data, result.markdown_path, redactor)
     return result
 
 
@@ -155,6 +174,21 @@ def _write_reports(result: RunResult, redactor: Redactor) -> None:
         )
     except WriteError as exc:
         raise RunFailed(f"{exc}; the previous report was left as it was") from None
+
+
+def _write_prometheus(path: Path, result: RunResult, redactor: Redactor) -> None:
+    """The node_exporter textfile, from the report as written; trouble is a warning: the
+    report itself is safe on disk by now."""
+    import json
+
+    from healthcheck.metrics import MetricsUnavailable, write_textfile
+
+    try:
+        write_textfile(path, json.loads(result.json_text), redactor)
+    except (MetricsUnavailable, WriteError) as exc:
+        result.warnings.append(f"Prometheus textfile not written: {exc}")
+        return
+    log.info("prometheus: wrote %s", path)
 
 
 def _refresh_docs(config: Config, result: RunResult, redactor: Redactor) -> None:

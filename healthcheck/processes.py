@@ -97,6 +97,28 @@ class ProcessRow:
             return None
 
 
+# Enough for any real process tree (supervisord -> sh -> vncserver -> Xtigervnc); a longer
+# chain means a pid loop in a racing read, not a deeper tree.
+MAX_TREE_DEPTH = 64
+
+
+def descends_from(pid: int, ancestors: frozenset[int] | set[int]) -> bool:
+    """Whether `pid` is one of `ancestors` or runs below one of them (walks its parents)."""
+    import psutil
+
+    current: int | None = pid
+    for _ in range(MAX_TREE_DEPTH):
+        if current is None or current <= 0:
+            return False
+        if current in ancestors:
+            return True
+        try:
+            current = psutil.Process(current).ppid()
+        except psutil.Error:
+            return False
+    return False
+
+
 def scan() -> list[ProcessRow]:
     """Every process now, by pid: read from /proc directly where there is one.
 

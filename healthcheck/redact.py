@@ -546,7 +546,7 @@ class Redactor:
         cls, config: Config, environments: Iterable[Mapping[str, str]] = ()
     ) -> Redactor:
         """A redactor with the config's extra names and patterns, knowing the values of the
-        secret-named variables of `environments` and the supervisor password."""
+        secret-named variables of `environments`, the supervisor password and the serve token."""
         names = tuple(re.compile(p, re.IGNORECASE) for p in config.redact.names)
         values = [
             value
@@ -556,6 +556,8 @@ class Redactor:
         ]
         if config.supervisor.password:
             values.append(config.supervisor.password)
+        if config.serve.token:  # never echoed by the server it guards
+            values.append(config.serve.token)
         return cls(config.redact.names, config.redact.patterns, values)
 
     def is_secret_name(self, name: str, value: str | None = None) -> bool:

@@ -572,23 +572,59 @@ def running_config_paths() -> list[str]:
     """The config files of running supervisord processes (their -c, else their defaults)."""
     paths: list[str] = []
     for row in process_rows():
-        cmdline = list(row.cmdline)
-        if not _is_supervisord(row.name, cmdline):
-            continue
-        conf = _configuration_arg(cmdline)
-        cwd: str | None
-        try:
-            cwd = psutil.Process(row.pid).cwd()
-        except (psutil.Error, OSError):
-            cwd = None
-        if conf is not None:
-            if not os.path.isabs(conf) and cwd:
-                conf = os.path.join(cwd, conf)
-            paths.append(os.path.normpath(conf))
-        elif cwd:
-            # Without -c, supervisord searches its working directory first.
-            paths.extend(os.path.join(cwd, p) for p in ("supervisord.conf", "etc/supervisord.conf"))
+        if _is_supervisord(row.name, list(row.cmdline)):
+            paths.extend(_config_paths_of(row.pid, list(row.cmdline)))
     return _unique_strings(paths)
+
+
+def _config_paths_of(pid: int, cmdline: list[str]) -> list[str]:
+    """Where one supervisord read its config: its -c, else the files it searches first."""
+    conf = _configuration_arg(cmdline)
+    cwd: str | None
+    try:
+        cwd = psutil.Process(pid).cwd()
+    except (psutil.Error, OSError):
+        cwd = None
+    if conf is not None:
+        if not os.path.isabs(conf) and cwd:
+            conf = os.path.join(cwd, conf)
+        return [os.path.normpath(conf)]
+    if cwd:
+        # Without -c, supervisord searches its working directory first.
+        return [os.path.join(cwd, p) for p in ("supervisord.conf", "etc/supervisord.conf")]
+    return []
+
+
+def own_supervisord_pids(serverurl: str) -> frozenset[int]:
+    """The supervisord(s) serving `serverurl`: the box's own process tree starts there.
+
+    Matched by the server URLs each running supervisord's config declares. Empty when it
+    cannot be told (none runs, or none declares the URL: on a shared host the one supervisord
+    that runs may well be another box's): callers then look at every process.
+    """
+    rows = [r for r in process_rows() if _is_supervisord(r.name, list(r.cmdline))]
+    wanted = _url_key(serverurl)
+    matches = set()
+    for row in rows:
+        for path in _config_paths_of(row.pid, list(row.cmdline)):
+            if os.path.isfile(path) and any(
+                _url_key(s.url) == wanted for s in read_serverurls(path)
+            ):
+                matches.add(row.pid)
+    return frozenset(matches)
+
+
+def _url_key(url: str) -> tuple[str, str]:
+    """A server URL reduced to what identifies the server: the socket's real path, or the
+    port (localhost, 127.0.0.1 and the host's name all reach the same inet_http_server)."""
+    if url.startswith("unix://"):
+        return ("unix", os.path.realpath(url[len("unix://") :]))
+    parsed = urllib.parse.urlsplit(url)
+    try:
+        port = parsed.port
+    except ValueError:
+        port = None
+    return (parsed.scheme, str(port or ""))
 
 
 def discover_serverurls(

@@ -3,13 +3,16 @@
 `read_kernel_log` gets the kernel messages from a configured file, or from /dev/kmsg (read
 without blocking, bounded), or from `dmesg` under a timeout; inside a container all of them
 are often forbidden, and that is reported as data, never raised. `find_xids` picks out the
-Xid lines and `CATALOGUE` explains the common codes: meaning, severity and what to do, after
-NVIDIA's Xid catalogue (docs.nvidia.com/deploy/xid-errors) and GPU debug guidelines.
+Xid lines and `explain` gives each code's meaning, severity and what to do from the catalogue
+(knowledge/failures/xid.toml, after NVIDIA's Xid catalogue, docs.nvidia.com/deploy/xid-errors).
+The driver's other messages (fallen off the bus, RmInitAdapter failed) and the OOM killer's
+lines are kept too: the catalogue's `kernel` entries and the OOM probe read them.
 """
 
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import re
 import time
@@ -19,6 +22,7 @@ from typing import Any
 
 import psutil
 
+from healthcheck.catalogue import catalogue
 from healthcheck.logtail import read_tail
 from healthcheck.proc import run_command
 
@@ -41,164 +45,33 @@ class XidInfo:
     action: str
 
 
-def _entries(*rows: tuple[int, str, str, str]) -> dict[int, XidInfo]:
-    return {code: XidInfo(code, meaning, sev, action) for code, meaning, sev, action in rows}
+@functools.lru_cache(maxsize=1)
+def xid_catalogue() -> dict[int, XidInfo]:
+    """NVIDIA's Xid codes as the catalogue (knowledge/failures/xid.toml) explains them.
+
+    Severity: crit when the GPU itself needs a reset, a reboot or replacing; warn when an
+    application failed (the GPU stays usable) or a repair waits for the next reset; info when
+    the message only follows another error.
+    """
+    return {
+        code: XidInfo(code, entry.meaning, entry.severity, entry.fix)
+        for code, entry in catalogue().xids().items()
+    }
 
 
-# Severity: crit when the GPU itself needs a reset, a reboot or replacing; warn when an
-# application failed (the GPU stays usable) or a repair waits for the next reset; info when
-# the message only follows another error.
-CATALOGUE: dict[int, XidInfo] = _entries(
-    (
-        8,
-        "GPU stopped processing (a channel timed out)",
-        "warn",
-        "Restart the application; if it recurs with an unchanged application, suspect the "
-        "driver or the GPU and run nvidia-smi -q.",
-    ),
-    (
-        13,
-        "Graphics engine exception",
-        "warn",
-        "Usually the application (an illegal instruction or an out-of-range access in a "
-        "kernel): restart it and debug it with compute-sanitizer. If it recurs with an "
-        "unchanged application, run DCGM diagnostics to rule out the hardware.",
-    ),
-    (
-        31,
-        "GPU memory page fault",
-        "warn",
-        "Usually the application accessed an invalid GPU address: restart it and debug it. "
-        "Suspect the driver only if it began after a driver change with the application "
-        "unchanged.",
-    ),
-    (
-        32,
-        "Invalid or corrupted push buffer stream",
-        "warn",
-        "Commands reached the GPU corrupted (driver, PCIe or memory): restart the "
-        "application; if it recurs, check the PCIe link and the driver.",
-    ),
-    (
-        43,
-        "GPU stopped processing (a channel was reset after an application fault)",
-        "warn",
-        "The application hit a fault; the GPU stays usable: restart the application.",
-    ),
-    (
-        45,
-        "Preemptive cleanup, due to previous errors",
-        "info",
-        "Informational: channels were torn down because of another error or a killed "
-        "process. Look at the Xid logged before it.",
-    ),
-    (
-        48,
-        "Double-bit ECC error (uncorrectable memory error)",
-        "crit",
-        "Stop the work on this GPU and reset it (nvidia-smi -r, or reboot). If Xid 63 or 64 "
-        "does not follow, run field diagnostics; repeated errors mean the GPU needs replacing.",
-    ),
-    (
-        61,
-        "Internal micro-controller breakpoint or warning (PMU)",
-        "warn",
-        "Reset the GPU at the next convenient time; report it to the provider if it recurs.",
-    ),
-    (
-        62,
-        "Internal micro-controller halt (PMU)",
-        "crit",
-        "Reset the GPU or reboot the host; report it to the provider if it recurs.",
-    ),
-    (
-        63,
-        "ECC page retirement or row remapping recorded",
-        "warn",
-        "A bad memory page or row was recorded. The application that hit it must restart; "
-        "reset the GPU or reboot at a convenient time so the retirement or remapping takes "
-        "effect.",
-    ),
-    (
-        64,
-        "ECC page retirement or row remapping could not be recorded",
-        "crit",
-        "Reset the GPU or reboot now; if it recurs, the GPU needs replacing (ask the provider "
-        "for another machine).",
-    ),
-    (
-        74,
-        "NVLink error",
-        "crit",
-        "Reset the GPUs on the link; if the same link keeps failing, check the NVLink "
-        "bridges and report it to the provider.",
-    ),
-    (
-        79,
-        "GPU has fallen off the bus (it stopped answering on PCIe)",
-        "crit",
-        "Reboot the host. If it recurs, check power, cooling and seating, or ask the provider "
-        "for another machine.",
-    ),
-    (
-        92,
-        "High single-bit ECC error rate",
-        "warn",
-        "The GPU's memory is degrading: run field diagnostics and plan to replace the GPU if "
-        "the rate stays high.",
-    ),
-    (
-        94,
-        "Contained ECC error (uncorrectable, confined to one application)",
-        "warn",
-        "Restart the application that hit it; other work can go on. Reset the GPU at a "
-        "convenient time so the row remapping takes effect.",
-    ),
-    (
-        95,
-        "Uncontained ECC error (uncorrectable, may have hit every application on the GPU)",
-        "crit",
-        "Stop the work on this GPU and reset it (reboot the host when MIG is off); if it "
-        "recurs, the GPU needs replacing.",
-    ),
-    (
-        119,
-        "GSP RPC timeout (the GPU's firmware processor stopped answering)",
-        "crit",
-        "Reset the GPU or reboot the host; if it recurs, update the driver.",
-    ),
-    (
-        120,
-        "GSP error (the GPU's firmware processor failed)",
-        "crit",
-        "Reset the GPU or reboot the host; if it recurs, update the driver.",
-    ),
-    (
-        140,
-        "Unrecovered ECC error",
-        "crit",
-        "Reset the GPU or reboot the host; if it recurs, the GPU needs replacing.",
-    ),
-    (
-        154,
-        "GPU recovery action changed (the driver says the GPU needs recovery)",
-        "crit",
-        "Do what the line asks (a GPU reset or a reboot).",
-    ),
-)
+_FATAL = re.compile(r"\bfatal\b", re.IGNORECASE)
 
 
-def explain(code: int) -> XidInfo:
-    """The catalogue entry for `code`; an unknown code is worth a look, not a verdict."""
-    return CATALOGUE.get(
-        code,
-        XidInfo(
-            code,
-            "not in healthcheck's catalogue",
-            "warn",
-            f"Look up Xid {code} in NVIDIA's Xid catalogue "
-            "(https://docs.nvidia.com/deploy/xid-errors/).",
-        ),
+def explain(code: int, line: str = "") -> XidInfo:
+    """The catalogue entry for `code`; an unknown code is worth a look, and crit when the
+    driver's own line calls it fatal."""
+    known = xid_catalogue().get(code)
+    if known is not None:
+        return known
+    entry_id = "gpu.xid-unknown-fatal" if _FATAL.search(line) else "gpu.xid-unknown"
+    entry = catalogue().by_id(entry_id)
+    return XidInfo(
+        code, "not in healthcheck's catalogue", entry.severity, entry.render({"code": code})[2]
     )
 
 
@@ -269,9 +142,18 @@ def parse_xid(line: str, when: str | None = None) -> XidEvent | None:
     )
 
 
+# Kernel messages worth keeping: the NVIDIA driver's, and the OOM killer's.
+_INTERESTING = re.compile(r"Xid|NVRM|NV_ERR_|Killed process|oom-kill|oom_reaper", re.IGNORECASE)
+
+
+def interesting(line: str) -> bool:
+    return _INTERESTING.search(line) is not None
+
+
 @dataclass
 class KernelLog:
-    """Kernel messages that mention Xid, and where they came from (or why they could not)."""
+    """Kernel messages of interest (Xid, NVRM, OOM kills), and where they came from (or why
+    they could not be read)."""
 
     source: str | None = None  # "/dev/kmsg", "dmesg" or the configured file
     lines: list[tuple[str | None, str]] = field(default_factory=list)  # (time, text)
@@ -281,7 +163,7 @@ class KernelLog:
 
 
 def read_kernel_log(path: str = "", timeout: float = 3.0, file_lines: int = 5000) -> KernelLog:
-    """Xid-bearing kernel messages from `path`, else /dev/kmsg, else `dmesg`.
+    """Kernel messages of interest (Xid, NVRM, OOM kills) from `path`, else /dev/kmsg, else `dmesg`.
 
     A configured `path` (a syslog or kern.log copy) is the only source tried: the operator
     chose it. Never raises; an unreadable log is `error`, with every attempt in `tried`.
@@ -295,7 +177,7 @@ def read_kernel_log(path: str = "", timeout: float = 3.0, file_lines: int = 5000
             return log
         log.source = path
         log.scanned = len(tail.lines)
-        log.lines = [(_syslog_time(line), line) for line in tail.lines if "Xid" in line]
+        log.lines = [(_syslog_time(line), line) for line in tail.lines if interesting(line)]
         return log
     for reader in (_read_kmsg, _read_dmesg):
         problem = reader(log, timeout)
@@ -346,7 +228,7 @@ def _read_kmsg(log: KernelLog, timeout: float) -> str | None:
                 continue
             # Continuation lines (" KEY=value") carry device metadata, not the message.
             message = body.split("\n", 1)[0]
-            if "Xid" in message:
+            if interesting(message):
                 lines.append((_kmsg_time(header, boot), message))
     finally:
         os.close(fd)
@@ -367,7 +249,7 @@ def _read_dmesg(log: KernelLog, timeout: float) -> str | None:
     out = result.stdout.splitlines()
     log.source = "dmesg"
     log.scanned = len(out)
-    log.lines = [(_dmesg_time(line, boot), line) for line in out if "Xid" in line]
+    log.lines = [(_dmesg_time(line, boot), line) for line in out if interesting(line)]
     return None
 
 
@@ -409,13 +291,14 @@ def _why(exc: OSError) -> str:
 
 
 __all__ = [
-    "CATALOGUE",
     "KernelLog",
     "XidEvent",
     "XidInfo",
     "explain",
     "find_xids",
+    "interesting",
     "parse_xid",
     "pci_key",
     "read_kernel_log",
+    "xid_catalogue",
 ]

@@ -221,6 +221,11 @@ def save(workspace: Path, target: Path, names: list[str]) -> None:
 def main() -> None:
     out = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "sample_reports"
     number = generate(out)
+    # What `healthcheck serve` makes of the faulty report: its metrics and a screenshot.
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import sample_serve
+
+    sample_serve.write(out)
     if number != FIRST_DISPLAY:
         print(f"warning: display :{FIRST_DISPLAY} was taken, :{number} used", file=sys.stderr)
     print(f"sample reports written to {out}")

@@ -137,6 +137,31 @@ def real_icewm(home: Path, display: str | None) -> dict[str, Any]:
     return {"command": "icewm", "autorestart": True, "environment": environment}
 
 
+def xtigervnc(number: int, rfbport: int, autostart: bool = True) -> dict[str, Any]:
+    """The seed's VNC program: a real Xtigervnc serving display :number, VNC on `rfbport`
+    (localhost only, no VNC password), started before the programs that need it."""
+    command = (
+        f"Xtigervnc :{number} -rfbport {rfbport} -localhost -SecurityTypes None -nolisten tcp "
+        "-geometry 640x480 -depth 16 -noreset"
+    )
+    return {"command": command, "autostart": autostart, "autorestart": True, "priority": 10}
+
+
+def stamped_web_service(port: int) -> dict[str, Any]:
+    """Jupyter's way of logging: a local-time stamped line when it is up ("[I 2026-11-28
+    10:00:00.123 ServerApp] ... is running at ..."), then it serves on 127.0.0.1:port."""
+    code = (
+        "import datetime, http.server; "
+        "now = datetime.datetime.now().strftime('%Y-%m-%d %H:%M:%S.%f')[:-3]; "
+        f"print(f'[I {{now}} ServerApp] Jupyter Server is running at http://127.0.0.1:{port}/', "
+        "flush=True); "
+        "http.server.SimpleHTTPRequestHandler.log_message = lambda *a: None; "
+        f"http.server.HTTPServer(('127.0.0.1', {port}), "
+        "http.server.SimpleHTTPRequestHandler).serve_forever()"
+    )
+    return {"command": python_command(code), "autorestart": True}
+
+
 def jupyter_stopped(port: int) -> dict[str, Any]:
     """A service configured with autostart=false: STOPPED, never started."""
     return {"command": f"{{python}} -m http.server {port} --bind 127.0.0.1", "autostart": False}
@@ -556,7 +581,9 @@ __all__ = [
     "seed_programs",
     "sleeper",
     "sshd_failing",
+    "stamped_web_service",
     "start_supervisord",
     "supervisord",
     "visomaster_missing_module",
+    "xtigervnc",
 ]

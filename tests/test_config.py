@@ -108,6 +108,9 @@ commit = false
     assert config.git.commit is False
     # integers are accepted where a number is expected, and stored as floats
     assert parse_config({"collectors": {"timeout": 3}}).collectors.timeout == 3.0
+    mcp = parse_config({"mcp": {"allow_write": False, "min_interval": 5}}).mcp
+    assert (mcp.allow_write, mcp.min_interval) == (False, 5.0)
+    assert (Config().mcp.allow_write, Config().mcp.min_interval) == (True, 60.0)
 
 
 @pytest.mark.parametrize(
@@ -127,6 +130,8 @@ commit = false
         ("[env]\nsource = 'pid2'\n", "'env.source' must be"),
         ("[redact]\npatterns = ['a(']\n", "'redact.patterns[0]' is not a valid regular expression"),
         ("[collectors]\ntimeout = 0\n", "'collectors.timeout' must be greater than 0"),
+        ("[mcp]\nmin_interval = -1\n", "'mcp.min_interval' must be 0 or more"),
+        ("[mcp]\nallow_write = 'no'\n", "'mcp.allow_write' must be true or false, not a string"),
         ("[supervisor]\nserverurl = 'ftp://x'\n", "'supervisor.serverurl' must start with"),
         ("[paths\nworkspace = 1\n", "invalid TOML"),
     ],

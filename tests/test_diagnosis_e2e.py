@@ -7,6 +7,7 @@ real Xvfb. Each scenario runs the whole command and reads the JSON and Markdown 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -25,11 +26,16 @@ from supervisord_env import (
     SEED_STATES,
     free_port,
     http_server,
+    oneshot,
+    python_command,
     real_icewm,
     seed_programs,
+    sleeper,
+    stamped_web_service,
     start_supervisord,
+    xtigervnc,
 )
-from xserver import free_display_number, have, start_xvfb
+from xserver import free_display_number, have, running_icewm, start_xvfb, wait_until
 
 pytestmark = pytest.mark.skipif(
     not (have("Xvfb") and have("icewm")), reason="needs Debian's xvfb and icewm"
@@ -38,7 +44,13 @@ SKIP = "system,env,provisioning,healthcheck,gpu"  # not what these scenarios are
 
 
 def write_config(
-    root: Path, url: str, display: str, ports: dict[str, int], log_dir: Path, timeout: float = 10
+    root: Path,
+    url: str,
+    display: str,
+    ports: dict[str, int],
+    log_dir: Path,
+    timeout: float = 10,
+    tail_lines: int = 10,
 ) -> Path:
     lines = "\n".join(f"{name} = {port}" for name, port in ports.items())
     config = root / "healthcheck.toml"
@@ -50,7 +62,7 @@ workspace = "{root / "workspace"}"
 [logs]
 dirs = ["{log_dir}"]
 patterns = ["*.log"]
-tail_lines = 10
+tail_lines = {tail_lines}
 
 [supervisor]
 serverurl = "{url}"
@@ -265,3 +277,191 @@ def test_supervisord_unreachable_but_its_services_up_stays_unknown(tmp_path: Pat
     (finding,) = report["findings"]
     assert finding["id"] == f"supervisor.unreachable:{url}"
     assert finding["severity"] == "unknown"
+
+
+# --- a healthy box, with another X server and window manager on the host ---------------------
+
+
+def quiet_display_number() -> int:
+    """A free display far above the numbers tests take one after another from 50, so that no
+    parallel run starts a server there between our choice and our supervisord's start (or
+    while it must stay down)."""
+    return free_display_number(400 + os.getpid() % 80)
+
+
+JUDGED = ("supervisor", "display", "logs", "ports")
+
+
+def alarms(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The warn and crit findings of the sections a healthy box must keep quiet."""
+    return [
+        f
+        for f in report["findings"]
+        if f["collector"] in JUDGED and f["severity"] in ("warn", "crit")
+    ]
+
+
+def local_stamp(seconds: float) -> str:
+    """A time as Jupyter and supervisord write it: local time, no zone."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(seconds))
+
+
+def write_history(log_dir: Path, sv_root: Path, an_hour_ago: float) -> None:
+    """What the box logged before this start: a Jupyter crash (stamped), a worker's traceback
+    (unstamped, the file untouched since), supervisord's words about the Jupyter crash."""
+    stamp = local_stamp(an_hour_ago)
+    (log_dir / "jupyter.log").write_text(
+        f"[E {stamp}.000 ServerApp] Uncaught exception in the kernel handler\n"
+        "Traceback (most recent call last):\n"
+        "RuntimeError: kernel died\n",
+        encoding="utf-8",
+    )
+    worker_log = log_dir / "worker.err.log"
+    worker_log.write_text(
+        "Traceback (most recent call last):\nConnectionError: could not reach the queue\n",
+        encoding="utf-8",
+    )
+    os.utime(worker_log, (an_hour_ago, an_hour_ago))
+    (sv_root / "supervisord.log").write_text(
+        f"{stamp},000 WARN exited: jupyter (exit status 1; not expected)\n"
+        f"{stamp},001 INFO gave up: jupyter entered FATAL state, too many start retries too "
+        "quickly\n",
+        encoding="utf-8",
+    )
+
+
+@pytest.mark.skipif(not have("Xtigervnc"), reason="needs Debian's tigervnc-standalone-server")
+def test_healthy_box_raises_no_alarm_beside_another_x_server_and_window_manager(
+    tmp_path: Path,
+) -> None:
+    """Every program RUNNING, X answering, the expected ports listening: no warn or crit from
+    supervisor, display, logs or ports, while another Xvfb and icewm run on the host outside
+    this box's supervisord, and its logs hold errors from before the programs' start."""
+    sv_root = tmp_path / "sv"
+    log_dir = sv_root / "logs"
+    log_dir.mkdir(parents=True)
+    write_history(log_dir, sv_root, time.time() - 3600)
+    ports = {"vnc": free_port(), "novnc": free_port(), "jupyter": free_port()}
+    with start_xvfb() as other, running_icewm(other.display) as foreign_wm:
+        number = quiet_display_number()
+        display = f":{number}"
+        programs = {
+            "vnc": xtigervnc(number, ports["vnc"]),
+            # Started once X answers, as a priority= and autorestart would make it on the box.
+            "wm": {**real_icewm(tmp_path / "home", display), "autostart": False},
+            "novnc": http_server(ports["novnc"]),
+            "jupyter": stamped_web_service(ports["jupyter"]),
+            "worker": sleeper(),
+            "provision": oneshot(),
+        }
+        with start_supervisord(sv_root, programs) as sv:
+            sv.wait_for_states({"vnc": "RUNNING"}, timeout=30)
+            assert wait_until(lambda: x11.probe_x_server(number, 1.0).answered, timeout=20)
+            assert sv.ctl("start", "wm").returncode == 0
+            infos = sv.wait_for_states(
+                {
+                    "wm": "RUNNING",
+                    "novnc": "RUNNING",
+                    "jupyter": "RUNNING",
+                    "worker": "RUNNING",
+                    "provision": "EXITED",
+                },
+                timeout=30,
+            )
+            for port in ports.values():
+                assert wait_until(lambda p=port: port_open(p), timeout=20), port
+            # Enough lines to reach supervisord's start-up words and the old crash's.
+            config = write_config(tmp_path, sv.url, display, ports, sv_root, tail_lines=40)
+            report, markdown = run(config, "--only", ",".join(JUDGED))
+        assert foreign_wm.poll() is None
+    assert alarms(report) == []
+    for name in JUDGED:
+        assert report["sections"][name]["status"] in ("ok", "unknown"), name
+    wm = report["sections"]["display"]["data"]["window_manager"]
+    assert [(p["pid"], p["program"]) for p in wm["processes"]] == [(infos["wm"]["pid"], "wm")]
+    # Other runs on this host may have icewms of their own: ours is among them.
+    assert foreign_wm.pid in [p["pid"] for p in wm["elsewhere"]]
+    assert "outside this box's supervisord, not this box's: pid " in markdown
+    assert f"pid {foreign_wm.pid} with DISPLAY={other.display}" in markdown
+    files = {Path(f["path"]).name: f for f in report["sections"]["logs"]["data"]["files"]}
+    assert files["jupyter.log"]["history"]["lines"] == 3
+    assert files["worker.err.log"]["history"]["lines"] == 2
+    assert "the first 3 lines predate the start of jupyter" in markdown
+    # supervisord's routine CRIT lines and its words about the old Jupyter crash.
+    main_log = files["supervisord.log"]
+    assert main_log["explained_lines"] == main_log["error_lines"]
+    assert len(main_log["error_lines"]) >= 4
+
+
+def port_open(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+        return True
+    return False
+
+
+@pytest.mark.skipif(not have("Xtigervnc"), reason="needs Debian's tigervnc-standalone-server")
+def test_x_server_down_keeps_other_causes_and_names_the_stopped_vnc_program(
+    tmp_path: Path,
+) -> None:
+    """The VNC program stopped: the X-down finding says so in its fix and absorbs the window
+    manager that cannot reach the display; a GUI app missing a library and a window manager
+    aimed at another display keep findings of their own."""
+    number = quiet_display_number()
+    display = f":{number}"
+    elsewhere = f":{free_display_number(number + 1)}"
+    gui_error = "ImportError: libGL.so.1: cannot open shared object file: No such file or directory"
+    programs = {
+        "vnc": xtigervnc(number, free_port(), autostart=False),
+        "wm": real_icewm(tmp_path / "home", display),
+        "wm2": real_icewm(tmp_path / "home2", elsewhere),
+        "gui": python_command(
+            f"import sys; sys.stderr.write({gui_error!r} + chr(10)); sys.exit(1)"
+        ),
+    }
+    with start_supervisord(tmp_path / "sv", programs) as sv:
+        sv.wait_for_states({"vnc": "STOPPED", "wm": "FATAL", "wm2": "FATAL", "gui": "FATAL"})
+        config = write_config(tmp_path, sv.url, display, {}, sv.log_dir)
+        report, _ = run(config, "--only", "supervisor,display,logs,ports")
+    found = findings_by_id(report)
+    down = found[f"display.x-server-down:{display}"]
+    assert down["severity"] == "crit"
+    assert down["hint"].startswith("vnc is STOPPED: supervisorctl start vnc")
+    assert f"wm: wm cannot reach the X display {display}." in down["detail"]
+    assert "wm2" not in down["detail"] and "gui" not in down["detail"]
+    # Each keeps its own finding, named by its supervisor name.
+    assert {i.rpartition(":")[2] for i in found if i.startswith("supervisor.")} == {"gui", "wm2"}
+    gui = next(f for i, f in found.items() if i.startswith("supervisor.") and i.endswith(":gui"))
+    assert gui["severity"] == "crit" and gui_error in gui["detail"]
+    wm2 = found["supervisor.display-unreachable:wm2"]
+    assert elsewhere in wm2["title"]
+    assert wm2["hint"].startswith(
+        f"wm2 aims at display {elsewhere}, but this box's X server is {display}: set "
+        f'environment=DISPLAY="{display}" in [program:wm2]'
+    )
+    assert not any(f["id"].startswith("supervisor.") and ":vnc" in f["id"] for f in found.values())
+    # Programs are named by their supervisor names (wm, wm2, vnc), never by their binaries.
+    for finding in found.values():
+        assert "icewm" not in finding["hint"] and "Xtigervnc" not in finding["hint"], finding
+
+
+def test_foreign_window_manager_on_another_display_is_not_this_boxs(tmp_path: Path) -> None:
+    """This box's supervisord runs X but no window manager; someone else's icewm runs on
+    another display. The box's window manager is not running (its one finding), and the other
+    icewm is listed as not this box's, never taken for a window manager on the wrong display."""
+    with start_xvfb() as other, running_icewm(other.display) as foreign_wm:
+        number = quiet_display_number()
+        display = f":{number}"
+        xvfb = f"Xvfb {display} -nolisten tcp -screen 0 640x480x16 -noreset"
+        programs = {"vnc": {"command": xvfb, "autorestart": True}}
+        with start_supervisord(tmp_path / "sv", programs) as sv:
+            sv.wait_for_states({"vnc": "RUNNING"})
+            assert wait_until(lambda: x11.probe_x_server(number, 1.0).answered, timeout=20)
+            config = write_config(tmp_path, sv.url, display, {}, sv.log_dir)
+            report, _ = run(config, "--only", "display")
+        assert foreign_wm.poll() is None
+    (finding,) = report["findings"]
+    assert finding["id"] == "display.wm-not-running:icewm"
+    assert "An icewm outside this box's supervisord (pid " in finding["detail"]
+    assert finding["detail"].endswith(") belongs to someone else.")
+    wm = report["sections"]["display"]["data"]["window_manager"]
+    assert wm["processes"] == [] and foreign_wm.pid in [p["pid"] for p in wm["elsewhere"]]

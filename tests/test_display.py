@@ -420,7 +420,8 @@ def test_no_server_is_x_server_down() -> None:
     assert down.severity is Status.CRIT and section.status is Status.CRIT
     assert down.subject == f":{number}"
     assert down.title == f"The X server for display :{number} is not running"
-    assert "supervisorctl start vnc" in down.hint
+    # Alone, the collector cannot tell which supervisor program serves X (diagnosis can).
+    assert "supervisorctl start PROGRAM" in down.hint
 
 
 @needs_icewm
@@ -436,7 +437,12 @@ def test_xvfb_without_window_manager(xvfb: Any) -> None:
     assert data["server"]["pid"] == xvfb.proc.pid and data["server"]["name"] == "Xvfb"
     assert data["server"]["cmdline"].startswith(f"Xvfb {xvfb.display} -nolisten tcp")
     assert data["vnc"] == {"port": None, "listening": None}  # Xvfb serves no VNC
-    assert data["window_manager"] == {"name": "icewm", "running": False, "processes": []}
+    assert data["window_manager"] == {
+        "name": "icewm",
+        "running": False,
+        "processes": [],
+        "elsewhere": [],
+    }
     assert [f.rule for f in section.findings] == ["wm-not-running"]
     finding = section.findings[0]
     assert finding.severity is Status.WARN and finding.subject == "icewm"
@@ -451,9 +457,8 @@ def test_icewm_on_the_display(xvfb: Any) -> None:
         assert wm.poll() is None, wm.stderr  # it stayed up: it did get the display
     data = section.data["window_manager"]
     assert data["running"] is True
-    assert {"pid": wm.pid, "name": "icewm", "display": xvfb.display, "xauthority": None} in (
-        data["processes"]
-    )
+    mine = {"pid": wm.pid, "name": "icewm", "display": xvfb.display, "xauthority": None}
+    assert {**mine, "program": None} in data["processes"]
     assert section.findings == [] and section.status is Status.OK
 
 

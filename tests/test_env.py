@@ -208,3 +208,17 @@ def test_collector_from_self_has_no_finding() -> None:
     assert (section.status, section.findings) == (Status.OK, [])
     assert section.data["source"] == "self"
     assert section.data["variables"] == {"PATH": os.environ["PATH"]}
+
+
+def test_supervisord_is_the_boxs_own_not_the_oldest_on_the_host(tmp_path: Path) -> None:
+    """Two supervisords on one host: process:supervisord reads the one serving this box's
+    serverurl, though another box's started first."""
+    from supervisord_env import sleeper, start_supervisord
+
+    with (
+        start_supervisord(tmp_path / "other", {"w": sleeper()}, env={"WHICH": "other"}),
+        start_supervisord(tmp_path / "ours", {"w": sleeper()}, env={"WHICH": "ours"}) as ours,
+    ):
+        snapshot = read_environment("process:supervisord", ours.url)
+        assert snapshot.variables["WHICH"] == "ours"
+        assert snapshot.source_used == f"process:supervisord (pid {ours.pid})"

@@ -27,7 +27,7 @@ from healthcheck.collectors.gpu import (
 from healthcheck.config import Config, ConfigError, parse_config
 from healthcheck.model import Section, Status
 from healthcheck.nvml import CLOCK_EVENT_REASONS, decode_reasons
-from healthcheck.xid import CATALOGUE, parse_xid, pci_key, read_kernel_log
+from healthcheck.xid import explain, parse_xid, pci_key, read_kernel_log, xid_catalogue
 
 import fake_pynvml as fake
 from fake_pynvml import FakeGpu, FakeProcess, Scenario
@@ -493,10 +493,17 @@ def test_pci_keys_agree_between_kernel_log_and_nvml() -> None:
 
 
 def test_catalogue_covers_the_common_codes() -> None:
-    for code in (13, 31, 43, 45, 48, 61, 62, 63, 64, 74, 79, 92, 94, 95, 119, 120):
-        entry = CATALOGUE[code]
+    catalogue = xid_catalogue()
+    common = (13, 31, 43, 45, 48, 61, 62, 63, 64, 74, 79, 92, 94, 95, 109, 119, 120)
+    for code in (*common, *range(144, 151)):
+        entry = catalogue[code]
         assert entry.severity in ("info", "warn", "crit") and entry.meaning and entry.action
-    assert CATALOGUE[79].severity == "crit" and CATALOGUE[45].severity == "info"
+    assert catalogue[79].severity == "crit" and catalogue[45].severity == "info"
+
+
+def test_an_unknown_xid_is_a_warning_and_crit_when_its_line_says_fatal() -> None:
+    assert explain(201).severity == "warn"
+    assert explain(202, "NVRM: Xid (PCI:0000:01:00): 202, Fatal error detected").severity == "crit"
 
 
 def test_xids_from_a_kernel_log_file(nvml: UseScenario, tmp_path: Path) -> None:
@@ -531,6 +538,55 @@ def test_xids_from_a_kernel_log_file(nvml: UseScenario, tmp_path: Path) -> None:
     (cleanup,) = [c for c in xid_data["codes"] if c["code"] == 45]
     assert (cleanup["severity"], cleanup["gpu"], cleanup["count"]) == ("info", 0, 1)
     assert section.status is Status.CRIT
+
+
+def test_gpu_kernel_errors_without_an_xid_and_the_newer_xids(
+    nvml: UseScenario, tmp_path: Path
+) -> None:
+    """The driver's own words when there is no Xid code, NVLink and context-switch Xids, and
+    an unlisted Xid the driver calls fatal: each named, with what to do."""
+    nvml(gpus=[FakeGpu()])
+    log = tmp_path / "kern.log"
+    log.write_text(
+        "Dec  2 11:49:53 worker4 kernel: [  885.24] NVRM: GPU 0000:0a:00.0: RmInitAdapter "
+        "failed! (0x24:0x72:1568)\n"
+        "Dec  2 11:49:53 worker4 kernel: [  885.25] NVRM: GPU 0000:0a:00.0: rm_init_adapter "
+        "failed, device minor number 5\n"
+        "Dec  2 11:50:01 worker4 kernel: [  893.10] NVRM: GPU 0000:3b:00.0: GPU has fallen off "
+        "the bus.\n"
+        "Dec  2 11:50:02 worker4 kernel: [  894.00] NVRM: GPU 0000:41:00.0: RmInitAdapter: "
+        "failed with NV_ERR_RESET_REQUIRED\n"
+        "Dec  2 11:51:00 worker4 kernel: [  952.00] NVRM: Xid (PCI:0000:01:00): 109, pid=4242, "
+        "name=python3, Ch 00000010, errorString CTX SWITCH TIMEOUT, Info 0x3c009\n"
+        "Dec  2 11:52:00 worker4 kernel: [ 1012.00] NVRM: Xid (PCI:0000:01:00): 145, "
+        "pid='<unknown>', name=<unknown>, NVLink: RLW error on link 2\n"
+        "Dec  2 11:53:00 worker4 kernel: [ 1072.00] NVRM: Xid (PCI:0000:01:00): 203, "
+        "pid='<unknown>', name=<unknown>, Fatal error detected on link 3\n"
+        "Dec  2 11:54:00 worker4 kernel: [ 1132.00] Out of memory: Killed process 4711 "
+        "(python3) total-vm:31450000kB, anon-rss:15800000kB, file-rss:0kB\n",
+        encoding="utf-8",
+    )
+    section = collect(tmp_path, xid_scan=True, kernel_log=str(log))
+    by_id = {f.id: f for f in section.findings}
+    assert {i: f.severity for i, f in by_id.items()} == {
+        "gpu.xid-109:0000:01:00": Status.WARN,
+        "gpu.xid-145:0000:01:00": Status.CRIT,
+        "gpu.xid-203:0000:01:00": Status.CRIT,
+        "gpu.rm-init-adapter-failed:0000:0a:00": Status.CRIT,
+        "gpu.fallen-off-bus:0000:3b:00": Status.CRIT,
+        "gpu.reset-required:0000:41:00": Status.CRIT,
+        "system.oom-kill": Status.WARN,
+    }
+    adapter = by_id["gpu.rm-init-adapter-failed:0000:0a:00"]
+    assert adapter.title == (
+        "The NVIDIA driver could not initialise the GPU at 0000:0a:00.0 (RmInitAdapter failed, "
+        "0x24:0x72:1568)"
+    )
+    assert adapter.hint.startswith("Reboot the host")
+    assert by_id["gpu.reset-required:0000:41:00"].hint == (
+        "Stop the work on it and reset it (nvidia-smi -r -i 0000:41:00.0) or reboot the host."
+    )
+    assert "a fatal error not in healthcheck's catalogue" in by_id["gpu.xid-203:0000:01:00"].title
 
 
 def test_a_kernel_log_without_xids(nvml: UseScenario, tmp_path: Path) -> None:
@@ -812,3 +868,12 @@ def test_real_pynvml_without_a_driver(box: Box, monkeypatch: pytest.MonkeyPatch)
     for name, section in without["sections"].items():
         assert with_gpu["sections"][name]["status"] == section["status"], name
     assert [f for f in with_gpu["findings"] if f["collector"] != "gpu"] == without["findings"]
+
+
+def test_an_oom_kill_of_days_ago_is_history() -> None:
+    from healthcheck.collectors.gpu import kernel_findings
+
+    line = "Out of memory: Killed process 4711 (python3) total-vm:31450000kB"
+    assert kernel_findings([("2020-01-01T00:00:00Z", line)], "/dev/kmsg") == []
+    (recent,) = kernel_findings([(None, line)], "kern.log")
+    assert recent.id == "system.oom-kill"

@@ -34,6 +34,9 @@ def test_wheel_carries_the_templates_and_runs_from_elsewhere(tmp_path: Path) -> 
     names = zipfile.ZipFile(wheel).namelist()
     assert "healthcheck/report_templates/report.md.j2" in names
     assert "healthcheck/report_templates/sections/_generic.md.j2" in names
+    # The known-failure catalogue is data in the wheel, not code.
+    assert "healthcheck/knowledge/failures/cuda.toml" in names
+    assert "healthcheck/knowledge/failures/xid.toml" in names
 
     target = tmp_path / "site"
     subprocess.run(
@@ -65,6 +68,19 @@ def test_wheel_carries_the_templates_and_runs_from_elsewhere(tmp_path: Path) -> 
         check=True,
     )
     assert where.stdout.startswith(str(target))  # the installed copy, not the checkout
+    entries = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from healthcheck.catalogue import catalogue; print(len(catalogue().xids()))",
+        ],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert int(entries.stdout) >= 30  # read from the installed wheel's data files
     workspace = tmp_path / "ws"
     result = subprocess.run(
         [

@@ -1,6 +1,7 @@
-"""The known-failure table: each entry recognised from a realistic log, with its fix.
+"""How a supervisor program's state becomes a finding, and how findings are joined.
 
-A new known issue is one entry in healthcheck.rules.KNOWN_FAILURES and one case here.
+The known failures themselves are the catalogue's (healthcheck/knowledge/failures), run on
+their own cases by tests/test_catalogue.py.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import pytest
 from healthcheck.config import Config
 from healthcheck.diagnosis import diagnose, program_for_service
 from healthcheck.model import Finding, Section, Status
-from healthcheck.rules import KNOWN_FAILURES, explain_program, pip_package
+from healthcheck.rules import explain_program, pip_package
 
 
 def program(
@@ -35,147 +36,6 @@ def program(
         "description": "",
         "log": {"stdout": [], "stderr": stderr.splitlines()},
     }
-
-
-VISOMASTER_LOG = """\
-Loading models...
-Traceback (most recent call last):
-  File "/VisoMaster/main.py", line 3, in <module>
-    from PySide6 import QtWidgets
-ModuleNotFoundError: No module named 'PySide6'
-"""
-
-CASES = [
-    (
-        program("visomaster", stderr=VISOMASTER_LOG),
-        "missing-python-module",
-        "visomaster cannot start: Python module 'PySide6' is missing",
-        "Install it into the Python that runs visomaster: pip install PySide6",
-        "ModuleNotFoundError: No module named 'PySide6'",
-    ),
-    (
-        program(
-            "filebrowser",
-            exitstatus=None,
-            spawnerr="can't find command '/opt/filebrowser/bin/filebrowser'",
-        ),
-        "command-not-found",
-        "filebrowser cannot start: its command /opt/filebrowser/bin/filebrowser does not exist",
-        None,
-        "can't find command '/opt/filebrowser/bin/filebrowser'",
-    ),
-    (
-        program(
-            "icewm",
-            exitstatus=1,
-            stderr="icewmbg: Can't open display: <none>. X must be running and $DISPLAY set.\n"
-            "IceWM: Can't open display: <none>. X must be running and $DISPLAY set.",
-        ),
-        "display-unset",
-        "icewm cannot open a display: DISPLAY is unset in its environment",
-        'Add environment=DISPLAY=":1" to [program:icewm] in the supervisor config, then '
-        "supervisorctl update.",
-        "IceWM: Can't open display: <none>. X must be running and $DISPLAY set.",
-    ),
-    (
-        program("xset_check", stderr='xset:  unable to open display ":1"'),
-        "display-unreachable",
-        "xset_check cannot reach the X display :1",
-        None,
-        'xset:  unable to open display ":1"',
-    ),
-    (
-        program("sshd", exitstatus=255, stderr="Missing privilege separation directory: /run/sshd"),
-        "sshd-privsep-dir",
-        "sshd exits: its privilege separation directory /run/sshd is missing",
-        "mkdir -p /run/sshd && chmod 0755 /run/sshd (in the container start-up, before sshd).",
-        "Missing privilege separation directory: /run/sshd",
-    ),
-    (
-        program("sshd", exitstatus=255, stderr="sshd: no hostkeys available -- exiting."),
-        "sshd-no-host-keys",
-        "sshd exits: there are no SSH host keys",
-        "ssh-keygen -A (creates the missing host keys), then supervisorctl start sshd.",
-        "sshd: no hostkeys available -- exiting.",
-    ),
-    (
-        program(
-            "sshd",
-            exitstatus=255,
-            stderr="Bind to port 22 on 0.0.0.0 failed: Address already in use.\n"
-            "Cannot bind any address.",
-        ),
-        "port-in-use",
-        "sshd cannot listen: the address is already in use",
-        None,
-        "Bind to port 22 on 0.0.0.0 failed: Address already in use.",
-    ),
-    (
-        program("sshd", exitstatus=255, stderr="some unrecognised complaint"),
-        "sshd-exit-255",
-        "sshd exits with status 255",
-        None,
-        "some unrecognised complaint",
-    ),
-    (
-        program("app", stderr="open: /data/models/inswapper.onnx: Permission denied"),
-        "permission-denied",
-        "app is denied access to /data/models/inswapper.onnx",
-        None,
-        "open: /data/models/inswapper.onnx: Permission denied",
-    ),
-    (
-        program("app", stderr="bash: /dockerstartup/vnc_startup.sh: No such file or directory"),
-        "file-not-found",
-        "app needs /dockerstartup/vnc_startup.sh, which does not exist",
-        None,
-        "bash: /dockerstartup/vnc_startup.sh: No such file or directory",
-    ),
-]
-
-
-@pytest.mark.parametrize(
-    ("prog", "rule", "title", "hint", "decisive"),
-    CASES,
-    ids=[c[1] + "-" + c[0]["name"] for c in CASES],
-)
-def test_known_failures(
-    prog: dict[str, Any], rule: str, title: str, hint: str | None, decisive: str
-) -> None:
-    finding = explain_program(prog, Config())
-    assert finding is not None
-    assert (finding.id, finding.severity, finding.title) == (
-        f"supervisor.{rule}:{prog['name']}",
-        Status.CRIT,
-        title,
-    )
-    if hint is not None:
-        assert finding.hint == hint
-    assert f"Decisive line: {decisive}" in finding.detail
-    assert finding.evidence[-1] == decisive
-
-
-def test_every_rule_has_a_case() -> None:
-    assert {c[1] for c in CASES} == {k.rule for k in KNOWN_FAILURES}
-
-
-def test_decisive_line_is_the_traceback_end_not_the_last_line() -> None:
-    log = (
-        VISOMASTER_LOG.replace(
-            "ModuleNotFoundError: No module named 'PySide6'",
-            "RuntimeError: CUDA driver initialization failed",
-        )
-        + "bye\n"
-    )
-    finding = explain_program(program("trainer", stderr=log), Config())
-    assert finding is not None
-    assert finding.rule == "program-down"
-    assert finding.title == "trainer is FATAL (exit status 1)"
-    assert finding.detail == (
-        "State FATAL, exit status 1. Decisive line: RuntimeError: CUDA driver initialization failed"
-    )
-    plain = explain_program(program("x", stderr="starting\nerror: config invalid\nbye"), Config())
-    assert plain is not None and "Decisive line: error: config invalid" in plain.detail
 
 
 @pytest.mark.parametrize(

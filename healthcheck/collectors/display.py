@@ -19,7 +19,7 @@ from healthcheck.collectors.ports import tcp_listeners
 from healthcheck.config import Config
 from healthcheck.environ import parse_environ
 from healthcheck.model import Finding, Section, Status
-from healthcheck.processes import process_rows, unix_socket_pids
+from healthcheck.processes import descends_from, process_rows, unix_socket_pids
 
 NAME = "display"
 X_SERVER_NAMES = ("Xtigervnc", "Xvnc", "Xvfb", "Xorg", "X", "Xwayland")
@@ -86,12 +86,15 @@ class DisplayCollector:
         self.base = base  # where .X11-unix and the lock files live; tests may point elsewhere
 
     def collect(self, config: Config) -> Section:
+        from healthcheck.supervisor_client import own_supervisord_pids
+
         data = gather(
             config.display.display,
             config.display.window_manager,
             process_table(),
             tcp_listeners(),
             base=self.base,
+            own_tree=own_supervisord_pids(config.supervisor.serverurl),
         )
         findings = assess(data, expected_vnc_port=config.services.ports.get("vnc"))
         return Section.from_findings(self.name, data, findings)
@@ -117,8 +120,14 @@ def gather(
     processes: list[ProcInfo],
     listeners: dict[int, list[tuple[str, int | None]]],
     base: str = x11.DEFAULT_BASE,
+    own_tree: frozenset[int] = frozenset(),
 ) -> dict[str, Any]:
     """Everything about `display`, as the JSON-able data of the section.
+
+    `own_tree`: the box's own supervisord(s). Window managers and noVNC are matched by name,
+    so on a shared host another box's icewm or websockify matches too: with `own_tree`, only
+    processes below it are this box's ("processes"); the rest are listed as "elsewhere" and
+    judged by nobody. Empty: every process counts (no supervisord, or it cannot be told).
 
     Raises ValueError for a display value that cannot be parsed (a configuration error).
     """
@@ -134,8 +143,8 @@ def gather(
         # Started with -displayfd (no ":N" in its argv, no lock): whoever owns the socket.
         server = _socket_owner(processes, sock)
     port = vnc_port(server.name, server.cmdline, number) if server else None
-    wm = find_window_managers(processes, window_manager)
-    novnc = find_novnc(processes)
+    wm, wm_elsewhere = _split_by_tree(find_window_managers(processes, window_manager), own_tree)
+    novnc, novnc_elsewhere = _split_by_tree(find_novnc(processes), own_tree)
     return {
         "display": display,
         "number": number,
@@ -148,6 +157,7 @@ def gather(
                 "name": server.name,
                 "cmdline": server.shown_cmdline(),
                 "auth_file": _option(server.cmdline, "auth"),
+                "program": _environment_of(server.pid)["program"],
             }
             if server
             else None
@@ -156,7 +166,10 @@ def gather(
         "window_manager": {
             "name": window_manager,
             "running": bool(wm),
-            "processes": [{"pid": p.pid, "name": p.name, **_display_of(p.pid)} for p in wm],
+            "processes": [{"pid": p.pid, "name": p.name, **_environment_of(p.pid)} for p in wm],
+            "elsewhere": [
+                {"pid": p.pid, "name": p.name, **_environment_of(p.pid)} for p in wm_elsewhere
+            ],
         },
         "novnc": {
             "running": bool(novnc),
@@ -171,8 +184,19 @@ def gather(
                 }
                 for p in novnc
             ],
+            "elsewhere": [{"pid": p.pid, "name": p.name} for p in novnc_elsewhere],
         },
     }
+
+
+def _split_by_tree(
+    found: list[ProcInfo], own_tree: frozenset[int]
+) -> tuple[list[ProcInfo], list[ProcInfo]]:
+    """(this box's processes, the others): below `own_tree`, or all when it is empty."""
+    if not own_tree:
+        return found, []
+    ours = [p for p in found if descends_from(p.pid, own_tree)]
+    return ours, [p for p in found if p not in ours]
 
 
 def connect(spec: x11.DisplaySpec, server: ProcInfo | None, base: str) -> dict[str, Any]:
@@ -276,14 +300,29 @@ def find_window_managers(processes: list[ProcInfo], wm: str) -> list[ProcInfo]:
     return [p for p in processes if not p.zombie and ({p.name, p.argv0} & names)]
 
 
-def _display_of(pid: int) -> dict[str, str | None]:
-    """DISPLAY and XAUTHORITY from the process's environment; "unreadable" if we cannot tell."""
+def _environment_of(pid: int) -> dict[str, str | None]:
+    """DISPLAY and XAUTHORITY from the process's environment ("unreadable" if we cannot
+    tell), and the supervisor program that started it (supervisord puts its name in every
+    child's environment; None when no supervisord did)."""
     try:
         with open(f"/proc/{pid}/environ", "rb") as handle:
             variables = parse_environ(handle.read())
     except OSError:
-        return {"display": UNREADABLE, "xauthority": UNREADABLE}
-    return {"display": variables.get("DISPLAY"), "xauthority": variables.get("XAUTHORITY")}
+        return {"display": UNREADABLE, "xauthority": UNREADABLE, "program": None}
+    return {
+        "display": variables.get("DISPLAY"),
+        "xauthority": variables.get("XAUTHORITY"),
+        "program": supervisor_program(variables),
+    }
+
+
+def supervisor_program(variables: dict[str, str]) -> str | None:
+    """The full supervisor name (group:name, or name) from a child's environment."""
+    name = variables.get("SUPERVISOR_PROCESS_NAME")
+    if not name:
+        return None
+    group = variables.get("SUPERVISOR_GROUP_NAME") or name
+    return name if group == name else f"{group}:{name}"
 
 
 def find_novnc(processes: list[ProcInfo]) -> list[ProcInfo]:
@@ -371,7 +410,7 @@ def server_findings(data: dict[str, Any]) -> list[Finding]:
                 f"The X server for display {display} rejects new connections",
                 f"It answered the connection setup with {conn['result']}: {conn['reason']}.",
                 "Clients such as the window manager and the GUI app cannot connect either; "
-                "check the X server's log (supervisorctl tail vnc) and restart it if needed.",
+                f"check the X server's log and restart it if needed: {_log_and_restart(server)}",
             )
         )
     return findings
@@ -411,14 +450,51 @@ def x_server_down(data: dict[str, Any]) -> Finding:
             f"The window manager {wm['name']} is not running either; it cannot start "
             "without the X server (its log then says it cannot open the display)."
         )
-    hint = (
-        "Start the VNC/X server program (supervisorctl start vnc, or whatever its "
-        "[program:...] is called) and check its log (supervisorctl tail vnc stderr; /logs)."
-    )
-    if lock_is_stale(data["lock"], server):
-        stale = f"{data['lock']['path']} {data['socket']['path']}"
-        hint += f" First remove the stale lock: rm -f {stale}."
+    program = server.get("program") if server else None
+    serving = {"name": program, "state": None, "pid": server["pid"]} if program else None
+    hint = x_server_down_hint(data, serving)
     return Finding(NAME, "x-server-down", display, Status.CRIT, title, " ".join(facts), hint)
+
+
+def x_server_down_hint(data: dict[str, Any], serving: dict[str, Any] | None) -> str:
+    """The fix for a display that does not answer, naming the supervisor program that serves
+    it and its state when known (`serving`: name, state, pid, and the title of its own finding
+    as "cause" when it has one; from supervisord or from the server process's environment).
+    A stale lock must go first: the server refuses to start while it is there."""
+    display = data["display"]
+    if serving is None:
+        fix = (
+            f"Start the program that runs the X server for {display}: supervisorctl status "
+            "lists it; supervisorctl start PROGRAM, then supervisorctl tail PROGRAM stderr."
+        )
+    else:
+        name, state = serving["name"], serving.get("state")
+        log = f"its log: supervisorctl tail {name} stderr"
+        if state in (None, "RUNNING", "STARTING"):
+            what = f"{name} is {state}" if state else f"{name} runs it"
+            fix = f"{what} but {display} does not answer: supervisorctl restart {name} ({log})."
+        elif serving.get("cause"):
+            # Starting it again fails the same way until its own finding's cause is fixed.
+            fix = (
+                f"{name} is {state}: {serving['cause']}. Fix that first (its own finding), "
+                f"then supervisorctl start {name}."
+            )
+        else:
+            fix = f"{name} is {state}: supervisorctl start {name} ({log})."
+    if lock_is_stale(data["lock"], data["server"]):
+        stale = f"{data['lock']['path']} {data['socket']['path']}"
+        return f"First remove the stale lock: rm -f {stale}. Then: {fix}"
+    return fix
+
+
+def _log_and_restart(server: dict[str, Any] | None) -> str:
+    program = server.get("program") if server else None
+    if program:
+        return f"supervisorctl tail {program} stderr; supervisorctl restart {program}."
+    return (
+        "supervisorctl status lists the program that runs it; supervisorctl tail PROGRAM "
+        "stderr; supervisorctl restart PROGRAM."
+    )
 
 
 def stale_lock(data: dict[str, Any]) -> Finding:
@@ -440,14 +516,14 @@ def stale_lock(data: dict[str, Any]) -> Finding:
         f"A stale X lock file {lock['path']} blocks display {display}",
         f"The lock {whose}. Until it is removed the X server refuses to start with "
         f'"Server is already active for display {number}".',
-        f"rm -f {lock['path']} {data['socket']['path']}, then restart the X server "
-        "(supervisorctl restart vnc).",
+        f"rm -f {lock['path']} {data['socket']['path']}, then restart the X server: "
+        f"{_log_and_restart(data['server'])}",
     )
 
 
 def window_manager_findings(data: dict[str, Any], up: bool) -> list[Finding]:
     """wm-not-running (only when the X server is up: otherwise that is the cause) and
-    wm-wrong-display."""
+    wm-wrong-display (only when none of this box's window managers is on the display)."""
     display = data["display"]
     wm = data["window_manager"]
     name = wm["name"]
@@ -460,8 +536,10 @@ def window_manager_findings(data: dict[str, Any], up: bool) -> list[Finding]:
             "pointing at it is turned away with 'Authorization required'."
         )
     findings: list[Finding] = []
-    if not wm["running"]:
+    processes = wm["processes"]
+    if not processes:
         if up:
+            elsewhere = _elsewhere_note(wm.get("elsewhere") or [], name)
             findings.append(
                 Finding(
                     NAME,
@@ -470,38 +548,68 @@ def window_manager_findings(data: dict[str, Any], up: bool) -> list[Finding]:
                     Status.WARN,
                     f"The window manager {name} is not running",
                     f"The X server for {display} is up, but no {name} process runs, so VNC "
-                    f"shows a bare (often black) screen.{auth_note}",
-                    f"supervisorctl status; then its log (supervisorctl tail {name} stderr). "
-                    '"Can\'t open display: <none>" there means DISPLAY is unset in its '
-                    f'supervisor program: add environment=DISPLAY="{display}" to its '
-                    "[program:...] section. \"Can't open display: "
-                    f'{display}" means it started before the X server was ready: give the X '
-                    "program a lower priority= and let the window manager autorestart.",
+                    f"shows a bare (often black) screen.{elsewhere}{auth_note}",
+                    wm_not_running_hint(display, name, None),
                 )
             )
         return findings
     spec = x11.parse_display(display)
-    for proc in wm["processes"]:
-        value = proc.get("display")
-        if value == UNREADABLE or x11.same_display(value, spec):
-            continue
-        shown = "unset" if value is None else f"set to {value!r}"
-        findings.append(
-            Finding(
-                NAME,
-                "wm-wrong-display",
-                name,
-                Status.WARN,
-                f"The window manager {name} runs with DISPLAY {shown}, not {display}",
-                f"{proc['name']} (pid {proc['pid']}) has DISPLAY {shown} in its environment, "
-                f"so it does not manage display {display}.{auth_note}",
-                f'Add environment=DISPLAY="{display}" to its [program:...] section in the '
-                f"supervisor configuration, then supervisorctl update; supervisorctl restart "
-                f"{name}.",
-            )
+    if any(
+        p.get("display") == UNREADABLE or x11.same_display(p.get("display"), spec)
+        for p in processes
+    ):
+        return findings  # one manages this display: others elsewhere are not a fault
+    proc = processes[0]
+    value = proc.get("display")
+    shown = "unset" if value is None else f"set to {value!r}"
+    program = proc.get("program")
+    section = (
+        f"[program:{program.split(':')[-1]}]" if program else f"the [program:...] that runs {name}"
+    )
+    restart = f"supervisorctl restart {program}" if program else "supervisorctl restart PROGRAM"
+    findings.append(
+        Finding(
+            NAME,
+            "wm-wrong-display",
+            name,
+            Status.WARN,
+            f"The window manager {name} runs with DISPLAY {shown}, not {display}",
+            f"{proc['name']} (pid {proc['pid']}) has DISPLAY {shown} in its environment, "
+            f"so it does not manage display {display}.{auth_note}",
+            f'Add environment=DISPLAY="{display}" to {section} in the supervisor '
+            f"configuration, then supervisorctl update; {restart}.",
         )
-        break  # one finding per window manager is enough; the data lists every process
+    )
     return findings
+
+
+def wm_not_running_hint(display: str, wm: str, program: str | None) -> str:
+    """What to do about a window manager that is not running, naming its supervisor program
+    when known (the diagnosis step knows it from supervisord; the collector does not)."""
+    if program:
+        section = f"[program:{program.split(':')[-1]}]"
+        log = f"supervisorctl tail {program} stderr"
+        start = f"supervisorctl start {program}"
+    else:
+        section = f"the [program:...] that runs {wm}"
+        log = (
+            f"supervisorctl status names the program that runs {wm}; "
+            "supervisorctl tail PROGRAM stderr"
+        )
+        start = "supervisorctl start PROGRAM"
+    return (
+        f'{log}. "Can\'t open display: <none>" there means DISPLAY is unset: add '
+        f'environment=DISPLAY="{display}" to {section}. "Can\'t open display: {display}" '
+        "means it started before the X server was ready: give the X program a lower "
+        f"priority= and let {section} autorestart. Then {start}."
+    )
+
+
+def _elsewhere_note(elsewhere: list[dict[str, Any]], name: str) -> str:
+    if not elsewhere:
+        return ""
+    shown = ", ".join(f"pid {p['pid']}, DISPLAY {p.get('display')}" for p in elsewhere[:3])
+    return f" An {name} outside this box's supervisord ({shown}) belongs to someone else."
 
 
 def vnc_findings(data: dict[str, Any], up: bool, expected_vnc_port: int | None) -> list[Finding]:
@@ -526,6 +634,9 @@ def vnc_findings(data: dict[str, Any], up: bool, expected_vnc_port: int | None) 
     vnc = port if port is not None else expected_vnc_port
     if vnc is None:
         return findings
+    targets = [_port_of(p.get("target")) for p in data["novnc"]["processes"]]
+    if vnc in targets:
+        return findings  # one noVNC reaches VNC: a second one aimed elsewhere is not ours to fix
     for proc in data["novnc"]["processes"]:
         target = _port_of(proc.get("target"))
         if target is None or target == vnc:

@@ -22,7 +22,7 @@ class EnvCollector:
     timeout: ClassVar[float | None] = None
 
     def collect(self, config: Config) -> Section:
-        snapshot = read_environment(config.env.source)
+        snapshot = read_environment(config.env.source, config.supervisor.serverurl)
         include = re.compile(config.env.include)
         variables = {
             name: value

@@ -8,13 +8,17 @@ pure functions over plain readings, so it is testable without a GPU.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
+import time
+from datetime import datetime
 from types import ModuleType
 from typing import Any, ClassVar
 
 import psutil
 
+from healthcheck.catalogue import catalogue, finding
 from healthcheck.collectors.logs import log_files, tail_window
 from healthcheck.config import Config, GpuConfig, LogsConfig
 from healthcheck.environ import read_environment
@@ -36,7 +40,7 @@ from healthcheck.nvml import (
     stop,
     system_info,
 )
-from healthcheck.xid import XidEvent, explain, find_xids, pci_key, read_kernel_log
+from healthcheck.xid import XidEvent, explain, find_xids, parse_xid, pci_key, read_kernel_log
 
 NAME = "gpu"
 MAX_EVIDENCE = 5
@@ -74,7 +78,7 @@ class GpuCollector:
 
     def collect(self, config: Config) -> Section:
         cfg = config.gpu
-        env = read_environment(config.env.source)
+        env = read_environment(config.env.source, config.supervisor.serverurl)
         expected = gpu_expected(env.variables)
         expected["env_source"] = env.source_used
 
@@ -258,32 +262,16 @@ def nvml_findings(nvml: NvmlSnapshot, expected: dict[str, Any]) -> list[Finding]
         f = nvml.failure
         if want:
             return [
-                Finding(
-                    NAME,
-                    "no-gpu",
-                    "",
-                    Status.CRIT,
-                    f"No GPU visible: {f.title}",
-                    f"The container's environment says there should be one ({reasons}). "
-                    f"NVML said: {f.error}.",
-                    f.hint,
+                finding(
+                    "gpu.no-gpu", "", failure=f.title, reasons=reasons, error=f.error, hint=f.hint
                 )
             ]
-        return [Finding(NAME, "nvml-unavailable", "", Status.UNKNOWN, f.title, f.error, f.hint)]
+        return [finding("gpu.nvml-unavailable", "", failure=f.title, error=f.error, hint=f.hint)]
     count = nvml.system.get("count")
     if count == 0 and want:
-        return [
-            Finding(
-                NAME,
-                "no-gpu",
-                "",
-                Status.CRIT,
-                "No GPU visible: NVML works but lists no GPU",
-                f"The container's environment says there should be one ({reasons}).",
-                "The container was started without GPU devices: start it with --gpus all "
-                "(or NVIDIA_VISIBLE_DEVICES=all under the NVIDIA runtime).",
-            )
-        ]
+        listed = finding("gpu.no-gpu-listed", "", reasons=reasons)
+        # One rule name for "no GPU", however it was found out.
+        return [dataclasses.replace(listed, rule="no-gpu")]
     return []
 
 
@@ -295,13 +283,8 @@ def gpu_findings(reading: GpuReading, cfg: GpuConfig) -> list[Finding]:
         if reading.lost:
             return [_lost(reading.index, reading.error)]
         return [
-            Finding(
-                NAME,
-                "gpu-unreadable",
-                subject,
-                Status.UNKNOWN,
-                f"{label} could not be opened: {reading.error}",
-                hint=f"Run nvidia-smi -i {reading.index} -q to see what the driver says.",
+            finding(
+                "gpu.gpu-unreadable", subject, label=label, error=reading.error, index=reading.index
             )
         ]
     facts, figures = reading.facts, reading.figures
@@ -318,45 +301,27 @@ def gpu_findings(reading: GpuReading, cfg: GpuConfig) -> list[Finding]:
         findings.append(hot)
     elif thermal:
         findings.append(
-            Finding(
-                NAME,
-                "thermal-throttling",
+            finding(
+                "gpu.thermal-throttling",
                 subject,
-                Status.WARN,
-                f"{label} is throttled for temperature",
-                f"Clock-event reasons: {', '.join(figures['clock_event_reasons'])}; "
-                f"temperature {_num(temp, '°C')}.",
-                "Check its cooling: fans, airflow, the room; the provider's host may be "
-                "overheating (nvidia-smi -q -d PERFORMANCE,TEMPERATURE).",
+                label=label,
+                reasons=", ".join(figures["clock_event_reasons"]),
+                temperature=_num(temp, "°C"),
             )
         )
     if mask & POWER_REASONS:
         findings.append(
-            Finding(
-                NAME,
-                "power-throttling",
+            finding(
+                "gpu.power-throttling",
                 subject,
-                Status.WARN,
-                f"{label} is throttled by its power limit",
-                f"Drawing {_num(figures.get('power_draw_w'), 'W')} of a "
-                f"{_num(facts.get('power_limit_w'), 'W')} limit; clock-event reasons: "
-                f"{', '.join(figures['clock_event_reasons'])}.",
-                "Normal under full load at the power limit; if the limit is lower than the "
-                "board's default (nvidia-smi -q -d POWER), ask the provider why.",
+                label=label,
+                draw=_num(figures.get("power_draw_w"), "W"),
+                limit=_num(facts.get("power_limit_w"), "W"),
+                reasons=", ".join(figures["clock_event_reasons"]),
             )
         )
     if mask & HW_SLOWDOWN and not thermal:
-        findings.append(
-            Finding(
-                NAME,
-                "hw-slowdown",
-                subject,
-                Status.WARN,
-                f"{label} is in hardware slowdown",
-                "The board halved its clocks (power brake or overheating).",
-                "Check power delivery and cooling (nvidia-smi -q -d PERFORMANCE).",
-            )
-        )
+        findings.append(finding("gpu.hw-slowdown", subject, label=label))
     findings += memory_findings(reading.index, figures, facts, cfg)
     findings += ecc_findings(reading.index, facts)
     return findings
@@ -378,18 +343,14 @@ def hot_finding(
         limit = f"above gpu.temperature_warn_c ({cfg.temperature_warn_c:g} °C)"
     else:
         return None
-    detail = f"{temp} °C, {limit}."
-    if throttling:
-        detail += " It is already throttling its clocks for temperature."
-    return Finding(
-        NAME,
-        "hot",
+    return finding(
+        "gpu.hot",
         f"gpu{index}",
-        Status.WARN,
-        f"GPU {index} is hot: {temp} °C" + (" and throttling" if throttling else ""),
-        detail,
-        "Check its cooling: fans, airflow, the room; sustained heat slows the GPU and "
-        "shortens its life (nvidia-smi -q -d TEMPERATURE).",
+        index=index,
+        temperature=temp,
+        limit=limit,
+        throttling=" and throttling" if throttling else "",
+        already=" It is already throttling its clocks for temperature." if throttling else "",
     )
 
 
@@ -403,17 +364,14 @@ def memory_findings(
     if percent < cfg.memory_warn_percent:
         return []
     return [
-        Finding(
-            NAME,
-            "memory-full",
+        finding(
+            "gpu.memory-full",
             f"gpu{index}",
-            Status.WARN,
-            f"GPU {index} memory is {percent:.0f}% full",
-            f"{used / 2**30:.1f} GiB of {total / 2**30:.1f} GiB in use "
-            f"({figures.get('processes_note', 'processes unknown')}). The next allocation may "
-            "fail with CUDA out of memory.",
-            "Find what holds it (the processes listed in the gpu section, or nvidia-smi); "
-            "stop what is not needed, or lower the batch size or resolution.",
+            index=index,
+            percent=f"{percent:.0f}",
+            used=f"{used / 2**30:.1f}",
+            total=f"{total / 2**30:.1f}",
+            processes=figures.get("processes_note", "processes unknown"),
         )
     ]
 
@@ -426,84 +384,45 @@ def ecc_findings(index: int, facts: dict[str, Any]) -> list[Finding]:
     vol, agg = ecc.get("volatile"), ecc.get("aggregate")
     if isinstance(vol, int) and vol > 0:
         findings.append(
-            Finding(
-                NAME,
-                "ecc-uncorrected",
+            finding(
+                "gpu.ecc-uncorrected",
                 subject,
-                Status.CRIT,
-                f"{label} has {vol} uncorrected ECC error{'s' if vol != 1 else ''} since its "
-                "last reset",
-                f"{agg if isinstance(agg, int) else 'n/a'} over its lifetime. Results computed "
-                "on it may be wrong, and the application that hit the error has crashed.",
-                "Stop the work on it and reset it (nvidia-smi -r, or reboot); if errors "
-                "return, ask the provider for another GPU.",
+                label=label,
+                count=vol,
+                plural="s" if vol != 1 else "",
+                lifetime=agg if isinstance(agg, int) else "n/a",
             )
         )
     elif isinstance(agg, int) and agg > 0:
         findings.append(
-            Finding(
-                NAME,
-                "ecc-uncorrected-past",
+            finding(
+                "gpu.ecc-uncorrected-past",
                 subject,
-                Status.WARN,
-                f"{label} has had {agg} uncorrected ECC error{'s' if agg != 1 else ''} in its "
-                "lifetime",
-                "None since its last reset.",
-                "Watch it: new errors mean its memory is failing.",
+                label=label,
+                count=agg,
+                plural="s" if agg != 1 else "",
             )
         )
     if facts.get("retired_pages_pending") is True:
-        findings.append(
-            Finding(
-                NAME,
-                "retirement-pending",
-                subject,
-                Status.CRIT,
-                f"{label} has memory pages waiting to be retired",
-                "Bad pages stay in use until the GPU is reset.",
-                "Reset the GPU (nvidia-smi -r) or reboot the host at the next chance.",
-            )
-        )
+        findings.append(finding("gpu.retirement-pending", subject, label=label))
     rows = facts.get("remapped_rows")
     if isinstance(rows, dict) and rows.get("failure"):
-        findings.append(
-            Finding(
-                NAME,
-                "remap-failed",
-                subject,
-                Status.CRIT,
-                f"{label} could not remap a failing memory row",
-                "Its spare rows for that bank are used up.",
-                "The GPU needs replacing: ask the provider for another machine.",
-            )
-        )
+        findings.append(finding("gpu.remap-failed", subject, label=label))
     elif isinstance(rows, dict) and rows.get("pending"):
         findings.append(
-            Finding(
-                NAME,
-                "remap-pending",
+            finding(
+                "gpu.remap-pending",
                 subject,
-                Status.CRIT,
-                f"{label} has a memory row remapping pending",
-                f"{rows.get('uncorrectable')} uncorrectable and {rows.get('correctable')} "
-                "correctable rows remapped; the pending one takes effect at the next reset.",
-                "Reset the GPU (nvidia-smi -r) or reboot the host at the next chance.",
+                label=label,
+                uncorrectable=rows.get("uncorrectable"),
+                correctable=rows.get("correctable"),
             )
         )
     return findings
 
 
 def _lost(index: int, why: str) -> Finding:
-    return Finding(
-        NAME,
-        "gpu-lost",
-        f"gpu{index}",
-        Status.CRIT,
-        f"GPU {index} is lost: it stopped answering",
-        f"{why}. This is what Xid 79 (fallen off the bus) looks like from NVML.",
-        "Reboot the host; if it recurs, check power, cooling and seating, or ask the provider "
-        "for another machine.",
-    )
+    return finding("gpu.gpu-lost", f"gpu{index}", index=index, why=why)
 
 
 def scan_xids(cfg: GpuConfig, ours: dict[str, int]) -> tuple[dict[str, Any], list[Finding]]:
@@ -523,13 +442,30 @@ def scan_xids(cfg: GpuConfig, ours: dict[str, int]) -> tuple[dict[str, Any], lis
         )
         return data, []
     events = find_xids(log)
+    codes, findings = xid_findings(events, ours, str(log.source))
+    findings += kernel_findings(
+        log.lines, str(log.source), {c["pci"] for c in codes if c["code"] == 79}
+    )
+    data["count"] = len(events)
+    data["codes"] = codes
+    data["recent"] = [e.to_dict() for e in events[-RECENT_XIDS:]]
+    return data, findings
+
+
+def xid_findings(
+    events: list[XidEvent], ours: dict[str, int], source: str
+) -> tuple[list[dict[str, Any]], list[Finding]]:
+    """Xid events grouped by code and GPU: a summary row each, and a finding unless the
+    catalogue calls the code informational."""
     groups: dict[tuple[int, str], list[XidEvent]] = {}
     for event in events:
         groups.setdefault((event.code, event.pci), []).append(event)
     codes = []
     findings = []
+    xids = catalogue().xids() if groups else {}
     for (code, pci), group in sorted(groups.items()):
-        info = explain(code)
+        fatal_line = next((e.line for e in group if "fatal" in e.line.lower()), "")
+        info = explain(code, fatal_line)
         gpu = ours.get(pci)
         last = group[-1]
         codes.append(
@@ -548,31 +484,99 @@ def scan_xids(cfg: GpuConfig, ours: dict[str, int]) -> tuple[dict[str, Any], lis
         if info.severity == "info":
             continue
         severity = Status.CRIT if info.severity == "crit" else Status.WARN
-        where = f"GPU {gpu} ({pci})" if gpu is not None else f"PCI {pci}"
         note = ""
         if gpu is None and ours:
             # The kernel log is the host's: another tenant's GPU is not ours to fix.
             severity = Status.WARN
             note = " It is not one of this container's GPUs (the kernel log is the host's)."
-        when = f", last at {last.time}" if last.time else ""
-        who = f"; process {last.process or '?'} (pid {last.pid})" if last.pid is not None else ""
-        findings.append(
-            Finding(
-                NAME,
-                f"xid-{code}",
-                pci,
-                severity,
-                f"Xid {code} on {where}: {info.meaning}",
-                f"{len(group)} time{'s' if len(group) != 1 else ''} in {log.source}{when}{who}."
-                + note,
-                info.action,
-                tuple(e.line for e in group[-MAX_EVIDENCE:]),
-            )
+        entry = xids.get(code) or catalogue().by_id(
+            "gpu.xid-unknown-fatal" if info.severity == "crit" else "gpu.xid-unknown"
         )
-    data["count"] = len(events)
-    data["codes"] = codes
-    data["recent"] = [e.to_dict() for e in events[-RECENT_XIDS:]]
-    return data, findings
+        title, detail, fix = entry.render(
+            {
+                "code": code,
+                "where": f"GPU {gpu} ({pci})" if gpu is not None else f"PCI {pci}",
+                "meaning": info.meaning,
+                "count": f"{len(group)} time{'s' if len(group) != 1 else ''}",
+                "source": source,
+                "when": f", last at {last.time}" if last.time else "",
+                "who": f"; process {last.process or '?'} (pid {last.pid})"
+                if last.pid is not None
+                else "",
+                "note": note,
+            }
+        )
+        evidence = tuple(e.line for e in group[-MAX_EVIDENCE:])
+        findings.append(Finding(NAME, f"xid-{code}", pci, severity, title, detail, fix, evidence))
+    return codes, findings
+
+
+def kernel_findings(
+    lines: list[tuple[str | None, str]],
+    source: str,
+    fallen_off: frozenset[str] | set[str] = frozenset(),
+) -> list[Finding]:
+    """The driver's messages without an Xid code (fallen off the bus, RmInitAdapter failed,
+    a reset required): one finding per catalogue entry and GPU. `fallen_off`: the GPUs an
+    Xid 79 already reports fallen off the bus (one fault, one finding)."""
+    findings: list[Finding] = []
+    if not lines:
+        return findings
+    now = time.time()
+    for entry in catalogue().of_kind("kernel"):
+        groups: dict[str, list[tuple[str | None, str, dict[str, str]]]] = {}
+        for when, text in lines:
+            if parse_xid(text) is not None:
+                continue  # an Xid line is the Xid catalogue's to explain
+            if entry.recent_hours is not None and _older(when, now, entry.recent_hours):
+                continue
+            for pattern in entry.patterns:
+                found = pattern.search(text)
+                if found:
+                    fields = {k: v for k, v in found.groupdict().items() if v}
+                    for extra in entry.context:
+                        more = extra.search(text)
+                        if more:
+                            for key, value in more.groupdict().items():
+                                if value:
+                                    fields.setdefault(key, value)
+                    raw_pci = fields.get("pci", "")
+                    fields["pci"] = raw_pci or "unknown GPU"
+                    groups.setdefault(pci_key(raw_pci) or "", []).append((when, text, fields))
+                    break
+        for pci, group in sorted(groups.items()):
+            if entry.rule == "fallen-off-bus" and pci in fallen_off:
+                continue
+            when, _, fields = group[-1]
+            title, detail, fix = entry.render(fields)
+            last = f", last at {when}" if when else ""
+            count = f"{len(group)} time{'s' if len(group) != 1 else ''} in {source}{last}."
+            evidence = tuple(text for _, text, _ in group[-MAX_EVIDENCE:])
+            findings.append(
+                Finding(
+                    entry.collector,
+                    entry.rule,
+                    pci,
+                    entry.status,
+                    title,
+                    f"{detail} {count}".strip(),
+                    fix,
+                    evidence,
+                )
+            )
+    return findings
+
+
+def _older(when: str | None, now: float, hours: float) -> bool:
+    """Whether a kernel line's ISO time (kmsg, dmesg) is more than `hours` old; a line
+    without one (a syslog file's own stamp) is not judged."""
+    if not when or "T" not in when:
+        return False
+    try:
+        stamp = datetime.fromisoformat(when.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return now - stamp.timestamp() > hours * 3600
 
 
 def scan_service_logs(
@@ -611,28 +615,14 @@ def scan_service_logs(
 
 
 def _log_finding(path: str, service: str, kind: str, lines: list[str], read: int) -> Finding:
-    if kind == "out-of-memory":
-        title = f"{service}: CUDA out of memory in its log"
-        hint = (
-            f"The GPU ran out of memory for {service}: see the GPU's memory and processes in the "
-            "gpu section, stop what else holds GPU memory or lower the batch size, then "
-            f"restart it (supervisorctl restart {service})."
-        )
-    else:
-        title = f"{service}: CUDA error in its log"
-        hint = (
-            f"Read the lines around it (tail -n 100 {path}); if no GPU is visible or Xid "
-            "errors are listed, fix those first."
-        )
-    return Finding(
-        NAME,
-        "cuda-oom" if kind == "out-of-memory" else "cuda-error",
+    return finding(
+        "gpu.cuda-oom" if kind == "out-of-memory" else "gpu.cuda-error",
         path,
-        Status.WARN,
-        title,
-        f"{len(lines)} of the last {read} lines of {path}.",
-        hint,
         tuple(lines[-MAX_EVIDENCE:]),
+        service=service,
+        count=len(lines),
+        read=read,
+        path=path,
     )
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import calendar
 import fnmatch
 import os
+import re
 import stat
+import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -84,7 +87,7 @@ class LogsCollector:
             )
             if tail.error is not None:
                 findings.append(_unreadable(tail.path, tail.error))
-            elif finding := _ends_with_error(tail.path, list(tail.lines), flagged):
+            elif finding := ends_with_error(tail.path, list(tail.lines), flagged):
                 findings.append(finding)
 
         if not any(d.exists for d in dirs):
@@ -258,7 +261,7 @@ def _unreadable(path: str, error: str) -> Finding:
     )
 
 
-def _ends_with_error(path: str, lines: list[str], flagged: list[int]) -> Finding | None:
+def ends_with_error(path: str, lines: list[str], flagged: list[int]) -> Finding | None:
     """A warning when one of the last few non-blank lines looks like an error."""
     recent = [i for i, line in enumerate(lines) if line.strip()][-FINAL_LINES:]
     if not flagged or not set(recent) & set(flagged):
@@ -278,6 +281,110 @@ def _ends_with_error(path: str, lines: list[str], flagged: list[int]) -> Finding
         hint=f"read more of it: tail -n 100 {path}",
         evidence=evidence,
     )
+
+
+# --- history: lines written before the program's current start ------------------------------
+
+# A time stamp near the start of a line: ISO 8601 and its log variants (supervisord's
+# "2025-04-29 10:00:00,123", Jupyter's "[I 2025-04-29 10:00:00.123 ServerApp]", Python
+# logging, "2025-04-29T10:00:00Z", Go's and nginx's "2025/04/29 10:00:00"), and ctime
+# ("Tue Apr 29 10:00:00 2025", TigerVNC's).
+_STAMP_WINDOW = 48
+_ISO_STAMP = re.compile(
+    r"(?<!\d)(?P<y>\d{4})[-/](?P<mo>\d\d)[-/](?P<d>\d\d)[T ](?P<h>\d\d):(?P<mi>\d\d):(?P<s>\d\d)"
+    r"(?:[.,]\d+)?\s?(?P<zone>Z|[+-]\d\d:?\d\d)?(?!\d)"
+)
+_MONTHS = {m: i for i, m in enumerate(calendar.month_abbr) if m}
+_CTIME_STAMP = re.compile(
+    r"\b(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) (?P<mon>[A-Z][a-z]{2}) +(?P<d>\d{1,2}) "
+    r"(?P<h>\d\d):(?P<mi>\d\d):(?P<s>\d\d) (?P<y>\d{4})\b"
+)
+# A line stamped this far after the file was last written is not in the zone we assumed.
+STAMP_SLACK_S = 60
+
+
+def line_stamp(line: str) -> tuple[float, bool] | None:
+    """The time stamp at the start of `line`: (seconds since the epoch, whether it carried
+    its zone). A stamp without a zone is read as UTC here; `line_times` places it."""
+    head = line[:_STAMP_WINDOW]
+    found = _ISO_STAMP.search(head)
+    if found:
+        month = int(found.group("mo"))
+    else:
+        found = _CTIME_STAMP.search(head)
+        if not found or found.group("mon") not in _MONTHS:
+            return None
+        month = _MONTHS[found.group("mon")]
+    try:
+        seconds = calendar.timegm(
+            (
+                int(found.group("y")),
+                month,
+                int(found.group("d")),
+                int(found.group("h")),
+                int(found.group("mi")),
+                int(found.group("s")),
+            )
+        )
+    except (ValueError, OverflowError):
+        return None
+    zone = found.groupdict().get("zone")
+    if not zone:
+        return float(seconds), False
+    if zone == "Z":
+        return float(seconds), True
+    sign = -1 if zone[0] == "+" else 1
+    digits = zone[1:].replace(":", "")
+    return float(seconds + sign * (int(digits[:2]) * 3600 + int(digits[2:]) * 60)), True
+
+
+def line_times(lines: list[str], mtime: float | None) -> list[float | None]:
+    """Each line's time stamp in seconds since the epoch (None where it has none).
+
+    Stamps without a zone are the writer's local time, which need not be ours: they are read
+    in this machine's zone or in UTC, whichever puts the newest stamp closest before the
+    file's modification time; when neither fits (or the time is unknown) they are not used.
+    """
+    stamps = [line_stamp(line) for line in lines]
+    naive = [s[0] for s in stamps if s is not None and not s[1]]
+    shift: float | None = None
+    if naive and mtime is not None:
+        newest = max(naive)
+        offsets = {0.0, float(-time.localtime(newest).tm_gmtoff)}
+        fitting = [o for o in offsets if newest + o <= mtime + STAMP_SLACK_S]
+        if fitting:
+            shift = min(fitting, key=lambda o: abs(mtime - (newest + o)))
+    times: list[float | None] = []
+    for stamp in stamps:
+        if stamp is None or (not stamp[1] and shift is None):
+            times.append(None)
+        else:
+            times.append(stamp[0] + (0.0 if stamp[1] else shift or 0.0))
+    return times
+
+
+def written_before(
+    lines: list[str], started: float, mtime: float | None, times: list[float | None] | None = None
+) -> int:
+    """How many of `lines` (oldest first) were written before `started`: all of them when the
+    file was last modified before it; else up to the last line stamped before it, with the
+    unstamped lines that follow it (a traceback belongs to the line above) as long as a line
+    stamped after the start follows. History: shown, never a finding."""
+    if mtime is not None and mtime < started:
+        return len(lines)
+    times = line_times(lines, mtime) if times is None else times
+    old = [i for i, t in enumerate(times) if t is not None and t < started]
+    if not old:
+        return 0
+    after = next((i for i in range(old[-1] + 1, len(lines)) if times[i] is not None), None)
+    # Without a newer stamp, which of the unstamped lines came after the start is unknown.
+    return after if after is not None else old[-1] + 1
+
+
+def iso_seconds(value: str | None) -> float | None:
+    """Seconds since the epoch of a report time ("2025-04-29T10:00:00Z"); None if absent."""
+    stamp = line_stamp(value or "")
+    return stamp[0] if stamp is not None else None
 
 
 def _no_log_dir(dirs: list[_Dir]) -> Finding:

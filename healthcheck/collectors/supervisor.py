@@ -8,6 +8,7 @@ state means (its findings) comes from the table of known failures in healthcheck
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, ClassVar
 
+from healthcheck.catalogue import finding as worded
 from healthcheck.config import Config, LogsConfig, SupervisorConfig
 from healthcheck.logtail import clean_line, looks_like_error, read_tail
 from healthcheck.model import Finding, Section, Status
@@ -43,6 +45,10 @@ SUPERVISORCTL_STARTUP_S = 2.0  # a Python program's start-up on a busy box
 API_TAIL_MAX_BYTES = 64 * 1024
 MAIN_LOG_BYTES = 64 * 1024
 MAX_EVENTS = 5  # supervisord's own log lines kept per program
+# Lines of each log the diagnosis reads: more than the report shows, since the decisive line
+# often sits above a long trailer (x11vnc's tips, Qt's plugin list, Xorg's "Please consult").
+DIAGNOSIS_LINES = 100
+DIAGNOSIS_LOG = "_diagnosis_log"  # the longer tails, dropped once findings are made
 STREAMS = ("stdout", "stderr")
 STATES = ("STOPPED", "STARTING", "RUNNING", "BACKOFF", "STOPPING", "EXITED", "FATAL", "UNKNOWN")
 # States whose log tail the supervisorctl fallback reads (each read is a supervisorctl run).
@@ -225,6 +231,7 @@ class _Run:
             "programs": programs,
         }
         findings = program_findings(programs, self.config)
+        _drop_diagnosis_logs(programs)
         if state != "RUNNING":
             findings.append(_not_running(c.client.display_url, state))
         volatile = {"uptime_s": dict(sorted(uptimes.items()))}
@@ -253,7 +260,9 @@ class _Run:
         sources: dict[str, str] = {}
         for stream in STREAMS:
             path = program[f"{stream}_logfile"]
-            lines, source, error = self._stream_log(client, program["fullname"], stream, path)
+            longer, source, error = self._stream_log(client, program["fullname"], stream, path)
+            program.setdefault(DIAGNOSIS_LOG, {})[stream] = longer
+            lines = _shown(longer, self.config.logs)
             program["log"][stream] = lines
             program["error_lines"][stream] = [i for i, x in enumerate(lines) if looks_like_error(x)]
             if source is not None:
@@ -270,7 +279,7 @@ class _Run:
         if not path:
             return [], None, None
         logs = self.config.logs
-        tail = read_tail(path, logs.tail_lines, logs.max_line_bytes)
+        tail = read_tail(path, _diagnosis_lines(logs), logs.max_line_bytes)
         if tail.error is None:
             if tail.binary:
                 return [], "file", f"{path}: binary content, not shown"
@@ -295,7 +304,7 @@ class _Run:
             if tail.error == "no such file":
                 return [], None, None
             return [], "xmlrpc", None
-        lines = clean_log_text(got.text, logs.tail_lines, logs.max_line_bytes, got.overflow)
+        lines = clean_log_text(got.text, _diagnosis_lines(logs), logs.max_line_bytes, got.overflow)
         return lines, "xmlrpc", None
 
     # --- supervisorctl --------------------------------------------------------------------
@@ -352,7 +361,9 @@ class _Run:
             # supervisorctl adds a newline of its own after the log's bytes.
             text = result.stdout[:-1] if result.stdout.endswith("\n") else result.stdout
             partial = len(text.encode("utf-8", "replace")) >= length
-            lines = clean_log_text(text, logs.tail_lines, logs.max_line_bytes, partial)
+            longer = clean_log_text(text, _diagnosis_lines(logs), logs.max_line_bytes, partial)
+            program.setdefault(DIAGNOSIS_LOG, {})[stream] = longer
+            lines = _shown(longer, logs)
             program["log"][stream] = lines
             program["error_lines"][stream] = [i for i, x in enumerate(lines) if looks_like_error(x)]
             got_any = True
@@ -372,24 +383,18 @@ class _Run:
             "attempts": [a.to_dict() for a in self.attempts],
             "programs": sorted(programs, key=lambda p: p["fullname"]),
         }
-        finding = Finding(
-            collector="supervisor",
-            rule="xmlrpc-unavailable",
-            subject=self.url,
-            severity=Status.UNKNOWN,
-            title=f"supervisord's XML-RPC interface at {self.url} could not be used: {reason}",
-            detail=(
-                f"Programs were read with supervisorctl ({data['source']}) instead, which "
-                "gives no start times, exit statuses or log file paths."
-            ),
-            hint=(
-                "Point healthcheck at the server supervisorctl uses: set [supervisor] "
-                f"serverurl (and username/password) to match {conf or 'the supervisord.conf'}"
-                f" ([supervisorctl] serverurl or [unix_http_server] file; now {url})."
-            ),
+        finding = worded(
+            "supervisor.xmlrpc-unavailable",
+            self.url,
+            url=self.url,
+            reason=reason,
+            source=data["source"],
+            conf=conf or "the supervisord.conf",
+            ctl_url=url,
         )
         volatile = {"uptime_s": dict(sorted(uptimes.items()))}
         findings = [*program_findings(data["programs"], self.config), finding]
+        _drop_diagnosis_logs(data["programs"])
         return Section.from_findings("supervisor", data, findings, volatile)
 
     def _ctl_url(self, conf: str | None) -> str:
@@ -405,21 +410,13 @@ class _Run:
     def unreachable(self, fallback_error: str | None) -> Section:
         reason = self.attempts[0].error.reason
         tried = "; ".join(f"{a.url} ({a.source}): {a.error.reason}" for a in self.attempts)
-        detail = f"Tried {tried}."
-        if fallback_error:
-            detail += f" Fallback: {fallback_error}."
-        finding = Finding(
-            collector="supervisor",
-            rule="unreachable",
-            subject=self.url,
-            severity=Status.UNKNOWN,
-            title=f"Cannot reach supervisord at {self.url}: {reason}",
-            detail=detail,
-            hint=(
-                "supervisorctl status shows whether supervisord runs (ps -C supervisord); "
-                "check [supervisor] serverurl (and username/password) in the healthcheck "
-                "config against supervisord.conf ([unix_http_server] file, [inet_http_server])."
-            ),
+        finding = worded(
+            "supervisor.unreachable",
+            self.url,
+            url=self.url,
+            reason=reason,
+            tried=tried,
+            fallback=f" Fallback: {fallback_error}." if fallback_error else "",
         )
         data = {
             "url": self.url,
@@ -434,6 +431,20 @@ class _Run:
         return Section(
             name="supervisor", status=Status.UNKNOWN, data=data, findings=[finding], error=reason
         )
+
+
+def _diagnosis_lines(logs: LogsConfig) -> int:
+    return max(logs.tail_lines, DIAGNOSIS_LINES)
+
+
+def _shown(lines: list[str], logs: LogsConfig) -> list[str]:
+    """The report's share of a longer tail: its last `tail_lines` lines."""
+    return lines[-logs.tail_lines :] if logs.tail_lines > 0 else []
+
+
+def _drop_diagnosis_logs(programs: list[dict[str, Any]]) -> None:
+    for program in programs:
+        program.pop(DIAGNOSIS_LOG, None)
 
 
 def find_program(name: str) -> str | None:
@@ -462,6 +473,7 @@ def _empty_program(group: str, name: str) -> dict[str, Any]:
         "stopped": None,
         "exitstatus": None,
         "exitstatus_source": None,
+        "exitsignal": None,
         "spawnerr": None,
         "description": None,
         "stdout_logfile": None,
@@ -489,11 +501,16 @@ def program_from_info(info: ProcessInfo, events: list[str]) -> tuple[dict[str, A
     spawnerr = info.get("spawnerr") or None
     exitstatus: int | None = None
     exitstatus_source: str | None = None
+    exitsignal: str | None = None
     if state in ("EXITED", "STOPPED") and start:
         exitstatus, exitstatus_source = int(info.get("exitstatus") or 0), "xmlrpc"
+        if exitstatus == -1:  # supervisord's status for a process a signal ended
+            exitsignal = last_exit_signal(events)
     elif state in ("FATAL", "BACKOFF") and spawnerr and spawnerr.startswith(_EXITED_SPAWNERR):
         exitstatus = last_exit_status(events)
         exitstatus_source = "supervisord log" if exitstatus is not None else None
+        if exitstatus is None:
+            exitsignal = last_exit_signal(events)
     program.update(
         {
             "state": state,
@@ -502,6 +519,7 @@ def program_from_info(info: ProcessInfo, events: list[str]) -> tuple[dict[str, A
             "stopped": _iso(stop) if stop else None,
             "exitstatus": exitstatus,
             "exitstatus_source": exitstatus_source,
+            "exitsignal": exitsignal,
             "spawnerr": spawnerr,
             # For RUNNING it is "pid N, uptime H:MM:SS": it ticks, so it is not data.
             "description": None if state == "RUNNING" else (info.get("description") or None),
@@ -523,6 +541,7 @@ _EVENT = re.compile(
     r"|(?:exited|stopped): (?P<c>\S+) \()"
 )
 _EXITED_STATUS = re.compile(r"\bexited: \S+ \(exit status (-?\d+)")
+_EXITED_SIGNAL = re.compile(r"\bexited: \S+ \(terminated by (SIG[A-Z0-9]+)")
 
 
 def main_log_events(lines: list[str]) -> dict[str, list[str]]:
@@ -536,12 +555,49 @@ def main_log_events(lines: list[str]) -> dict[str, list[str]]:
     return events
 
 
+# A line of supervisord's own log: "2025-04-29 10:00:00,123 WARN exited: sshd (...)".
+_MAIN_LOG_LINE = re.compile(
+    r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (?P<level>CRIT|ERRO|WARN|INFO|DEBG|TRAC|BLAT) "
+    r"(?P<message>.*)$"
+)
+# What supervisord says at every start in a container (as root, socket without a password)
+# and when, as pid 1, it reaps orphans: at CRIT level, but no fault of this box.
+_ROUTINE = re.compile(
+    r"Supervisor is running as root|running without any HTTP authentication checking"
+    r"|reaped unknown pid|Set uid to user \d+ succeeded|Included extra file"
+)
+
+
+def supervisord_line(line: str) -> tuple[str, str | None] | None:
+    """For a line of supervisord's own log: (its message, the program it is about or None);
+    None for any other line. Routine start-up lines come back with program "" (not news)."""
+    found = _MAIN_LOG_LINE.match(line.strip())
+    if not found:
+        return None
+    message = found.group("message")
+    if _ROUTINE.search(message):
+        return message, ""
+    event = _EVENT.search(message)
+    if event:
+        return message, event.group("a") or event.group("b") or event.group("c")
+    return message, None
+
+
 def last_exit_status(events: list[str]) -> int | None:
     """The exit status in the newest "exited:" line; None when it died by a signal or none."""
     for line in reversed(events):
         if "exited: " in line:
             match = _EXITED_STATUS.search(line)
             return int(match.group(1)) if match else None
+    return None
+
+
+def last_exit_signal(events: list[str]) -> str | None:
+    """The signal in the newest "exited:" line ("terminated by SIGKILL"); None otherwise."""
+    for line in reversed(events):
+        if "exited: " in line:
+            match = _EXITED_SIGNAL.search(line)
+            return match.group(1) if match else None
     return None
 
 
@@ -632,28 +688,10 @@ def _utf8_retry(call: Callable[[int], Any], length: int) -> Any:
 
 
 def _not_running(url: str, state: str) -> Finding:
-    return Finding(
-        collector="supervisor",
-        rule="not-running",
-        subject=url,
-        severity=Status.WARN,
-        title=(
-            "supervisord is shutting down or restarting"
-            if state == "SHUTDOWN"
-            else f"supervisord is {state}, not RUNNING"
-        ),
-        detail=(
-            "While it shuts down or reloads its configuration it refuses every call, so its "
-            "programs could not be listed; they may be going down with it."
-            if state == "SHUTDOWN"
-            else "FATAL: it hit an unrecoverable error; its programs may not be supervised."
-        ),
-        hint=(
-            "supervisorctl status; if it stays so, read supervisord's own log ([supervisord] "
-            "logfile=, often /var/log/supervisor/supervisord.log) and restart the container "
-            "or supervisord."
-        ),
-    )
+    if state == "SHUTDOWN":
+        shutting = worded("supervisor.shutting-down", url)
+        return dataclasses.replace(shutting, rule="not-running")  # one rule, either way
+    return worded("supervisor.not-running", url, state=state)
 
 
 def _first_line(text: str) -> str:
@@ -671,8 +709,10 @@ __all__ = [
     "SupervisorCollector",
     "api_tail_bytes",
     "clean_log_text",
+    "last_exit_signal",
     "last_exit_status",
     "main_log_events",
     "parse_status",
     "program_from_info",
+    "supervisord_line",
 ]

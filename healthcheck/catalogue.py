@@ -1,0 +1,249 @@
+"""The catalogue of known failures: data files shipped in the wheel, read once per process.
+
+`healthcheck/knowledge/failures/*.toml` hold one file per area (supervisor programs, being
+killed, CUDA, X and VNC, GUI libraries, services, the kernel's GPU messages, Xid codes, GPU
+checks). Each `[[entry]]` says what recognises a failure (patterns on a program's log or spawn
+error, exit statuses, signals, kernel log lines, an Xid code), its severity, and title, detail
+and fix templates with named placeholders; each carries `[[entry.case]]` examples that
+tests/test_catalogue.py runs. Files are tried in their `order`, entries in file order, so
+specific causes come before general ones. Adding a known failure is one entry and no Python.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import string
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from healthcheck.model import Finding, Status
+
+KNOWLEDGE_DIR = "knowledge/failures"
+KINDS = ("program", "kernel", "xid", "wording")
+SEVERITIES = {"info", "warn", "crit", "unknown"}
+_FORMATTER = string.Formatter()
+
+
+class CatalogueError(ValueError):
+    """A catalogue file that is not what the loader expects (a packaging or editing slip)."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One known failure: how it is recognised, how bad it is, and what to say about it."""
+
+    id: str  # "collector.rule"
+    kind: str  # "program" (a program's log), "kernel" (a kernel log line), "xid", "wording"
+    severity: str  # "crit", "warn", "unknown" or "info" (info: recorded, never a finding)
+    title: str
+    fix: str
+    detail: str = ""
+    area: str = ""  # the file it came from
+    patterns: tuple[re.Pattern[str], ...] = ()
+    context: tuple[re.Pattern[str], ...] = ()  # more fields, from any line
+    programs: re.Pattern[str] | None = None  # regex on the program's supervisor name
+    exitstatus: frozenset[int] = frozenset()
+    signals: frozenset[str] = frozenset()
+    requires: str | None = None  # a probe that must say yes (and adds fields)
+    facts: tuple[str, ...] = ()  # probes that only add fields
+    running: bool = False  # also judged on a RUNNING program's newest lines
+    code: int | None = None  # an Xid's code
+    meaning: str = ""  # an Xid's meaning
+    recognised_by: str = ""  # for the README table
+    otherwise: dict[str, str] = field(default_factory=dict, compare=False)  # when unsaid
+    recent_hours: float | None = None  # kernel lines older than this (when dated) are history
+    cases: tuple[dict[str, Any], ...] = field(default=(), compare=False)
+
+    @property
+    def collector(self) -> str:
+        return self.id.partition(".")[0]
+
+    @property
+    def rule(self) -> str:
+        return self.id.partition(".")[2]
+
+    @property
+    def status(self) -> Status:
+        """The finding severity ("info" entries never become findings: warn if asked)."""
+        return Status(self.severity) if self.severity != "info" else Status.WARN
+
+    @property
+    def is_fallback(self) -> bool:
+        """Recognised by nothing in particular: it explains whatever reaches it."""
+        return not (self.patterns or self.exitstatus or self.signals)
+
+    def placeholders(self) -> set[str]:
+        return {
+            name.split(".")[0].split("[")[0]
+            for text in (self.title, self.detail, self.fix)
+            for _, name, _, _ in _FORMATTER.parse(text)
+            if name
+        }
+
+    def render(self, fields: dict[str, Any]) -> tuple[str, str, str]:
+        """(title, detail, fix) with `fields` filled in; a missing one reads "n/a"."""
+        values = _Missing(fields)
+        return (
+            self.title.format_map(values),
+            self.detail.format_map(values),
+            self.fix.format_map(values),
+        )
+
+
+class _Missing(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return "n/a"
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    entries: tuple[Entry, ...]
+    libraries: dict[str, str]  # shared library file -> Debian package
+    never_decisive: tuple[re.Pattern[str], ...]  # boilerplate that explains nothing
+
+    def by_id(self, entry_id: str) -> Entry:
+        for entry in self.entries:
+            if entry.id == entry_id:
+                return entry
+        raise KeyError(entry_id)
+
+    def of_kind(self, kind: str) -> tuple[Entry, ...]:
+        return tuple(e for e in self.entries if e.kind == kind)
+
+    def xids(self) -> dict[int, Entry]:
+        return {e.code: e for e in self.entries if e.kind == "xid" and e.code is not None}
+
+
+@functools.lru_cache(maxsize=1)
+def catalogue() -> Catalogue:
+    """Every catalogue file of the installed package, parsed once (on first need: a run
+    that explains nothing never pays for the parse)."""
+    from importlib import resources
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+
+    folder = resources.files("healthcheck").joinpath(KNOWLEDGE_DIR)
+    files = []
+    for item in folder.iterdir():
+        if item.name.endswith(".toml"):
+            try:
+                data = tomllib.loads(item.read_text(encoding="utf-8"))
+            except tomllib.TOMLDecodeError as exc:
+                raise CatalogueError(f"{item.name}: {exc}") from exc
+            files.append((int(data.get("order", 50)), item.name, data))
+    files.sort(key=lambda f: (f[0], f[1]))
+    entries: list[Entry] = []
+    libraries: dict[str, str] = {}
+    never: list[re.Pattern[str]] = []
+    for _, name, data in files:
+        defaults = data.get("defaults", {})
+        libraries.update(data.get("libraries", {}))
+        never += [re.compile(p, re.IGNORECASE) for p in data.get("never_decisive", [])]
+        for raw in data.get("entry", []):
+            entries.append(_entry(name.removesuffix(".toml"), {**defaults, **raw}))
+    ids = [e.id for e in entries if e.kind != "xid"]
+    duplicate = {i for i in ids if ids.count(i) > 1}
+    if duplicate:
+        raise CatalogueError(f"ids used twice: {sorted(duplicate)}")
+    return Catalogue(tuple(entries), libraries, tuple(never))
+
+
+ENTRY_KEYS = frozenset(
+    {
+        "id", "kind", "severity", "title", "detail", "fix", "match", "context", "programs",
+        "exitstatus", "signal", "requires", "facts", "running", "code", "meaning",
+        "recognised_by", "otherwise", "case", "recent_hours",
+    }
+)  # fmt: skip
+
+
+def _entry(area: str, raw: dict[str, Any]) -> Entry:
+    where = f"{area}: {raw.get('id', raw.get('code', '?'))}"
+    unknown = set(raw) - ENTRY_KEYS
+    if unknown:
+        # A misspelt "match" would make the entry match every program: refuse it.
+        raise CatalogueError(f"{where}: unknown keys {sorted(unknown)}")
+    kind = raw.get("kind", "program")
+    if kind not in KINDS:
+        raise CatalogueError(f"{where}: kind {kind!r} is not one of {KINDS}")
+    severity = raw.get("severity", "crit")
+    if severity not in SEVERITIES:
+        raise CatalogueError(f"{where}: severity {severity!r}")
+    code = raw.get("code")
+    entry_id = raw.get("id") or (f"gpu.xid-{code}" if kind == "xid" else "")
+    if "." not in entry_id:
+        raise CatalogueError(f"{where}: id must be collector.rule")
+    patterns = raw.get("match", [])
+    if isinstance(patterns, str):
+        patterns = [patterns]
+    try:
+        compiled = tuple(re.compile(p, re.IGNORECASE) for p in patterns)
+        context = tuple(re.compile(p, re.IGNORECASE) for p in raw.get("context", []))
+        programs = re.compile(raw["programs"], re.IGNORECASE) if raw.get("programs") else None
+    except re.error as exc:
+        raise CatalogueError(f"{where}: bad regular expression: {exc}") from exc
+    return Entry(
+        id=entry_id,
+        kind=kind,
+        severity=severity,
+        title=raw.get("title", ""),
+        detail=raw.get("detail", ""),
+        fix=raw.get("fix", ""),
+        area=area,
+        patterns=compiled,
+        context=context,
+        programs=programs,
+        exitstatus=frozenset(int(s) for s in raw.get("exitstatus", [])),
+        signals=frozenset(raw.get("signal", [])),
+        requires=raw.get("requires"),
+        facts=tuple(raw.get("facts", [])),
+        running=bool(raw.get("running", False)),
+        code=int(code) if code is not None else None,
+        meaning=raw.get("meaning", ""),
+        recognised_by=raw.get("recognised_by", ""),
+        otherwise=dict(raw.get("otherwise", {})),
+        recent_hours=float(raw["recent_hours"]) if "recent_hours" in raw else None,
+        cases=tuple(raw.get("case", [])),
+    )
+
+
+def wording(entry_id: str, **fields: Any) -> tuple[str, str, str]:
+    """(title, detail, fix) of a catalogue entry, for checks that decide in code."""
+    return catalogue().by_id(entry_id).render(fields)
+
+
+def never_decisive(line: str) -> bool:
+    """Boilerplate (CUDA's "might be asynchronously reported", supervisord's own words) that
+    is never the line that explains a failure."""
+    return any(p.search(line) for p in catalogue().never_decisive)
+
+
+def finding(
+    entry_id: str,
+    subject: str,
+    evidence: tuple[str, ...] = (),
+    severity: Status | None = None,
+    **fields: Any,
+) -> Finding:
+    """A finding worded by catalogue entry `entry_id` (a check that decides in code)."""
+    entry = catalogue().by_id(entry_id)
+    title, detail, fix = entry.render(fields)
+    return Finding(
+        entry.collector, entry.rule, subject, severity or entry.status, title, detail, fix, evidence
+    )
+
+
+__all__ = [
+    "Catalogue",
+    "CatalogueError",
+    "Entry",
+    "catalogue",
+    "finding",
+    "never_decisive",
+    "wording",
+]

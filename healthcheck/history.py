@@ -1,43 +1,41 @@
 """The workspace's git history: each run (and each improvement-log change) is one commit.
 
-A commit here records our own files and nothing else. It is built with plumbing on a
-temporary index (read-tree of HEAD, our files added, write-tree, commit-tree, then a
-compare-and-swap update-ref of HEAD), so whatever the operator has staged or modified in the
+A commit here records our own files and nothing else. It is built with plumbing on an
+index of our own (kept in the git directory; read-tree of HEAD when HEAD is not our last
+commit, our files added, write-tree, commit-tree, then a compare-and-swap update-ref of
+HEAD), so whatever the operator has staged or modified in the
 same repository stays exactly as it was, staged or not, and no hook or signing prompt of
 theirs can stall a cron run. Afterwards the real index learns our files' new versions, so
 `git status` does not show them as changed.
+
+The plumbing runs `git` itself (six short processes a commit, where GitPython ran ten),
+not GitPython: importing GitPython costs a run more (about 45 ms, and a `git version`
+process) than all of its git commands together. GitPython stays for what reads history
+(`History.repo`, used by `healthcheck diff`), imported only there. Every few hundred runs
+a commit also starts `git gc --auto` in the background, never waited for, so the
+repository stays packed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
 import socket
-import tempfile
+import subprocess
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from healthcheck.lock import LOCK_NAME, NOTIFY_STATE_NAME
 from healthcheck.model import Finding, Status, human_duration
 from healthcheck.proc import run_command
 from healthcheck.redact import Redactor
 
-# Without a git executable, GitPython refuses to import at all; quiet, it imports and its
-# commands fail, which History.open turns into a finding ("git is not installed"). It reads
-# the variable once, at import, so it is taken away again: a variable the tool set for
-# itself must not show in the env section as if it were the box's.
-_REFRESH_SET_HERE = "GIT_PYTHON_REFRESH" not in os.environ
-if _REFRESH_SET_HERE:
-    os.environ["GIT_PYTHON_REFRESH"] = "quiet"
-try:
+if TYPE_CHECKING:
     import git
-finally:
-    if _REFRESH_SET_HERE:
-        os.environ.pop("GIT_PYTHON_REFRESH", None)
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +53,13 @@ _IN_PROGRESS = (
 )
 # Variables that would point our git commands at another repository or index.
 _GIT_LOCATION_VARS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR")
+# Housekeeping: git itself packs loose objects only past gc.auto = 6700 of them (some 1,100
+# runs of about six objects each, 15 MB). We ask earlier, past GC_LOOSE_OBJECTS, estimated
+# as git does from one of the 256 object folders, and never wait for it.
+GC_LOOSE_OBJECTS = 1000
+_GC_SAMPLE_DIR = "17"
+# Our own index (in the git directory, never the operator's index).
+_INDEX_NAME = "healthcheck-index"
 
 
 class HistoryError(Exception):
@@ -68,16 +73,35 @@ class HistoryError(Exception):
         self.hint = hint
 
 
-@dataclass
+class GitFailed(Exception):
+    """A git command exited with an error (`command`: its arguments; `stderr`: its words)."""
+
+    def __init__(self, command: list[str], stderr: str) -> None:
+        super().__init__(stderr.strip() or f"git {' '.join(command)} failed")
+        self.command = command
+        self.stderr = stderr
+
+
 class CommitOutcome:
     """What `History.commit` did."""
 
-    sha: str | None = None  # the new commit; None when nothing was committed
-    parent: str | None = None  # HEAD before the commit (None on an unborn branch)
-    unchanged: bool = False  # our files were already recorded as they are
-    left_out: list[Path] = field(default_factory=list)  # outside the work tree, or absent
-    # Files not committed because a line looks like a secret: (path, first such line).
-    withheld: list[tuple[Path, int]] = field(default_factory=list)
+    def __init__(
+        self,
+        sha: str | None = None,
+        parent: str | None = None,
+        unchanged: bool = False,
+        left_out: list[Path] | None = None,
+        withheld: list[tuple[Path, int]] | None = None,
+    ) -> None:
+        self.sha = sha  # the new commit; None when nothing was committed
+        self.parent = parent  # HEAD before the commit (None on an unborn branch)
+        self.unchanged = unchanged  # our files were already recorded as they are
+        self.left_out = left_out or []  # outside the work tree, or absent
+        # Files not committed because a line looks like a secret: (path, first such line).
+        self.withheld = withheld or []
+
+    def __repr__(self) -> str:
+        return f"CommitOutcome(sha={self.sha!r}, unchanged={self.unchanged})"
 
     @property
     def short(self) -> str:
@@ -87,16 +111,28 @@ class CommitOutcome:
 class History:
     """One workspace repository, opened (or created) for our commits."""
 
-    def __init__(self, repo: git.Repo, redactor: Redactor) -> None:
-        self.repo = repo
+    def __init__(self, worktree: Path, git_dir: Path, redactor: Redactor) -> None:
         self.redactor = redactor
-        self.worktree = Path(str(repo.working_tree_dir)).resolve()
-        self.git_dir = Path(repo.git_dir)
-        self._env = {
-            "GIT_DIR": str(self.git_dir),
-            "GIT_WORK_TREE": str(self.worktree),
-            "GIT_INDEX_FILE": str(self.git_dir / "index"),
-        }
+        self.worktree = worktree.resolve()
+        self.git_dir = git_dir
+        self._repo: git.Repo | None = None
+        env = {k: v for k, v in os.environ.items() if k not in _GIT_LOCATION_VARS}
+        # English messages whatever the locale (they end up in findings), as GitPython did.
+        env.update(LANGUAGE="C", LC_ALL="C")
+        env.update(
+            GIT_DIR=str(self.git_dir),
+            GIT_WORK_TREE=str(self.worktree),
+            GIT_INDEX_FILE=str(self.git_dir / "index"),
+        )
+        self._env = env
+
+    @property
+    def repo(self) -> git.Repo:
+        """The repository through GitPython, for reading history (imported on first use)."""
+        if self._repo is None:
+            git = _import_gitpython()
+            self._repo = git.Repo(self.worktree)
+        return self._repo
 
     @classmethod
     def open(cls, workspace: Path, redactor: Redactor, create: bool = True) -> History:
@@ -110,25 +146,27 @@ class History:
             raise HistoryError(
                 f"git is not installed ({executable} is not on PATH; apt-get install git)"
             )
-        try:
-            repo = git.Repo(workspace)
-        except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-            if (broken := _unreadable_head(workspace)) is not None:
-                raise broken from None
+        workspace = Path(workspace)
+        if (broken := _unreadable_head(workspace)) is not None:
+            raise broken
+        git_dir = _git_dir_of(workspace)
+        if git_dir is None:
+            if _is_git_dir(workspace):
+                raise HistoryError(f"{workspace} is a bare git repository")
             if not create:
-                raise HistoryError(f"{workspace} is not a git repository") from None
+                raise HistoryError(f"{workspace} is not a git repository")
             try:
-                repo = git.Repo.init(workspace)
-            except (git.GitCommandError, OSError) as exc:
+                workspace.mkdir(parents=True, exist_ok=True)
+                _run_git(["init", "-q", str(workspace)], _clean_env(), cwd=None)
+            except (GitFailed, OSError) as exc:
                 raise HistoryError(
                     f"cannot create a git repository in {workspace}: {exc}"
                 ) from None
+            git_dir = _git_dir_of(workspace)
+            if git_dir is None:  # pragma: no cover - git init said yes and made nothing
+                raise HistoryError(f"cannot create a git repository in {workspace}")
             log.info("created a git repository in %s", workspace)
-        except git.GitCommandNotFound:
-            raise HistoryError("git is not installed") from None
-        if repo.bare or repo.working_tree_dir is None:
-            raise HistoryError(f"{workspace} is a bare git repository")
-        history = cls(repo, redactor)
+        history = cls(workspace, git_dir, redactor)
         if create:
             history._prepare()
         return history
@@ -141,10 +179,10 @@ class History:
             if (self.git_dir / name).exists():
                 return f"the repository in {self.worktree} is in the middle of {what}"
         try:
-            detached = self.repo.head.is_detached
-        except (TypeError, ValueError):  # pragma: no cover - a corrupt HEAD
-            detached = True
-        if detached:
+            head = (self.git_dir / "HEAD").read_text(encoding="utf-8", errors="replace")
+        except OSError:  # pragma: no cover - a repository without HEAD is no repository
+            head = ""
+        if not head.startswith("ref:"):
             return f"HEAD in {self.worktree} is detached (not on a branch)"
         return None
 
@@ -182,15 +220,15 @@ class History:
 
     def _quiet_git(self, *args: str) -> str | None:
         try:
-            return str(self._git(*args))
-        except git.GitCommandError:
+            return str(self._git(*args)).strip()
+        except GitFailed:
             return None
 
     def head(self) -> str | None:
         """The commit HEAD points at; None on an unborn branch."""
         try:
-            return str(self._git("rev-parse", "--verify", "-q", "HEAD^{commit}"))
-        except git.GitCommandError:
+            return self._git("rev-parse", "--verify", "-q", "HEAD^{commit}")
+        except GitFailed:
             return None
 
     # -- writing ---------------------------------------------------------------------------
@@ -205,11 +243,14 @@ class History:
         No change means no commit. The message passes through the redactor.
         """
         try:
-            return self._commit(paths, message, replace)
-        except git.GitCommandError as exc:
+            outcome = self._commit(paths, message, replace)
+        except GitFailed as exc:
             raise HistoryError(
-                f"git {exc.command[1] if len(exc.command) > 1 else ''} failed: {_last_line(exc)}"
+                f"git {exc.command[0] if exc.command else ''} failed: {_last_line(exc)}"
             ) from None
+        if outcome.sha:
+            self._housekeeping()
+        return outcome
 
     def _commit(self, paths: Sequence[Path], message: str, replace: str | None) -> CommitOutcome:
         outcome = CommitOutcome()
@@ -222,33 +263,31 @@ class History:
                 outcome.withheld.append((path, line))
             elif rel not in rels:
                 rels.append(rel)
-        expected = replace if replace is not None else self.head()
-        parent = self._parent_of(replace) if replace is not None else expected
+        expected: str | None
+        if replace is not None:
+            expected = replace
+            parent, parent_tree = self._commit_and_tree(f"{replace}^")
+        else:
+            expected, parent_tree = self._commit_and_tree("HEAD")
+            parent = expected
         outcome.parent = parent
         if not rels:
             outcome.unchanged = True
             return outcome
-        with tempfile.TemporaryDirectory(prefix="healthcheck-index-") as tmp:
-            env = {"GIT_INDEX_FILE": os.path.join(tmp, "index")}
-            if parent:
-                self._git("read-tree", parent, env=env)
-            self._git("update-index", "--add", "--", *rels, env=env)
-            tree = str(self._git("write-tree", env=env))
-        if parent and tree == str(self._git("rev-parse", f"{parent}^{{tree}}")):
+        tree = self._tree_with(parent_tree, rels)
+        if parent and tree == parent_tree:
             outcome.unchanged = True
             return outcome
         self._ensure_identity()
-        with tempfile.NamedTemporaryFile("w", encoding="utf-8", suffix=".msg") as msg:
-            msg.write(self.redactor.text(message).rstrip("\n") + "\n")
-            msg.flush()
-            args = ["commit-tree", tree, "--no-gpg-sign", "-F", msg.name]
-            if parent:
-                args[2:2] = ["-p", parent]
-            sha = str(self._git(*args))
-        subject = self.redactor.text(message).splitlines()[0]
+        text = self.redactor.text(message)
+        args = ["commit-tree", tree, "--no-gpg-sign"]
+        if parent:
+            args += ["-p", parent]
+        sha = self._git(*args, input=text.rstrip("\n") + "\n")
+        subject = text.splitlines()[0]
         try:
             self._git("update-ref", "-m", subject, "HEAD", sha, expected or _ZERO)
-        except git.GitCommandError as exc:
+        except GitFailed as exc:
             # Someone committed between our read of HEAD and now: theirs stands, ours is
             # dropped (the files are still written; the next run records them).
             raise HistoryError(f"HEAD moved while committing: {_last_line(exc)}") from None
@@ -310,24 +349,60 @@ class History:
         return rel.as_posix()
 
     def show(self, rev: str, rel: str) -> str:
-        """The text of `rel` as recorded in commit `rev`."""
-        return str(self._git("show", f"{rev}:{rel}", strip_newline_in_stdout=False))
+        """The text of `rel` as recorded in commit `rev` (read through GitPython, whose
+        GitCommandError says it is not there)."""
+        return str(self.repo.git.show(f"{rev}:{rel}", strip_newline_in_stdout=False))
 
     # -- internals -------------------------------------------------------------------------
 
-    def _git(self, *args: str, env: dict[str, str] | None = None, **kwargs: Any) -> Any:
-        return self.repo.git.execute(["git", *args], env={**self._env, **(env or {})}, **kwargs)
+    def _git(self, *args: str, env: dict[str, str] | None = None, input: str | None = None) -> str:
+        """`git ARGS` in this repository; its stdout (without the final newline)."""
+        out = _run_git(list(args), {**self._env, **(env or {})}, self.worktree, input)
+        return out.removesuffix("\n")
 
-    def _parent_of(self, sha: str) -> str | None:
+    def _commit_and_tree(self, rev: str) -> tuple[str | None, str | None]:
+        """The commit `rev` names and its tree (one process); (None, None) when there is
+        none (an unborn branch, or the parent of a root commit)."""
         try:
-            return str(self._git("rev-parse", "--verify", "-q", f"{sha}^"))
-        except git.GitCommandError:
-            return None
+            out = self._git("rev-parse", f"{rev}^{{commit}}", f"{rev}^{{tree}}").split()
+        except GitFailed:
+            return None, None
+        return (out[0], out[1]) if len(out) == 2 else (None, None)
+
+    def _tree_with(self, parent_tree: str | None, rels: list[str]) -> str:
+        """The tree of `parent_tree` with our files' current contents, written through an
+        index of our own (never the operator's).
+
+        The index is kept in the git directory between commits, with the tree it was last
+        written as: when the parent is that tree (our own last commit, the usual case), it
+        needs no read-tree. The mark is dropped before the index changes and set after it
+        is written, so an interrupted commit leaves no mark and the next one reads afresh.
+        """
+        index = self.git_dir / _INDEX_NAME
+        mark = self.git_dir / f"{_INDEX_NAME}.tree"
+        env = {"GIT_INDEX_FILE": str(index)}
+        try:
+            fresh = parent_tree is None or mark.read_text(encoding="ascii").strip() != parent_tree
+        except OSError:
+            fresh = True
+        with contextlib.suppress(FileNotFoundError):
+            mark.unlink()
+        if fresh:
+            if parent_tree:
+                self._git("read-tree", parent_tree, env=env)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    index.unlink()
+        self._git("update-index", "--add", "--", *rels, env=env)
+        tree = self._git("write-tree", env=env)
+        with contextlib.suppress(OSError):  # without the mark, the next commit reads afresh
+            mark.write_text(tree + "\n", encoding="ascii")
+        return tree
 
     def _prepare(self) -> None:
         """Keep our lock and alert-state files out of `git status` (a local exclude, not a
         tracked file)."""
-        exclude = Path(self.repo.common_dir) / "info" / "exclude"
+        exclude = self._common_dir() / "info" / "exclude"
         try:
             existing = exclude.read_text(encoding="utf-8") if exclude.exists() else ""
             missing = [
@@ -343,13 +418,26 @@ class History:
         except OSError as exc:  # cosmetic: the lock file then shows as untracked
             log.info("cannot update %s: %s", exclude, exc)
 
+    def _common_dir(self) -> Path:
+        """The folder shared by all work trees of the repository (`.git` for the main one)."""
+        try:
+            shared = (self.git_dir / "commondir").read_text(encoding="utf-8").strip()
+        except OSError:
+            return self.git_dir
+        return (self.git_dir / shared).resolve()
+
     def _ensure_identity(self) -> None:
         """A repository-local identity, only where no user.name or user.email is configured."""
+        if _local_identity(self._common_dir() / "config"):
+            return  # set in the repository itself (by us, usually): nothing to ask git
+        try:
+            found = self._git("config", "--get-regexp", r"^user\.(name|email)$")
+        except GitFailed:
+            found = ""
+        configured = {line.split(" ", 1)[0] for line in found.splitlines()}
         fallback = {"user.name": "healthcheck", "user.email": f"healthcheck@{socket.gethostname()}"}
         for key, value in fallback.items():
-            try:
-                self._git("config", "--get", key)
-            except git.GitCommandError:
+            if key not in configured:
                 self._git("config", "--local", key, value)
 
     def _sync_index(self, rels: list[str]) -> None:
@@ -361,7 +449,7 @@ class History:
             try:
                 self._git("update-index", "--add", "--", *rels)
                 return
-            except git.GitCommandError as exc:
+            except GitFailed as exc:
                 if attempt == 9:
                     log.warning(
                         "the git index could not be updated (%s); `git reset -q -- %s` in %s "
@@ -372,6 +460,134 @@ class History:
                     )
                     return
                 time.sleep(0.1)
+
+    def _housekeeping(self) -> None:
+        """Start `git gc --auto` in the background once loose objects pile up.
+
+        Estimated as git estimates it (one object folder of 256, a directory listing), so a
+        run pays nothing until it is due. The gc runs detached and is never waited for:
+        git's own gc lock keeps two from overlapping, and a commit during a repack is safe.
+        """
+        with contextlib.suppress(OSError):
+            if time.time() - (self._common_dir() / "gc.pid").stat().st_mtime < 3600:
+                return  # one is running; a gc.pid older than that was left by a killed one
+        folder = self._common_dir() / "objects" / _GC_SAMPLE_DIR
+        try:
+            loose = sum(1 for _ in os.scandir(folder))
+        except OSError:
+            return
+        if not gc_due(loose):
+            return
+        gc = gc_command()
+        try:
+            # sh starts it in the background and returns at once: nothing to wait for, and
+            # no child of ours is left behind (it belongs to init once sh has exited).
+            subprocess.run(
+                ["sh", "-c", '"$@" </dev/null >/dev/null 2>&1 &', "sh", *gc],
+                cwd=self.worktree,
+                env=self._env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,  # not killed with the run's process group
+                check=False,
+            )
+        except OSError as exc:  # housekeeping only: the next commit tries again
+            log.info("cannot start git gc: %s", exc)
+
+
+def gc_due(loose_in_sample: int) -> bool:
+    """Whether `git gc --auto -c gc.auto=GC_LOOSE_OBJECTS` would pack, judged as git judges
+    it: more loose objects in the sampled folder than the threshold's 256th part."""
+    return loose_in_sample > -(-GC_LOOSE_OBJECTS // 256)
+
+
+def gc_command() -> list[str]:
+    """The housekeeping command a commit starts in the background when `gc_due`."""
+    return ["git", "-c", f"gc.auto={GC_LOOSE_OBJECTS}", "gc", "--auto", "--quiet"]
+
+
+def _local_identity(config: Path) -> bool:
+    """Whether a repository's own config file sets both user.name and user.email."""
+    try:
+        text = config.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    section = ""
+    found = set()
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("["):
+            section = line.strip("[] \t").lower()
+        elif section == "user" and "=" in line:
+            key, value = (part.strip() for part in line.split("=", 1))
+            if value:
+                found.add(key.lower())
+    return {"name", "email"} <= found
+
+
+def _run_git(
+    args: list[str], env: dict[str, str], cwd: Path | None, input: str | None = None
+) -> str:
+    # No terminal prompt, no pager, no editor: these run from cron.
+    proc = subprocess.run(
+        ["git", *args],
+        env=env,
+        cwd=cwd,
+        input=input,
+        stdin=None if input is not None else subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        errors="surrogateescape",
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise GitFailed(args, proc.stderr)
+    return proc.stdout
+
+
+def _clean_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _GIT_LOCATION_VARS}
+    env.update(LANGUAGE="C", LC_ALL="C")
+    return env
+
+
+def _is_git_dir(path: Path) -> bool:
+    """Whether `path` is a git directory itself (what git checks: HEAD, objects, refs)."""
+    return (path / "HEAD").is_file() and (path / "objects").is_dir() and (path / "refs").is_dir()
+
+
+def _git_dir_of(workspace: Path) -> Path | None:
+    """The git directory of a work tree whose top is `workspace`: `.git`, or the folder a
+    `.git` file names (a linked work tree or a submodule); None when it has neither."""
+    dot_git = workspace / ".git"
+    if dot_git.is_file():
+        try:
+            first = dot_git.read_text(encoding="utf-8").splitlines()[0]
+        except (OSError, IndexError):
+            return None
+        if not first.startswith("gitdir:"):
+            return None
+        target = (workspace / first.removeprefix("gitdir:").strip()).resolve()
+        # A linked work tree's folder keeps HEAD and names the shared one in `commondir`.
+        linked = (target / "HEAD").is_file() and (target / "commondir").is_file()
+        return target if linked or _is_git_dir(target) else None
+    return dot_git if _is_git_dir(dot_git) else None
+
+
+def _import_gitpython() -> Any:
+    # Without a git executable, GitPython refuses to import at all; quiet, it imports and
+    # its commands fail. It reads the variable once, at import, so it is taken away again:
+    # a variable the tool set for itself must not show in the env section as the box's.
+    set_here = "GIT_PYTHON_REFRESH" not in os.environ
+    if set_here:
+        os.environ["GIT_PYTHON_REFRESH"] = "quiet"
+    try:
+        import git
+    finally:
+        if set_here:
+            os.environ.pop("GIT_PYTHON_REFRESH", None)
+    return git
 
 
 def _unreadable_head(workspace: Path) -> HistoryError | None:
@@ -417,9 +633,9 @@ def _holders(path: Path) -> list[int]:
     return found
 
 
-def _last_line(exc: git.GitCommandError) -> str:
+def _last_line(exc: GitFailed) -> str:
     lines = [line for line in str(exc.stderr or exc).splitlines() if line.strip()]
-    return lines[-1].strip().removeprefix("stderr: ").strip("'") if lines else str(exc)
+    return lines[-1].strip() if lines else str(exc)
 
 
 # -- run commits ---------------------------------------------------------------------------

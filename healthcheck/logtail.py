@@ -16,6 +16,7 @@ import errno
 import os
 import re
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -48,8 +49,10 @@ _CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 # C0 and C1 controls (tab kept); \n never occurs inside a line.
 _CONTROL_CHARS = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")
 _LEADING_NUL = re.compile(rb"^\x00+")
-# Control bytes that plain text logs legitimately contain (tab, CR, form feed, escape...).
-_TEXT_CONTROLS = frozenset("\t\r\x0b\x0c\x08\x07\x1b")
+# Control bytes that plain text logs legitimately contain (tab, CR, form feed, escape...),
+# and the other C0 controls, which count against a file being text.
+_TEXT_CONTROLS = frozenset(b"\t\n\r\x0b\x0c\x08\x07\x1b")
+_BAD_CONTROL_BYTES = bytes(b for b in range(0x20) if b not in _TEXT_CONTROLS)
 
 
 @dataclass(frozen=True)
@@ -98,7 +101,57 @@ def read_tail(path: str | os.PathLike[str], lines: int, max_line_bytes: int = 40
     still-written log leaves behind) are not lines. Only regular files are opened, so a FIFO
     or a device named like a log never blocks the caller.
     """
-    name = os.fspath(path)
+    window = _read_file(os.fspath(path), lines, max_line_bytes)
+    return window if isinstance(window, Tail) else window.tail(lines, max_line_bytes)
+
+
+def shared_tail(path: str, lines: int, max_line_bytes: int, window_lines: int) -> Tail:
+    """`read_tail(path, lines, max_line_bytes)`, from one read of the file per run.
+
+    Every caller in a run that passes the same `window_lines` (at least its own `lines`)
+    shares one read of the last `window_lines` lines (processes.shared); each then gets
+    exactly what its own read_tail would have returned, cut from those bytes.
+    """
+    from healthcheck.processes import shared
+
+    key = ("logtail.window", path, max(lines, window_lines), max_line_bytes)
+    window = shared(key, lambda: _read_file(path, key[2], max_line_bytes))
+    return window if isinstance(window, Tail) else window.tail(lines, max_line_bytes)
+
+
+class _Window:
+    """The bytes read from the end of one file, and the file's size and time then."""
+
+    __slots__ = ("bytes_read", "data", "mtime", "name", "size", "start")
+
+    def __init__(
+        self, name: str, data: bytes, start: int, size: int, mtime: float, bytes_read: int
+    ) -> None:
+        self.name = name
+        self.data = data
+        self.start = start
+        self.size = size
+        self.mtime = mtime
+        self.bytes_read = bytes_read
+
+    def tail(self, lines: int, max_line_bytes: int) -> Tail:
+        """What read_tail(lines, max_line_bytes) reads of the same file: the blocks it
+        would have read, taken from these bytes (which hold them: a read for more lines
+        reads the same blocks and more)."""
+
+        def pread(n: int, pos: int) -> bytes:
+            if pos < self.start:  # pragma: no cover - a smaller read never reaches further
+                raise ValueError("the shared window is too small for this tail")
+            return self.data[pos - self.start : pos - self.start + n]
+
+        data, start, _, bytes_read = _window_blocks(pread, self.size, lines, max_line_bytes)
+        return _parse(
+            self.name, data, start, self.size, self.mtime, bytes_read, lines, max_line_bytes
+        )
+
+
+def _read_file(name: str, lines: int, max_line_bytes: int) -> _Window | Tail:
+    """The window read_tail parses, or the Tail that says why there is none."""
     try:
         st = os.stat(name)
     except OSError as exc:
@@ -133,42 +186,51 @@ def read_tail(path: str | os.PathLike[str], lines: int, max_line_bytes: int = 40
         return Tail(path=name, size=st.st_size, mtime=_iso(st.st_mtime), error=_why(exc))
     finally:
         os.close(fd)
-    return _parse(name, data, start, size, st.st_mtime, bytes_read, lines, max_line_bytes)
+    return _Window(name, data, start, size, st.st_mtime, bytes_read)
 
 
 def _read_window(
     fd: int, size: int, lines: int, max_line_bytes: int
 ) -> tuple[bytes, int, int, int] | None:
     """Blocks read backwards from the end: (data, its offset, file size, bytes read)."""
-    budget = read_budget(lines, max_line_bytes)
     spent = 0
     for _attempt in range(2):
-        blocks: list[bytes] = []
-        pos = size
-        newlines = 0
-        block = _FIRST_BLOCK
-        shrank = False
-        # lines <= 0 asks for no lines: look at the metadata only.
-        while lines > 0 and pos > 0 and spent < budget:
-            n = min(block, pos, budget - spent)
-            pos -= n
-            chunk = os.pread(fd, n, pos)
-            spent += len(chunk)
-            if len(chunk) < n:
-                shrank = True
-                break
-            newlines += chunk.count(b"\n")
-            if not blocks and chunk.endswith(b"\n"):
-                newlines -= 1  # the last line's own terminator does not start a line
-            blocks.append(chunk)
-            # n newlines before the end mark off n complete lines: enough.
-            if newlines >= lines:
-                break
-            block = min(block * 2, _MAX_BLOCK)
-        if not shrank:
-            return b"".join(reversed(blocks)), pos, size, spent
+        data, pos, shrunk_to, spent = _window_blocks(
+            lambda n, at: os.pread(fd, n, at), size, lines, max_line_bytes, spent
+        )
+        if shrunk_to is None:
+            return data, pos, size, spent
         size = os.fstat(fd).st_size
     return None
+
+
+def _window_blocks(
+    pread: Callable[[int, int], bytes], size: int, lines: int, max_line_bytes: int, spent: int = 0
+) -> tuple[bytes, int, int | None, int]:
+    """One pass backwards from `size`: (data, its offset, None or -1 when the file shrank,
+    bytes spent so far). Blocks start small and double, so a short tail costs one read."""
+    budget = read_budget(lines, max_line_bytes)
+    blocks: list[bytes] = []
+    pos = size
+    newlines = 0
+    block = _FIRST_BLOCK
+    # lines <= 0 asks for no lines: look at the metadata only.
+    while lines > 0 and pos > 0 and spent < budget:
+        n = min(block, pos, budget - spent)
+        pos -= n
+        chunk = pread(n, pos)
+        spent += len(chunk)
+        if len(chunk) < n:
+            return b"", pos, -1, spent
+        newlines += chunk.count(b"\n")
+        if not blocks and chunk.endswith(b"\n"):
+            newlines -= 1  # the last line's own terminator does not start a line
+        blocks.append(chunk)
+        # n newlines before the end mark off n complete lines: enough.
+        if newlines >= lines:
+            break
+        block = min(block * 2, _MAX_BLOCK)
+    return b"".join(reversed(blocks)), pos, None, spent
 
 
 def _parse(
@@ -291,13 +353,17 @@ def _is_binary(lines: list[bytes]) -> bool:
     stripped = [_LEADING_NUL.sub(b"", line) for line in lines]
     if not any(stripped) and any(lines):
         return True  # nothing but NUL bytes
-    sample = b"\n".join(stripped).decode("utf-8", "replace")
-    if not sample:
+    joined = b"\n".join(stripped)
+    if not joined:
         return False
-    bad = sum(
-        1 for c in sample if c == "\ufffd" or (c < " " and c not in _TEXT_CONTROLS and c != "\n")
-    )
-    return bad / len(sample) > _BINARY_RATIO
+    # Counted in C, not character by character (a 5 MB line took a fifth of a second): an
+    # ASCII byte always decodes to itself, so the bad controls are counted on the bytes,
+    # and U+FFFD after a "replace" decode counts the undecodable sequences.
+    controls = len(joined) - len(joined.translate(None, _BAD_CONTROL_BYTES))
+    if joined.isascii():
+        return controls / len(joined) > _BINARY_RATIO
+    sample = joined.decode("utf-8", "replace")
+    return (controls + sample.count("\ufffd")) / len(sample) > _BINARY_RATIO
 
 
 def _iso(timestamp: float) -> str:

@@ -10,8 +10,13 @@ stand-in.
 from __future__ import annotations
 
 import contextlib
+import glob
 import importlib
+import importlib.util
+import os
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -106,6 +111,53 @@ def import_pynvml() -> tuple[ModuleType | None, NvmlFailure | None]:
             str(exc),
             "Install it into healthcheck's Python: pip install nvidia-ml-py",
         )
+
+
+# What nvmlInit raises where libnvidia-ml.so.1 cannot be loaded: its code and pynvml's words.
+LIBRARY_NOT_FOUND = 12
+LIBRARY_NOT_FOUND_TEXT = "NVML Shared Library Not Found"
+_LIBRARY = "libnvidia-ml.so.1"
+# Where a container's NVIDIA runtime (or a driver install) puts the library, besides the
+# dynamic linker's cache and LD_LIBRARY_PATH.
+_LIBRARY_DIRS = (
+    "/lib",
+    "/lib64",
+    "/usr/lib",
+    "/usr/lib64",
+    "/usr/local/lib",
+    "/usr/local/nvidia/lib",
+    "/usr/local/nvidia/lib64",
+    "/usr/lib/wsl/lib",
+)
+
+
+def library_absent() -> bool:
+    """Whether libnvidia-ml.so.1 is surely not loadable here, so that NVML would only say
+    "library not found": then pynvml (15-40 ms to import) need not be imported to hear it.
+
+    Surely means: pynvml is installed and not yet imported (a stand-in or an earlier import
+    always goes its own way), and the library is in none of the dynamic linker's cache,
+    LD_LIBRARY_PATH and the usual library folders. In any doubt, False.
+    """
+    if sys.platform != "linux" or "pynvml" in sys.modules:
+        return False
+    try:
+        if _LIBRARY.encode() in Path("/etc/ld.so.cache").read_bytes():
+            return False
+        if importlib.util.find_spec("pynvml") is None:
+            return False  # not installed: import_pynvml says so
+    except (OSError, ValueError, ImportError):
+        return False
+    folders = [d for d in os.environ.get("LD_LIBRARY_PATH", "").split(":") if d]
+    folders += _LIBRARY_DIRS
+    folders += glob.glob("/lib/*-linux-gnu") + glob.glob("/usr/lib/*-linux-gnu")
+    return not any(os.path.exists(os.path.join(d, _LIBRARY)) for d in folders)
+
+
+def library_not_found() -> NvmlFailure:
+    """The failure nvmlInit reports when libnvidia-ml.so.1 cannot be loaded."""
+    kind, title, hint = _FAILURES[LIBRARY_NOT_FOUND]
+    return NvmlFailure(kind, title, LIBRARY_NOT_FOUND_TEXT, hint)
 
 
 def start(nv: ModuleType) -> NvmlFailure | None:

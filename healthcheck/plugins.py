@@ -6,13 +6,20 @@ package must not cost the operator the whole report.
 
 from __future__ import annotations
 
+import importlib
+import json
 import logging
+import os
+import sys
+import tempfile
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from healthcheck import __version__
 from healthcheck.model import Collector
+
+if TYPE_CHECKING:
+    from importlib import metadata
 
 ENTRY_POINT_GROUP = "healthcheck.collectors"
 BUILTIN = "built in"
@@ -20,10 +27,15 @@ BUILTIN = "built in"
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
 class LoadedCollector:
-    collector: Collector
-    origin: str  # "built in" or "package NAME VERSION"
+    __slots__ = ("collector", "origin")
+
+    def __init__(self, collector: Collector, origin: str) -> None:
+        self.collector = collector
+        self.origin = origin  # "built in" or "package NAME VERSION"
+
+    def __repr__(self) -> str:
+        return f"LoadedCollector(collector={self.collector!r}, origin={self.origin!r})"
 
     @property
     def name(self) -> str:
@@ -36,14 +48,14 @@ class SelectionError(ValueError):
 
 def load_collectors(
     builtins: Iterable[type[Any]],
-    entry_points: Iterable[metadata.EntryPoint] | None = None,
+    entry_points: Iterable[metadata.EntryPoint | CachedEntryPoint] | None = None,
     warn: Callable[[str], None] = log.warning,
 ) -> list[LoadedCollector]:
     """Instantiate the built-ins, then every plugin that loads and looks like a collector."""
     loaded = [LoadedCollector(cls(), BUILTIN) for cls in builtins]
     taken = {c.name for c in loaded}
     if entry_points is None:
-        entry_points = metadata.entry_points(group=ENTRY_POINT_GROUP)
+        entry_points = installed_entry_points()
     for ep in sorted(entry_points, key=lambda e: e.name):
         origin = _origin(ep)
         try:
@@ -92,7 +104,93 @@ def select(
     ]
 
 
-def _origin(ep: metadata.EntryPoint) -> str:
+class CachedEntryPoint:
+    """An entry point as remembered between runs: what `_origin` and `load` need of one."""
+
+    def __init__(self, name: str, value: str, dist: str | None, version: str | None) -> None:
+        self.name = name
+        self.value = value
+        self.dist_name = dist
+        self.version = version
+
+    def load(self) -> Any:
+        """The object named by `module:attr.attr` (extras ignored), as EntryPoint.load."""
+        module, _, attrs = self.value.split("[", 1)[0].partition(":")
+        obj: Any = importlib.import_module(module.strip())
+        for attr in filter(None, attrs.strip().split(".")):
+            obj = getattr(obj, attr)
+        return obj
+
+
+def installed_entry_points() -> list[CachedEntryPoint]:
+    """The `healthcheck.collectors` entry points of the installed packages.
+
+    Finding them means importing importlib.metadata and reading every package's metadata,
+    about 10 ms a run, so the answer is kept in the cache directory, keyed by sys.path and
+    the modification time of each of its folders (installing or removing a package changes
+    its folder's time). Without a usable cache, they are looked up each time.
+    """
+    key = [[entry, _mtime(entry)] for entry in sys.path]
+    cache = _cache_file(sys.path)
+    if cache is not None:
+        try:
+            with open(cache, encoding="utf-8") as handle:
+                saved = json.load(handle)
+            if saved["key"] == key:
+                return [CachedEntryPoint(*row) for row in saved["entry_points"]]
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    from importlib import metadata
+
+    found = []
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = getattr(ep, "dist", None)
+        name = dist.metadata["Name"] if dist is not None else None
+        found.append(CachedEntryPoint(ep.name, ep.value, name, dist.version if dist else None))
+    if cache is not None:
+        rows = [[e.name, e.value, e.dist_name, e.version] for e in found]
+        _write_cache(cache, {"key": key, "entry_points": rows})
+    return found
+
+
+def _mtime(path: str) -> int | None:
+    try:
+        return os.stat(path or ".").st_mtime_ns
+    except OSError:
+        return None
+
+
+def _cache_file(path: list[str]) -> str | None:
+    """One file per sys.path (`python -m healthcheck` and the script differ in sys.path[0]),
+    so that alternating between them does not throw the other's answer away."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    directory = os.path.join(base, "healthcheck")
+    try:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+    except OSError:
+        return None
+    import hashlib
+
+    digest = hashlib.sha256("\0".join(path).encode("utf-8", "surrogateescape")).hexdigest()
+    return os.path.join(directory, f"entry-points-{__version__}-{digest[:16]}.json")
+
+
+def _write_cache(path: str, data: dict[str, Any]) -> None:
+    """Atomically: two runs at once each write a whole file, and the last one stays."""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".entry-points-")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle)
+        os.replace(tmp, path)
+    except OSError as exc:  # a cache only: next run looks them up again
+        log.debug("cannot write %s: %s", path, exc)
+
+
+def _origin(ep: metadata.EntryPoint | CachedEntryPoint) -> str:
+    if isinstance(ep, CachedEntryPoint):
+        if ep.dist_name is None:
+            return f"entry point {ep.value}"
+        return f"package {ep.dist_name} {ep.version}"
     dist = getattr(ep, "dist", None)
     if dist is None:
         return f"entry point {ep.value}"

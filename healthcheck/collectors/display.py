@@ -19,7 +19,7 @@ from healthcheck.collectors.ports import tcp_listeners
 from healthcheck.config import Config
 from healthcheck.environ import parse_environ
 from healthcheck.model import Finding, Section, Status
-from healthcheck.processes import descends_from, process_rows
+from healthcheck.processes import descends_from, process_rows, unix_socket_pids
 
 NAME = "display"
 X_SERVER_NAMES = ("Xtigervnc", "Xvnc", "Xvfb", "Xorg", "X", "Xwayland")
@@ -255,7 +255,7 @@ def find_server(processes: list[ProcInfo], number: int) -> ProcInfo | None:
 def _socket_owner(processes: list[ProcInfo], path: str) -> ProcInfo | None:
     names = {path, "@" + path, "\0" + path}
     try:
-        pids = {c.pid for c in psutil.net_connections(kind="unix") if c.laddr in names}
+        pids = unix_socket_pids(names)
     except (psutil.Error, OSError):
         return None
     return next((p for p in processes if p.pid in pids), None)

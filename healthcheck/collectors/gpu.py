@@ -19,10 +19,10 @@ from typing import Any, ClassVar
 import psutil
 
 from healthcheck.catalogue import catalogue, finding
-from healthcheck.collectors.logs import log_files
+from healthcheck.collectors.logs import log_files, tail_window
 from healthcheck.config import Config, GpuConfig, LogsConfig
 from healthcheck.environ import read_environment
-from healthcheck.logtail import read_tail
+from healthcheck.logtail import shared_tail
 from healthcheck.model import Finding, Section, Status
 from healthcheck.nvml import (
     HW_SLOWDOWN,
@@ -32,6 +32,8 @@ from healthcheck.nvml import (
     GpuReading,
     NvmlFailure,
     import_pynvml,
+    library_absent,
+    library_not_found,
     process_name,
     read_gpu,
     start,
@@ -108,7 +110,7 @@ class GpuCollector:
         else:
             data["xid"] = {"scanned": False}
 
-        log_data, log_findings = scan_service_logs(config.logs, cfg)
+        log_data, log_findings = scan_service_logs(config.logs, cfg, tail_window(config))
         data["cuda_log_errors"] = log_data
         findings += log_findings
 
@@ -131,6 +133,9 @@ class NvmlSnapshot:
 def read_nvml() -> NvmlSnapshot:
     """Start NVML, read everything, stop it; a failure to start is the snapshot's `failure`."""
     snap = NvmlSnapshot()
+    if library_absent():
+        snap.failure = library_not_found()
+        return snap
     nv, snap.failure = import_pynvml()
     if nv is None:
         return snap
@@ -575,14 +580,15 @@ def _older(when: str | None, now: float, hours: float) -> bool:
 
 
 def scan_service_logs(
-    logs: LogsConfig, cfg: GpuConfig
+    logs: LogsConfig, cfg: GpuConfig, window: int = 0
 ) -> tuple[list[dict[str, Any]], list[Finding]]:
-    """ "CUDA out of memory" and "CUDA error" lines in the logs the logs collector reads."""
+    """ "CUDA out of memory" and "CUDA error" lines in the logs the logs collector reads
+    (from the same read of each, `window` lines, when the run shares one)."""
     found: list[dict[str, Any]] = []
     findings: list[Finding] = []
     # The files the logs collector reads: the same walk, so the two never disagree.
     for path in log_files(logs):
-        tail = read_tail(path, cfg.log_scan_lines, logs.max_line_bytes)
+        tail = shared_tail(path, cfg.log_scan_lines, logs.max_line_bytes, window)
         if tail.error is not None or tail.binary:
             continue
         # Most logs never mention CUDA: one substring test spares two regexes per line.

@@ -13,8 +13,9 @@ from datetime import datetime, timezone
 from typing import Any, ClassVar
 
 from healthcheck.config import Config, LogsConfig
-from healthcheck.logtail import looks_like_error, read_tail
+from healthcheck.logtail import looks_like_error, shared_tail
 from healthcheck.model import Finding, Section, Status, human_duration
+from healthcheck.processes import shared
 
 # How far below a log directory to look: supervisord writes flat, but some services keep a
 # folder of their own (/logs/jupyter/...). Deeper trees are someone's data, not logs.
@@ -76,13 +77,14 @@ class LogsCollector:
     def collect(self, config: Config) -> Section:
         cfg = config.logs
         patterns = list(cfg.patterns)
-        dirs, candidates = discover_logs(cfg)
+        dirs, candidates = shared_discovery(cfg)
         chosen = candidates[: cfg.max_files]
+        window = tail_window(config)
         files: list[dict[str, Any]] = []
         findings: list[Finding] = []
         room = SECTION_BYTES
         for cand in chosen:
-            tail = read_tail(cand.path, cfg.tail_lines, cfg.max_line_bytes)
+            tail = shared_tail(cand.path, cfg.tail_lines, cfg.max_line_bytes, window)
             # Judged on every line read; shown within the byte caps (newest lines first).
             lines = list(tail.lines)
             flagged = [i for i, line in enumerate(lines) if looks_like_error(line)]
@@ -175,10 +177,23 @@ def discover_logs(cfg: LogsConfig) -> tuple[list[_Dir], list[_Candidate]]:
     return dirs, candidates
 
 
+def shared_discovery(cfg: LogsConfig) -> tuple[list[_Dir], list[_Candidate]]:
+    """discover_logs(cfg), walked once per run (processes.shared) for every collector that
+    asks with the same directories and patterns. Callers must not change what it returns."""
+    key = ("logs.discover", tuple(cfg.dirs), tuple(cfg.patterns))
+    return shared(key, lambda: discover_logs(cfg))
+
+
 def log_files(cfg: LogsConfig) -> list[str]:
     """The files the logs collector reads, newest first: other collectors that scan service
     logs (gpu's CUDA errors) read exactly these."""
-    return [c.path for c in discover_logs(cfg)[1][: cfg.max_files]]
+    return [c.path for c in shared_discovery(cfg)[1][: cfg.max_files]]
+
+
+def tail_window(config: Config) -> int:
+    """Lines read from the end of each log, once per run, for every collector that reads
+    logs: the logs collector's tail and the gpu collector's CUDA scan both come out of it."""
+    return max(config.logs.tail_lines, config.gpu.log_scan_lines)
 
 
 def _walk(

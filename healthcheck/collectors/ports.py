@@ -11,6 +11,7 @@ import psutil
 
 from healthcheck.config import Config
 from healthcheck.model import Finding, Section, Status
+from healthcheck.processes import tcp_listeners as listening_sockets
 
 MAX_OTHER_LISTENERS = 30
 # The kernel's default ephemeral range, when /proc does not say otherwise.
@@ -62,16 +63,13 @@ class PortsCollector:
 def tcp_listeners() -> dict[int, list[tuple[str, int | None]]]:
     """Port -> [(address, pid)] for every listening TCP socket, IPv4 and IPv6."""
     listeners: dict[int, list[tuple[str, int | None]]] = {}
-    for conn in psutil.net_connections(kind="tcp"):
-        if conn.status != psutil.CONN_LISTEN or not conn.laddr:
-            continue
-        host = conn.laddr.ip
+    for conn in listening_sockets():
         address = (
-            f"[{host}]:{conn.laddr.port}"
+            f"[{conn.ip}]:{conn.port}"
             if conn.family == socket.AF_INET6
-            else (f"{host}:{conn.laddr.port}")
+            else f"{conn.ip}:{conn.port}"
         )
-        listeners.setdefault(conn.laddr.port, []).append((address, conn.pid))
+        listeners.setdefault(conn.port, []).append((address, conn.pid))
     return listeners
 
 

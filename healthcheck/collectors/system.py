@@ -20,7 +20,7 @@ import psutil
 
 from healthcheck.config import Config, SystemConfig
 from healthcheck.model import Finding, Section, Status
-from healthcheck.processes import process_rows
+from healthcheck.processes import CpuTimes, cpu_times, process_rows, run_started
 
 # Filesystems that hold no operator data: their "fullness" means nothing. squashfs is
 # read-only and always 100% full. overlay stays: it is a container's root filesystem.
@@ -56,8 +56,9 @@ PSEUDO_FS = frozenset(
 # shared memory" when it fills, and Docker gives containers only 64 MiB of it by default.
 SHM_MOUNTS = frozenset({"/dev/shm"})
 CMDLINE_CHARS = 300
-# CPU use is measured over the collector's own work, stretched to at least this long: a
-# sleep of its own would make every run (and so the tool's start-up) that much slower.
+# CPU use is measured from the start of the run (its shared scans; by the time this
+# collector runs, the start-up has taken longer than this) or else over the collector's own
+# work, stretched to at least this long. A sleep of its own made every run that much slower.
 CPU_SAMPLE_SECONDS = 0.1
 # Swap has no config key: using swap is harmless, only nearly full swap is worth a line
 # (the next memory spike then goes to the OOM killer).
@@ -72,14 +73,15 @@ class SystemCollector:
     timeout: ClassVar[float | None] = None
 
     def collect(self, config: Config) -> Section:
-        began, cpu_before = time.monotonic(), psutil.cpu_times()
+        began, cpu_before = _cpu_sample_start()
         memory = psutil.virtual_memory()
         swap = psutil.swap_memory()
         disks = disk_usage(config.paths.workspace)
         limit = cgroup_memory()
         processes, zombies = process_table()
         time.sleep(max(0.0, began + CPU_SAMPLE_SECONDS - time.monotonic()))
-        cpu_percent = busy_percent(cpu_before, psutil.cpu_times())
+        cpu_after = cpu_times()
+        cpu_percent = busy_percent(cpu_before, cpu_after) if cpu_before and cpu_after else 0.0
         boot = psutil.boot_time()
         data: dict[str, Any] = {
             "host": socket.gethostname(),
@@ -122,6 +124,14 @@ class SystemCollector:
             volatile["memory_limit_used_percent"] = memory_used_percent(*limit)
             findings += memory_findings(*limit, config.system, scope="container")
         return Section.from_findings(self.name, data, findings, volatile)
+
+
+def _cpu_sample_start() -> tuple[float, CpuTimes | None]:
+    """Where the CPU sample begins: the run's start when there is one, else now."""
+    started = run_started()
+    if started is not None and started[1] is not None:
+        return started
+    return time.monotonic(), cpu_times()
 
 
 def os_name() -> str:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from healthcheck.history import History, git  # history imports GitPython quietly
+from healthcheck.history import History, gitpython  # GitPython, imported quietly
 
 if TYPE_CHECKING:
     from healthcheck.config import Config
@@ -167,6 +167,7 @@ def _recorded(history: History, json_rel: str, count: int) -> list[str]:
 
 
 def _load(history: History, ref: str, json_rel: str) -> Run:
+    git = gitpython()
     try:
         sha = str(history.repo.git.rev_parse("--verify", "-q", f"{ref}^{{commit}}"))
     except git.GitCommandError:

@@ -130,7 +130,7 @@ class History:
     def repo(self) -> git.Repo:
         """The repository through GitPython, for reading history (imported on first use)."""
         if self._repo is None:
-            git = _import_gitpython()
+            git = gitpython()
             self._repo = git.Repo(self.worktree)
         return self._repo
 
@@ -575,7 +575,7 @@ def _git_dir_of(workspace: Path) -> Path | None:
     return dot_git if _is_git_dir(dot_git) else None
 
 
-def _import_gitpython() -> Any:
+def gitpython() -> Any:
     # Without a git executable, GitPython refuses to import at all; quiet, it imports and
     # its commands fail. It reads the variable once, at import, so it is taken away again:
     # a variable the tool set for itself must not show in the env section as the box's.

@@ -18,10 +18,10 @@ from healthcheck.collectors.env import EnvCollector
 from healthcheck.collectors.ports import PortsCollector
 from healthcheck.collectors.provisioning import ProvisioningCollector
 from healthcheck.collectors.system import (
+    ZOMBIES_WARN,
     SystemCollector,
     disk_findings,
     memory_findings,
-    zombie_findings,
 )
 from healthcheck.config import SystemConfig, parse_config
 from healthcheck.environ import read_environment
@@ -176,7 +176,9 @@ def test_system_sees_a_real_zombie() -> None:
             os.getpid(),
             psutil.Process().name(),
         )
-        assert "system.zombies:processes" in [f.id for f in section.findings]
+        # A passing zombie is listed, and is no finding (a busy box always has a few).
+        if len(section.data["zombies"]) < ZOMBIES_WARN:
+            assert "system.zombies:processes" not in [f.id for f in section.findings]
     finally:
         child.wait()
 
@@ -215,15 +217,3 @@ def test_memory_thresholds_count_available_memory_as_free() -> None:
         Status.CRIT,
         "Memory is 98% used",
     )
-
-
-def test_zombie_finding_names_the_parents() -> None:
-    assert zombie_findings([]) == []
-    (finding,) = zombie_findings(
-        [
-            {"pid": 10, "name": "sshd", "parent_pid": 1, "parent": "startup.sh"},
-            {"pid": 11, "name": "sshd", "parent_pid": 1, "parent": "startup.sh"},
-        ]
-    )
-    assert finding.title == "2 zombie processes"
-    assert "startup.sh (pid 1)" in finding.detail

@@ -165,11 +165,13 @@ def test_one_process_scan_per_run_the_redactors_included(
         f'[paths]\nworkspace = "{tmp_path / "ws"}"\n[env]\nsource = "process:no-such-process"\n'
     )
     only = "system,env,display,ports"
-    result = CliRunner().invoke(cli, ["run", "--config", str(config), "-q", "--only", only])
+    output = tmp_path / "partial" / "status.md"  # a partial run writes only here
+    args = ["run", "--config", str(config), "-q", "--only", only, "--output", str(output)]
+    result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert scans == [1]
     assert len(socket_reads) == len(set(socket_reads))  # no process's descriptors read twice
-    report = json.loads((tmp_path / "ws" / "system_status.json").read_text())
+    report = json.loads(output.with_suffix(".json").read_text())
     assert report["sections"]["env"]["data"]["source"].startswith("self")
 
 
@@ -297,7 +299,7 @@ def test_a_run_exits_with_its_code_and_all_of_its_output(tmp_path: Path) -> None
     result = subprocess.run([*command, "--json"], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["schema"] == "healthcheck/report/v1"
-    assert result.stderr.startswith("Status ")
+    assert result.stderr.startswith("Partial run (system): Status ")
     failing = subprocess.run(
         [*command, "--only", "env", "--fail-on", "warn", "-q"],
         capture_output=True,

@@ -17,6 +17,7 @@ from healthcheck.collectors.system import (
     CMDLINE_CHARS,
     PSEUDO_FS,
     SHM_MOUNTS,
+    ZOMBIES_WARN,
     SystemCollector,
     busy_percent,
     cgroup_memory,
@@ -132,23 +133,26 @@ def test_a_long_command_line_is_cut_visibly() -> None:
     assert ours["cmdline"].endswith("x…")
 
 
-def test_a_real_zombie_names_its_parent() -> None:
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
+def test_real_zombies_piling_up_name_their_parent() -> None:
+    children = [subprocess.Popen([sys.executable, "-c", "pass"]) for _ in range(ZOMBIES_WARN)]
     try:
         deadline = time.monotonic() + 10
-        while psutil.Process(child.pid).status() != psutil.STATUS_ZOMBIE:
-            assert time.monotonic() < deadline, "the child never exited"
-            time.sleep(0.02)
+        for child in children:
+            while psutil.Process(child.pid).status() != psutil.STATUS_ZOMBIE:
+                assert time.monotonic() < deadline, "the child never exited"
+                time.sleep(0.02)
         section = SystemCollector().collect(parse_config({}))
     finally:
-        child.wait()
+        for child in children:
+            child.wait()
     me = psutil.Process().name()
-    (zombie,) = [z for z in section.data["zombies"] if z["pid"] == child.pid]
-    assert (zombie["parent_pid"], zombie["parent"]) == (os.getpid(), me)
+    pids = {child.pid for child in children}
+    ours = [z for z in section.data["zombies"] if z["pid"] in pids]
+    assert {(z["parent_pid"], z["parent"]) for z in ours} == {(os.getpid(), me)}
     (finding,) = [f for f in section.findings if f.rule == "zombies"]
     assert (finding.id, finding.severity) == ("system.zombies:processes", Status.WARN)
     assert f"{me} (pid {os.getpid()})" in finding.detail
-    assert any(line.startswith(f"pid {child.pid} ") for line in finding.evidence)
+    assert any(line.startswith(f"pid {children[0].pid} ") for line in finding.evidence)
 
 
 # --- thresholds on fabricated figures -----------------------------------------------------
@@ -217,18 +221,22 @@ def test_swap_boundaries(total: int, used: int, expected: list[str]) -> None:
     ]
 
 
-def test_zombies_group_under_one_finding_naming_each_parent() -> None:
+def test_zombies_warn_when_they_pile_up_under_one_finding_naming_each_parent() -> None:
+    named = [
+        {"pid": 10, "name": "sshd", "parent_pid": 1, "parent": "start.sh"},
+        {"pid": 11, "name": "Xtigervnc", "parent_pid": 42, "parent": None},
+    ]
+    more = [
+        {"pid": 20 + i, "name": "sshd", "parent_pid": 1, "parent": "start.sh"}
+        for i in range(ZOMBIES_WARN - len(named))
+    ]
     assert zombie_findings([]) == []
-    (finding,) = zombie_findings(
-        [
-            {"pid": 10, "name": "sshd", "parent_pid": 1, "parent": "start.sh"},
-            {"pid": 11, "name": "Xtigervnc", "parent_pid": 42, "parent": None},
-        ]
-    )
+    assert zombie_findings(named) == []  # a few passing ones: no alarm
+    (finding,) = zombie_findings(named + more)
     assert (finding.id, finding.severity) == ("system.zombies:processes", Status.WARN)
-    assert finding.title == "2 zombie processes"
+    assert finding.title == f"{ZOMBIES_WARN} zombie processes"
     assert "? (pid 42), start.sh (pid 1)" in finding.detail
-    assert finding.evidence == (
+    assert finding.evidence[:2] == (
         "pid 10 sshd <defunct>, parent start.sh (pid 1)",
         "pid 11 Xtigervnc <defunct>, parent ? (pid 42)",
     )

@@ -407,8 +407,14 @@ def swap_findings(total: int, used: int) -> list[Finding]:
     ]
 
 
+# Zombies it takes to warn. A child is a zombie from its exit until its parent's next wait
+# (supervisord reaps once a second): one or two are seen on any busy box and are harmless;
+# a parent that never waits piles them up.
+ZOMBIES_WARN = 5
+
+
 def zombie_findings(zombies: list[dict[str, Any]]) -> list[Finding]:
-    if not zombies:
+    if len(zombies) < ZOMBIES_WARN:
         return []
     parents = sorted({f"{z['parent'] or '?'} (pid {z['parent_pid']})" for z in zombies})
     return [

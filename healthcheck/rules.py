@@ -180,28 +180,30 @@ ProbeFn = Callable[[Probe, dict[str, Any], Fields], "Fields | None"]
 _OOM_KILL = re.compile(
     r"Out of memory: Kill(?:ed)? process (?P<pid>\d+) \((?P<name>[^)]+)\)"
     r"|oom-kill:.*\btask=(?P<task>[^,\s]+),pid=(?P<tpid>\d+)"
-    r"|Memory cgroup out of memory: Kill(?:ed)? process (?P<cpid>\d+) \((?P<cname>[^)]+)\)",
+    r"|Memory cgroup out of memory: Kill(?:ed)? process (?P<cpid>\d+) \((?P<cname>[^)]+)\)"
+    # Older kernels log the kill on a line of its own, after "Out of memory: Kill process".
+    r"|\bKilled process (?P<kpid>\d+) \((?P<kname>[^)]+)\)",
     re.IGNORECASE,
 )
 
 
 def _oom(probe: Probe, program: dict[str, Any], fields: Fields) -> Fields | None:
     started = program.get("started")
-    kernel = [
-        text
+    kills_seen = [
+        found
         for when, text in probe.kernel_lines()
         # A kill before the program's current start is history, not its cause.
         if not (started and when and len(when) == len(started) and when < started)
+        and (found := _OOM_KILL.search(text))
     ]
     cgroup = probe.cgroup()
     kills = cgroup.get("oom_kill")
-    if not kernel and not (isinstance(kills, int) and kills > 0):
+    if not kills_seen and not (isinstance(kills, int) and kills > 0):
         return None
-    if kernel:
-        found = _OOM_KILL.search(kernel[-1])
-        assert found is not None
-        pid = found.group("pid") or found.group("tpid") or found.group("cpid")
-        name = found.group("name") or found.group("task") or found.group("cname")
+    if kills_seen:
+        found = kills_seen[-1]
+        pid = found.group("pid") or found.group("tpid") or found.group("cpid") or found["kpid"]
+        name = found.group("name") or found.group("task") or found.group("cname") or found["kname"]
         evidence = f"The kernel's OOM killer killed process {pid} ({name})."
     else:
         evidence = (

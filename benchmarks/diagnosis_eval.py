@@ -11,7 +11,8 @@ finding id is the one it expects (or one of them). The table is per batch: "tuni
 excerpts the catalogue was widened on, and "held-out", ones collected afterwards. Healthy
 excerpts (a running program's normal output) must give no warn or crit finding, from the
 program's judgement or from the logs collector's "ends with an error". Exit status: 0 when
-every healthy excerpt stays quiet, 1 otherwise (the named count is a measure, not a gate).
+every healthy excerpt stays quiet, 1 otherwise; tests/test_catalogue.py also wants every
+cause named.
 """
 
 from __future__ import annotations

@@ -180,28 +180,30 @@ ProbeFn = Callable[[Probe, dict[str, Any], Fields], "Fields | None"]
 _OOM_KILL = re.compile(
     r"Out of memory: Kill(?:ed)? process (?P<pid>\d+) \((?P<name>[^)]+)\)"
     r"|oom-kill:.*\btask=(?P<task>[^,\s]+),pid=(?P<tpid>\d+)"
-    r"|Memory cgroup out of memory: Kill(?:ed)? process (?P<cpid>\d+) \((?P<cname>[^)]+)\)",
+    r"|Memory cgroup out of memory: Kill(?:ed)? process (?P<cpid>\d+) \((?P<cname>[^)]+)\)"
+    # Older kernels log the kill on a line of its own, after "Out of memory: Kill process".
+    r"|\bKilled process (?P<kpid>\d+) \((?P<kname>[^)]+)\)",
     re.IGNORECASE,
 )
 
 
 def _oom(probe: Probe, program: dict[str, Any], fields: Fields) -> Fields | None:
     started = program.get("started")
-    kernel = [
-        text
+    kills_seen = [
+        found
         for when, text in probe.kernel_lines()
         # A kill before the program's current start is history, not its cause.
         if not (started and when and len(when) == len(started) and when < started)
+        and (found := _OOM_KILL.search(text))
     ]
     cgroup = probe.cgroup()
     kills = cgroup.get("oom_kill")
-    if not kernel and not (isinstance(kills, int) and kills > 0):
+    if not kills_seen and not (isinstance(kills, int) and kills > 0):
         return None
-    if kernel:
-        found = _OOM_KILL.search(kernel[-1])
-        assert found is not None
-        pid = found.group("pid") or found.group("tpid") or found.group("cpid")
-        name = found.group("name") or found.group("task") or found.group("cname")
+    if kills_seen:
+        found = kills_seen[-1]
+        pid = found.group("pid") or found.group("tpid") or found.group("cpid") or found["kpid"]
+        name = found.group("name") or found.group("task") or found.group("cname") or found["kname"]
         evidence = f"The kernel's OOM killer killed process {pid} ({name})."
     else:
         evidence = (
@@ -511,7 +513,7 @@ def _finding(
     start = max(0, index - EVIDENCE_LINES + 1)
     # A retried program logs its traceback once per try: show the last one from its start.
     for i in range(index, start - 1, -1):
-        if lines[i].startswith("Traceback (most recent call last)"):
+        if _TRACEBACK.match(lines[i]):
             start = i
             break
     evidence = tuple(lines[start : index + 1]) if decisive else ()
@@ -519,25 +521,30 @@ def _finding(
 
 
 _EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt)\b:?")
+# Python's last traceback line is "Name: message" or "Name" alone; an exception's name is
+# dotted (cv2.error, jinja2.exceptions.TemplateNotFound) or CamelCase (StopIteration).
+_EXCEPTION_SHAPE = re.compile(r"^(?:[A-Za-z_][\w]*\.[\w.]+|[A-Z][\w]*)(?::\s|:$|$)")
+_TRACEBACK = re.compile(r"^(?P<prefix>.*?)Traceback \(most recent call last\):?\s*$")
+_EMPTY_MESSAGE = re.compile(r"^[\w.]+:\s*$")
 
 
 def decisive_index(lines: list[str]) -> int:
     """The line that explains a crash, not merely the last one.
 
-    The end of the last traceback wins (its exception line); then the last line that looks
-    like an error; then the last non-blank line. supervisord's own words ("Exited too
-    quickly") and CUDA's boilerplate are never chosen while the log has anything else.
-    -1 when there is nothing.
+    The end of the last traceback wins: its exception line, the first line after the frames
+    (Python prints chained exceptions oldest first, so the last traceback's is the final one),
+    or the line after it when its message starts on the next line. A prefix the traceback's
+    lines share (docker compose's "name  | ", syslog's "date host prog: ") is looked through.
+    Then the last line that looks like an error; then the last non-blank line. supervisord's
+    own words ("Exited too quickly") and CUDA's boilerplate are never chosen while the log has
+    anything else. -1 when there is nothing.
     """
     candidates = [i for i, line in enumerate(lines) if line.strip() and not never_decisive(line)]
-    last_traceback = next(
-        (i for i in reversed(candidates) if lines[i].startswith("Traceback (most recent call")),
-        None,
-    )
+    last_traceback = next((i for i in reversed(candidates) if _TRACEBACK.match(lines[i])), None)
     if last_traceback is not None:
-        for index in reversed(candidates):
-            if index > last_traceback and _EXCEPTION_LINE.match(lines[index].strip()):
-                return index
+        found = _exception_after(lines, last_traceback)
+        if found is not None:
+            return found
     for index in reversed(candidates):
         if looks_like_error(lines[index]):
             return index
@@ -547,6 +554,28 @@ def decisive_index(lines: list[str]) -> int:
         if lines[index].strip():
             return index
     return -1
+
+
+def _exception_after(lines: list[str], traceback: int) -> int | None:
+    """The index of the exception line that ends the traceback starting at `traceback`."""
+    found = _TRACEBACK.match(lines[traceback])
+    prefix = found.group("prefix") if found else ""
+    # The same prefix on each line, its digits free to change (time stamps).
+    own = re.compile("".join(r"\d" if c.isdigit() else re.escape(c) for c in prefix))
+    for index in range(traceback + 1, len(lines)):
+        shared = own.match(lines[index])
+        if shared is None:
+            continue  # another stream's line (compose's "name exited with code 1")
+        text = lines[index][shared.end() :]
+        if not text.strip() or text[0].isspace() or text.startswith('File "'):
+            continue  # a frame or its source line
+        if never_decisive(text):
+            continue
+        if _EXCEPTION_LINE.match(text) or _EXCEPTION_SHAPE.match(text):
+            if _EMPTY_MESSAGE.match(text) and index + 1 < len(lines) and lines[index + 1].strip():
+                return index + 1  # "AssertionError:" with its message on the next line
+            return index
+    return None
 
 
 # --- reading the box -------------------------------------------------------------------------
@@ -684,7 +713,10 @@ _X_SERVER = re.compile(r"^X|vnc|xvfb|xorg|xwayland", re.IGNORECASE)
 def _read_x11_unix() -> dict[str, str]:
     import pwd
 
-    info = os.stat("/tmp/.X11-unix")
+    try:
+        info = os.stat("/tmp/.X11-unix")
+    except FileNotFoundError:  # a non-root X server cannot create it
+        return {"owner": "nobody (it does not exist)", "mode": "none"}
     try:
         owner = pwd.getpwuid(info.st_uid).pw_name
     except KeyError:

@@ -24,6 +24,8 @@ from healthcheck.redact import Redactor
 PREFIX = "healthcheck"
 SEVERITIES = ("crit", "warn", "unknown", "ok")
 _STATUS_RANK = {s.value: s.rank for s in Status}
+# "0 ok, 1 warn, 2 unknown, 3 crit": said in each status metric's help, from the ranks.
+_STATUS_SCALE = ", ".join(f"{s.rank} {s.value}" for s in sorted(Status, key=lambda s: s.rank))
 
 
 class MetricsUnavailable(Exception):
@@ -110,7 +112,7 @@ def families(data: dict[str, Any], redactor: Redactor, client: Any | None = None
     )
     out.add(
         "status",
-        "Overall status of the last report: 0 ok, 1 unknown, 2 warn, 3 crit.",
+        f"Overall status of the last report: {_STATUS_SCALE}.",
         _STATUS_RANK.get(data.get("status", "")),
     )
     counts = data.get("counts", {})
@@ -150,7 +152,7 @@ def families(data: dict[str, Any], redactor: Redactor, client: Any | None = None
         )
         out.add(
             "collector_status",
-            "Each collector's section status: 0 ok, 1 unknown, 2 warn, 3 crit.",
+            f"Each collector's section status: {_STATUS_SCALE}.",
             _STATUS_RANK.get(section.get("status", "")),
             collector=name,
         )

@@ -89,6 +89,8 @@ HOSTS = _hosts()
 def normalize_text(text: str) -> str:
     text = text.split("## Volatile figures", 1)[0]
     text = re.sub(r"/tmp/sv\w+/", "/tmp/sv<dir>/", text)  # before the host: "svab1vm2"
+    # The test programs' interpreter lives in the checkout, wherever it was cloned.
+    text = re.sub(r"[^\s'\"=]*/\.venv/bin/", "<checkout>/.venv/bin/", text)
     for host in HOSTS:
         text = re.sub(rf"\b{re.escape(host)}\b", "<host>", text)
     lines = [line for line in text.splitlines() if not line.startswith("Other listeners:")]

@@ -705,15 +705,25 @@ def docs_update(
         app.console.info(f"{target} is up to date (checked against {source}).")
 
 
+# Ranges a message names before it counts the rest: a long document refreshed throughout
+# must not print a screenful of line numbers.
+MAX_RANGES_SHOWN = 10
+
+
 def _line_ranges(numbers: tuple[int, ...]) -> str:
-    """(7, 27, 28, 29, 32) -> "lines 7, 27-29, 32"."""
+    """(7, 27, 28, 29, 32) -> "lines 7, 27-29, 32"; past MAX_RANGES_SHOWN ranges, the rest
+    counted ("... and 40 more lines")."""
     ranges: list[list[int]] = []
     for n in numbers:
         if ranges and n == ranges[-1][1] + 1:
             ranges[-1][1] = n
         else:
             ranges.append([n, n])
-    text = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in ranges)
+    shown = ranges[:MAX_RANGES_SHOWN]
+    text = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in shown)
+    if len(ranges) > len(shown):
+        rest = sum(b - a + 1 for a, b in ranges[len(shown) :])
+        text += f" and {rest} more line{'' if rest == 1 else 's'}"
     return f"line {text}" if len(numbers) == 1 else f"lines {text}"
 
 

@@ -535,6 +535,17 @@ def test_docs_update_command(box: Box) -> None:
         assert (result.exit_code, result.stderr) == (0, expected.format(other))
     assert "-->Present<!--" in other.read_text()
 
+    # A document refreshed throughout names its first ten ranges and counts the rest.
+    stamps = box.root / "stamps.md"
+    stamps.write_text(
+        "".join(f"*Last updated: April {n}, 2025*\n\nText.\n\n" for n in range(1, 13))
+    )
+    many = invoke("docs", "update", str(stamps), "--config", str(box.config), "--only", "env")
+    assert many.stderr == (
+        f"Updated {stamps} from a fresh run: lines 1, 5, 9, 13, 17, 21, 25, 29, 33, 37 "
+        "and 2 more lines of the new file.\n"
+    )
+
     no_report = invoke("docs", "update", "--config", str(box.config), "--last")
     assert no_report.exit_code == 3
     json_path = box.workspace / "system_status.json"

@@ -108,7 +108,8 @@ _QUANTITY_WORDS = _word_set(
 )
 _PUBLIC_WORDS = frozenset({"PUBLIC", "PUB", "PUBLISHABLE"})
 _PUBLIC_SECRET_WORDS = _word_set("KEY KEYS TOKEN TOKENS")  # PUBLIC_KEY, publicToken
-_ID_SECRET_WORDS = _word_set("CREDENTIAL CREDENTIALS CRED CREDS KEY KEYS")
+# (private_key_id: which key of a service account, not the key.)
+_ID_SECRET_WORDS = _word_set("CREDENTIAL CREDENTIALS CRED CREDS KEY KEYS PRIVATE")
 # A last word that makes the name about a secret, not the secret itself (AUTH_TYPE, SECRET_NAME,
 # TOKEN_USER, PASSWORD_POLICY, PRIVATE_IP). URL is not one: URLs carry credentials.
 _METADATA_WORDS = _word_set(
@@ -162,12 +163,18 @@ _SAID_PLACEHOLDER = (
     r"(?P<said>[xX0-9*#.\u2022])(?P=said){7,}|placeholder|changeme|replace[_\-]?(?:with|me)|redacted|dummy"
     r"|your[_\-]?(?:api|token|key|secret|pass|user)|(?:token|key|secret|password)[_\-]?here"
 )
-_TOKEN_PLACEHOLDER_RE = re.compile(_SAID_PLACEHOLDER + "|(?-i:EXAMPLE)", re.IGNORECASE)
+# A capitalised word written over and over ("hf_FakeFakeFakeFake...") is typed by a person, not
+# generated.
+_REPEATED_UNIT = r"(?P<unit>[A-Z][a-z]{2,5})(?P=unit){2,}"
+_TOKEN_PLACEHOLDER_RE = re.compile(
+    _SAID_PLACEHOLDER + "|(?-i:EXAMPLE)|(?-i:" + _REPEATED_UNIT + ")", re.IGNORECASE
+)
 # A value under a name, or after a keyword, is also a placeholder when it is an example or the
 # alphabet in order. (Not a token with a known prefix: test data writes those that way, and a
 # prefix is reason enough to mask.)
 _PLACEHOLDER_RE = re.compile(
-    _SAID_PLACEHOLDER + r"|(?P<run>.)(?P=run){7,}|(?<!\.)example(?!\.)|abcdefghijkl|opqrstuvwxyz",
+    _SAID_PLACEHOLDER
+    + r"|(?P<run>.)(?P=run){7,}|(?<!\.)example(?!\.)|\.example$|abcdefghijkl|opqrstuvwxyz",
     re.IGNORECASE,
 )
 # Words that stand for a password in documentation ("curl -u user:pass", "-p password").
@@ -493,6 +500,9 @@ class SecretRule:
     keywords: tuple[str, ...]
     docs: str
     needs_digit: bool = False
+    # The prefix alone says it is a token: a body that reads like words is masked too
+    # ("glpat-" + 20 characters). Without it, a word-like body is an identifier (hf_hub_x).
+    distinctive: bool = False
     gate: bool = True
 
     @functools.cached_property
@@ -512,7 +522,9 @@ class SecretRule:
                 or _is_marked(secret)
                 or _TOKEN_PLACEHOLDER_RE.search(secret + _rest_of_word(m.string, end))
                 or (self.kind == "password" and _is_reference(_unquote(secret)))
-                or (label is not None and _is_wordish(secret))  # hf_requiredCharacteristicTypes
+                or (
+                    label is not None and not self.distinctive and _is_wordish(secret)
+                )  # hf_requiredCharacteristicTypes
             ):
                 return m.group(0)
             whole = m.start()
@@ -562,6 +574,7 @@ def secret_rules() -> tuple[SecretRule, ...]:
             keywords=tuple(entry["keywords"]),
             docs=entry["docs"],
             needs_digit=entry.get("needs_digit", False),
+            distinctive=entry.get("distinctive", False),
             gate=entry.get("gate", True),
         )
         for entry in raw["rule"]

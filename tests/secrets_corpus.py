@@ -159,6 +159,9 @@ SECRET_FAMILIES: dict[str, list[tuple[str, str]]] = {
         ("scim " + (s := "glsoat-" + _alnum(20)), s),
         ("oauth secret " + (s := "gloas-" + _hex(64)), s),
         ("--registration-token " + (s := "GR1348941" + _alnum(20)), s),
+        # the prefix is enough, even when the body reads like words
+        ("GITLAB_TOKEN=" + (s := "glpat-fake_ci_runnertoken42_x"), s),
+        ("deploy: " + (s := "gldt-Fake-deploykey2024-forCI"), s),
     ],
     "ai providers": [
         ("OPENAI_API_KEY=" + (s := "sk-proj-" + _alnum(60) + "T3BlbkFJ" + _alnum(60)), s),
@@ -374,6 +377,7 @@ LOOKALIKE_FAMILIES: dict[str, list[str]] = {
         "credentialsId: '" + _uuid_hex() + "'",
         "md5sum: " + _hex(32) + "  model.safetensors",
         "Xid 79, pid=1234, name=python, GPU has fallen off the bus",
+        '"private_key_id": "' + _hex(40) + '",',
     ],
     "placeholders": [
         "password=${password}",
@@ -394,6 +398,8 @@ LOOKALIKE_FAMILIES: dict[str, list[str]] = {
         'docker login -u jane -p "$REGISTRY_PASSWORD" registry.invalid',
         "echo $PW | sudo -S true",
         "DATABASE_URL=postgres://$DB_USER:$DB_PASS@db/app",
+        "a Hugging Face token looks like hf_FakeFakeFakeFakeFakeFakeFakeFake12",
+        "# token: hvs.example",
     ],
     "values under secret-looking names": [
         'MONGO_NO_AUTH="mongodb://localhost:27017/db"',

@@ -252,10 +252,17 @@ def _unquote(value: str) -> str:
         return value  # the common case, decided without a loop
     if value.startswith('@"') and value.endswith('"') and len(value) >= 3:
         return value[2:-1]  # C#'s @"verbatim string"
+    if value.startswith("\\\\"):  # JSON in a string in JSON: \\\"x\\\" (docker's auth config)
+        nested = _NESTED_QUOTED_RE.fullmatch(value)
+        return nested.group("body") if nested else value
     for quote in ('\\"', '"', "'", "`"):
         if len(value) >= 2 * len(quote) and value.startswith(quote) and value.endswith(quote):
             return value[len(quote) : -len(quote)]
     return value
+
+
+# A value quoted with an escaped quote escaped again, as many times as it was nested.
+_NESTED_QUOTED_RE = re.compile(r"(?P<q>\\{2,}[\"'])(?P<body>[^\"'\\]*)(?P=q)")
 
 
 def _is_trivial(value: str) -> bool:
@@ -813,7 +820,7 @@ _TYPE_ANNOTATION = r"(?:[ \t]*:[ \t]*|[ \t]+)[A-Za-z_][A-Za-z0-9_.<>\[\]]*[ \t]*
 # index: "secrete[] ="), =, :, a comparison (!=), a comma between a quoted name and a quoted
 # value, or a call with a quoted argument ('secret("x")', 'secrete.assign("x")').
 _AFTER_NAME = (
-    r"\\?[\"']?[ \t]*(?:[=:]|!=|[?+.]=|\?\?=)|\[[0-9]*\][ \t]*=|[\"'][ \t]*,[ \t]*[\"']"
+    r"\\*[\"']?[ \t]*(?:[=:]|!=|[?+.]=|\?\?=)|\[[0-9]*\][ \t]*=|[\"'][ \t]*,[ \t]*[\"']"
     r"|(?:\.[A-Za-z_][A-Za-z0-9_]*)?\([ \t]*[\"'`]" + r"|" + _TYPE_ANNOTATION
 )
 # The hit regexes only find candidates (a rule then checks what really follows the name): kept
@@ -822,7 +829,7 @@ _KEYWORD_RES = {
     keyword: re.compile(
         keyword
         + r"[a-z0-9_.\-]{0,100}"
-        + r"(?:\\?[\"']?[ \t]*(?:[=:!,?+]|\.=)|[\[(>]|[ \t]+[a-z_][a-z0-9_.]*[ \t]*=)"
+        + r"(?:\\*[\"']?[ \t]*(?:[=:!,?+]|\.=)|[\[(>]|[ \t]+[a-z_][a-z0-9_.]*[ \t]*=)"
     )
     for keyword in _KEYWORDS
 }
@@ -922,10 +929,10 @@ _ASSIGN_RE = re.compile(
     r"(?P<sep>" + _TYPE_ANNOTATION + "|"
     # YAML block scalar: "token: |" and the value on the next, indented line
     r"[ \t]*:[ \t]*[|>][+\-]?[ \t]*\r?\n[ \t]+|"
-    r"(?:\\?[\"']?|\[[0-9]*\])[ \t]*(?:=>|:{1,3}=|\?\?=|[.?+]=|[!=]==?|[=:])[ \t]*"
+    r"(?:\\*[\"']?|\[[0-9]*\])[ \t]*(?:=>|:{1,3}=|\?\?=|[.?+]=|[!=]==?|[=:])[ \t]*"
     r"|[\"'][ \t]*,[ \t]*(?=[\"'])|(?:\.[A-Za-z_][A-Za-z0-9_]*)?\([ \t]*(?=[\"'`]))"
     r"(?P<val>@?\"(?:[^\"\\\n]|\\.)*\"|'[^'\n]*'|`[^`\n]*`"
-    r"|\\\"(?:[^\"\\\n]|\\[^\"\n])*\\\""
+    r"|\\\"(?:[^\"\\\n]|\\[^\"\n])*\\\"|\\{2,}[\"'][^\"'\\\n]*\\{2,}[\"']"
     r"|\$\{[^}\s\"']*\}"
     rf"|[^\s\"'`,;&<>(){{}}\[\]\\=][^\s\"'`\\]{{0,{_BARE_JUDGED - 1}}})"
 )
@@ -992,6 +999,10 @@ def _requote(raw: str, masked: str) -> str:
     """`masked` in the quotes `raw` had."""
     if raw.startswith('@"') and raw.endswith('"') and len(raw) >= 3:
         return '@"' + masked + '"'
+    if raw.startswith("\\\\"):
+        nested = _NESTED_QUOTED_RE.fullmatch(raw)
+        if nested:
+            return nested.group("q") + masked + nested.group("q")
     for quote in ('\\"', '"', "'", "`"):
         if len(raw) >= 2 * len(quote) and raw.startswith(quote) and raw.endswith(quote):
             return quote + masked + quote

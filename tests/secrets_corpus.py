@@ -342,6 +342,12 @@ SECRET_FAMILIES: dict[str, list[tuple[str, str]]] = {
         ("my api key " + (s := "8fA3kLq92ZxP0wQe7vBFAKE"), s),
         ("secret_key_base = '" + (s := "FAKE" + _hex(60)) + "'", s),
         ("SECRET_KEY=" + (s := "FAKE-django-insecure-k3y!x"), s),
+        # JSON inside a string inside TOML or JSON: the quotes are escaped twice
+        (
+            'environment = ["DOCKER_AUTH_CONFIG={\\\\\\"auths\\\\\\":{\\\\\\"r.invalid\\\\\\":'
+            '{\\\\\\"auth\\\\\\":\\\\\\"' + (s := "RkFLRXVzZXI6RkFLRXBhc3M=") + '\\\\\\"}}}"]',
+            s,
+        ),
     ],
 }
 

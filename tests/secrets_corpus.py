@@ -218,6 +218,7 @@ SECRET_FAMILIES: dict[str, list[tuple[str, str]]] = {
         ("oc login --token=" + (s := "sha256~" + _alnum(43)), s),
     ],
     "chat and mail": [
+        ("X_BEARER=" + (s := "A" * 22 + _alnum(40) + "%2F" + _alnum(40)), s),
         ("SLACK_BOT_TOKEN=" + (s := "xoxb-1234567890-1234567890123-" + _alnum(24)), s),
         ("SLACK_APP_TOKEN=" + (s := "xapp-1-A1234567890-1234567890123-" + _hex(64)), s),
         ("https://hooks.slack.com/services/" + (s := "T12345678/B12345678/" + _alnum(24)), s),
@@ -246,6 +247,9 @@ SECRET_FAMILIES: dict[str, list[tuple[str, str]]] = {
         ("SHOPIFY_ACCESS_TOKEN=" + (s := "shpat_" + _hex(32)), s),
         ("SQUARE_TOKEN=" + (s := "sq0atp-" + _alnum(22)), s),
         ("PLAID_ACCESS_TOKEN=" + (s := "access-sandbox-" + _uuid_hex()), s),
+        # the value says secret even where the name says public
+        ('flutterwavePubKey = "' + (s := "FLWSECK_TEST-" + _hex(32) + "-X") + '"', s),
+        ("FLW_ENCRYPTION_KEY: " + (s := "FLWSECK_TEST-" + _hex(12)), s),
     ],
     "package registries": [
         ("//registry.npmjs.org/:_authToken=" + (s := "npm_" + _alnum(36)), s),
@@ -438,6 +442,7 @@ LOOKALIKE_FAMILIES: dict[str, list[str]] = {
         "Requirement already satisfied: torch==2.3.0 in /usr/local/lib/python3.10/dist-packages",
         "image: nvcr.io/nvidia/pytorch:24.01-py3",
         "pk_live_" + _alnum(24) + " is a publishable key",
+        "FLW_PUBLIC_KEY=FLWPUBK_TEST-" + _hex(32) + "-X",
         "wandb: Currently logged in as: jane (use `wandb login --relogin` to force relogin)",
         "12:30:45 worker started",
         "docker run -p 8080:80 -u 1000:1000 nginx",

@@ -366,7 +366,8 @@ def _value_may_be_secret(words: frozenset[str], secret: frozenset[str], plain: s
         return False  # ",.:-@*?!", "somefakekey": test data, not a secret
     if _is_url(plain) and _URL_SECRET_WORDS.isdisjoint(words):
         return False
-    if "ID" in words and _UUID_RE.fullmatch(plain):  # credentialsId: which credential, not it
+    # credentialsId: which credential, not it; but Vault's AppRole secret_id is the credential
+    if "ID" in words and "SECRET" not in secret and _UUID_RE.fullmatch(plain):
         return False
     if not _LOCATION_NAME_WORDS.isdisjoint(words) and "@" not in plain and "=" not in plain:
         return False  # dev.credentials.url=dev-lb1.api.example:5215
@@ -381,7 +382,8 @@ def _value_may_be_secret(words: frozenset[str], secret: frozenset[str], plain: s
             len(plain) < 6
             or _NUMBER_RE.fullmatch(plain)
             or _is_wordish(plain)
-            or ("." in plain and _CODE_NAME_RE.fullmatch(plain))  # keyPressed = kVK_Return.u16
+            # keyPressed = kVK_Return.u16 (not "oaaXk2...v1.eyJ1c2Vy...": random parts)
+            or ("." in plain and _CODE_NAME_RE.fullmatch(plain) and not _has_random_part(plain))
         )
     )
 
@@ -394,6 +396,11 @@ _SNAKE_NAME_RE = re.compile(
 # An identifier or a dotted chain of them: code, when it names a secret rather than holds one.
 _CODE_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 _SECRET_WORD_INSIDE_RE = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|_KEY\b|^KEY_")
+
+
+def _has_random_part(dotted: str) -> bool:
+    """Whether a part of a dotted name looks generated (a token with dots, not code)."""
+    return any(_random_looking(part) for part in dotted.split("."))
 
 
 def _words_of(name: str) -> frozenset[str]:
@@ -703,11 +710,12 @@ def _marker_text() -> str:
 # 'x y'"): masked only when the value is quoted or looks random (see _random_looking), so that
 # prose ("the token expired", "password expiry information changed") stays readable.
 _BLANK_KEYWORDS = _words("token secret pwd key pass")  # every word of _BLANK_VALUE_RE starts so
-# A dash or a bar may stand between ("twilio token - 'x'"); "pass" only as a word of its own
-# (not "bypass"). Tried only where one of _BLANK_KEYWORDS occurs.
+# A dash or a bar may stand between ("twilio token - 'x'"), or "is" in a sentence ("your API
+# key is 3fA9..."); "pass" only as a word of its own (not "bypass"). Tried only where one of
+# _BLANK_KEYWORDS occurs.
 _BLANK_VALUE_RE = re.compile(
     r"(?P<name>token|secret|pwd|key|passwd|password|passphrase|pass(?<![a-z]pass))[es]?"
-    r'(?P<sep>"?[ \t]+(?:[\-|][ \t]+)?)'
+    r'(?P<sep>"?[ \t]+(?:[\-|][ \t]+|(?P<verb>is|was)[ \t]+)?)'
     r"(?P<val>\"[^\"\n]{4,}\"|'[^'\n]{4,}'|[a-z0-9+/_\-.~=]{12,}(?![^\s,;)\]}]))"
 )
 _STRONG_BLANK_NAME_RE = re.compile(r".*(?:pass|secret|token|pwd)")
@@ -727,7 +735,12 @@ def _blank_values(s: str, present: list[str]) -> str:
             or _is_reference(plain)
             or not (
                 _random_looking(plain)
-                or (quoted and _STRONG_BLANK_NAME_RE.match(m.group("name")) and " " not in plain)
+                or (
+                    quoted
+                    and not m.group("verb")  # "the token is 'expired'" is prose
+                    and _STRONG_BLANK_NAME_RE.match(m.group("name"))
+                    and " " not in plain
+                )
             )
         ):
             return s[m.start() : m.end()]

@@ -344,6 +344,9 @@ SECRET_FAMILIES: dict[str, list[tuple[str, str]]] = {
         ("export " + (s := "FAKEexported1").join(("VNC_PW=", "")), s),
         ("API_KEY=" + (s := "12345678"), s),
         ("my api key " + (s := "8fA3kLq92ZxP0wQe7vBFAKE"), s),
+        ("Your FAKEcart API key is " + (s := _hex(32)), s),
+        ("[DEBUG] Using Key=" + (s := "oaaFAKEk2LmN0pQr5.v1." + _alnum(40)), s),
+        ("secret_id = '" + (s := _uuid_hex()) + "'", s),  # Vault AppRole: the credential
         ("secret_key_base = '" + (s := "FAKE" + _hex(60)) + "'", s),
         ("SECRET_KEY=" + (s := "FAKE-django-insecure-k3y!x"), s),
         # JSON inside a string inside TOML or JSON: the quotes are escaped twice
@@ -432,6 +435,8 @@ LOOKALIKE_FAMILIES: dict[str, list[str]] = {
     ],
     "prose and ML logs": [
         "the token expired, please log in again",
+        "the token is 'expired', please log in again",
+        "keyPressed = kVK_Return.u16",
         "sshd[42]: Accepted password for root from 10.0.0.1 port 22 ssh2",
         "Bearer authentication is required",
         "&hf_servingcell=3",

@@ -161,6 +161,8 @@ SECRET_FAMILIES: dict[str, list[tuple[str, str]]] = {
         ("--registration-token " + (s := "GR1348941" + _alnum(20)), s),
         # the prefix is enough, even when the body reads like words
         ("GITLAB_TOKEN=" + (s := "glpat-fake_ci_runnertoken42_x"), s),
+        ("https://jane:" + (s := "ATBB" + _alnum(32)) + "@bitbucket.org/o/r.git", s),
+        ("Authorization: Bearer " + (s := "BBDC-" + _alnum(44)), s),
         ("deploy: " + (s := "gldt-Fake-deploykey2024-forCI"), s),
     ],
     "ai providers": [
@@ -185,6 +187,12 @@ SECRET_FAMILIES: dict[str, list[tuple[str, str]]] = {
         ('{"username": "jane", "key": "' + (s := _hex(32)) + '"}', s),  # kaggle.json
     ],
     "cloud": [
+        ("AIRTABLE_API_KEY=" + (s := "pat" + _alnum(14) + "." + _hex(64)), s),
+        ("x-api-key: " + (s := "pat." + _alnum(22) + "." + _alnum(24) + "." + _alnum(20)), s),
+        ("ROOTLY_TOKEN=" + (s := "rootly_" + _hex(64)), s),
+        ("octo deploy --apiKey " + (s := "API-" + _alnum(26).upper()), s),
+        ("TYPEFORM_TOKEN=" + (s := "tfp_" + _alnum(44)), s),
+        ("PGA_API_KEY=" + (s := "pgar_" + _alnum(27)), s),
         ("aws_access_key_id = " + (s := "AKIA" + _upper(16)), s),
         ("AWS_ACCESS_KEY_ID=" + (s := "ASIA" + _upper(16)), s),
         ("key id " + (s := "A3T" + _upper(17)), s),

@@ -160,7 +160,7 @@ _VOWELS = frozenset("aeiouyAEIOUY")
 # Placeholders that say so whatever their shape: a run of x, 0 or * (xxxxxxxx, 00000000),
 # "your_token", "token_here", "replace_with_...", "placeholder".
 _SAID_PLACEHOLDER = (
-    r"(?P<said>[xX0-9*#.\u2022])(?P=said){7,}|placeholder|changeme|replace[_\-]?(?:with|me)|redacted|dummy"
+    r"[xX]{6,}|(?P<said>[0-9*#.\u2022])(?P=said){7,}|placeholder|changeme|replace[_\-]?(?:with|me)|redacted|dummy"
     r"|your[_\-]?(?:api|token|key|secret|pass|user)|(?:token|key|secret|password)[_\-]?here"
 )
 # A capitalised word written over and over ("hf_FakeFakeFakeFake...") is typed by a person, not

@@ -190,6 +190,7 @@ SECRET_FAMILIES: dict[str, list[tuple[str, str]]] = {
         ("AIRTABLE_API_KEY=" + (s := "pat" + _alnum(14) + "." + _hex(64)), s),
         ("x-api-key: " + (s := "pat." + _alnum(22) + "." + _alnum(24) + "." + _alnum(20)), s),
         ("ROOTLY_TOKEN=" + (s := "rootly_" + _hex(64)), s),
+        ("export TS_AUTH=MY_" + (s := "tskey-auth-" + _alnum(12) + "-" + _alnum(24)), s),
         ("octo deploy --apiKey " + (s := "API-" + _alnum(26).upper()), s),
         ("TYPEFORM_TOKEN=" + (s := "tfp_" + _alnum(44)), s),
         ("PGA_API_KEY=" + (s := "pgar_" + _alnum(27)), s),
@@ -421,6 +422,7 @@ LOOKALIKE_FAMILIES: dict[str, list[str]] = {
         "DATABASE_URL=postgres://$DB_USER:$DB_PASS@db/app",
         "a Hugging Face token looks like hf_FakeFakeFakeFakeFakeFakeFakeFake12",
         "# token: hvs.example",
+        "artifactory:_password=AP6xxxxxx",
     ],
     "values under secret-looking names": [
         'MONGO_NO_AUTH="mongodb://localhost:27017/db"',

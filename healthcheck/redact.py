@@ -710,12 +710,12 @@ def _marker_text() -> str:
 # 'x y'"): masked only when the value is quoted or looks random (see _random_looking), so that
 # prose ("the token expired", "password expiry information changed") stays readable.
 _BLANK_KEYWORDS = _words("token secret pwd key pass")  # every word of _BLANK_VALUE_RE starts so
-# A dash or a bar may stand between ("twilio token - 'x'"), or "is" in a sentence ("your API
-# key is 3fA9..."); "pass" only as a word of its own (not "bypass"). Tried only where one of
-# _BLANK_KEYWORDS occurs.
+# A dash or a bar may stand between ("twilio token - 'x'"), "is" in a sentence ("your API
+# key is 3fA9..."), or a comma in a CSV row ("apiToken,3fA9..."); "pass" only as a word of its
+# own (not "bypass"). Tried only where one of _BLANK_KEYWORDS occurs.
 _BLANK_VALUE_RE = re.compile(
     r"(?P<name>token|secret|pwd|key|passwd|password|passphrase|pass(?<![a-z]pass))[es]?"
-    r'(?P<sep>"?[ \t]+(?:[\-|][ \t]+|(?P<verb>is|was)[ \t]+)?)'
+    r'(?P<sep>"?[ \t]+(?:[\-|][ \t]+|(?P<verb>is|was)[ \t]+)?|(?P<comma>,))'
     r"(?P<val>\"[^\"\n]{4,}\"|'[^'\n]{4,}'|[a-z0-9+/_\-.~=]{12,}(?![^\s,;)\]}]))"
 )
 _STRONG_BLANK_NAME_RE = re.compile(r".*(?:pass|secret|token|pwd)")
@@ -738,6 +738,7 @@ def _blank_values(s: str, present: list[str]) -> str:
                 or (
                     quoted
                     and not m.group("verb")  # "the token is 'expired'" is prose
+                    and not m.group("comma")  # a CSV row: only a random-looking value
                     and _STRONG_BLANK_NAME_RE.match(m.group("name"))
                     and " " not in plain
                 )

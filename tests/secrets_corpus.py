@@ -354,6 +354,7 @@ SECRET_FAMILIES: dict[str, list[tuple[str, str]]] = {
         ("API_KEY=" + (s := "12345678"), s),
         ("my api key " + (s := "8fA3kLq92ZxP0wQe7vBFAKE"), s),
         ("Your FAKEcart API key is " + (s := _hex(32)), s),
+        ("name,apiToken,FAKE-" + (s := _alnum(32)) + ",prod", s),  # a CSV row
         ("[DEBUG] Using Key=" + (s := "oaaFAKEk2LmN0pQr5.v1." + _alnum(40)), s),
         ("secret_id = '" + (s := _uuid_hex()) + "'", s),  # Vault AppRole: the credential
         ("secret_key_base = '" + (s := "FAKE" + _hex(60)) + "'", s),
@@ -447,6 +448,8 @@ LOOKALIKE_FAMILIES: dict[str, list[str]] = {
         "the token expired, please log in again",
         "the token is 'expired', please log in again",
         "keyPressed = kVK_Return.u16",
+        "service,token,secret_key,rotated_at",
+        "column api_key, then token, then sort_key",
         "sshd[42]: Accepted password for root from 10.0.0.1 port 22 ssh2",
         "Bearer authentication is required",
         "&hf_servingcell=3",

@@ -534,7 +534,7 @@ class SecretRule:
             if (
                 (self.needs_digit and not any(c.isdigit() for c in secret))
                 or _is_marked(secret)
-                or _TOKEN_PLACEHOLDER_RE.search(secret + _rest_of_word(m.string, end))
+                or _is_token_placeholder(secret + _rest_of_word(m.string, end))
                 or (self.kind == "password" and _is_reference(_unquote(secret)))
                 or (
                     label is not None and not self.distinctive and _is_wordish(secret)
@@ -545,6 +545,17 @@ class SecretRule:
             return m.group(0)[: start - whole] + _mask(secret, label) + m.group(0)[end - whole :]
 
         return replace
+
+
+def _is_token_placeholder(token: str) -> bool:
+    """Whether a token with a known prefix is an example: it says so, or is mostly a run of
+    one digit ("shippo_live_1111...1111"). A run of ones among the ids of a real token
+    ("xoxa-2-511111111-3111...-e039d028...") is not enough."""
+    for m in _TOKEN_PLACEHOLDER_RE.finditer(token):
+        said = m.group("said")
+        if said is None or not said.isdigit() or 2 * len(m.group()) >= len(token):
+            return True
+    return False
 
 
 _REST_OF_WORD_RE = re.compile(r"[^\s\"'`<>,;]{0,40}")

@@ -548,14 +548,16 @@ class SecretRule:
 
 
 def _is_token_placeholder(token: str) -> bool:
-    """Whether a token with a known prefix is an example: it says so, or is mostly a run of
-    one digit ("shippo_live_1111...1111"). A run of ones among the ids of a real token
-    ("xoxa-2-511111111-3111...-e039d028...") is not enough."""
+    """Whether a token with a known prefix is an example: it says so, or is mostly runs of one
+    digit ("shippo_live_1111...1111", "xoxb-0000...-0000...-0000..."). Runs of ones among the
+    ids of a real token ("xoxa-2-511111111-3111...-e039d028...") are not enough."""
+    in_runs = 0
     for m in _TOKEN_PLACEHOLDER_RE.finditer(token):
         said = m.group("said")
-        if said is None or not said.isdigit() or 2 * len(m.group()) >= len(token):
+        if said is None or not said.isdigit():
             return True
-    return False
+        in_runs += len(m.group())
+    return 3 * in_runs >= 2 * len(token)
 
 
 _REST_OF_WORD_RE = re.compile(r"[^\s\"'`<>,;]{0,40}")

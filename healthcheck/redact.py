@@ -108,7 +108,8 @@ _QUANTITY_WORDS = _word_set(
 )
 _PUBLIC_WORDS = frozenset({"PUBLIC", "PUB", "PUBLISHABLE"})
 _PUBLIC_SECRET_WORDS = _word_set("KEY KEYS TOKEN TOKENS")  # PUBLIC_KEY, publicToken
-_ID_SECRET_WORDS = _word_set("CREDENTIAL CREDENTIALS CRED CREDS KEY KEYS")
+# (private_key_id: which key of a service account, not the key.)
+_ID_SECRET_WORDS = _word_set("CREDENTIAL CREDENTIALS CRED CREDS KEY KEYS PRIVATE")
 # A last word that makes the name about a secret, not the secret itself (AUTH_TYPE, SECRET_NAME,
 # TOKEN_USER, PASSWORD_POLICY, PRIVATE_IP). URL is not one: URLs carry credentials.
 _METADATA_WORDS = _word_set(
@@ -159,15 +160,21 @@ _VOWELS = frozenset("aeiouyAEIOUY")
 # Placeholders that say so whatever their shape: a run of x, 0 or * (xxxxxxxx, 00000000),
 # "your_token", "token_here", "replace_with_...", "placeholder".
 _SAID_PLACEHOLDER = (
-    r"(?P<said>[xX0-9*#.\u2022])(?P=said){7,}|placeholder|changeme|replace[_\-]?(?:with|me)|redacted|dummy"
+    r"[xX]{6,}|(?P<said>[0-9*#.\u2022])(?P=said){7,}|placeholder|changeme|replace[_\-]?(?:with|me)|redacted|dummy"
     r"|your[_\-]?(?:api|token|key|secret|pass|user)|(?:token|key|secret|password)[_\-]?here"
 )
-_TOKEN_PLACEHOLDER_RE = re.compile(_SAID_PLACEHOLDER + "|(?-i:EXAMPLE)", re.IGNORECASE)
+# A capitalised word written over and over ("hf_FakeFakeFakeFake...") is typed by a person, not
+# generated.
+_REPEATED_UNIT = r"(?P<unit>[A-Z][a-z]{2,5})(?P=unit){2,}"
+_TOKEN_PLACEHOLDER_RE = re.compile(
+    _SAID_PLACEHOLDER + "|(?-i:EXAMPLE)|(?-i:" + _REPEATED_UNIT + ")", re.IGNORECASE
+)
 # A value under a name, or after a keyword, is also a placeholder when it is an example or the
 # alphabet in order. (Not a token with a known prefix: test data writes those that way, and a
 # prefix is reason enough to mask.)
 _PLACEHOLDER_RE = re.compile(
-    _SAID_PLACEHOLDER + r"|(?P<run>.)(?P=run){7,}|(?<!\.)example(?!\.)|abcdefghijkl|opqrstuvwxyz",
+    _SAID_PLACEHOLDER
+    + r"|(?P<run>.)(?P=run){7,}|(?<!\.)example(?!\.)|\.example$|abcdefghijkl|opqrstuvwxyz",
     re.IGNORECASE,
 )
 # Words that stand for a password in documentation ("curl -u user:pass", "-p password").
@@ -245,10 +252,17 @@ def _unquote(value: str) -> str:
         return value  # the common case, decided without a loop
     if value.startswith('@"') and value.endswith('"') and len(value) >= 3:
         return value[2:-1]  # C#'s @"verbatim string"
+    if value.startswith("\\\\"):  # JSON in a string in JSON: \\\"x\\\" (docker's auth config)
+        nested = _NESTED_QUOTED_RE.fullmatch(value)
+        return nested.group("body") if nested else value
     for quote in ('\\"', '"', "'", "`"):
         if len(value) >= 2 * len(quote) and value.startswith(quote) and value.endswith(quote):
             return value[len(quote) : -len(quote)]
     return value
+
+
+# A value quoted with an escaped quote escaped again, as many times as it was nested.
+_NESTED_QUOTED_RE = re.compile(r"(?P<q>\\{2,}[\"'])(?P<body>[^\"'\\]*)(?P=q)")
 
 
 def _is_trivial(value: str) -> bool:
@@ -352,7 +366,8 @@ def _value_may_be_secret(words: frozenset[str], secret: frozenset[str], plain: s
         return False  # ",.:-@*?!", "somefakekey": test data, not a secret
     if _is_url(plain) and _URL_SECRET_WORDS.isdisjoint(words):
         return False
-    if "ID" in words and _UUID_RE.fullmatch(plain):  # credentialsId: which credential, not it
+    # credentialsId: which credential, not it; but Vault's AppRole secret_id is the credential
+    if "ID" in words and "SECRET" not in secret and _UUID_RE.fullmatch(plain):
         return False
     if not _LOCATION_NAME_WORDS.isdisjoint(words) and "@" not in plain and "=" not in plain:
         return False  # dev.credentials.url=dev-lb1.api.example:5215
@@ -367,7 +382,8 @@ def _value_may_be_secret(words: frozenset[str], secret: frozenset[str], plain: s
             len(plain) < 6
             or _NUMBER_RE.fullmatch(plain)
             or _is_wordish(plain)
-            or ("." in plain and _CODE_NAME_RE.fullmatch(plain))  # keyPressed = kVK_Return.u16
+            # keyPressed = kVK_Return.u16 (not "oaaXk2...v1.eyJ1c2Vy...": random parts)
+            or ("." in plain and _CODE_NAME_RE.fullmatch(plain) and not _has_random_part(plain))
         )
     )
 
@@ -380,6 +396,11 @@ _SNAKE_NAME_RE = re.compile(
 # An identifier or a dotted chain of them: code, when it names a secret rather than holds one.
 _CODE_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 _SECRET_WORD_INSIDE_RE = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|_KEY\b|^KEY_")
+
+
+def _has_random_part(dotted: str) -> bool:
+    """Whether a part of a dotted name looks generated (a token with dots, not code)."""
+    return any(_random_looking(part) for part in dotted.split("."))
 
 
 def _words_of(name: str) -> frozenset[str]:
@@ -493,6 +514,9 @@ class SecretRule:
     keywords: tuple[str, ...]
     docs: str
     needs_digit: bool = False
+    # The prefix alone says it is a token: a body that reads like words is masked too
+    # ("glpat-" + 20 characters). Without it, a word-like body is an identifier (hf_hub_x).
+    distinctive: bool = False
     gate: bool = True
 
     @functools.cached_property
@@ -510,15 +534,30 @@ class SecretRule:
             if (
                 (self.needs_digit and not any(c.isdigit() for c in secret))
                 or _is_marked(secret)
-                or _TOKEN_PLACEHOLDER_RE.search(secret + _rest_of_word(m.string, end))
+                or _is_token_placeholder(secret + _rest_of_word(m.string, end))
                 or (self.kind == "password" and _is_reference(_unquote(secret)))
-                or (label is not None and _is_wordish(secret))  # hf_requiredCharacteristicTypes
+                or (
+                    label is not None and not self.distinctive and _is_wordish(secret)
+                )  # hf_requiredCharacteristicTypes
             ):
                 return m.group(0)
             whole = m.start()
             return m.group(0)[: start - whole] + _mask(secret, label) + m.group(0)[end - whole :]
 
         return replace
+
+
+def _is_token_placeholder(token: str) -> bool:
+    """Whether a token with a known prefix is an example: it says so, or is mostly runs of one
+    digit ("shippo_live_1111...1111", "xoxb-0000...-0000...-0000..."). Runs of ones among the
+    ids of a real token ("xoxa-2-511111111-3111...-e039d028...") are not enough."""
+    in_runs = 0
+    for m in _TOKEN_PLACEHOLDER_RE.finditer(token):
+        said = m.group("said")
+        if said is None or not said.isdigit():
+            return True
+        in_runs += len(m.group())
+    return 3 * in_runs >= 2 * len(token)
 
 
 _REST_OF_WORD_RE = re.compile(r"[^\s\"'`<>,;]{0,40}")
@@ -562,6 +601,7 @@ def secret_rules() -> tuple[SecretRule, ...]:
             keywords=tuple(entry["keywords"]),
             docs=entry["docs"],
             needs_digit=entry.get("needs_digit", False),
+            distinctive=entry.get("distinctive", False),
             gate=entry.get("gate", True),
         )
         for entry in raw["rule"]
@@ -683,11 +723,12 @@ def _marker_text() -> str:
 # 'x y'"): masked only when the value is quoted or looks random (see _random_looking), so that
 # prose ("the token expired", "password expiry information changed") stays readable.
 _BLANK_KEYWORDS = _words("token secret pwd key pass")  # every word of _BLANK_VALUE_RE starts so
-# A dash or a bar may stand between ("twilio token - 'x'"); "pass" only as a word of its own
-# (not "bypass"). Tried only where one of _BLANK_KEYWORDS occurs.
+# A dash or a bar may stand between ("twilio token - 'x'"), "is" in a sentence ("your API
+# key is 3fA9..."), or a comma in a CSV row ("apiToken,3fA9..."); "pass" only as a word of its
+# own (not "bypass"). Tried only where one of _BLANK_KEYWORDS occurs.
 _BLANK_VALUE_RE = re.compile(
     r"(?P<name>token|secret|pwd|key|passwd|password|passphrase|pass(?<![a-z]pass))[es]?"
-    r'(?P<sep>"?[ \t]+(?:[\-|][ \t]+)?)'
+    r'(?P<sep>"?[ \t]+(?:[\-|][ \t]+|(?P<verb>is|was)[ \t]+)?|(?P<comma>,))'
     r"(?P<val>\"[^\"\n]{4,}\"|'[^'\n]{4,}'|[a-z0-9+/_\-.~=]{12,}(?![^\s,;)\]}]))"
 )
 _STRONG_BLANK_NAME_RE = re.compile(r".*(?:pass|secret|token|pwd)")
@@ -707,7 +748,13 @@ def _blank_values(s: str, present: list[str]) -> str:
             or _is_reference(plain)
             or not (
                 _random_looking(plain)
-                or (quoted and _STRONG_BLANK_NAME_RE.match(m.group("name")) and " " not in plain)
+                or (
+                    quoted
+                    and not m.group("verb")  # "the token is 'expired'" is prose
+                    and not m.group("comma")  # a CSV row: only a random-looking value
+                    and _STRONG_BLANK_NAME_RE.match(m.group("name"))
+                    and " " not in plain
+                )
             )
         ):
             return s[m.start() : m.end()]
@@ -800,7 +847,7 @@ _TYPE_ANNOTATION = r"(?:[ \t]*:[ \t]*|[ \t]+)[A-Za-z_][A-Za-z0-9_.<>\[\]]*[ \t]*
 # index: "secrete[] ="), =, :, a comparison (!=), a comma between a quoted name and a quoted
 # value, or a call with a quoted argument ('secret("x")', 'secrete.assign("x")').
 _AFTER_NAME = (
-    r"\\?[\"']?[ \t]*(?:[=:]|!=|[?+.]=|\?\?=)|\[[0-9]*\][ \t]*=|[\"'][ \t]*,[ \t]*[\"']"
+    r"\\*[\"']?[ \t]*(?:[=:]|!=|[?+.]=|\?\?=)|\[[0-9]*\][ \t]*=|[\"'][ \t]*,[ \t]*[\"']"
     r"|(?:\.[A-Za-z_][A-Za-z0-9_]*)?\([ \t]*[\"'`]" + r"|" + _TYPE_ANNOTATION
 )
 # The hit regexes only find candidates (a rule then checks what really follows the name): kept
@@ -809,7 +856,7 @@ _KEYWORD_RES = {
     keyword: re.compile(
         keyword
         + r"[a-z0-9_.\-]{0,100}"
-        + r"(?:\\?[\"']?[ \t]*(?:[=:!,?+]|\.=)|[\[(>]|[ \t]+[a-z_][a-z0-9_.]*[ \t]*=)"
+        + r"(?:\\*[\"']?[ \t]*(?:[=:!,?+]|\.=)|[\[(>]|[ \t]+[a-z_][a-z0-9_.]*[ \t]*=)"
     )
     for keyword in _KEYWORDS
 }
@@ -909,10 +956,10 @@ _ASSIGN_RE = re.compile(
     r"(?P<sep>" + _TYPE_ANNOTATION + "|"
     # YAML block scalar: "token: |" and the value on the next, indented line
     r"[ \t]*:[ \t]*[|>][+\-]?[ \t]*\r?\n[ \t]+|"
-    r"(?:\\?[\"']?|\[[0-9]*\])[ \t]*(?:=>|:{1,3}=|\?\?=|[.?+]=|[!=]==?|[=:])[ \t]*"
+    r"(?:\\*[\"']?|\[[0-9]*\])[ \t]*(?:=>|:{1,3}=|\?\?=|[.?+]=|[!=]==?|[=:])[ \t]*"
     r"|[\"'][ \t]*,[ \t]*(?=[\"'])|(?:\.[A-Za-z_][A-Za-z0-9_]*)?\([ \t]*(?=[\"'`]))"
     r"(?P<val>@?\"(?:[^\"\\\n]|\\.)*\"|'[^'\n]*'|`[^`\n]*`"
-    r"|\\\"(?:[^\"\\\n]|\\[^\"\n])*\\\""
+    r"|\\\"(?:[^\"\\\n]|\\[^\"\n])*\\\"|\\{2,}[\"'][^\"'\\\n]*\\{2,}[\"']"
     r"|\$\{[^}\s\"']*\}"
     rf"|[^\s\"'`,;&<>(){{}}\[\]\\=][^\s\"'`\\]{{0,{_BARE_JUDGED - 1}}})"
 )
@@ -979,6 +1026,10 @@ def _requote(raw: str, masked: str) -> str:
     """`masked` in the quotes `raw` had."""
     if raw.startswith('@"') and raw.endswith('"') and len(raw) >= 3:
         return '@"' + masked + '"'
+    if raw.startswith("\\\\"):
+        nested = _NESTED_QUOTED_RE.fullmatch(raw)
+        if nested:
+            return nested.group("q") + masked + nested.group("q")
     for quote in ('\\"', '"', "'", "`"):
         if len(raw) >= 2 * len(quote) and raw.startswith(quote) and raw.endswith(quote):
             return quote + masked + quote

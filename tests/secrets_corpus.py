@@ -159,6 +159,11 @@ SECRET_FAMILIES: dict[str, list[tuple[str, str]]] = {
         ("scim " + (s := "glsoat-" + _alnum(20)), s),
         ("oauth secret " + (s := "gloas-" + _hex(64)), s),
         ("--registration-token " + (s := "GR1348941" + _alnum(20)), s),
+        # the prefix is enough, even when the body reads like words
+        ("GITLAB_TOKEN=" + (s := "glpat-fake_ci_runnertoken42_x"), s),
+        ("https://jane:" + (s := "ATBB" + _alnum(32)) + "@bitbucket.org/o/r.git", s),
+        ("Authorization: Bearer " + (s := "BBDC-" + _alnum(44)), s),
+        ("deploy: " + (s := "gldt-Fake-deploykey2024-forCI"), s),
     ],
     "ai providers": [
         ("OPENAI_API_KEY=" + (s := "sk-proj-" + _alnum(60) + "T3BlbkFJ" + _alnum(60)), s),
@@ -182,6 +187,13 @@ SECRET_FAMILIES: dict[str, list[tuple[str, str]]] = {
         ('{"username": "jane", "key": "' + (s := _hex(32)) + '"}', s),  # kaggle.json
     ],
     "cloud": [
+        ("AIRTABLE_API_KEY=" + (s := "pat" + _alnum(14) + "." + _hex(64)), s),
+        ("x-api-key: " + (s := "pat." + _alnum(22) + "." + _alnum(24) + "." + _alnum(20)), s),
+        ("ROOTLY_TOKEN=" + (s := "rootly_" + _hex(64)), s),
+        ("export TS_AUTH=MY_" + (s := "tskey-auth-" + _alnum(12) + "-" + _alnum(24)), s),
+        ("octo deploy --apiKey " + (s := "API-" + _alnum(26).upper()), s),
+        ("TYPEFORM_TOKEN=" + (s := "tfp_" + _alnum(44)), s),
+        ("PGA_API_KEY=" + (s := "pgar_" + _alnum(27)), s),
         ("aws_access_key_id = " + (s := "AKIA" + _upper(16)), s),
         ("AWS_ACCESS_KEY_ID=" + (s := "ASIA" + _upper(16)), s),
         ("key id " + (s := "A3T" + _upper(17)), s),
@@ -215,6 +227,7 @@ SECRET_FAMILIES: dict[str, list[tuple[str, str]]] = {
         ("oc login --token=" + (s := "sha256~" + _alnum(43)), s),
     ],
     "chat and mail": [
+        ("X_BEARER=" + (s := "A" * 22 + _alnum(40) + "%2F" + _alnum(40)), s),
         ("SLACK_BOT_TOKEN=" + (s := "xoxb-1234567890-1234567890123-" + _alnum(24)), s),
         ("SLACK_APP_TOKEN=" + (s := "xapp-1-A1234567890-1234567890123-" + _hex(64)), s),
         ("https://hooks.slack.com/services/" + (s := "T12345678/B12345678/" + _alnum(24)), s),
@@ -243,6 +256,9 @@ SECRET_FAMILIES: dict[str, list[tuple[str, str]]] = {
         ("SHOPIFY_ACCESS_TOKEN=" + (s := "shpat_" + _hex(32)), s),
         ("SQUARE_TOKEN=" + (s := "sq0atp-" + _alnum(22)), s),
         ("PLAID_ACCESS_TOKEN=" + (s := "access-sandbox-" + _uuid_hex()), s),
+        # the value says secret even where the name says public
+        ('flutterwavePubKey = "' + (s := "FLWSECK_TEST-" + _hex(32) + "-X") + '"', s),
+        ("FLW_ENCRYPTION_KEY: " + (s := "FLWSECK_TEST-" + _hex(12)), s),
     ],
     "package registries": [
         ("//registry.npmjs.org/:_authToken=" + (s := "npm_" + _alnum(36)), s),
@@ -337,8 +353,18 @@ SECRET_FAMILIES: dict[str, list[tuple[str, str]]] = {
         ("export " + (s := "FAKEexported1").join(("VNC_PW=", "")), s),
         ("API_KEY=" + (s := "12345678"), s),
         ("my api key " + (s := "8fA3kLq92ZxP0wQe7vBFAKE"), s),
+        ("Your FAKEcart API key is " + (s := _hex(32)), s),
+        ("name,apiToken,FAKE-" + (s := _alnum(32)) + ",prod", s),  # a CSV row
+        ("[DEBUG] Using Key=" + (s := "oaaFAKEk2LmN0pQr5.v1." + _alnum(40)), s),
+        ("secret_id = '" + (s := _uuid_hex()) + "'", s),  # Vault AppRole: the credential
         ("secret_key_base = '" + (s := "FAKE" + _hex(60)) + "'", s),
         ("SECRET_KEY=" + (s := "FAKE-django-insecure-k3y!x"), s),
+        # JSON inside a string inside TOML or JSON: the quotes are escaped twice
+        (
+            'environment = ["DOCKER_AUTH_CONFIG={\\\\\\"auths\\\\\\":{\\\\\\"r.invalid\\\\\\":'
+            '{\\\\\\"auth\\\\\\":\\\\\\"' + (s := "RkFLRXVzZXI6RkFLRXBhc3M=") + '\\\\\\"}}}"]',
+            s,
+        ),
     ],
 }
 
@@ -374,6 +400,7 @@ LOOKALIKE_FAMILIES: dict[str, list[str]] = {
         "credentialsId: '" + _uuid_hex() + "'",
         "md5sum: " + _hex(32) + "  model.safetensors",
         "Xid 79, pid=1234, name=python, GPU has fallen off the bus",
+        '"private_key_id": "' + _hex(40) + '",',
     ],
     "placeholders": [
         "password=${password}",
@@ -394,6 +421,9 @@ LOOKALIKE_FAMILIES: dict[str, list[str]] = {
         'docker login -u jane -p "$REGISTRY_PASSWORD" registry.invalid',
         "echo $PW | sudo -S true",
         "DATABASE_URL=postgres://$DB_USER:$DB_PASS@db/app",
+        "a Hugging Face token looks like hf_FakeFakeFakeFakeFakeFakeFakeFake12",
+        "# token: hvs.example",
+        "artifactory:_password=AP6xxxxxx",
     ],
     "values under secret-looking names": [
         'MONGO_NO_AUTH="mongodb://localhost:27017/db"',
@@ -416,6 +446,10 @@ LOOKALIKE_FAMILIES: dict[str, list[str]] = {
     ],
     "prose and ML logs": [
         "the token expired, please log in again",
+        "the token is 'expired', please log in again",
+        "keyPressed = kVK_Return.u16",
+        "service,token,secret_key,rotated_at",
+        "column api_key, then token, then sort_key",
         "sshd[42]: Accepted password for root from 10.0.0.1 port 22 ssh2",
         "Bearer authentication is required",
         "&hf_servingcell=3",
@@ -426,6 +460,7 @@ LOOKALIKE_FAMILIES: dict[str, list[str]] = {
         "Requirement already satisfied: torch==2.3.0 in /usr/local/lib/python3.10/dist-packages",
         "image: nvcr.io/nvidia/pytorch:24.01-py3",
         "pk_live_" + _alnum(24) + " is a publishable key",
+        "FLW_PUBLIC_KEY=FLWPUBK_TEST-" + _hex(32) + "-X",
         "wandb: Currently logged in as: jane (use `wandb login --relogin` to force relogin)",
         "12:30:45 worker started",
         "docker run -p 8080:80 -u 1000:1000 nginx",

@@ -850,16 +850,20 @@ _AFTER_NAME = (
     r"\\*[\"']?[ \t]*(?:[=:]|!=|[?+.]=|\?\?=)|\[[0-9]*\][ \t]*=|[\"'][ \t]*,[ \t]*[\"']"
     r"|(?:\.[A-Za-z_][A-Za-z0-9_]*)?\([ \t]*[\"'`]" + r"|" + _TYPE_ANNOTATION
 )
-# The hit regexes only find candidates (a rule then checks what really follows the name): kept
-# simple, as seventeen of them are compiled at every start.
-_KEYWORD_RES = {
-    keyword: re.compile(
+
+
+@functools.cache
+def _keyword_re(keyword: str) -> re.Pattern[str]:
+    """The hit regex of one keyword: it only finds candidates (a rule then checks what really
+    follows the name). Compiled when a text first holds the keyword, not at every start:
+    most runs meet few of them."""
+    return re.compile(
         keyword
         + r"[a-z0-9_.\-]{0,100}"
         + r"(?:\\*[\"']?[ \t]*(?:[=:!,?+]|\.=)|[\[(>]|[ \t]+[a-z_][a-z0-9_.]*[ \t]*=)"
     )
-    for keyword in _KEYWORDS
-}
+
+
 # Flags take their value after a blank ("--password x"); so does "Bearer x".
 _FLAG_HIT_RE = re.compile(
     r"-(?<!\S-)-?[a-z0-9_.\-]*?(?:" + "|".join(_KEYWORDS) + r")[a-z0-9_.\-]*[ \t]"
@@ -1161,7 +1165,7 @@ class Redactor:
         present = list(filter(lowered.__contains__, _KEYWORDS))
         if not present and not self._names_re:
             return s
-        hits = [m.start() for k in present for m in _KEYWORD_RES[k].finditer(lowered)]
+        hits = [m.start() for k in present for m in _keyword_re(k).finditer(lowered)]
         if present and "-" in lowered:
             hits += [m.start() for m in _FLAG_HIT_RE.finditer(lowered)]
         if "bearer" in lowered:

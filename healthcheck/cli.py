@@ -17,6 +17,7 @@ import click
 from healthcheck import __version__
 from healthcheck.config import Config, ConfigError, load_config
 from healthcheck.model import Status
+from healthcheck.timestamps import parse_utc_stamp
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
 
@@ -674,9 +675,7 @@ def docs_update(
     if json_path is not None:
         # --last: the document says when the box looked like this, not when it was copied.
         with contextlib.suppress(TypeError, ValueError):
-            when = datetime.strptime(str(data.get("generated_at")), "%Y-%m-%dT%H:%M:%SZ").replace(
-                tzinfo=timezone.utc
-            )
+            when = parse_utc_stamp(data.get("generated_at"))
     workspace = Path(config.paths.workspace).expanduser()
     try:
         with contextlib.ExitStack() as held:

@@ -18,8 +18,10 @@ import re
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
+
+from healthcheck.text import CUT_MARKER
+from healthcheck.timestamps import utc_stamp_of
 
 # Budget: enough for every wanted line at its longest, twice over, so that one long line
 # cannot starve the others; never below 64 KiB (cheap, and fine for the usual short lines)
@@ -33,7 +35,6 @@ _MAX_BLOCK = 1024 * 1024
 # characters is binary.
 _BINARY_RATIO = 0.30
 
-_CUT = "…"
 
 # Terminal escape sequences, on raw bytes (so that a cut never lands inside one).
 _ANSI = re.compile(
@@ -157,7 +158,7 @@ def _read_file(name: str, lines: int, max_line_bytes: int) -> _Window | Tail:
     except OSError as exc:
         return Tail(path=name, error=_why_missing(name, exc))
     if not stat.S_ISREG(st.st_mode):
-        return Tail(path=name, mtime=_iso(st.st_mtime), error=_not_regular(st.st_mode))
+        return Tail(path=name, mtime=utc_stamp_of(st.st_mtime), error=_not_regular(st.st_mode))
     flags = os.O_RDONLY
     # O_NONBLOCK: should the file be swapped for a FIFO after the check above, open must not
     # wait for a writer. It changes nothing for regular files.
@@ -166,11 +167,11 @@ def _read_file(name: str, lines: int, max_line_bytes: int) -> _Window | Tail:
     try:
         fd = os.open(name, flags)
     except OSError as exc:
-        return Tail(path=name, size=st.st_size, mtime=_iso(st.st_mtime), error=_why(exc))
+        return Tail(path=name, size=st.st_size, mtime=utc_stamp_of(st.st_mtime), error=_why(exc))
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            return Tail(path=name, mtime=_iso(st.st_mtime), error=_not_regular(st.st_mode))
+            return Tail(path=name, mtime=utc_stamp_of(st.st_mtime), error=_not_regular(st.st_mode))
         window = _read_window(fd, st.st_size, lines, max_line_bytes)
         if window is None:
             # It shrank twice under us (truncated while being written): say so, read nothing.
@@ -178,12 +179,12 @@ def _read_file(name: str, lines: int, max_line_bytes: int) -> _Window | Tail:
             return Tail(
                 path=name,
                 size=st.st_size,
-                mtime=_iso(st.st_mtime),
+                mtime=utc_stamp_of(st.st_mtime),
                 error="changed while being read (truncated?)",
             )
         data, start, size, bytes_read = window
     except OSError as exc:
-        return Tail(path=name, size=st.st_size, mtime=_iso(st.st_mtime), error=_why(exc))
+        return Tail(path=name, size=st.st_size, mtime=utc_stamp_of(st.st_mtime), error=_why(exc))
     finally:
         os.close(fd)
     return _Window(name, data, start, size, st.st_mtime, bytes_read)
@@ -247,7 +248,7 @@ def _parse(
     base = Tail(
         path=name,
         size=size,
-        mtime=_iso(mtime),
+        mtime=utc_stamp_of(mtime),
         empty=size == 0,
         bytes_read=bytes_read,
         whole_file=whole,
@@ -322,11 +323,11 @@ def _clean_line(raw: bytes, max_line_bytes: int, partial: bool) -> tuple[str | N
         if len(line) < max_line_bytes:
             return None, False  # a short piece of a line we have not got: drop it
         tail_text = _decode_from_middle(line[-max_line_bytes:])
-        return f"[line cut: at least {len(line)} bytes] {_CUT} {_clean_text(tail_text)}", True
+        return f"[line cut: at least {len(line)} bytes] {CUT_MARKER} {_clean_text(tail_text)}", True
     if len(line) > max_line_bytes:
         # Incremental decoding drops a character split by the cut instead of mangling it.
         head = codecs.getincrementaldecoder("utf-8")("replace").decode(line[:max_line_bytes])
-        return f"{_clean_text(head)} {_CUT} [line cut: {len(line)} bytes]", True
+        return f"{_clean_text(head)} {CUT_MARKER} [line cut: {len(line)} bytes]", True
     return _clean_text(line.decode("utf-8", "replace")), False
 
 
@@ -364,10 +365,6 @@ def _is_binary(lines: list[bytes]) -> bool:
         return controls / len(joined) > _BINARY_RATIO
     sample = joined.decode("utf-8", "replace")
     return (controls + sample.count("\ufffd")) / len(sample) > _BINARY_RATIO
-
-
-def _iso(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _why(exc: OSError) -> str:

@@ -40,6 +40,7 @@ from healthcheck.nvml import (
     stop,
     system_info,
 )
+from healthcheck.text import cut
 from healthcheck.xid import XidEvent, explain, find_xids, parse_xid, pci_key, read_kernel_log
 
 NAME = "gpu"
@@ -210,8 +211,7 @@ def _local_process(pid: int) -> dict[str, Any] | None:
 
 
 def _command(cmdline: list[str]) -> str:
-    text = " ".join(cmdline)
-    return text if len(text) <= COMMAND_CHARS else text[: COMMAND_CHARS - 1] + "…"
+    return cut(" ".join(cmdline), COMMAND_CHARS)
 
 
 def _same_program(host_name: str | None, local: dict[str, Any]) -> bool:

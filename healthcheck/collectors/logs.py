@@ -9,13 +9,14 @@ import re
 import stat
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, ClassVar
 
 from healthcheck.config import Config, LogsConfig
 from healthcheck.logtail import looks_like_error, shared_tail
 from healthcheck.model import Finding, Section, Status, human_duration
 from healthcheck.processes import shared
+from healthcheck.timestamps import parse_utc_stamp
 
 # How far below a log directory to look: supervisord writes flat, but some services keep a
 # folder of their own (/logs/jupyter/...). Deeper trees are someone's data, not logs.
@@ -441,12 +442,12 @@ def growth_findings(logs: Section, before: dict[str, Any] | None, now: datetime)
     if before is None:
         return []
     try:
-        then = datetime.strptime(str(before["generated_at"]), "%Y-%m-%dT%H:%M:%SZ")
+        then = parse_utc_stamp(str(before["generated_at"]))
         old_files = before["sections"]["logs"]["data"]["files"]
         sizes = {str(f["path"]): int(f["size"]) for f in old_files if f.get("size") is not None}
     except (KeyError, TypeError, ValueError):
         return []
-    seconds = max(1.0, (now - then.replace(tzinfo=timezone.utc)).total_seconds())
+    seconds = max(1.0, (now - then).total_seconds())
     runaway = {f.subject for f in logs.findings if f.rule == "runaway-log"}
     found = []
     for entry in logs.data.get("files") or []:

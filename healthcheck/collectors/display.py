@@ -15,11 +15,15 @@ from typing import Any, ClassVar
 import psutil
 
 from healthcheck import x11
-from healthcheck.collectors.ports import tcp_listeners
 from healthcheck.config import Config
 from healthcheck.environ import parse_environ
 from healthcheck.model import Finding, Section, Status
-from healthcheck.processes import descends_from, process_rows, unix_socket_pids
+from healthcheck.processes import (
+    descends_from,
+    listeners_by_port,
+    process_rows,
+    unix_socket_pids,
+)
 from healthcheck.text import cut
 
 NAME = "display"
@@ -92,7 +96,7 @@ class DisplayCollector:
             config.display.display,
             config.display.window_manager,
             process_table(),
-            tcp_listeners(),
+            listeners_by_port(),
             base=self.base,
             own_tree=own_supervisord_pids(config.supervisor.serverurl),
         )

@@ -19,10 +19,9 @@ from typing import Any, ClassVar
 import psutil
 
 from healthcheck.catalogue import catalogue, finding
-from healthcheck.collectors.logs import log_files, tail_window
 from healthcheck.config import Config, GpuConfig, LogsConfig
 from healthcheck.environ import read_environment
-from healthcheck.logtail import shared_tail
+from healthcheck.logtail import log_files, shared_tail, tail_window
 from healthcheck.model import Finding, Section, Status
 from healthcheck.nvml import (
     HW_SLOWDOWN,

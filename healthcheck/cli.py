@@ -60,18 +60,22 @@ def _redactor(config: Config | None = None) -> Any:
     return Redactor.from_config(config or Config(), environments)
 
 
+def _global_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--config, -v and -q, declared once for the group and for every command."""
+    options = (
+        click.option("--config", "config_path", metavar="PATH", help=CONFIG_HELP),
+        click.option("-v", "--verbose", count=True, help="Say more (repeat for debug output)."),
+        click.option("-q", "--quiet", is_flag=True, help="Only errors and requested data."),
+    )
+    for option in reversed(options):  # as if stacked on `func`: --help lists them in order
+        func = option(func)
+    return func
+
+
 def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """--config, -v and -q on every command (SPEC), also accepted before the command name."""
 
-    @click.option(
-        "--config",
-        "config_path",
-        metavar="PATH",
-        default=None,
-        help=CONFIG_HELP,
-    )
-    @click.option("-v", "--verbose", count=True, help="Say more (repeat for debug output).")
-    @click.option("-q", "--quiet", is_flag=True, help="Only errors and requested data.")
+    @_global_options
     @click.pass_context
     @functools.wraps(func)
     def wrapper(
@@ -158,15 +162,7 @@ def _make_app(config_path: str | None, verbose: int, quiet: bool) -> App:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--config",
-    "config_path",
-    metavar="PATH",
-    default=None,
-    help=CONFIG_HELP,
-)
-@click.option("-v", "--verbose", count=True, help="Say more (repeat for debug output).")
-@click.option("-q", "--quiet", is_flag=True, help="Only errors and requested data.")
+@_global_options
 @click.version_option(__version__, prog_name="healthcheck")
 def cli(config_path: str | None, verbose: int, quiet: bool) -> None:
     """Tell the operator of a GPU container what is wrong with the box and what changed."""

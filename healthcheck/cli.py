@@ -17,6 +17,7 @@ import click
 from healthcheck import __version__
 from healthcheck.config import Config, ConfigError, load_config
 from healthcheck.model import Status
+from healthcheck.timestamps import parse_utc_stamp
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
 
@@ -59,18 +60,22 @@ def _redactor(config: Config | None = None) -> Any:
     return Redactor.from_config(config or Config(), environments)
 
 
+def _global_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--config, -v and -q, declared once for the group and for every command."""
+    options = (
+        click.option("--config", "config_path", metavar="PATH", help=CONFIG_HELP),
+        click.option("-v", "--verbose", count=True, help="Say more (repeat for debug output)."),
+        click.option("-q", "--quiet", is_flag=True, help="Only errors and requested data."),
+    )
+    for option in reversed(options):  # as if stacked on `func`: --help lists them in order
+        func = option(func)
+    return func
+
+
 def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """--config, -v and -q on every command (SPEC), also accepted before the command name."""
 
-    @click.option(
-        "--config",
-        "config_path",
-        metavar="PATH",
-        default=None,
-        help=CONFIG_HELP,
-    )
-    @click.option("-v", "--verbose", count=True, help="Say more (repeat for debug output).")
-    @click.option("-q", "--quiet", is_flag=True, help="Only errors and requested data.")
+    @_global_options
     @click.pass_context
     @functools.wraps(func)
     def wrapper(
@@ -157,15 +162,7 @@ def _make_app(config_path: str | None, verbose: int, quiet: bool) -> App:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--config",
-    "config_path",
-    metavar="PATH",
-    default=None,
-    help=CONFIG_HELP,
-)
-@click.option("-v", "--verbose", count=True, help="Say more (repeat for debug output).")
-@click.option("-q", "--quiet", is_flag=True, help="Only errors and requested data.")
+@_global_options
 @click.version_option(__version__, prog_name="healthcheck")
 def cli(config_path: str | None, verbose: int, quiet: bool) -> None:
     """Tell the operator of a GPU container what is wrong with the box and what changed."""
@@ -674,9 +671,7 @@ def docs_update(
     if json_path is not None:
         # --last: the document says when the box looked like this, not when it was copied.
         with contextlib.suppress(TypeError, ValueError):
-            when = datetime.strptime(str(data.get("generated_at")), "%Y-%m-%dT%H:%M:%SZ").replace(
-                tzinfo=timezone.utc
-            )
+            when = parse_utc_stamp(data.get("generated_at"))
     workspace = Path(config.paths.workspace).expanduser()
     try:
         with contextlib.ExitStack() as held:

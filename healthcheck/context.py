@@ -37,9 +37,6 @@ if TYPE_CHECKING:
 
 DEFAULT_BUDGET = 6000
 CHARS_PER_TOKEN = 4
-CLOSED_STATUSES = frozenset(
-    {"resolved", "done", "closed", "fixed", "rejected", "wontfix", "dropped", "obsolete"}
-)
 _ENTRY_RE = re.compile(r"^##\s+(IMP-\d+)\b")
 _STATUS_RE = re.compile(r"^\s*[-*]?\s*\**status\**\s*:?\s*\**\s*:?\s*`?([A-Za-z' -]+)", re.I)
 # How raw machine output is marked for an assistant: fenced, and said to be data.
@@ -90,7 +87,9 @@ def open_improvements(path: Path) -> list[Improvement]:
 
 
 def open_improvements_text(path: Path) -> list[Improvement]:
-    """Entries not marked resolved, read as plain text: `## IMP-NNNN` up to the next `## `."""
+    """Entries not marked closed, read as plain text: `## IMP-NNNN` up to the next `## `."""
+    from healthcheck.improvement_log import is_open_status
+
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:
@@ -104,7 +103,7 @@ def open_improvements_text(path: Path) -> list[Improvement]:
                     (m.group(1).strip().lower() for ln in current if (m := _STATUS_RE.match(ln))),
                     "open",
                 )
-                if status.split()[0] not in CLOSED_STATUSES:
+                if is_open_status(status):
                     entries.append(Improvement(match.group(1), status, "\n".join(current).strip()))
             current = [line]
         elif current:

@@ -655,14 +655,15 @@ def _restyle(body: str, start: int, now: datetime) -> tuple[int, str] | None:
         month = _MONTHS[now.month - 1][:3]
         return match.end(), f"{day} {month} {now.day:2d} {now:%H:%M:%S} UTC {now.year}"
     if (match := _ISO.match(body, start)) is not None:
-        return match.end(), _iso(match, now)
+        return match.end(), _in_iso_style(match, now)
     for pattern in (_MONTH_FIRST, _DAY_FIRST):
         if (match := pattern.match(body, start)) is not None:
             return match.end(), _named_month(match, now, month_first=pattern is _MONTH_FIRST)
     return None
 
 
-def _iso(match: re.Match[str], now: datetime) -> str:
+def _in_iso_style(match: re.Match[str], now: datetime) -> str:
+    """`now` written like the ISO 8601 value `match` found (its separator, seconds, zone)."""
     out = now.strftime("%Y-%m-%d")
     if match.group("sep"):
         out += match.group("sep") + now.strftime("%H:%M")

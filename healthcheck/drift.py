@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from healthcheck.history import History, gitpython  # GitPython, imported quietly
+from healthcheck.text import cut, one_line
 
 if TYPE_CHECKING:
     from healthcheck.config import Config
@@ -549,5 +550,4 @@ def _short(value: Any) -> str:
         text = json.dumps(value, ensure_ascii=False, sort_keys=True)
     else:
         text = str(value)
-    text = " ".join(text.split())
-    return text if len(text) <= _MAX_VALUE else text[: _MAX_VALUE - 1] + "…"
+    return cut(one_line(text), _MAX_VALUE)

@@ -28,11 +28,27 @@ from typing import TYPE_CHECKING
 
 from healthcheck.output import write_files_atomically
 from healthcheck.redact import Redactor
+from healthcheck.text import CUT_MARKER, one_line
 
 if TYPE_CHECKING:
     from healthcheck.config import Config
 
 STATUSES = ("open", "resolved", "dismissed")
+# Words a person (or another tool) writes for "this one is finished". The log itself writes
+# only `resolved` and `dismissed`, but a hand-edited log is read too (see is_open_status).
+CLOSED_STATUSES = frozenset(
+    [
+        "resolved",
+        "dismissed",
+        "done",
+        "closed",
+        "fixed",
+        "rejected",
+        "wontfix",
+        "dropped",
+        "obsolete",
+    ]
+)
 TITLE_MAX = 100
 HEADER = """# Improvement log
 
@@ -86,12 +102,12 @@ class Entry:
 
     @property
     def is_open(self) -> bool:
-        return self.status == "open"
+        return is_open_status(self.status)
 
     @property
     def text(self) -> str:
         """The entry's whole text, as it was added."""
-        if self.title.endswith("…") and self.body.startswith(self.title[:-1]):
+        if self.title.endswith(CUT_MARKER) and self.body.startswith(self.title[:-1]):
             return self.body  # a long first line: the body holds it whole
         if any(_title_of(line) == self.title for line in self.body.split("\n")):
             return self.body  # a title taken from after a greeting: the body is the text
@@ -153,7 +169,7 @@ class ImprovementLog:
         clean = redactor.text(text).replace("\r\n", "\n").strip()
         if not clean:
             raise LogError("the entry is empty")
-        given = _one_line(redactor.text(title))
+        given = one_line(redactor.text(title))
         if given:
             title, body = given, clean
         else:
@@ -162,8 +178,8 @@ class ImprovementLog:
             id=self.next_id(),
             title=title,
             added=_date(now),
-            source=_one_line(redactor.text(source)),
-            finding=_one_line(redactor.text(finding)),
+            source=one_line(redactor.text(source)),
+            finding=one_line(redactor.text(finding)),
             body=body,
         )
         newline = _newline(self.text)
@@ -190,7 +206,7 @@ class ImprovementLog:
         if commit:
             updates["commit"] = commit
         if note:
-            updates["note"] = _one_line(redactor.text(note))
+            updates["note"] = one_line(redactor.text(note))
         lines = self.text.splitlines(keepends=True)
         newline = _newline(self.text)
         inserts: list[str] = []
@@ -325,20 +341,21 @@ def split_text(text: str) -> tuple[str, str]:
             return _cut(title), text
         return title, text
     first, _, rest = text.partition("\n")
-    title = _one_line(first.lstrip("#").strip()) or "(untitled)"
+    title = one_line(first.lstrip("#").strip()) or "(untitled)"
     if len(title) > TITLE_MAX:
-        cut = title[:TITLE_MAX].rsplit(" ", 1)[0] or title[:TITLE_MAX]
-        return cut.rstrip(" ,.;:") + "…", text
+        return _cut(title), text
     return title, rest.strip("\n")
 
 
 def _title_of(line: str) -> str:
     """A line of an answer as a title: without heading, list or emphasis marks."""
-    return _one_line(line.strip().lstrip("#*->0123456789. ").rstrip("*"))
+    return one_line(line.strip().lstrip("#*->0123456789. ").rstrip("*"))
 
 
 def _cut(title: str) -> str:
-    return (title[:TITLE_MAX].rsplit(" ", 1)[0] or title[:TITLE_MAX]).rstrip(" ,.;:") + "…"
+    """A long title cut at a word, without the punctuation left before the marker."""
+    kept = title[:TITLE_MAX].rsplit(" ", 1)[0] or title[:TITLE_MAX]
+    return kept.rstrip(" ,.;:") + CUT_MARKER
 
 
 def normalise_id(value: str) -> str:
@@ -377,10 +394,6 @@ def _unquote(line: str) -> str:
     return line[1:] if line.startswith(">") else line
 
 
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
 def _date(now: datetime | None) -> str:
     return (now or datetime.now(timezone.utc)).strftime("%Y-%m-%d")
 
@@ -389,6 +402,15 @@ def _newline(text: str) -> str:
     """The file's own line ending, so that a CRLF file stays CRLF."""
     first = text.find("\n")
     return "\r\n" if first > 0 and text[first - 1] == "\r" else "\n"
+
+
+def is_open_status(status: str) -> bool:
+    """Whether an entry with this `- Status:` value still asks for attention: any status
+    whose first word is not one of CLOSED_STATUSES ("resolved", "done (2025-05-01)", ...)
+    is open, and so is an empty one. The one rule for `log list`, the report and the
+    context, whether the log parsed or had to be read as plain text."""
+    words = status.strip().lower().split()
+    return not words or words[0] not in CLOSED_STATUSES
 
 
 def open_entries(path: Path) -> list[Entry]:

@@ -12,8 +12,9 @@ import fcntl
 import os
 import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
 from pathlib import Path
+
+from healthcheck.timestamps import now_stamp
 
 LOCK_NAME = ".healthcheck.lock"
 # The alerts' memory (healthcheck.notify), beside the lock and, like it, kept out of git.
@@ -61,7 +62,7 @@ def workspace_lock(
                     ) from None
                 time.sleep(POLL_S)
         # Who holds it, for the message of whoever waits next.
-        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        stamp = now_stamp()
         # Only a courtesy to whoever waits: a full disk must not stop the run here (its
         # report write says so in words).
         with contextlib.suppress(OSError):

@@ -13,13 +13,19 @@ from __future__ import annotations
 import codecs
 import dataclasses
 import errno
+import fnmatch
 import os
 import re
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from healthcheck.text import CUT_MARKER
+from healthcheck.timestamps import utc_stamp_of
+
+if TYPE_CHECKING:
+    from healthcheck.config import Config, LogsConfig
 
 # Budget: enough for every wanted line at its longest, twice over, so that one long line
 # cannot starve the others; never below 64 KiB (cheap, and fine for the usual short lines)
@@ -33,7 +39,6 @@ _MAX_BLOCK = 1024 * 1024
 # characters is binary.
 _BINARY_RATIO = 0.30
 
-_CUT = "…"
 
 # Terminal escape sequences, on raw bytes (so that a cut never lands inside one).
 _ANSI = re.compile(
@@ -157,7 +162,7 @@ def _read_file(name: str, lines: int, max_line_bytes: int) -> _Window | Tail:
     except OSError as exc:
         return Tail(path=name, error=_why_missing(name, exc))
     if not stat.S_ISREG(st.st_mode):
-        return Tail(path=name, mtime=_iso(st.st_mtime), error=_not_regular(st.st_mode))
+        return Tail(path=name, mtime=utc_stamp_of(st.st_mtime), error=_not_regular(st.st_mode))
     flags = os.O_RDONLY
     # O_NONBLOCK: should the file be swapped for a FIFO after the check above, open must not
     # wait for a writer. It changes nothing for regular files.
@@ -166,11 +171,11 @@ def _read_file(name: str, lines: int, max_line_bytes: int) -> _Window | Tail:
     try:
         fd = os.open(name, flags)
     except OSError as exc:
-        return Tail(path=name, size=st.st_size, mtime=_iso(st.st_mtime), error=_why(exc))
+        return Tail(path=name, size=st.st_size, mtime=utc_stamp_of(st.st_mtime), error=_why(exc))
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            return Tail(path=name, mtime=_iso(st.st_mtime), error=_not_regular(st.st_mode))
+            return Tail(path=name, mtime=utc_stamp_of(st.st_mtime), error=_not_regular(st.st_mode))
         window = _read_window(fd, st.st_size, lines, max_line_bytes)
         if window is None:
             # It shrank twice under us (truncated while being written): say so, read nothing.
@@ -178,12 +183,12 @@ def _read_file(name: str, lines: int, max_line_bytes: int) -> _Window | Tail:
             return Tail(
                 path=name,
                 size=st.st_size,
-                mtime=_iso(st.st_mtime),
+                mtime=utc_stamp_of(st.st_mtime),
                 error="changed while being read (truncated?)",
             )
         data, start, size, bytes_read = window
     except OSError as exc:
-        return Tail(path=name, size=st.st_size, mtime=_iso(st.st_mtime), error=_why(exc))
+        return Tail(path=name, size=st.st_size, mtime=utc_stamp_of(st.st_mtime), error=_why(exc))
     finally:
         os.close(fd)
     return _Window(name, data, start, size, st.st_mtime, bytes_read)
@@ -247,7 +252,7 @@ def _parse(
     base = Tail(
         path=name,
         size=size,
-        mtime=_iso(mtime),
+        mtime=utc_stamp_of(mtime),
         empty=size == 0,
         bytes_read=bytes_read,
         whole_file=whole,
@@ -322,11 +327,11 @@ def _clean_line(raw: bytes, max_line_bytes: int, partial: bool) -> tuple[str | N
         if len(line) < max_line_bytes:
             return None, False  # a short piece of a line we have not got: drop it
         tail_text = _decode_from_middle(line[-max_line_bytes:])
-        return f"[line cut: at least {len(line)} bytes] {_CUT} {_clean_text(tail_text)}", True
+        return f"[line cut: at least {len(line)} bytes] {CUT_MARKER} {_clean_text(tail_text)}", True
     if len(line) > max_line_bytes:
         # Incremental decoding drops a character split by the cut instead of mangling it.
         head = codecs.getincrementaldecoder("utf-8")("replace").decode(line[:max_line_bytes])
-        return f"{_clean_text(head)} {_CUT} [line cut: {len(line)} bytes]", True
+        return f"{_clean_text(head)} {CUT_MARKER} [line cut: {len(line)} bytes]", True
     return _clean_text(line.decode("utf-8", "replace")), False
 
 
@@ -364,10 +369,6 @@ def _is_binary(lines: list[bytes]) -> bool:
         return controls / len(joined) > _BINARY_RATIO
     sample = joined.decode("utf-8", "replace")
     return (controls + sample.count("\ufffd")) / len(sample) > _BINARY_RATIO
-
-
-def _iso(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _why(exc: OSError) -> str:
@@ -494,4 +495,185 @@ def looks_like_error(line: str) -> bool:
     return any(int(m.group(1)) != 0 for m in _EXIT_STATUS.finditer(rest))
 
 
-__all__ = ["Tail", "looks_like_error", "read_budget", "read_tail"]
+# -- finding the logs: one walk of the configured directories per run, for every collector
+# that reads service logs (the logs collector's tails, gpu's CUDA scan).
+
+# How far below a log directory to look: supervisord writes flat, but some services keep a
+# folder of their own (/logs/jupyter/...). Deeper trees are someone's data, not logs.
+MAX_DEPTH = 4
+
+
+@dataclass
+class LogDir:
+    """One configured directory and what walking it found."""
+
+    path: str
+    exists: bool = False
+    same_as: str | None = None  # an earlier entry that is the same directory
+    error: str | None = None
+    notes: list[str] = field(default_factory=list)  # subfolders that could not be searched
+    matched: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "exists": self.exists,
+            "same_as": self.same_as,
+            "error": self.error,
+            "notes": sorted(self.notes),
+            "matched": self.matched,
+        }
+
+
+@dataclass(frozen=True)
+class LogCandidate:
+    path: str
+    mtime_ns: int
+
+
+def discover_logs(cfg: LogsConfig) -> tuple[list[LogDir], list[LogCandidate]]:
+    """Every configured directory, and the matching files under them, newest first."""
+    patterns = list(cfg.patterns)
+    dirs: list[LogDir] = []
+    seen_dirs: set[tuple[int, int]] = set()
+    seen_files: set[tuple[int, int]] = set()
+    identities: dict[tuple[int, int], str] = {}
+    candidates: list[LogCandidate] = []
+    for raw in cfg.dirs:
+        entry = LogDir(path=os.path.expanduser(raw))
+        dirs.append(entry)
+        try:
+            st = os.stat(entry.path)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            entry.exists = True
+            entry.error = _log_dir_reason(exc)
+            continue
+        entry.exists = True
+        if not stat.S_ISDIR(st.st_mode):
+            entry.error = "not a directory"
+            continue
+        key = (st.st_dev, st.st_ino)
+        if key in identities:
+            # /Logs as a symlink to /logs, or a case-insensitive file system.
+            entry.same_as = identities[key]
+            continue
+        identities[key] = entry.path
+        found = _walk(entry, patterns, seen_dirs, seen_files)
+        entry.matched = len(found)
+        candidates.extend(found)
+    # Newest first; equal times by path, so that the order never depends on the walk.
+    candidates.sort(key=lambda c: (-c.mtime_ns, c.path))
+    return dirs, candidates
+
+
+def shared_discovery(cfg: LogsConfig) -> tuple[list[LogDir], list[LogCandidate]]:
+    """discover_logs(cfg), walked once per run (processes.shared) for every collector that
+    asks with the same directories and patterns. Callers must not change what it returns."""
+    from healthcheck.processes import shared
+
+    key = ("logs.discover", tuple(cfg.dirs), tuple(cfg.patterns))
+    return shared(key, lambda: discover_logs(cfg))
+
+
+def log_files(cfg: LogsConfig) -> list[str]:
+    """The files the logs collector reads, newest first: other collectors that scan service
+    logs (gpu's CUDA errors) read exactly these."""
+    return [c.path for c in shared_discovery(cfg)[1][: cfg.max_files]]
+
+
+def tail_window(config: Config) -> int:
+    """Lines read from the end of each log, once per run, for every collector that reads
+    logs: the logs collector's tail and the gpu collector's CUDA scan both come out of it."""
+    return max(config.logs.tail_lines, config.gpu.log_scan_lines)
+
+
+def _walk(
+    root: LogDir,
+    patterns: list[str],
+    seen_dirs: set[tuple[int, int]],
+    seen_files: set[tuple[int, int]],
+) -> list[LogCandidate]:
+    """Files under `root` whose name matches a pattern, down to MAX_DEPTH folders below it.
+
+    Symlinked folders are followed, but a folder already walked (by any path) is not walked
+    again: that ends symlink loops and reads each file once when two roots overlap. Matching
+    folders, FIFOs and dangling symlinks are returned too, so that the report says why they
+    are no logs instead of leaving them out silently.
+    """
+    found: list[LogCandidate] = []
+    try:
+        top = os.stat(root.path)
+        seen_dirs.add((top.st_dev, top.st_ino))
+    except OSError:  # pragma: no cover - it was stat'ed a moment ago
+        pass
+    stack: list[tuple[str, int]] = [(root.path, 0)]
+    st: os.stat_result | None
+    while stack:
+        folder, depth = stack.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            if folder == root.path:
+                root.error = _log_dir_reason(exc)
+            else:
+                root.notes.append(f"{folder}: {_log_dir_reason(exc)}")
+            continue
+        for entry in entries:
+            try:
+                st = entry.stat()  # follows symlinks
+            except OSError:
+                st = None  # dangling symlink or vanished: reported if its name matches
+            is_dir = st is not None and stat.S_ISDIR(st.st_mode)
+            if any(fnmatch.fnmatchcase(entry.name, p) for p in patterns):
+                cand = _candidate(entry, st, seen_files)
+                if cand is not None:
+                    found.append(cand)
+            if not is_dir or st is None:
+                continue
+            key = (st.st_dev, st.st_ino)
+            if key in seen_dirs:
+                continue
+            if depth + 1 > MAX_DEPTH:
+                root.notes.append(f"{entry.path}: deeper than {MAX_DEPTH} levels, not searched")
+                continue
+            seen_dirs.add(key)
+            stack.append((entry.path, depth + 1))
+    return found
+
+
+def _candidate(
+    entry: os.DirEntry[str], st: os.stat_result | None, seen_files: set[tuple[int, int]]
+) -> LogCandidate | None:
+    if st is None:
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            return None  # gone between listing and looking
+    key = (st.st_dev, st.st_ino)
+    if key in seen_files:
+        return None  # the same file under another name (overlapping dirs, hard link)
+    seen_files.add(key)
+    return LogCandidate(path=entry.path, mtime_ns=st.st_mtime_ns)
+
+
+def _log_dir_reason(exc: OSError) -> str:
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    return exc.strerror or type(exc).__name__
+
+
+__all__ = [
+    "LogCandidate",
+    "LogDir",
+    "Tail",
+    "discover_logs",
+    "log_files",
+    "looks_like_error",
+    "read_budget",
+    "read_tail",
+    "shared_discovery",
+    "tail_window",
+]

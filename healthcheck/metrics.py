@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from healthcheck.model import Status
 from healthcheck.nvml import CLOCK_EVENT_REASONS
 from healthcheck.redact import Redactor
+from healthcheck.timestamps import parse_utc_stamp
 
 PREFIX = "healthcheck"
 SEVERITIES = ("crit", "warn", "unknown", "ok")
@@ -63,13 +63,10 @@ def _number(value: Any) -> float | None:
 
 
 def _timestamp(iso: Any) -> float | None:
-    if not isinstance(iso, str):
-        return None
     try:
-        when = datetime.strptime(iso, "%Y-%m-%dT%H:%M:%SZ")
-    except ValueError:
+        return parse_utc_stamp(iso).timestamp()
+    except (TypeError, ValueError):
         return None
-    return when.replace(tzinfo=timezone.utc).timestamp()
 
 
 class _Families:

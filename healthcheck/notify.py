@@ -26,6 +26,7 @@ from healthcheck.config import Config
 from healthcheck.lock import NOTIFY_STATE_NAME
 from healthcheck.model import Finding, Status
 from healthcheck.redact import Redactor
+from healthcheck.text import cut, one_line
 
 log = logging.getLogger(__name__)
 
@@ -548,8 +549,7 @@ def advance(state: State, planned: Plan, told_now: bool, now: float, min_interva
 
 
 def _clip(text: str, limit: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+    return cut(one_line(text), limit, trim_before_marker=True)
 
 
 def headline(report: dict[str, Any]) -> str:

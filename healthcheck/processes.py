@@ -317,6 +317,22 @@ def tcp_listeners() -> list[Listener]:
     return shared("tcp-listeners", _tcp_listeners)
 
 
+def listeners_by_port() -> dict[int, list[tuple[str, int | None]]]:
+    """Port -> [(address, pid)] for every listening TCP socket, IPv4 and IPv6: the view the
+    ports and display collectors judge, from the run's one shared scan."""
+    import socket
+
+    listeners: dict[int, list[tuple[str, int | None]]] = {}
+    for conn in tcp_listeners():
+        address = (
+            f"[{conn.ip}]:{conn.port}"
+            if conn.family == socket.AF_INET6
+            else f"{conn.ip}:{conn.port}"
+        )
+        listeners.setdefault(conn.port, []).append((address, conn.pid))
+    return listeners
+
+
 def unix_socket_pids(names: set[str]) -> set[int]:
     """The first process (lowest pid, other than this one) holding a Unix socket bound to
     one of `names` (as /proc/net/unix writes them: a path, or "@name" for an abstract one);

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from healthcheck import __version__
 from healthcheck.model import Finding, Section, Status, rank_findings, worst
+from healthcheck.timestamps import utc_stamp
 
 if TYPE_CHECKING:
     from healthcheck.config import Config
@@ -67,7 +68,7 @@ class Report:
 
     @property
     def generated_iso(self) -> str:
-        return self.generated_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return utc_stamp(self.generated_at)
 
     def at_least(self, level: Status) -> list[Finding]:
         return [f for f in self.findings if f.severity.rank >= level.rank]

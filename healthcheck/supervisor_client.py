@@ -31,6 +31,7 @@ from typing import Any, TypedDict, cast
 import psutil
 
 from healthcheck.processes import process_rows
+from healthcheck.text import cut, one_line
 
 DEFAULT_TIMEOUT = 5.0
 # Where supervisord and supervisorctl look when given no -c (relative ones: the cwd).
@@ -476,8 +477,7 @@ class SupervisorClient:
 
 
 def _short(text: str, limit: int = 200) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return cut(one_line(text), limit)
 
 
 # --- discovery ------------------------------------------------------------------------------

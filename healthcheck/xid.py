@@ -17,7 +17,6 @@ import os
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
 import psutil
@@ -25,6 +24,7 @@ import psutil
 from healthcheck.catalogue import catalogue
 from healthcheck.logtail import read_tail
 from healthcheck.proc import run_command
+from healthcheck.timestamps import utc_stamp_of
 
 KMSG = "/dev/kmsg"
 # Bounds on reading /dev/kmsg: the ring buffer is a few MiB at most, but a kernel spewing
@@ -258,7 +258,7 @@ def _kmsg_time(header: str, boot: float) -> str | None:
     parts = header.split(",")
     if len(parts) < 3 or not parts[2].isdigit():
         return None
-    return _iso(boot + int(parts[2]) / 1e6)
+    return utc_stamp_of(boot + int(parts[2]) / 1e6)
 
 
 # A syslog line's own time, as written: "Nov 28 10:00:01" or rsyslog's ISO 8601.
@@ -275,11 +275,7 @@ _DMESG_STAMP = re.compile(r"^\[\s*(\d+(?:\.\d+)?)\]")
 
 def _dmesg_time(line: str, boot: float) -> str | None:
     found = _DMESG_STAMP.match(line)
-    return _iso(boot + float(found.group(1))) if found else None
-
-
-def _iso(timestamp: float) -> str:
-    return datetime.fromtimestamp(int(timestamp), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return utc_stamp_of(boot + float(found.group(1))) if found else None
 
 
 def _why(exc: OSError) -> str:

@@ -263,3 +263,13 @@ def test_a_section_too_big_whole_is_kept_as_its_summary() -> None:
     assert "(Raw lines left out for space; the report has them.)" in text
     assert "- the raw lines of sections supervisor (summary only)" in text
     assert estimate_tokens(text) <= 600
+
+
+def test_text_reading_closes_what_the_log_closes(tmp_path: Path) -> None:
+    # The log writes `dismissed`; read as text (a broken log) it must not come back as open.
+    log = tmp_path / "improvement_log.md"
+    log.write_text(
+        "## IMP-0001 first\n- Status: dismissed\n\n## IMP-0002 second\n- Status: Open\n"
+        "## IMP-0003 third\n- Status: wontfix (upstream)\n"
+    )
+    assert [e.id for e in open_improvements_text(log)] == ["IMP-0002"]

@@ -27,6 +27,7 @@ from healthcheck.collectors.gpu import (
 from healthcheck.config import Config, ConfigError, parse_config
 from healthcheck.model import Section, Status
 from healthcheck.nvml import CLOCK_EVENT_REASONS, decode_reasons
+from healthcheck.timestamps import utc_stamp_of
 from healthcheck.xid import explain, parse_xid, pci_key, read_kernel_log, xid_catalogue
 
 import fake_pynvml as fake
@@ -631,7 +632,7 @@ def test_dmesg_when_kmsg_is_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     events = xid.find_xids(log)
     assert [(e.code, e.pid) for e in events] == [(119, 2171), (79, None)]
     boot = psutil.boot_time()
-    assert events[1].time == xid._iso(boot + 5061.0)
+    assert events[1].time == utc_stamp_of(boot + 5061.0)
 
 
 def test_kernel_log_unreadable_everywhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from healthcheck.collectors.logs import MAX_DEPTH, LogsCollector
+from healthcheck.collectors.logs import LogsCollector
 from healthcheck.config import Config, LogsConfig
 from healthcheck.logtail import (
+    MAX_DEPTH,
     MAX_READ_BYTES,
     MIN_READ_BYTES,
     Tail,

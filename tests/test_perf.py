@@ -23,7 +23,6 @@ from click.testing import CliRunner
 from healthcheck import history as hist
 from healthcheck import logtail, plugins, processes
 from healthcheck.cli import cli
-from healthcheck.collectors import logs as logs_module
 from healthcheck.collectors import system as system_module
 from healthcheck.collectors.gpu import GpuCollector
 from healthcheck.collectors.logs import LogsCollector
@@ -88,8 +87,8 @@ def test_logs_and_gpu_share_one_walk_and_one_read_of_each_log(
     (tmp_path / "kern.log").write_text("nothing here\n")
     walks: list[Any] = []
     reads: list[str] = []
-    discover, read_file = logs_module.discover_logs, logtail._read_file
-    monkeypatch.setattr(logs_module, "discover_logs", lambda cfg: walks.append(1) or discover(cfg))
+    discover, read_file = logtail.discover_logs, logtail._read_file
+    monkeypatch.setattr(logtail, "discover_logs", lambda cfg: walks.append(1) or discover(cfg))
     monkeypatch.setattr(logtail, "_read_file", lambda n, *a: reads.append(n) or read_file(n, *a))
     with processes.shared_scan():
         logs_section, gpu_section = run_collectors([LogsCollector(), GpuCollector()], config)

@@ -15,11 +15,16 @@ from typing import Any, ClassVar
 import psutil
 
 from healthcheck import x11
-from healthcheck.collectors.ports import tcp_listeners
 from healthcheck.config import Config
 from healthcheck.environ import parse_environ
 from healthcheck.model import Finding, Section, Status
-from healthcheck.processes import descends_from, process_rows, unix_socket_pids
+from healthcheck.processes import (
+    descends_from,
+    listeners_by_port,
+    process_rows,
+    unix_socket_pids,
+)
+from healthcheck.text import cut
 
 NAME = "display"
 X_SERVER_NAMES = ("Xtigervnc", "Xvnc", "Xvfb", "Xorg", "X", "Xwayland")
@@ -68,8 +73,7 @@ class ProcInfo:
         return ({self.name} | {os.path.basename(p) for p in self.programs}) - {""}
 
     def shown_cmdline(self) -> str:
-        text = " ".join(self.cmdline) or f"[{self.name}]"
-        return text if len(text) <= CMDLINE_MAX else text[: CMDLINE_MAX - 1] + "…"
+        return cut(" ".join(self.cmdline) or f"[{self.name}]", CMDLINE_MAX)
 
 
 class DisplayCollector:
@@ -92,7 +96,7 @@ class DisplayCollector:
             config.display.display,
             config.display.window_manager,
             process_table(),
-            tcp_listeners(),
+            listeners_by_port(),
             base=self.base,
             own_tree=own_supervisord_pids(config.supervisor.serverurl),
         )

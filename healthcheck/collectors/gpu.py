@@ -19,10 +19,9 @@ from typing import Any, ClassVar
 import psutil
 
 from healthcheck.catalogue import catalogue, finding
-from healthcheck.collectors.logs import log_files, tail_window
 from healthcheck.config import Config, GpuConfig, LogsConfig
 from healthcheck.environ import read_environment
-from healthcheck.logtail import shared_tail
+from healthcheck.logtail import log_files, shared_tail, tail_window
 from healthcheck.model import Finding, Section, Status
 from healthcheck.nvml import (
     HW_SLOWDOWN,
@@ -40,6 +39,7 @@ from healthcheck.nvml import (
     stop,
     system_info,
 )
+from healthcheck.text import cut
 from healthcheck.xid import XidEvent, explain, find_xids, parse_xid, pci_key, read_kernel_log
 
 NAME = "gpu"
@@ -210,8 +210,7 @@ def _local_process(pid: int) -> dict[str, Any] | None:
 
 
 def _command(cmdline: list[str]) -> str:
-    text = " ".join(cmdline)
-    return text if len(text) <= COMMAND_CHARS else text[: COMMAND_CHARS - 1] + "…"
+    return cut(" ".join(cmdline), COMMAND_CHARS)
 
 
 def _same_program(host_name: str | None, local: dict[str, Any]) -> bool:

@@ -8,7 +8,6 @@ for the case cron should have run it and did not leave a report (the job itself 
 from __future__ import annotations
 
 import json
-import re
 from datetime import datetime, timezone
 from typing import Any, ClassVar
 
@@ -16,6 +15,7 @@ from healthcheck import schedule
 from healthcheck.config import Config
 from healthcheck.model import Finding, Section, Status
 from healthcheck.output import report_paths
+from healthcheck.timestamps import parse_utc_stamp
 
 NAME = "healthcheck"
 
@@ -56,29 +56,14 @@ def previous_run(path: Any, now: datetime) -> dict[str, Any]:
     info["found"] = True
     try:
         report = json.loads(raw)
-        stamp = _utc_stamp(report["generated_at"])
+        stamp = parse_utc_stamp(report["generated_at"], "generated_at")
         info["generated_at"] = report["generated_at"]
         info["status"] = str(report.get("status"))
     except (ValueError, KeyError, TypeError) as exc:
         info["error"] = f"not a healthcheck JSON report ({type(exc).__name__}: {exc})"
         return info
-    info["age_s"] = max(0, round((now - stamp.replace(tzinfo=timezone.utc)).total_seconds()))
+    info["age_s"] = max(0, round((now - stamp).total_seconds()))
     return info
-
-
-_STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
-
-
-def _utc_stamp(value: Any) -> datetime:
-    """The report's `generated_at` (2026-11-29T04:00:00Z) as a UTC time; ValueError else.
-
-    Not strptime: its module costs every run a few milliseconds to import.
-    """
-    if not isinstance(value, str):
-        raise TypeError(f"generated_at must be a string, not {type(value).__name__}")
-    if not _STAMP.fullmatch(value):
-        raise ValueError(f"time data {value!r} does not match '%Y-%m-%dT%H:%M:%SZ'")
-    return datetime.fromisoformat(value[:-1])
 
 
 def cron_state(user: str | None = None) -> dict[str, Any]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import socket
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -11,7 +10,7 @@ import psutil
 
 from healthcheck.config import Config
 from healthcheck.model import Finding, Section, Status
-from healthcheck.processes import tcp_listeners as listening_sockets
+from healthcheck.processes import listeners_by_port
 
 MAX_OTHER_LISTENERS = 30
 # The kernel's default ephemeral range, when /proc does not say otherwise.
@@ -26,7 +25,7 @@ class PortsCollector:
     timeout: ClassVar[float | None] = None
 
     def collect(self, config: Config) -> Section:
-        listeners = tcp_listeners()
+        listeners = listeners_by_port()
         expected = config.services.ports
         ports = [
             port_entry(service, port, listeners.get(port, []))
@@ -58,19 +57,6 @@ class PortsCollector:
         volatile = {"loopback_ephemeral_listeners": len(transient)}
         findings = [not_listening(p["service"], p["port"]) for p in ports if not p["listening"]]
         return Section.from_findings(self.name, data, findings, volatile)
-
-
-def tcp_listeners() -> dict[int, list[tuple[str, int | None]]]:
-    """Port -> [(address, pid)] for every listening TCP socket, IPv4 and IPv6."""
-    listeners: dict[int, list[tuple[str, int | None]]] = {}
-    for conn in listening_sockets():
-        address = (
-            f"[{conn.ip}]:{conn.port}"
-            if conn.family == socket.AF_INET6
-            else f"{conn.ip}:{conn.port}"
-        )
-        listeners.setdefault(conn.port, []).append((address, conn.pid))
-    return listeners
 
 
 def ephemeral_ports(path: str = "/proc/sys/net/ipv4/ip_local_port_range") -> tuple[int, int]:

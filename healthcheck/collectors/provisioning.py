@@ -7,11 +7,11 @@ import hashlib
 import os
 import shlex
 import stat
-from datetime import datetime, timezone
 from typing import Any, ClassVar
 
 from healthcheck.config import Config
 from healthcheck.model import Finding, Section, Status
+from healthcheck.timestamps import utc_stamp_of
 
 # Enough to fingerprint a script for drift without reading a huge file dropped in its place.
 MAX_HASHED_BYTES = 4 * 1024 * 1024
@@ -85,9 +85,7 @@ def inspect_script(path: str) -> dict[str, Any]:
     # file without an x bit, which is what Vast.ai's direct invocation runs into.
     info["executable"] = bool(st.st_mode & 0o111) and stat.S_ISREG(st.st_mode)
     info["size"] = st.st_size
-    info["modified"] = datetime.fromtimestamp(st.st_mtime, timezone.utc).strftime(
-        "%Y-%m-%dT%H:%M:%SZ"
-    )
+    info["modified"] = utc_stamp_of(st.st_mtime)
     if stat.S_ISREG(st.st_mode):
         try:
             info["sha256"], info["first_line"], info["crlf"] = _fingerprint(path)

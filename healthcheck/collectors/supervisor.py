@@ -15,7 +15,6 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any, ClassVar
 
 from healthcheck.catalogue import finding as worded
@@ -32,6 +31,7 @@ from healthcheck.supervisor_client import (
     discover_serverurls,
     display_url,
 )
+from healthcheck.timestamps import utc_stamp_of
 
 DEFAULT_SERVERURL = SupervisorConfig().serverurl
 SHUTDOWN_STATE_FAULT = 6  # supervisor.xmlrpc.Faults.SHUTDOWN_STATE
@@ -515,8 +515,8 @@ def program_from_info(info: ProcessInfo, events: list[str]) -> tuple[dict[str, A
         {
             "state": state,
             "pid": int(info.get("pid") or 0) or None,
-            "started": _iso(start) if start else None,
-            "stopped": _iso(stop) if stop else None,
+            "started": utc_stamp_of(start) if start else None,
+            "stopped": utc_stamp_of(stop) if stop else None,
             "exitstatus": exitstatus,
             "exitstatus_source": exitstatus_source,
             "exitsignal": exitsignal,
@@ -699,10 +699,6 @@ def _first_line(text: str) -> str:
         if line.strip():
             return line.strip()[:300]
     return ""
-
-
-def _iso(timestamp: int) -> str:
-    return datetime.fromtimestamp(timestamp, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 __all__ = [

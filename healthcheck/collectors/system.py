@@ -12,7 +12,6 @@ import shlex
 import socket
 import time
 from collections.abc import Iterable
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -21,6 +20,8 @@ import psutil
 from healthcheck.config import Config, SystemConfig
 from healthcheck.model import Finding, Section, Status
 from healthcheck.processes import CpuTimes, cpu_times, process_rows, run_started
+from healthcheck.text import cut
+from healthcheck.timestamps import utc_stamp_of
 
 # Filesystems that hold no operator data: their "fullness" means nothing. squashfs is
 # read-only and always 100% full. overlay stays: it is a container's root filesystem.
@@ -89,7 +90,7 @@ class SystemCollector:
             "kernel": platform.release(),
             "arch": platform.machine(),
             "python": platform.python_version(),
-            "boot_time": _iso(boot),
+            "boot_time": utc_stamp_of(boot),
             "cpu_count": psutil.cpu_count() or 0,
             "memory_total": memory.total,
             # The container's memory cgroup limit, when tighter than the host's memory
@@ -319,8 +320,7 @@ def process_table() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
 
 def _cmdline(argv: list[str] | None) -> str:
     """One string, cut (visibly) to CMDLINE_CHARS: a long argv would swamp the report."""
-    text = " ".join(argv or [])
-    return text if len(text) <= CMDLINE_CHARS else text[: CMDLINE_CHARS - 1] + "…"
+    return cut(" ".join(argv or []), CMDLINE_CHARS)
 
 
 def _name_of(pid: int | None) -> str | None:
@@ -439,7 +439,3 @@ def zombie_findings(zombies: list[dict[str, Any]]) -> list[Finding]:
 
 def _gib(value: int) -> str:
     return f"{value / 1024**3:.1f} GiB"
-
-
-def _iso(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

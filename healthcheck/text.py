@@ -1,0 +1,20 @@
+"""Small text helpers every part of the report shares."""
+
+from __future__ import annotations
+
+CUT_MARKER = "…"
+
+
+def cut(text: str, limit: int, *, trim_before_marker: bool = False) -> str:
+    """`text` at most `limit` characters long; a longer one is cut and ends with "…", so
+    that a reader sees that something was left out. `trim_before_marker`: blanks where the
+    cut fell are dropped too (a message reads "word…", not "word …")."""
+    if len(text) <= limit:
+        return text
+    kept = text[: limit - 1]
+    return (kept.rstrip() if trim_before_marker else kept) + CUT_MARKER
+
+
+def one_line(text: str) -> str:
+    """Runs of blanks and newlines as one space: a message fit for a single line."""
+    return " ".join(text.split())

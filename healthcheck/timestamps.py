@@ -1,0 +1,44 @@
+"""The one way the reports write and read a moment: UTC, to the second, "2026-11-29T04:00:00Z".
+
+Every stamp a report, lock file or log record carries goes through these, so that what one
+module writes another can read back.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+
+UTC_STAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+_UTC_STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+
+
+def utc_stamp(when: datetime) -> str:
+    """`when` as a UTC stamp, the fraction of a second dropped; a naive `when` is taken to be
+    UTC already."""
+    if when.tzinfo is not None:
+        when = when.astimezone(timezone.utc)
+    return when.strftime(UTC_STAMP_FORMAT)
+
+
+def utc_stamp_of(timestamp: float) -> str:
+    """A POSIX timestamp (seconds since the epoch) as a UTC stamp, the fraction dropped."""
+    return datetime.fromtimestamp(int(timestamp), tz=timezone.utc).strftime(UTC_STAMP_FORMAT)
+
+
+def now_stamp() -> str:
+    """This moment as a UTC stamp."""
+    return utc_stamp(datetime.now(timezone.utc))
+
+
+def parse_utc_stamp(value: object, what: str = "a time stamp") -> datetime:
+    """A UTC stamp read back as an aware datetime; TypeError for a non-string, ValueError for
+    any other shape.
+
+    Not strptime: its module costs every run a few milliseconds to import.
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a string, not {type(value).__name__}")
+    if not _UTC_STAMP.fullmatch(value):
+        raise ValueError(f"time data {value!r} does not match {UTC_STAMP_FORMAT!r}")
+    return datetime.fromisoformat(value[:-1]).replace(tzinfo=timezone.utc)

@@ -11,16 +11,16 @@ as on the pattern itself.
 from __future__ import annotations
 
 import re
-from typing import Any, cast
+from typing import Any, AnyStr, cast
 
 
 class _LazyPattern:
     __slots__ = ("__dict__", "_compiled", "_flags", "_source")
 
-    def __init__(self, source: str, flags: int) -> None:
+    def __init__(self, source: str | bytes, flags: int) -> None:
         self._source = source
         self._flags = flags
-        self._compiled: re.Pattern[str] | None = None
+        self._compiled: re.Pattern[Any] | None = None
 
     def __getattr__(self, name: str) -> Any:
         # Only reached for attributes not yet cached: compile once, and keep the bound
@@ -35,10 +35,10 @@ class _LazyPattern:
         return f"lazy({self._source!r}, {self._flags})"
 
 
-def lazy(source: str, flags: int | re.RegexFlag = 0) -> re.Pattern[str]:
+def lazy(source: AnyStr, flags: int | re.RegexFlag = 0) -> re.Pattern[AnyStr]:
     """A pattern that behaves as `re.compile(source, flags)` but compiles on first use.
 
     Use it for module-level patterns; it offers the pattern's attributes and methods
     (not `isinstance(..., re.Pattern)`, nor being passed to `re.sub` and friends).
     """
-    return cast("re.Pattern[str]", _LazyPattern(source, int(flags)))
+    return cast("re.Pattern[AnyStr]", _LazyPattern(source, int(flags)))

@@ -8,12 +8,12 @@ for the case cron should have run it and did not leave a report (the job itself 
 from __future__ import annotations
 
 import json
-import re
 from datetime import datetime, timezone
 from typing import Any, ClassVar
 
 from healthcheck import schedule
 from healthcheck.config import Config
+from healthcheck.lazyre import lazy
 from healthcheck.model import Finding, Section, Status
 from healthcheck.output import report_paths
 
@@ -66,7 +66,7 @@ def previous_run(path: Any, now: datetime) -> dict[str, Any]:
     return info
 
 
-_STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+_STAMP = lazy(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 
 
 def _utc_stamp(value: Any) -> datetime:

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from healthcheck.lazyre import lazy
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on the containers' Python 3.10
@@ -427,7 +429,7 @@ def _check_gpu(gpu: GpuConfig, where: str) -> None:
 
 # A bearer token travels in a header: printable ASCII without spaces, and long enough that
 # guessing it is hopeless.
-_TOKEN = re.compile(r"[!-~]{16,}")
+_TOKEN = lazy(r"[!-~]{16,}")
 
 
 def _check_outputs_and_serve(config: Config, where: str) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from healthcheck.config import Config
+from healthcheck.lazyre import lazy
 from healthcheck.logtail import looks_like_error
 from healthcheck.model import Finding, Section, Status, worst
 
@@ -33,20 +34,18 @@ DISPLAY_RULES = ("display-unreachable",)
 # What X clients print when the server is not there: Xlib's "Can't open display: :1" (icewm,
 # xterm, GTK), Qt's "could not connect to display :1", Tk's "couldn't connect to display
 # \":1\"", xdpyinfo's "unable to open display \":1\"", x11vnc's XOpenDisplay(":1") failed.
-_CANNOT_REACH_DISPLAY = re.compile(
+_CANNOT_REACH_DISPLAY = lazy(
     r"(?:can'?t|cannot|can not|unable to|could ?n[o']?t|failed to)\s+(?:open|connect to)"
     r"(?:\s+the)?(?:\s+X)?\s+(?:display|server)\b(?P<rest>.{0,40})"
     r"|XOpenDisplay\((?P<rest2>[^)]{0,40})\)\s+failed",
     re.IGNORECASE,
 )
-_DISPLAY_NAME = re.compile(r"[\w.-]*:\d+(?:\.\d+)?")
+_DISPLAY_NAME = lazy(r"[\w.-]*:\d+(?:\.\d+)?")
 # "<none>", "DISPLAY not set": the program has no display at all, a cause of its own.
-_NO_DISPLAY_NAME = re.compile(r"<none>|DISPLAY (?:is )?not set|no display name", re.I)
+_NO_DISPLAY_NAME = lazy(r"<none>|DISPLAY (?:is )?not set|no display name", re.I)
 # A program's log that comes from an X server (it names the program serving X when the
 # program's name does not).
-_X_SERVER_BANNER = re.compile(
-    r"Xvnc TigerVNC|X\.Org X Server|Xtigervnc|\bXvfb\b|Fatal server error"
-)
+_X_SERVER_BANNER = lazy(r"Xvnc TigerVNC|X\.Org X Server|Xtigervnc|\bXvfb\b|Fatal server error")
 
 
 def diagnose(sections: list[Section], config: Config | None = None) -> list[Section]:
@@ -338,7 +337,7 @@ def _owner_by_name(path: str, programs: list[dict[str, Any]]) -> dict[str, Any] 
     return max(named, key=lambda p: len(p["name"]), default=None)
 
 
-_SUPERVISORCTL_VERB = re.compile(r"\bsupervisorctl (restart|start|stop|tail) ([\w:.-]+)")
+_SUPERVISORCTL_VERB = lazy(r"\bsupervisorctl (restart|start|stop|tail) ([\w:.-]+)")
 
 
 def _name_log_owners(section: Section, programs: list[dict[str, Any]]) -> None:

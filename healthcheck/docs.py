@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-from markdown_it import MarkdownIt
 
+from healthcheck.lazyre import lazy
 from healthcheck.model import Finding, Status
 from healthcheck.output import WriteError, write_files_atomically
 from healthcheck.redact import Redactor
@@ -52,25 +52,25 @@ _NAME = r"[a-z0-9][a-z0-9_-]*"
 _ARG = r"(?:(?!--)[^\n])*?"  # no "--": it would end the HTML comment
 _BEGIN = rf"<!-- healthcheck:begin (?P<name>{_NAME})(?: (?P<arg>{_ARG}))? -->"
 _END = rf"<!-- healthcheck:end (?P<end>{_NAME})(?: {_ARG})? -->"
-_BLOCK_MARKER = re.compile(rf"[ \t]*(?:{_BEGIN}|{_END})[ \t]*")
-_INLINE_BLOCK = re.compile(
+_BLOCK_MARKER = lazy(rf"[ \t]*(?:{_BEGIN}|{_END})[ \t]*")
+_INLINE_BLOCK = lazy(
     rf"<!-- healthcheck:begin (?P<name>{_NAME})(?: (?P<arg>{_ARG}))? -->(?P<body>.*?)"
     rf"<!-- healthcheck:end (?P=name)(?: {_ARG})? -->"
 )
-_CODE_SPAN = re.compile(r"(?<!`)(`+)(?!`).+?(?<!`)\1(?!`)")
+_CODE_SPAN = lazy(r"(?<!`)(`+)(?!`).+?(?<!`)\1(?!`)")
 
 # The seed's placeholders. Recognised, never executed.
-_SUPERVISORCTL = re.compile(r"\$\(\s*supervisorctl\s+status\s*\)")
-_DATE = re.compile(r"\$\(\s*date(?:\s+-u)?\s*\)")
-_IF_FILE = re.compile(
+_SUPERVISORCTL = lazy(r"\$\(\s*supervisorctl\s+status\s*\)")
+_DATE = lazy(r"\$\(\s*date(?:\s+-u)?\s*\)")
+_IF_FILE = lazy(
     r"\$\(\s*if\s+\[\s+-f\s+(?P<path>\"[^\"]+\"|'[^']+'|[^\s\"';\]]+)\s+\]\s*;\s*"
     r"then\s+echo\s+(?:\"Present\"|'Present'|Present)\s*;\s*"
     r"else\s+echo\s+(?:\"Not found\"|'Not found')\s*;\s*fi\s*\)"
 )
-_SHELL = re.compile(r"\$\(")
+_SHELL = lazy(r"\$\(")
 
 # "Last updated:" with its markup (`**Last Updated**: `, `*Last updated: `, `Last updated:** `).
-_LAST_UPDATED = re.compile(
+_LAST_UPDATED = lazy(
     # Not \b: "_Last updated: …_" is emphasis, and "_" counts as a word character.
     r"(?<![A-Za-z0-9])last[ -]updated(?![A-Za-z0-9])(?:[*_]{1,3})?[ \t]*:[ \t]*"
     r"(?:[*_]{1,3}[ \t]*)?",
@@ -93,17 +93,17 @@ _MONTHS = (
 _MONTH_RE = "|".join(f"{m[:3]}(?:{m[3:]})?" if len(m) > 3 else m for m in _MONTHS)
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _TIME = r"(?P<time>(?P<timesep>,? (?:at )?)\d{1,2}:\d{2}(?P<sec>:\d{2})?(?P<tz> ?(?:UTC|GMT|Z))?)?"
-_MONTH_FIRST = re.compile(
+_MONTH_FIRST = lazy(
     rf"(?P<month>{_MONTH_RE})(?P<dot>\.?) (?P<day>\d{{1,2}})(?P<comma>,?) (?P<year>\d{{4}}){_TIME}"
 )
-_DAY_FIRST = re.compile(
+_DAY_FIRST = lazy(
     rf"(?P<day>\d{{1,2}}) (?P<month>{_MONTH_RE})(?P<dot>\.?)(?P<comma>,?) (?P<year>\d{{4}}){_TIME}"
 )
-_ISO = re.compile(
+_ISO = lazy(
     r"\d{4}-\d{2}-\d{2}(?:(?P<sep>[T ])\d{2}:\d{2}(?P<sec>:\d{2})?(?P<frac>\.\d+)?)?"
     r"(?P<tz> ?(?:UTC|GMT)|Z|[+-]\d{2}:?\d{2})?"
 )
-_DATE_OUTPUT = re.compile(  # what `date` prints: Tue Apr 29 10:00:00 UTC 2025
+_DATE_OUTPUT = lazy(  # what `date` prints: Tue Apr 29 10:00:00 UTC 2025
     rf"(?:{'|'.join(_DAYS)}) (?:{'|'.join(m[:3] for m in _MONTHS)}) [ \d]\d "
     r"\d{2}:\d{2}:\d{2} (?:[A-Z]{2,5} )?\d{4}"
 )
@@ -266,6 +266,9 @@ def _structure(lines: list[_Line]) -> _Structure:
     source = "\n".join(line.body.replace("\r", " ") for line in lines)
     if source.startswith("\ufeff"):
         source = source[1:]  # a BOM would hide a heading or fence on line 1
+    # Imported here: only a run that refreshes or checks the docs file parses Markdown.
+    from markdown_it import MarkdownIt
+
     found = _Structure(code=set(), html=set(), fences=[])
     parser = MarkdownIt("commonmark")
     parser.disable("inline")  # only blocks matter here; inline parsing was half the time
@@ -401,7 +404,7 @@ def refresh_text(
 
 # Inline code and inline HTML, found over a whole paragraph: a code span or an HTML comment
 # or tag may run across lines, and what is inside is code, never a stamp to refresh.
-_PARAGRAPH_INERT = re.compile(
+_PARAGRAPH_INERT = lazy(
     r"(?<!`)(`+)(?!`)[\s\S]+?(?<!`)\1(?!`)"  # a code span
     r"|<!--[\s\S]*?-->"  # an HTML comment
     r"|</?[A-Za-z][A-Za-z0-9-]*(?:\s[^<>]*)?/?>"  # an HTML tag, attributes and all

@@ -11,10 +11,12 @@ import html
 import re
 from typing import Any
 
+from healthcheck.lazyre import lazy
+
 SEVERITY_WORDS = {"CRIT": "crit", "WARN": "warn", "UNKNOWN": "unknown", "OK": "ok"}
-_SEVERITY_TEXT = re.compile(r"(?:Overall: )?(CRIT|WARN|UNKNOWN|OK)")
-_SECTION_HEADING = re.compile(r"([A-Za-z0-9_.-]+): (crit|warn|unknown|ok)")
-_FINDING_SOURCE = re.compile(r"(.*) \[([A-Za-z0-9_.-]+)\]")
+_SEVERITY_TEXT = lazy(r"(?:Overall: )?(CRIT|WARN|UNKNOWN|OK)")
+_SECTION_HEADING = lazy(r"([A-Za-z0-9_.-]+): (crit|warn|unknown|ok)")
+_FINDING_SOURCE = lazy(r"(.*) \[([A-Za-z0-9_.-]+)\]")
 
 STYLE = """
 body{font:15px/1.5 system-ui,sans-serif;margin:0;color:#1d2330;background:#f6f7f9}

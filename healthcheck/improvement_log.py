@@ -26,6 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from healthcheck.lazyre import lazy
 from healthcheck.output import write_files_atomically
 from healthcheck.redact import Redactor
 from healthcheck.text import CUT_MARKER, one_line
@@ -57,11 +58,11 @@ Managed with `healthcheck log add`, `log list` and `log resolve`; the text may b
 hand, but keep each entry's `## IMP-NNNN: title` heading and its `- Field: value` lines.
 """
 
-_HEADING = re.compile(r"^##\s+IMP-(?P<num>\d+)\b(?:\s*:)?\s*(?P<title>.*?)\s*#*\s*$")
-_ENTRY_LIKE = re.compile(r"^##\s+IMP\b", re.IGNORECASE)
-_OTHER_HEADING = re.compile(r"^#{1,2}\s")
-_FIELD = re.compile(r"^[-*]\s+\**(?P<name>[A-Za-z][A-Za-z ]*?)\**\s*:\s*\**\s*(?P<value>.*?)\s*$")
-_FENCE = re.compile(r"^\s{0,3}(`{3,}|~{3,})")
+_HEADING = lazy(r"^##\s+IMP-(?P<num>\d+)\b(?:\s*:)?\s*(?P<title>.*?)\s*#*\s*$")
+_ENTRY_LIKE = lazy(r"^##\s+IMP\b", re.IGNORECASE)
+_OTHER_HEADING = lazy(r"^#{1,2}\s")
+_FIELD = lazy(r"^[-*]\s+\**(?P<name>[A-Za-z][A-Za-z ]*?)\**\s*:\s*\**\s*(?P<value>.*?)\s*$")
+_FENCE = lazy(r"^\s{0,3}(`{3,}|~{3,})")
 # Field names as written, in the order new entries get them.
 _FIELD_NAMES = {
     "status": "Status",
@@ -312,7 +313,7 @@ def render_entry(entry: Entry) -> str:
 
 
 # The opening of a pasted assistant answer, which says nothing about the recommendation.
-_GREETING = re.compile(
+_GREETING = lazy(
     r"^\W*(?:(?:sure|certainly|of course|absolutely|great|good|okay|ok|yes|hi|hello|hey|"
     r"thanks|thank you|happy to help|glad you asked|good question|great question)\b"
     r"|(?:here(?:'s| is| are)|below (?:is|are)|based on)\b[^.!?]*[:!.]?\s*$)",

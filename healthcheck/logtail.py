@@ -27,6 +27,8 @@ from healthcheck.timestamps import utc_stamp_of
 if TYPE_CHECKING:
     from healthcheck.config import Config, LogsConfig
 
+from healthcheck.lazyre import lazy
+
 # Budget: enough for every wanted line at its longest, twice over, so that one long line
 # cannot starve the others; never below 64 KiB (cheap, and fine for the usual short lines)
 # and never above 16 MiB whatever the configuration says.
@@ -41,7 +43,7 @@ _BINARY_RATIO = 0.30
 
 
 # Terminal escape sequences, on raw bytes (so that a cut never lands inside one).
-_ANSI = re.compile(
+_ANSI = lazy(
     rb"""
       \x1b\[ [0-?]* [ -/]* [@-~]             # CSI: colours, cursor moves, erase line
     | \x1b\] [^\x07\x1b]* (?:\x07|\x1b\\|$)  # OSC: window titles, hyperlinks (BEL or ST ends)
@@ -50,10 +52,10 @@ _ANSI = re.compile(
     """,
     re.VERBOSE,
 )
-_CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+_CONTROL_BYTES = lazy(rb"[\x00-\x08\x0a-\x1f\x7f]")
 # C0 and C1 controls (tab kept); \n never occurs inside a line.
-_CONTROL_CHARS = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")
-_LEADING_NUL = re.compile(rb"^\x00+")
+_CONTROL_CHARS = lazy("[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+_LEADING_NUL = lazy(rb"^\x00+")
 # Control bytes that plain text logs legitimately contain (tab, CR, form feed, escape...),
 # and the other C0 controls, which count against a file being text.
 _TEXT_CONTROLS = frozenset(b"\t\n\r\x0b\x0c\x08\x07\x1b")
@@ -415,7 +417,7 @@ def _not_regular(mode: int) -> str:
 # "--on-error" and "errorCount" do not count; "ERROR:", "[error]" and "Error 13" do.
 _B = r"(?<![\w.-])"
 _E = r"(?![\w-]|\.\w)"
-_ERROR_WORDS = re.compile(
+_ERROR_WORDS = lazy(
     _B
     + r"(?:"
     + "|".join(
@@ -449,13 +451,11 @@ _ERROR_WORDS = re.compile(
     re.IGNORECASE,
 )
 # Python exception class names: ModuleNotFoundError, torch.cuda.OutOfMemoryError.
-_EXCEPTION_NAME = re.compile(r"(?<!\w)[A-Z]\w*(?:Error|Exception)\b")
+_EXCEPTION_NAME = lazy(r"(?<!\w)[A-Z]\w*(?:Error|Exception)\b")
 # "exited with status 255", "exit status 1; not expected", "exit code: 137" (0 is success).
-_EXIT_STATUS = re.compile(
-    r"\bexit(?:ed)?(?:\s+with)?\s+(?:status|code)\s*[:=]?\s*(-?\d+)", re.IGNORECASE
-)
+_EXIT_STATUS = lazy(r"\bexit(?:ed)?(?:\s+with)?\s+(?:status|code)\s*[:=]?\s*(-?\d+)", re.IGNORECASE)
 # Counters and reassurances that mention a keyword without reporting an error.
-_NOT_AN_ERROR = re.compile(
+_NOT_AN_ERROR = lazy(
     _B
     + r"(?:"
     + r"(?:errors?|failures?|failed|fatals?|exceptions?)\s*[:=]\s*(?:0|none)\b"
@@ -469,7 +469,7 @@ _NOT_AN_ERROR = re.compile(
 # What healthy X servers (Xtigervnc, Xvfb, Xorg) print at every start: xkbcomp's keysym
 # warnings, relayed with the server's own word that they are harmless, and font directories
 # the image does not ship. On a box whose X server is fine they end its log.
-_HARMLESS = re.compile(
+_HARMLESS = lazy(
     r"Errors from xkbcomp are not fatal to the X server"
     r"|^[>\s]*(?:Internal error|Warning|Error):\s+Could not resolve keysym \S+\s*$"
     r"|Could not init font path element \S+, removing from list"

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import threading
 import time
 import urllib.parse
@@ -23,6 +22,7 @@ from typing import Any
 
 from healthcheck import __version__
 from healthcheck.config import Config
+from healthcheck.lazyre import lazy
 from healthcheck.lock import NOTIFY_STATE_NAME
 from healthcheck.model import Finding, Status
 from healthcheck.redact import Redactor
@@ -39,7 +39,7 @@ MESSAGE_CAP = 1800
 _LINE_CAP = 200  # one finding's title or fix, in a message
 _ERROR_CAP = 300  # one channel's error, in a finding
 _PING_BODY_CAP = 1000
-_MENTION_RE = re.compile(r"@(everyone|here|channel)\b")
+_MENTION_RE = lazy(r"@(everyone|here|channel)\b")
 
 
 class NotifyUnavailable(Exception):

@@ -31,6 +31,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from healthcheck.lazyre import lazy
+
 if TYPE_CHECKING:
     from healthcheck.config import Config
 
@@ -84,12 +86,12 @@ _KEY_QUALIFIERS = _word_set(
 )
 # Words that contain a strong substring but say nothing secret (TOKENIZERS_PARALLELISM,
 # VNC_PASSWORDLESS): dropped before matching.
-_HARMLESS_WORD_RE = re.compile(r"\w*TOKENI[SZ]\w*|\w*(?:PASSWORD|PASSWD)LESS|SECRETARY\w*")
+_HARMLESS_WORD_RE = lazy(r"\w*TOKENI[SZ]\w*|\w*(?:PASSWORD|PASSWD)LESS|SECRETARY\w*")
 # Words that make a name harmless whatever else it says: a CSRF token protects a form, not an
 # account.
 _HARMLESS_NAME_WORDS = _word_set("CSRF XSRF AUTHENTICITY")  # Rails' authenticity_token is CSRF
 # Whole names that look secret but are well-known plumbing, whatever their value.
-_FALSE_FRIEND_NAME_RE = re.compile(
+_FALSE_FRIEND_NAME_RE = lazy(
     r"SSH_AUTH_SOCK|XAUTHORITY|XAUTHLOCALHOSTNAME|XDG_SESSION_\w+|DESKTOP_SESSION"
     r"|DBUS_SESSION_BUS_\w+|SESSION_MANAGER|GPG_AGENT_INFO|OLDPWD"
     # Exception class names in tracebacks: "KeyError: 'HF_HOME'" is not a key.
@@ -122,14 +124,14 @@ _URL_SECRET_WORDS = _word_set("WEBHOOK WEBHOOKS DSN")
 # Names of an address: its value is secret only with credentials in it.
 _LOCATION_NAME_WORDS = _word_set("URL URI ENDPOINT")
 
-_CAMEL_RE = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
-_WORD_SPLIT_RE = re.compile(r"[^A-Za-z0-9]+")
-_NUMBER_RE = re.compile(r"[+-]?\d+(?:\.\d+)?")
-_PATH_RE = re.compile(r"(?:~|\.{1,2})?/[^\s:]*(?::(?:~|\.{1,2})?/[^\s:]*)*")
+_CAMEL_RE = lazy(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_WORD_SPLIT_RE = lazy(r"[^A-Za-z0-9]+")
+_NUMBER_RE = lazy(r"[+-]?\d+(?:\.\d+)?")
+_PATH_RE = lazy(r"(?:~|\.{1,2})?/[^\s:]*(?::(?:~|\.{1,2})?/[^\s:]*)*")
 # Placeholders and references say where a secret comes from, not what it is: $VAR, ${VAR},
 # $(cmd), $1, %s, %(name)s, {name}, {{ template }}, <your-password>, ****, xxxx, ..., and
 # code that reads it (os.environ["X"], settings.DB_PASSWORD, get_password()).
-_REFERENCE_RE = re.compile(
+_REFERENCE_RE = lazy(
     r"\$(?:[A-Za-z_]\w*|\{[A-Za-z_][\w.]*(?::?[\-=+?](?:\$\w+|\$\{\w+\})?)?\}|\d|\(.*\)|\{\{.*\}\})"
     r"|\{[A-Za-z_][\w.\-]*\}|\{%.*|\{[A-Za-z_]\w*\(.*|\[[A-Z][A-Z0-9_ ]*\]"
     r"|%(?:\([A-Za-z_]\w*\))?[sdr]|\{[A-Za-z_][\w.]*\}|\{\{.*|\{%.*|<[^<>\n]*>"
@@ -143,15 +145,15 @@ _REFERENCE_RE = re.compile(
     r"|[A-Za-z_][\w.]*[\[(]"
 )
 # One placeholder inside a larger value: "$1:$2", "${USER}:${PASS}".
-_REFERENCE_LIST_RE = re.compile(r"(?:\$(?:\d|[A-Za-z_]\w*|\{[A-Za-z_]\w*\})[:@/,;]?)+")
-_URL_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://\S*")
-_UUID_RE = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
+_REFERENCE_LIST_RE = lazy(r"(?:\$(?:\d|[A-Za-z_]\w*|\{[A-Za-z_]\w*\})[:@/,;]?)+")
+_URL_RE = lazy(r"[A-Za-z][A-Za-z0-9+.\-]*://\S*")
+_UUID_RE = lazy(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 # A file path with at least one named directory or file (not base64 that starts with "/").
-_FILE_PATH_RE = re.compile(
+_FILE_PATH_RE = lazy(
     r"(?:~|\.{1,2})?(?:/[\w.@\-]+)+/?|[\w.\-]+\.(?:pem|key|crt|cer|p12|pfx|jks|json|ya?ml|toml|ini|conf|cfg|txt|env)"
 )
-_VERSION_TAIL_RE = re.compile(r"[-_.]?v?\d+(?:\.\d+)*$")
-_WORD_PART_RE = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+|[^A-Za-z\d]+")
+_VERSION_TAIL_RE = lazy(r"[-_.]?v?\d+(?:\.\d+)*$")
+_WORD_PART_RE = lazy(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+|[^A-Za-z\d]+")
 _VOWELS = frozenset("aeiouyAEIOUY")
 
 
@@ -166,13 +168,13 @@ _SAID_PLACEHOLDER = (
 # A capitalised word written over and over ("hf_FakeFakeFakeFake...") is typed by a person, not
 # generated.
 _REPEATED_UNIT = r"(?P<unit>[A-Z][a-z]{2,5})(?P=unit){2,}"
-_TOKEN_PLACEHOLDER_RE = re.compile(
+_TOKEN_PLACEHOLDER_RE = lazy(
     _SAID_PLACEHOLDER + "|(?-i:EXAMPLE)|(?-i:" + _REPEATED_UNIT + ")", re.IGNORECASE
 )
 # A value under a name, or after a keyword, is also a placeholder when it is an example or the
 # alphabet in order. (Not a token with a known prefix: test data writes those that way, and a
 # prefix is reason enough to mask.)
-_PLACEHOLDER_RE = re.compile(
+_PLACEHOLDER_RE = lazy(
     _SAID_PLACEHOLDER
     + r"|(?P<run>.)(?P=run){7,}|(?<!\.)example(?!\.)|\.example$|abcdefghijkl|opqrstuvwxyz",
     re.IGNORECASE,
@@ -262,7 +264,7 @@ def _unquote(value: str) -> str:
 
 
 # A value quoted with an escaped quote escaped again, as many times as it was nested.
-_NESTED_QUOTED_RE = re.compile(r"(?P<q>\\{2,}[\"'])(?P<body>[^\"'\\]*)(?P=q)")
+_NESTED_QUOTED_RE = lazy(r"(?P<q>\\{2,}[\"'])(?P<body>[^\"'\\]*)(?P=q)")
 
 
 def _is_trivial(value: str) -> bool:
@@ -389,13 +391,13 @@ def _value_may_be_secret(words: frozenset[str], secret: frozenset[str], plain: s
 
 
 # A snake_case name that speaks of a secret ("real_key", "my_password"): a variable.
-_SNAKE_NAME_RE = re.compile(
+_SNAKE_NAME_RE = lazy(
     r"[a-z]+(?:_[a-z]+)*_(?:key|token|secret|password|passwd|pass|pwd)(?:_[a-z]+)*"
     r"|(?:key|token|secret|password|passwd|pwd)(?:_[a-z]+)+"
 )
 # An identifier or a dotted chain of them: code, when it names a secret rather than holds one.
-_CODE_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
-_SECRET_WORD_INSIDE_RE = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|_KEY\b|^KEY_")
+_CODE_NAME_RE = lazy(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
+_SECRET_WORD_INSIDE_RE = lazy(r"PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|_KEY\b|^KEY_")
 
 
 def _has_random_part(dotted: str) -> bool:
@@ -423,14 +425,14 @@ def _mask(original: str, kind: str | None = None) -> str:
 # Redactor._names).
 
 # A whole block, or from BEGIN to the end of the text when the END was cut off (log tails).
-_PEM_BLOCK_RE = re.compile(
+_PEM_BLOCK_RE = lazy(
     r"-----BEGIN[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----"
     r".*?(?:-----END[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----|\Z)",
     re.DOTALL,
 )
 # An END line whose BEGIN was cut off: the base64 lines right above it are key material.
-_PEM_END_LINE_RE = re.compile(r"^[ \t]*-----END[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----", re.M)
-_BASE64_LINE_RE = re.compile(r"[ \t]*[A-Za-z0-9+/=]+[ \t]*\r?")
+_PEM_END_LINE_RE = lazy(r"^[ \t]*-----END[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----", re.M)
+_BASE64_LINE_RE = lazy(r"[ \t]*[A-Za-z0-9+/=]+[ \t]*\r?")
 
 
 def _private_key(m: re.Match[str]) -> str:
@@ -471,7 +473,7 @@ RULES_RESOURCE = "knowledge/secrets.toml"
 # Rules marked `gate` (the default) are tried only on texts with a run of 10 letters or digits
 # that has a digit or is 20 long: every token has one, most strings of a report (states, names,
 # prose) don't.
-_GATE_RUN_RE = re.compile(r"[A-Za-z0-9]{10,}")
+_GATE_RUN_RE = lazy(r"[A-Za-z0-9]{10,}")
 
 
 def _gate_runs(s: str) -> Iterator[re.Match[str]]:
@@ -483,7 +485,7 @@ def _gate_runs(s: str) -> Iterator[re.Match[str]]:
 
 # "\b" + literal prefix, as written in the data: rewritten as literal + lookbehind (see
 # _compile_rule) so that Python searches the literal at C speed.
-_LEADING_BOUNDARY_RE = re.compile(r"\\b((?:[A-Za-z0-9_]|\\[.\-])+)")
+_LEADING_BOUNDARY_RE = lazy(r"\\b((?:[A-Za-z0-9_]|\\[.\-])+)")
 
 
 def _compile_rule(source: str) -> re.Pattern[str]:
@@ -560,7 +562,7 @@ def _is_token_placeholder(token: str) -> bool:
     return 3 * in_runs >= 2 * len(token)
 
 
-_REST_OF_WORD_RE = re.compile(r"[^\s\"'`<>,;]{0,40}")
+_REST_OF_WORD_RE = lazy(r"[^\s\"'`<>,;]{0,40}")
 
 
 def _rest_of_word(s: str, end: int) -> str:
@@ -585,7 +587,7 @@ def _rules_text() -> str:
 
 # The examples are for the tests (rule_examples); a run skips them, which halves the parsing.
 # They are written one per line between "tp = [" / "fp = [" and a "]" of their own.
-_EXAMPLES_RE = re.compile(r"^(?:tp|fp) = \[\n(?:[ \t]+.*\n)*\]\n", re.MULTILINE)
+_EXAMPLES_RE = lazy(r"^(?:tp|fp) = \[\n(?:[ \t]+.*\n)*\]\n", re.MULTILINE)
 
 
 @functools.lru_cache(maxsize=1)
@@ -726,12 +728,12 @@ _BLANK_KEYWORDS = _words("token secret pwd key pass")  # every word of _BLANK_VA
 # A dash or a bar may stand between ("twilio token - 'x'"), "is" in a sentence ("your API
 # key is 3fA9..."), or a comma in a CSV row ("apiToken,3fA9..."); "pass" only as a word of its
 # own (not "bypass"). Tried only where one of _BLANK_KEYWORDS occurs.
-_BLANK_VALUE_RE = re.compile(
+_BLANK_VALUE_RE = lazy(
     r"(?P<name>token|secret|pwd|key|passwd|password|passphrase|pass(?<![a-z]pass))[es]?"
     r'(?P<sep>"?[ \t]+(?:[\-|][ \t]+|(?P<verb>is|was)[ \t]+)?|(?P<comma>,))'
     r"(?P<val>\"[^\"\n]{4,}\"|'[^'\n]{4,}'|[a-z0-9+/_\-.~=]{12,}(?![^\s,;)\]}]))"
 )
-_STRONG_BLANK_NAME_RE = re.compile(r".*(?:pass|secret|token|pwd)")
+_STRONG_BLANK_NAME_RE = lazy(r".*(?:pass|secret|token|pwd)")
 
 
 def _blank_values(s: str, present: list[str]) -> str:
@@ -780,12 +782,12 @@ def _blank_values(s: str, present: list[str]) -> str:
 
 # scheme://user:PASSWORD@host: only the password goes. The password may contain "@" (the
 # last one before the host ends it). Neither part may run over a marker (idempotence).
-_URL_USERINFO_RE = re.compile(
+_URL_USERINFO_RE = lazy(
     r"://(?<=[A-Za-z0-9+.\-]://)(?P<user>(?:(?!\[redacted)[^\s:/?#@\"'<>])*)"
     r":(?P<val>(?:(?!\[redacted)[^\n\t/?#\"'<>])+|\[redacted\])@"
 )
 # "host:8080 and mail me@x" is a port and prose, not a password with blanks in it.
-_PORT_THEN_PROSE_RE = re.compile(r"\d+ ")
+_PORT_THEN_PROSE_RE = lazy(r"\d+ ")
 
 
 # Passwords in URLs of documentation: "username:password@", "user:mypassword@", "user:abc@".
@@ -810,7 +812,7 @@ def _url_userinfo(m: re.Match[str]) -> str:
 
 
 # curl -u user:PASSWORD, --user user:PASSWORD. Neither part may run over a marker.
-_USER_FLAG_RE = re.compile(
+_USER_FLAG_RE = lazy(
     r"(?P<keep>-(?<!\S-)(?:u|-user|-proxy-user)(?:[ \t]+|=)[\"']?(?:(?!\[redacted)[^\s:\"'])*:)"
     r"(?P<val>'[^'\n]+'|\"[^\"\n]+\"|(?:(?!\[redacted)[^\s\"'])+)"
 )
@@ -865,18 +867,16 @@ def _keyword_re(keyword: str) -> re.Pattern[str]:
 
 
 # Flags take their value after a blank ("--password x"); so does "Bearer x".
-_FLAG_HIT_RE = re.compile(
-    r"-(?<!\S-)-?[a-z0-9_.\-]*?(?:" + "|".join(_KEYWORDS) + r")[a-z0-9_.\-]*[ \t]"
-)
-_BEARER_HIT_RE = re.compile(r"bearer[ \t]")
-_NAME_RE = re.compile(r"[A-Za-z0-9_.\-]{1,101}")
+_FLAG_HIT_RE = lazy(r"-(?<!\S-)-?[a-z0-9_.\-]*?(?:" + "|".join(_KEYWORDS) + r")[a-z0-9_.\-]*[ \t]")
+_BEARER_HIT_RE = lazy(r"bearer[ \t]")
+_NAME_RE = lazy(r"[A-Za-z0-9_.\-]{1,101}")
 # A separator after a name (header, assignment); a closing quote, escaped or not, may come
 # first (JSON, JSON inside a string).
 # A quoted name, a comma and a quoted value is a pair too: ("AccountKey", "x"), {"password", "x"}.
-_SEPARATOR_AFTER_RE = re.compile(_AFTER_NAME)
+_SEPARATOR_AFTER_RE = lazy(_AFTER_NAME)
 # The tool's own finding ids ("supervisor.sshd-no-host-keys:sshd"): section, a dot, a
 # kebab-case rule, a colon and the subject. Never a secret, whatever words the rule has.
-_FINDING_ID_RE = re.compile(r"[a-z][a-z0-9_]*\.[a-z0-9]+(?:-[a-z0-9]+)+:")
+_FINDING_ID_RE = lazy(r"[a-z][a-z0-9_]*\.[a-z0-9]+(?:-[a-z0-9]+)+:")
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-:/")
 
 
@@ -893,14 +893,12 @@ def _inside_finding_id(s: str, start: int) -> bool:
 # Where an extra name pattern is configured, any name may be secret: names are then found from
 # what follows them, in C: a separator (searched in the reversed text, where it comes first),
 # a blank after a flag, ">" after an XML tag. Only those the extra patterns match are tried.
-_REVERSED_NAME_BEFORE_SEPARATOR_RE = re.compile(
-    r"[=:][ \t]*[\"']?\\?(?P<name>[A-Za-z0-9_.\-]{1,101})"
-)
-_ANY_FLAG_RE = re.compile(r"-(?<!\S-)-?(?P<name>[A-Za-z][A-Za-z0-9_.\-]*)[ \t]")
-_ANY_TAG_RE = re.compile(r"<(?P<name>[A-Za-z_][A-Za-z0-9_.\-]{0,100})>")
+_REVERSED_NAME_BEFORE_SEPARATOR_RE = lazy(r"[=:][ \t]*[\"']?\\?(?P<name>[A-Za-z0-9_.\-]{1,101})")
+_ANY_FLAG_RE = lazy(r"-(?<!\S-)-?(?P<name>[A-Za-z][A-Za-z0-9_.\-]*)[ \t]")
+_ANY_TAG_RE = lazy(r"<(?P<name>[A-Za-z_][A-Za-z0-9_.\-]{0,100})>")
 
 # Authorization-like headers: the scheme word stays, the rest of the line (or string) goes.
-_HEADER_RE = re.compile(
+_HEADER_RE = lazy(
     r"(?<![A-Za-z0-9_\]-])(?P<keep>(?:(?:proxy-)?authorization|set-cookie|cookie)"
     r"(?P<sep>\\?[\"']?[ \t]*[:=][ \t]*\\?[\"']?)"
     r"(?:(?:bearer|basic|token|digest|bot|apikey|negotiate|ntlm|aws4-hmac-sha256)[ \t]+)?)"
@@ -919,7 +917,7 @@ def _header(m: re.Match[str]) -> str:
 
 
 # A bare "Bearer <token>" anywhere (curl traces, Python reprs of headers).
-_BEARER_RE = re.compile(
+_BEARER_RE = lazy(
     r"(?<![A-Za-z0-9\]])(?P<keep>(?:[Bb]earer|BEARER)[ \t]+)(?P<val>[A-Za-z0-9\-._~+/]+=*)"
 )
 
@@ -937,16 +935,16 @@ def _bearer(m: re.Match[str]) -> str:
 # the length of the line at each of its names.
 _BARE_JUDGED = 256
 _QUERY_VALUE = r"[^&;#\s\"'<>`)\]\\]"
-_QUERY_RE = re.compile(
+_QUERY_RE = lazy(
     r"(?P<keep>[?&;](?P<name>[A-Za-z][A-Za-z0-9_.\-]{0,100})=)"
     rf"(?P<val>{_QUERY_VALUE}{{1,{_BARE_JUDGED}}})"  # judged on its start, like a bare value
 )
-_QUERY_REST_RE = re.compile(_QUERY_VALUE + "*")
+_QUERY_REST_RE = lazy(_QUERY_VALUE + "*")
 # Query parameters that are credentials although their name would not say so.
 _QUERY_SECRET_NAMES = frozenset({"sig", "signature", "x-amz-signature", "x-goog-signature"})
 
 # --password VALUE, -passwd VALUE, --token VALUE (the "=" and ":" forms are assignments).
-_FLAG_RE = re.compile(
+_FLAG_RE = lazy(
     r"(?<!\S)(?P<flag>--?[A-Za-z][A-Za-z0-9_.\-]*)(?P<sp>[ \t]+)"
     r"(?P<val>\"(?:[^\"\\\n]|\\.)*\"|'[^'\n]*'|[^\s\"'\-=:][^\s\"']*)"
 )
@@ -955,7 +953,7 @@ _FLAG_RE = re.compile(
 # including JSON escaped inside a string (\"password\": \"x\"). The value is a quoted string,
 # a shell variable reference ${NAME} (kept by _assignment), or a bare word that ends at
 # blanks, quotes and the separators of the surrounding syntax (, ; & brackets).
-_ASSIGN_RE = re.compile(
+_ASSIGN_RE = lazy(
     r"(?<![A-Za-z0-9_\]])(?P<name>[A-Za-z_][A-Za-z0-9_.\-]{0,100})"
     r"(?P<sep>" + _TYPE_ANNOTATION + "|"
     # YAML block scalar: "token: |" and the value on the next, indented line
@@ -968,22 +966,22 @@ _ASSIGN_RE = re.compile(
     rf"|[^\s\"'`,;&<>(){{}}\[\]\\=][^\s\"'`\\]{{0,{_BARE_JUDGED - 1}}})"
 )
 # The rest of a bare value longer than what is judged (a long token is masked whole).
-_BARE_REST_RE = re.compile(r"[^\s\"'`\\]*")
+_BARE_REST_RE = lazy(r"[^\s\"'`\\]*")
 # {"name": "DB_PASSWORD", "value": "x"} or <entry name="token" value="x"/> inside a text (obj()
 # sees the same pairs in data).
-_NAME_VALUE_PAIR_RE = re.compile(
+_NAME_VALUE_PAIR_RE = lazy(
     r"(?<![A-Za-z0-9_])(?P<keep>[\"']?(?:name|key)[\"']?[ \t]*[:=][ \t]*(?P<q>[\"'])"
     r"(?P<name>[^\"'\n]{1,100})(?P=q)[ \t]*,?\s{0,20}[\"']?value[\"']?[ \t]*[:=][ \t]*)"
     r"(?P<val>\"[^\"\n]*\"|'[^'\n]*')"
 )
 # "value" == password: a comparison with the name after the value.
-_VALUE_BEFORE_NAME_RE = re.compile(
+_VALUE_BEFORE_NAME_RE = lazy(
     r"(?P<val>\"[^\"\n]+\"|'[^'\n]+')(?P<sep>[ \t]*[!=]==?[ \t]*)"
     r"(?P<name>[A-Za-z_][A-Za-z0-9_.]{0,100})"
 )
 # Where a bare value ends: before the next "name=" of a connection string or a query
 # ("Password=x;Database=y", "password=x&user=y", "pw=x,user=y"); otherwise ; & , belong to it.
-_NEXT_PARAMETER_RE = re.compile(r"[;&,](?=[A-Za-z_][A-Za-z0-9_.\-]*=)")
+_NEXT_PARAMETER_RE = lazy(r"[;&,](?=[A-Za-z_][A-Za-z0-9_.\-]*=)")
 _CLOSERS = {")": "(", "]": "[", "}": "{", ">": "<"}
 
 
@@ -1007,11 +1005,9 @@ def _bare_value_end(val: str) -> int:
 
 
 # "name: value more words": a colon in a sentence, not an assignment, when a word follows.
-_PROSE_AFTER_RE = re.compile(r"[ \t]+[a-z]{2,}\b")
+_PROSE_AFTER_RE = lazy(r"[ \t]+[a-z]{2,}\b")
 # <password>VALUE</password>
-_XML_RE = re.compile(
-    r"<(?P<name>[A-Za-z_][A-Za-z0-9_.\-]{0,100})>(?P<val>[^<]{1,1000})</(?P=name)>"
-)
+_XML_RE = lazy(r"<(?P<name>[A-Za-z_][A-Za-z0-9_.\-]{0,100})>(?P<val>[^<]{1,1000})</(?P=name)>")
 
 
 def _masked_part(original: str, replacement: str) -> str:

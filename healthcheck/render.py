@@ -15,12 +15,13 @@ from typing import Any
 import jinja2
 
 from healthcheck import __version__
+from healthcheck.lazyre import lazy
 from healthcheck.redact import Redactor
 from healthcheck.report import Report
 
 TEMPLATE_PACKAGE = "healthcheck.report_templates"
-_RUN = re.compile(r"`+|~+")
-_INLINE_SPECIAL = re.compile(r"([\\`*\[\]<>|])")
+_RUN = lazy(r"`+|~+")
+_INLINE_SPECIAL = lazy(r"([\\`*\[\]<>|])")
 
 
 def fence(value: str | list[str] | tuple[str, ...], info: str = "") -> str:
@@ -47,7 +48,7 @@ def inline(value: Any) -> str:
     return _INLINE_SPECIAL.sub(r"\\\1", text)
 
 
-_HEADING_SPECIAL = re.compile(r"([\\`*_\[\]<>|&#~])")
+_HEADING_SPECIAL = lazy(r"([\\`*_\[\]<>|&#~])")
 
 
 def heading(value: Any) -> str:
@@ -58,7 +59,7 @@ def heading(value: Any) -> str:
     return _HEADING_SPECIAL.sub(r"\\\1", text)
 
 
-_CODE_SPAN = re.compile(r"`([^`]+)`")
+_CODE_SPAN = lazy(r"`([^`]+)`")
 
 
 def prose(value: Any, spans: re.Pattern[str] | None = None) -> str:
@@ -77,7 +78,7 @@ def prose(value: Any, spans: re.Pattern[str] | None = None) -> str:
 
 
 # In a fix: the commands to type and the config settings to write, as code spans.
-_FIX_CODE = re.compile(
+_FIX_CODE = lazy(
     r"(?<![\w/.=-])(?:supervisorctl\s+\w+|pip3?\s+install|mkdir\s+-p|ssh-keygen|chmod\s+[+\d]"
     r"|chown\s|ls\s+-|tail\s+-|sed\s+-|apt-get\s+install|rm\s|truncate\s+-|du\s+-|nvidia-smi"
     r"|docker\s+(?:run|exec)|crontab\s+-|systemctl\s+\w+|supervisord\s+-c"

@@ -20,6 +20,7 @@ from typing import Any
 
 from healthcheck.catalogue import Entry, catalogue, never_decisive
 from healthcheck.config import Config
+from healthcheck.lazyre import lazy
 from healthcheck.logtail import looks_like_error
 from healthcheck.model import Finding, Status
 
@@ -177,7 +178,7 @@ class CannedProbe(Probe):
 Fields = dict[str, Any]
 ProbeFn = Callable[[Probe, dict[str, Any], Fields], "Fields | None"]
 
-_OOM_KILL = re.compile(
+_OOM_KILL = lazy(
     r"Out of memory: Kill(?:ed)? process (?P<pid>\d+) \((?P<name>[^)]+)\)"
     r"|oom-kill:.*\btask=(?P<task>[^,\s]+),pid=(?P<tpid>\d+)"
     r"|Memory cgroup out of memory: Kill(?:ed)? process (?P<cpid>\d+) \((?P<cname>[^)]+)\)"
@@ -520,12 +521,12 @@ def _finding(
     return Finding(entry.collector, entry.rule, name, severity, title, detail, fix, evidence)
 
 
-_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt)\b:?")
+_EXCEPTION_LINE = lazy(r"^[A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt)\b:?")
 # Python's last traceback line is "Name: message" or "Name" alone; an exception's name is
 # dotted (cv2.error, jinja2.exceptions.TemplateNotFound) or CamelCase (StopIteration).
-_EXCEPTION_SHAPE = re.compile(r"^(?:[A-Za-z_][\w]*\.[\w.]+|[A-Z][\w]*)(?::\s|:$|$)")
-_TRACEBACK = re.compile(r"^(?P<prefix>.*?)Traceback \(most recent call last\):?\s*$")
-_EMPTY_MESSAGE = re.compile(r"^[\w.]+:\s*$")
+_EXCEPTION_SHAPE = lazy(r"^(?:[A-Za-z_][\w]*\.[\w.]+|[A-Z][\w]*)(?::\s|:$|$)")
+_TRACEBACK = lazy(r"^(?P<prefix>.*?)Traceback \(most recent call last\):?\s*$")
+_EMPTY_MESSAGE = lazy(r"^[\w.]+:\s*$")
 
 
 def decisive_index(lines: list[str]) -> int:
@@ -672,7 +673,7 @@ def _read_nvml() -> dict[str, Any]:
     return out
 
 
-_ENV_ITEM = re.compile(r"""(\w+)=(?:"([^"]*)"|'([^']*)'|([^,]*))""")
+_ENV_ITEM = lazy(r"""(\w+)=(?:"([^"]*)"|'([^']*)'|([^,]*))""")
 
 
 def _program_environment(config: Config, name: str) -> dict[str, str]:
@@ -707,7 +708,7 @@ def _read_x_lock(number: str) -> dict[str, Any] | None:
     return {"file": path, "pid": pid, "alive": alive, "holder": holder or "no such process"}
 
 
-_X_SERVER = re.compile(r"^X|vnc|xvfb|xorg|xwayland", re.IGNORECASE)
+_X_SERVER = lazy(r"^X|vnc|xvfb|xorg|xwayland", re.IGNORECASE)
 
 
 def _read_x11_unix() -> dict[str, str]:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from healthcheck.config import Config
+from healthcheck.lazyre import lazy
 from healthcheck.proc import run_command
 
 MARKER = "healthcheck-managed"
@@ -40,7 +41,7 @@ CRONTAB_TIMEOUT = 5.0
 STANDARD_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
 # Process names of cron daemons: Debian's cron, cronie's crond, busybox's applet.
 CRON_DAEMON_NAMES = ("cron", "crond")
-_MARKER_RE = re.compile(r"#\s*" + re.escape(MARKER) + r"\s*$")
+_MARKER_RE = lazy(r"#\s*" + re.escape(MARKER) + r"\s*$")
 
 # Shipped as cron/supervisord-cron.conf too (a test keeps the two the same).
 SUPERVISORD_SNIPPET = """\

@@ -30,6 +30,7 @@ from typing import Any, TypedDict, cast
 
 import psutil
 
+from healthcheck.lazyre import lazy
 from healthcheck.processes import process_rows
 from healthcheck.text import cut, one_line
 
@@ -495,7 +496,7 @@ class DiscoveredServer:
     section: str = ""  # "supervisorctl", "unix_http_server" or "inet_http_server"
 
 
-_EXPANSION = re.compile(r"%\((\w+)\)s")
+_EXPANSION = lazy(r"%\((\w+)\)s")
 
 
 def read_serverurls(path: str | os.PathLike[str]) -> list[DiscoveredServer]:

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import glob
 import os
-import re
 import shlex
 from pathlib import Path
 from typing import Any
 
-_HEADER = re.compile(r"^\s*\[(?P<name>[^\]]+)\]\s*(?:[;#].*)?$")
+from healthcheck.lazyre import lazy
+
+_HEADER = lazy(r"^\s*\[(?P<name>[^\]]+)\]\s*(?:[;#].*)?$")
 MAX_FILES = 50  # included files read, at most
 MAX_SECTION_LINES = 60
 

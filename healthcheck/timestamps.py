@@ -6,11 +6,12 @@ module writes another can read back.
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timezone
 
+from healthcheck.lazyre import lazy
+
 UTC_STAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
-_UTC_STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+_UTC_STAMP = lazy(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 
 
 def utc_stamp(when: datetime) -> str:

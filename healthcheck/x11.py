@@ -19,6 +19,8 @@ from typing import Any
 
 import psutil
 
+from healthcheck.lazyre import lazy
+
 DEFAULT_BASE = "/tmp"
 X_TCP_PORT_BASE = 6000
 MIT_COOKIE = "MIT-MAGIC-COOKIE-1"
@@ -34,8 +36,8 @@ ERROR = "error"
 ANSWERED = frozenset({SUCCESS, FAILED, AUTHENTICATE})
 
 # "host:N" or "host:N.S"; the host may be empty, "unix", a name, an IPv4 or IPv6 address.
-_DISPLAY_RE = re.compile(r"^(?P<host>.*?):(?P<number>\d+)(?:\.(?P<screen>\d+))?$")
-_AUTH_REASON_RE = re.compile(r"authori[sz]|authenticat", re.IGNORECASE)
+_DISPLAY_RE = lazy(r"^(?P<host>.*?):(?P<number>\d+)(?:\.(?P<screen>\d+))?$")
+_AUTH_REASON_RE = lazy(r"authori[sz]|authenticat", re.IGNORECASE)
 
 
 @dataclass(frozen=True)

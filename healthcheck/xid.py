@@ -22,6 +22,7 @@ from typing import Any
 import psutil
 
 from healthcheck.catalogue import catalogue
+from healthcheck.lazyre import lazy
 from healthcheck.logtail import read_tail
 from healthcheck.proc import run_command
 from healthcheck.timestamps import utc_stamp_of
@@ -59,7 +60,7 @@ def xid_catalogue() -> dict[int, XidInfo]:
     }
 
 
-_FATAL = re.compile(r"\bfatal\b", re.IGNORECASE)
+_FATAL = lazy(r"\bfatal\b", re.IGNORECASE)
 
 
 def explain(code: int, line: str = "") -> XidInfo:
@@ -77,13 +78,13 @@ def explain(code: int, line: str = "") -> XidInfo:
 
 # `NVRM: Xid (PCI:0000:01:00): 79, pid=1234, name=python3, GPU has fallen off the bus.`
 # Older drivers leave out "PCI:".
-_XID = re.compile(
+_XID = lazy(
     r"NVRM: Xid \((?:PCI:)?(?P<pci>[0-9A-Fa-f]{1,8}:[0-9A-Fa-f]{1,2}:[0-9A-Fa-f]{1,2}"
     r"(?:\.[0-7])?)\):\s*(?P<code>\d+)\b,?\s*(?P<rest>.*)"
 )
-_BUS_ID = re.compile(r"([0-9A-Fa-f]{1,8}):([0-9A-Fa-f]{1,2}):([0-9A-Fa-f]{1,2})(?:\.[0-7])?")
-_PID = re.compile(r"\bpid=(\d+)")
-_NAME = re.compile(r"\bname=([^,\s]+)")
+_BUS_ID = lazy(r"([0-9A-Fa-f]{1,8}):([0-9A-Fa-f]{1,2}):([0-9A-Fa-f]{1,2})(?:\.[0-7])?")
+_PID = lazy(r"\bpid=(\d+)")
+_NAME = lazy(r"\bname=([^,\s]+)")
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,7 @@ def parse_xid(line: str, when: str | None = None) -> XidEvent | None:
 
 
 # Kernel messages worth keeping: the NVIDIA driver's, and the OOM killer's.
-_INTERESTING = re.compile(r"Xid|NVRM|NV_ERR_|Killed process|oom-kill|oom_reaper", re.IGNORECASE)
+_INTERESTING = lazy(r"Xid|NVRM|NV_ERR_|Killed process|oom-kill|oom_reaper", re.IGNORECASE)
 
 
 def interesting(line: str) -> bool:
@@ -262,7 +263,7 @@ def _kmsg_time(header: str, boot: float) -> str | None:
 
 
 # A syslog line's own time, as written: "Nov 28 10:00:01" or rsyslog's ISO 8601.
-_SYSLOG_STAMP = re.compile(r"^(?:[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d|\d{4}-\d\d-\d\dT\S+)")
+_SYSLOG_STAMP = lazy(r"^(?:[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d|\d{4}-\d\d-\d\dT\S+)")
 
 
 def _syslog_time(line: str) -> str | None:
@@ -270,7 +271,7 @@ def _syslog_time(line: str) -> str | None:
     return found.group(0) if found else None
 
 
-_DMESG_STAMP = re.compile(r"^\[\s*(\d+(?:\.\d+)?)\]")
+_DMESG_STAMP = lazy(r"^\[\s*(\d+(?:\.\d+)?)\]")
 
 
 def _dmesg_time(line: str, boot: float) -> str | None:

@@ -8,7 +8,6 @@ pure functions over the JSON-able data, so every rule can be tested with fabrica
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -17,6 +16,7 @@ import psutil
 from healthcheck import x11
 from healthcheck.config import Config
 from healthcheck.environ import parse_environ
+from healthcheck.lazyre import lazy
 from healthcheck.model import Finding, Section, Status
 from healthcheck.processes import (
     descends_from,
@@ -36,7 +36,7 @@ PROBE_TIMEOUT = 2.0
 UNREADABLE = "unreadable"
 # Interpreters whose first non-option argument is the real program (python3 /usr/bin/websockify).
 _INTERPRETERS = ("python", "python2", "python3", "sh", "bash", "dash")
-_HOST_PORT_RE = re.compile(r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.\-]+):(\d{1,5})$")
+_HOST_PORT_RE = lazy(r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.\-]+):(\d{1,5})$")
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ import psutil
 from healthcheck.catalogue import catalogue, finding
 from healthcheck.config import Config, GpuConfig, LogsConfig
 from healthcheck.environ import read_environment
+from healthcheck.lazyre import lazy
 from healthcheck.logtail import log_files, shared_tail, tail_window
 from healthcheck.model import Finding, Section, Status
 from healthcheck.nvml import (
@@ -52,14 +53,14 @@ COMMAND_CHARS = 200
 _NO_DEVICES = {"", "void", "none"}
 _CUDA_HIDDEN = {"", "-1", "none", "nodevfiles"}
 
-_OOM = re.compile(
+_OOM = lazy(
     r"CUDA out of memory|OutOfMemoryError|CUDA_ERROR_OUT_OF_MEMORY|cudaErrorMemoryAllocation"
     r"|CUDA error: out of memory",
     re.IGNORECASE,
 )
 # Every _OOM and _CUDA_ERROR match contains one of these (lower-cased).
 _CUDA_WORDS = ("cuda", "cublas", "cudnn", "outofmemory")
-_CUDA_ERROR = re.compile(
+_CUDA_ERROR = lazy(
     r"\bCUDA error\b|\bCUDA_ERROR_[A-Z_]+|\bcudaError[A-Z]\w*|CUBLAS_STATUS_(?!SUCCESS)[A-Z_]+"
     r"|CUDNN_STATUS_(?!SUCCESS)[A-Z_]+|CUDA driver initialization failed"
     r"|no CUDA-capable device is detected",
@@ -625,8 +626,8 @@ def _log_finding(path: str, service: str, kind: str, lines: list[str], read: int
     )
 
 
-_SUPERVISOR_AUTO = re.compile(r"-(?:stdout|stderr)---supervisor-\w+$")
-_STREAM_SUFFIX = re.compile(r"[._-](?:err|out|error|stderr|stdout)$", re.IGNORECASE)
+_SUPERVISOR_AUTO = lazy(r"-(?:stdout|stderr)---supervisor-\w+$")
+_STREAM_SUFFIX = lazy(r"[._-](?:err|out|error|stderr|stdout)$", re.IGNORECASE)
 
 
 def service_name(path: str) -> str:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import calendar
 import os
-import re
 import time
 from datetime import datetime
 from typing import Any, ClassVar
 
 from healthcheck.config import Config
+from healthcheck.lazyre import lazy
 from healthcheck.logtail import (
     LogDir,
     looks_like_error,
@@ -150,12 +150,12 @@ def ends_with_error(path: str, lines: list[str], flagged: list[int]) -> Finding 
 # logging, "2025-04-29T10:00:00Z", Go's and nginx's "2025/04/29 10:00:00"), and ctime
 # ("Tue Apr 29 10:00:00 2025", TigerVNC's).
 _STAMP_WINDOW = 48
-_ISO_STAMP = re.compile(
+_ISO_STAMP = lazy(
     r"(?<!\d)(?P<y>\d{4})[-/](?P<mo>\d\d)[-/](?P<d>\d\d)[T ](?P<h>\d\d):(?P<mi>\d\d):(?P<s>\d\d)"
     r"(?:[.,]\d+)?\s?(?P<zone>Z|[+-]\d\d:?\d\d)?(?!\d)"
 )
 _MONTHS = {m: i for i, m in enumerate(calendar.month_abbr) if m}
-_CTIME_STAMP = re.compile(
+_CTIME_STAMP = lazy(
     r"\b(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) (?P<mon>[A-Z][a-z]{2}) +(?P<d>\d{1,2}) "
     r"(?P<h>\d\d):(?P<mi>\d\d):(?P<s>\d\d) (?P<y>\d{4})\b"
 )

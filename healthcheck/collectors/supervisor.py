@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import shutil
 import time
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from typing import Any, ClassVar
 
 from healthcheck.catalogue import finding as worded
 from healthcheck.config import Config, LogsConfig, SupervisorConfig
+from healthcheck.lazyre import lazy
 from healthcheck.logtail import clean_line, looks_like_error, read_tail
 from healthcheck.model import Finding, Section, Status
 from healthcheck.proc import run_command
@@ -535,13 +535,13 @@ def program_from_info(info: ProcessInfo, events: list[str]) -> tuple[dict[str, A
 
 
 # supervisord's log lines about a program (supervisor 3.x and 4.x wording).
-_EVENT = re.compile(
+_EVENT = lazy(
     r"\b(?:spawned: '(?P<a>[^']+)' with pid"
     r"|(?:success|gave up): (?P<b>\S+) entered"
     r"|(?:exited|stopped): (?P<c>\S+) \()"
 )
-_EXITED_STATUS = re.compile(r"\bexited: \S+ \(exit status (-?\d+)")
-_EXITED_SIGNAL = re.compile(r"\bexited: \S+ \(terminated by (SIG[A-Z0-9]+)")
+_EXITED_STATUS = lazy(r"\bexited: \S+ \(exit status (-?\d+)")
+_EXITED_SIGNAL = lazy(r"\bexited: \S+ \(terminated by (SIG[A-Z0-9]+)")
 
 
 def main_log_events(lines: list[str]) -> dict[str, list[str]]:
@@ -556,13 +556,13 @@ def main_log_events(lines: list[str]) -> dict[str, list[str]]:
 
 
 # A line of supervisord's own log: "2025-04-29 10:00:00,123 WARN exited: sshd (...)".
-_MAIN_LOG_LINE = re.compile(
+_MAIN_LOG_LINE = lazy(
     r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (?P<level>CRIT|ERRO|WARN|INFO|DEBG|TRAC|BLAT) "
     r"(?P<message>.*)$"
 )
 # What supervisord says at every start in a container (as root, socket without a password)
 # and when, as pid 1, it reaps orphans: at CRIT level, but no fault of this box.
-_ROUTINE = re.compile(
+_ROUTINE = lazy(
     r"Supervisor is running as root|running without any HTTP authentication checking"
     r"|reaped unknown pid|Set uid to user \d+ succeeded|Included extra file"
 )
@@ -602,8 +602,8 @@ def last_exit_signal(events: list[str]) -> str | None:
 
 
 # "name   STATE   description" as supervisorctl status prints it.
-_STATUS_LINE = re.compile(rf"^(?P<name>\S+)\s+(?P<state>{'|'.join(STATES)})(?:\s+(?P<desc>.*))?$")
-_RUNNING_DESC = re.compile(
+_STATUS_LINE = lazy(rf"^(?P<name>\S+)\s+(?P<state>{'|'.join(STATES)})(?:\s+(?P<desc>.*))?$")
+_RUNNING_DESC = lazy(
     r"^pid (?P<pid>\d+), uptime (?:(?P<days>\d+) days?, )?(?P<h>\d+):(?P<m>\d\d):(?P<s>\d\d)"
 )
 

@@ -305,6 +305,8 @@ def run(
     except RunSkipped as exc:
         # Not a failure: the other run is doing this one's job (cron overlapping a manual run).
         app.console.error(f"skipped this run: {exc}")
+        if switch:  # the monitor saw /start: tell it this run ended, not that it hangs
+            switch.finish(failed=False, summary=f"skipped: {exc}")
         sys.exit(EXIT_OK)
     except BaseException as exc:  # a bug or Ctrl-C: the monitor hears of it, then as before
         if switch:

@@ -30,10 +30,6 @@ class LockError(Exception):
     """The lock file cannot be created or opened (a read-only workspace, say)."""
 
 
-def lock_path(workspace: Path) -> Path:
-    return workspace / LOCK_NAME
-
-
 @contextlib.contextmanager
 def workspace_lock(
     workspace: Path, timeout: float, purpose: str = "run", name: str = LOCK_NAME

@@ -346,7 +346,9 @@ def _record(history: hist.History, config: Config, result: RunResult, redactor: 
     if _docs_changed(result):
         candidates.append(config.docs_path)
     candidates.append(config.improvement_log_path)
-    files = [p for p in candidates if history.committable(p)]
+    # Only what the commit will hold: a file a person put a secret in is held back by
+    # History.commit (and named by a finding), so the message must not claim it either.
+    files = [p for p in candidates if history.committable(p) and history.secret_line(p) is None]
     if not files:
         log.info("nothing of this run lies in %s: no commit", history.worktree)
         return

@@ -514,6 +514,11 @@ def test_a_secret_pasted_into_the_docs_file_is_never_committed(tmp_path: Path) -
     assert token not in sh(ws, "log", "-p", "--all")
     assert token in docs.read_text()  # the operator's file itself is left as they wrote it
     assert "Notes." in sh(ws, "show", "HEAD:docs_vast-ai-environment.md")
+    # The message names exactly what the commit holds: not the file held back.
+    message = sh(ws, "show", "-s", "--format=%B", "HEAD")
+    (files_line,) = [line for line in message.splitlines() if line.startswith("Files: ")]
+    assert files_line == "Files: system_status.md, system_status.json."
+    assert "docs_vast-ai-environment.md" not in sh(ws, "show", "--name-only", "--format=", "HEAD")
 
 
 def test_a_secret_typed_into_the_improvement_log_by_hand_is_not_committed(

@@ -374,6 +374,22 @@ def test_ping_start_then_success_with_the_summary(
     ]
 
 
+def test_a_run_skipped_for_another_runs_lock_still_ends_its_ping(
+    tmp_path: Path, sv: Supervisord, receiver: Receiver
+) -> None:
+    """A monitor that saw /start must hear how the run ended, or it reports the box down."""
+    from healthcheck.lock import workspace_lock
+
+    config = write_config(tmp_path, sv, f'ping_url = "{receiver.http("ping/abc")}"')
+    config.write_text(config.read_text() + "\n[git]\nlock_timeout = 0\n")
+    (tmp_path / "ws").mkdir()
+    with workspace_lock(tmp_path / "ws", 0):  # another run holds the workspace
+        result = run(config)
+    assert result.exit_code == 0 and "skipped this run" in result.stderr
+    assert [r.path for r in receiver.requests] == ["/ping/abc/start", "/ping/abc"]
+    assert receiver.requests[1].body.decode().startswith("skipped: another healthcheck")
+
+
 def test_ping_fail_when_the_status_reaches_fail_on_or_the_run_fails(
     tmp_path: Path, sv: Supervisord, receiver: Receiver
 ) -> None:

@@ -63,10 +63,11 @@ def serve_process(config: Path, *args: str) -> subprocess.Popen[str]:
 
 
 @contextmanager
-def serving(config: Path, *args: str) -> Iterator[int]:
+def serving(config: Path, *args: str, stop_with: int = signal.SIGTERM) -> Iterator[int]:
     """`healthcheck serve` on a free port (see serve_process); yields the port it printed.
 
-    On the way out it is stopped with SIGTERM, and must exit 0 without a traceback.
+    On the way out it is stopped with `stop_with` (SIGTERM, or Ctrl-C's SIGINT), and must
+    exit 0 without a traceback or the "interrupted" line of a run cut short.
     """
     proc = serve_process(config, *args)
     assert proc.stderr is not None
@@ -83,10 +84,10 @@ def serving(config: Path, *args: str) -> Iterator[int]:
     try:
         yield port
     finally:
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(stop_with)
         _, rest = proc.communicate(timeout=15)
         assert proc.returncode == 0, "".join(lines) + rest
-        assert "Traceback" not in rest, rest
+        assert "Traceback" not in rest and "interrupted" not in rest, rest
 
 
 def request(
@@ -642,6 +643,12 @@ def test_sigterm_stops_at_once_with_a_connection_still_open(tmp_path: Path) -> N
     assert time.monotonic() - began < 5  # not the 15 s an idle connection may wait
     kept.close()
     idle.close()
+
+
+def test_ctrl_c_stops_the_server_as_its_normal_end(tmp_path: Path) -> None:
+    install_report(tmp_path / "workspace", "faulty")
+    with serving(write_config(tmp_path), stop_with=signal.SIGINT) as port:
+        assert request(port, "/healthz")[0] == 503
 
 
 def test_sigterm_under_load_stops_the_server(tmp_path: Path) -> None:

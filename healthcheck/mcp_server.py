@@ -163,6 +163,10 @@ class HealthTools:
             )
         except SelectionError as exc:
             raise ToolFailure(str(exc)) from None
+        if not selected:  # as the CLI says it: an empty check would read "every check passed"
+            raise ToolFailure(
+                f"no collector left to run: only={only} with [collectors] disable leave none"
+            )
         return [s.collector for s in selected]
 
     def _collect(self, collectors: list[Any]) -> dict[str, Any]:

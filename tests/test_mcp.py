@@ -23,7 +23,7 @@ import pytest
 
 from healthcheck.config import Config, McpConfig
 from healthcheck.context import estimate_tokens
-from healthcheck.mcp_server import HealthTools
+from healthcheck.mcp_server import HealthTools, ToolFailure
 from healthcheck.redact import Redactor
 
 from secrets_corpus import FAKE_SECRETS, SECRET_ENV
@@ -424,6 +424,17 @@ def test_run_check_in_a_loop_collects_once_per_interval(tmp_path: Path) -> None:
     assert "the last one, 11 s ago" in answers[2]
     assert "the last one, 5 s ago" in answers[5]
     assert not (tmp_path / "ws").exists()
+
+
+def test_run_check_of_only_disabled_collectors_is_an_error_not_an_empty_pass(
+    tmp_path: Path,
+) -> None:
+    config = Config()
+    config.paths.workspace = str(tmp_path / "ws")
+    config.collectors.disable = ["gpu"]
+    tools = HealthTools(config, Redactor())
+    with pytest.raises(ToolFailure, match="no collector left to run"):
+        tools.run_check(["gpu"])
 
 
 def test_without_the_sdk_it_says_how_to_install_it(tmp_path: Path) -> None:

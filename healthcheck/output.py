@@ -168,13 +168,19 @@ def read_json_report(config: Config) -> tuple[dict[str, Any], Path]:
         raise ReportReadError(json_path, f"no report at {json_path}", missing=True) from None
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise ReportReadError(json_path, f"cannot read {json_path}: {exc}") from None
-    findings = data.get("findings", []) if isinstance(data, dict) else None
-    if (
-        not isinstance(data, dict)
-        or not isinstance(data.get("sections"), dict)
-        or not all(isinstance(s, dict) for s in data["sections"].values())
-        or not isinstance(findings, list)
-        or not all(isinstance(f, dict) for f in findings)
-    ):
+    if not is_report(data):
         raise ReportReadError(json_path, f"{json_path} is not a healthcheck JSON report")
     return data, json_path
+
+
+def is_report(data: Any) -> bool:
+    """Whether `data` has the shape every reader of a JSON report relies on: sections and
+    findings that are records (one rule for context, docs, MCP and serve)."""
+    findings = data.get("findings", []) if isinstance(data, dict) else None
+    return (
+        isinstance(data, dict)
+        and isinstance(data.get("sections"), dict)
+        and all(isinstance(s, dict) for s in data["sections"].values())
+        and isinstance(findings, list)
+        and all(isinstance(f, dict) for f in findings)
+    )

@@ -30,6 +30,7 @@ from urllib.parse import parse_qs
 
 from healthcheck.metrics import MetricsUnavailable  # light: prometheus_client comes later
 from healthcheck.model import Status
+from healthcheck.output import is_report
 from healthcheck.redact import Redactor
 
 log = logging.getLogger(__name__)
@@ -113,7 +114,7 @@ class ReportStore:
                 markdown = self.markdown_path.read_text(encoding="utf-8", errors="replace")
             except (OSError, UnicodeDecodeError, ValueError) as exc:
                 raise NoReport(f"cannot read the last report: {exc}") from None
-            if not isinstance(data, dict) or not isinstance(data.get("sections"), dict):
+            if not is_report(data):
                 raise NoReport(f"{self.json_path} is not a healthcheck JSON report")
             self._snapshot = Snapshot(self.redactor.obj(data), self.redactor.text(markdown))
             self._signature = signature

@@ -645,6 +645,19 @@ def test_sigterm_stops_at_once_with_a_connection_still_open(tmp_path: Path) -> N
     idle.close()
 
 
+def test_a_report_of_the_wrong_shape_is_no_report_not_a_500(tmp_path: Path) -> None:
+    """The same rule as `context --last` and the MCP server (output.is_report)."""
+    workspace = tmp_path / "workspace"
+    install_report(workspace, "faulty")
+    (workspace / "system_status.json").write_text('{"sections": {"gpu": 1}, "findings": []}')
+    with serving(write_config(tmp_path)) as port:
+        status, _, body = request(port, "/healthz")
+        assert (status, body.decode().split(":")[0]) == (503, "UNKNOWN")
+        assert b"is not a healthcheck JSON report" in body
+        status, _, body = request(port, "/metrics")
+        assert status == 200 and b"healthcheck_report_available 0" in body
+
+
 def test_ctrl_c_stops_the_server_as_its_normal_end(tmp_path: Path) -> None:
     install_report(tmp_path / "workspace", "faulty")
     with serving(write_config(tmp_path), stop_with=signal.SIGINT) as port:

@@ -226,7 +226,7 @@ def _locked_run(
                 f"{p} not committed: line {n} looks like a secret" for p, n in withheld
             ]
             _write_reports(result, redactor)
-        _record(history, config, result, redactor)
+        _record(history, config, result, redactor, {path for path, _ in withheld})
     if notifier is not None:
         report_data = redactor.obj(result.report.to_dict())
         result.warnings += notifier.after_run(report_data, markdown_path, redactor)
@@ -333,7 +333,13 @@ def _docs_changed(result: RunResult) -> bool:
     return result.docs is not None and result.docs.changed
 
 
-def _record(history: hist.History, config: Config, result: RunResult, redactor: Redactor) -> None:
+def _record(
+    history: hist.History,
+    config: Config,
+    result: RunResult,
+    redactor: Redactor,
+    withheld: set[Path],
+) -> None:
     """Commit the run's files; push when a remote is set. Failures are warnings.
 
     The run's files are its two reports, the improvement log (SPEC), and the docs file only
@@ -346,9 +352,9 @@ def _record(history: hist.History, config: Config, result: RunResult, redactor: 
     if _docs_changed(result):
         candidates.append(config.docs_path)
     candidates.append(config.improvement_log_path)
-    # Only what the commit will hold: a file a person put a secret in is held back by
-    # History.commit (and named by a finding), so the message must not claim it either.
-    files = [p for p in candidates if history.committable(p) and history.secret_line(p) is None]
+    # Only what the commit will hold: `withheld`, the files a person put a secret in (found
+    # by the run, named by a finding), are held back, so the message must not claim them.
+    files = [p for p in candidates if history.committable(p) and p not in withheld]
     if not files:
         log.info("nothing of this run lies in %s: no commit", history.worktree)
         return

@@ -502,7 +502,7 @@ def cron_group() -> None:
 
 
 def _cron_call(app: App, action: Callable[[], Any]) -> Any:
-    from healthcheck.schedule import CronError
+    from healthcheck.cron import CronError
 
     try:
         return action()
@@ -528,7 +528,7 @@ def cron_install(app: App, schedule: str | None, user: str | None) -> None:
     --config or --workspace change them, and says what changed. It adds the line and
     creates nothing else.
     """
-    from healthcheck import schedule as sched
+    from healthcheck import cron as sched
 
     workspace = app.config.paths.workspace if app.workspace_given else None
     change = _cron_call(
@@ -557,7 +557,7 @@ def cron_install(app: App, schedule: str | None, user: str | None) -> None:
 @click.option("--user", metavar="USER", help="Whose crontab (default: the current user's).")
 def cron_remove(app: App, user: str | None) -> None:
     """Remove our entry; the rest of the crontab stays as it was."""
-    from healthcheck import schedule as sched
+    from healthcheck import cron as sched
 
     change = _cron_call(app, lambda: sched.remove(user))
     if change.action == "absent":
@@ -571,7 +571,7 @@ def cron_remove(app: App, user: str | None) -> None:
 @click.option("--user", metavar="USER", help="Whose crontab (default: the current user's).")
 def cron_status(app: App, user: str | None) -> None:
     """Show the entry, its next run, and whether a cron daemon runs."""
-    from healthcheck import schedule as sched
+    from healthcheck import cron as sched
 
     for line in _cron_call(app, lambda: sched.status_lines(user)):
         app.console.out(line)

@@ -30,7 +30,7 @@ from typing import Any
 
 from healthcheck.config import Config
 from healthcheck.lazyre import lazy
-from healthcheck.proc import run_command
+from healthcheck.commands import run_command
 
 MARKER = "healthcheck-managed"
 DEFAULT_SCHEDULE = "0 */6 * * *"

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from healthcheck.lock import LOCK_NAME, NOTIFY_STATE_NAME
 from healthcheck.model import Finding, Status, human_duration
-from healthcheck.proc import run_command
+from healthcheck.commands import run_command
 from healthcheck.redact import Redactor
 
 if TYPE_CHECKING:

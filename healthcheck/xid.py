@@ -24,7 +24,7 @@ import psutil
 from healthcheck.catalogue import catalogue
 from healthcheck.lazyre import lazy
 from healthcheck.logtail import read_tail
-from healthcheck.proc import run_command
+from healthcheck.commands import run_command
 from healthcheck.timestamps import utc_stamp_of
 
 KMSG = "/dev/kmsg"

@@ -435,7 +435,7 @@ def crontab_of(user: str) -> str:
 
 
 def test_cron_install_keeps_the_entry_and_says_what_changed(box: Box, cron_user: str) -> None:
-    from healthcheck import schedule
+    from healthcheck import cron as schedule
 
     ws = box.root / "cron-ws"
     first = invoke(
@@ -938,7 +938,7 @@ def test_the_sample_report_agrees_with_itself() -> None:
 def test_cron_warns_when_the_user_cannot_run_the_installed_binary(
     tmp_path: Path, cron_account: str
 ) -> None:
-    from healthcheck import schedule
+    from healthcheck import cron as schedule
 
     private = tmp_path / "private-bin"
     private.mkdir(mode=0o700)  # root's alone: the cron user cannot enter it

@@ -21,7 +21,7 @@ from healthcheck.config import Config, LogsConfig, SupervisorConfig
 from healthcheck.lazyre import lazy
 from healthcheck.logtail import clean_line, looks_like_error, read_tail
 from healthcheck.model import Finding, Section, Status
-from healthcheck.proc import run_command
+from healthcheck.commands import run_command
 from healthcheck.rules import program_findings
 from healthcheck.supervisor_client import (
     DiscoveredServer,

@@ -6,8 +6,6 @@ their own cases by tests/test_catalogue.py.
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from healthcheck.config import Config
@@ -15,27 +13,7 @@ from healthcheck.diagnosis import diagnose, program_for_service
 from healthcheck.model import Finding, Section, Status
 from healthcheck.rules import explain_program, pip_package
 
-
-def program(
-    name: str,
-    state: str = "FATAL",
-    exitstatus: int | None = 1,
-    stderr: str = "",
-    spawnerr: str = "",
-    started: str | None = "2026-11-28T10:00:00Z",
-) -> dict[str, Any]:
-    return {
-        "name": name,
-        "fullname": name,
-        "group": name,
-        "state": state,
-        "pid": None,
-        "started": started,
-        "exitstatus": exitstatus,
-        "spawnerr": spawnerr,
-        "description": "",
-        "log": {"stdout": [], "stderr": stderr.splitlines()},
-    }
+from programs import program
 
 
 @pytest.mark.parametrize(
@@ -66,9 +44,9 @@ def test_pip_package_names() -> None:
 
 def test_program_for_service() -> None:
     programs = [program("sshd"), program("jupyterlab"), program("websockify")]
-    assert program_for_service("ssh", programs)["name"] == "sshd"
-    assert program_for_service("jupyter", programs)["name"] == "jupyterlab"
-    assert program_for_service("novnc", programs)["name"] == "websockify"
+    assert program_for_service("ssh", programs).name == "sshd"
+    assert program_for_service("jupyter", programs).name == "jupyterlab"
+    assert program_for_service("novnc", programs).name == "websockify"
     assert program_for_service("filebrowser", programs) is None
 
 
@@ -130,7 +108,7 @@ def test_a_crashed_programs_log_is_not_a_second_finding() -> None:
     sshd = program(
         "sshd", exitstatus=255, stderr="Missing privilege separation directory: /run/sshd"
     )
-    sshd["stdout_logfile"] = "/logs/sshd.log"
+    sshd.stdout_logfile = "/logs/sshd.log"
     other = Finding("logs", "log-ends-with-error", "/logs/jupyter.log", Status.WARN, "jupyter")
     mine = Finding("logs", "log-ends-with-error", "/logs/sshd.log", Status.WARN, "sshd")
     crash = explain_program(sshd, Config())

@@ -108,7 +108,8 @@ class Probe:
         def read() -> dict[str, str]:
             from healthcheck.environ import read_environment
 
-            return dict(read_environment(self.config.env.source).variables)
+            config = self.config
+            return dict(read_environment(config.env.source, config.supervisor.serverurl).variables)
 
         return self._once("env", read) or {}
 

@@ -222,3 +222,19 @@ def test_supervisord_is_the_boxs_own_not_the_oldest_on_the_host(tmp_path: Path) 
         snapshot = read_environment("process:supervisord", ours.url)
         assert snapshot.variables["WHICH"] == "ours"
         assert snapshot.source_used == f"process:supervisord (pid {ours.pid})"
+
+
+def test_one_interpreter_list_names_the_script_for_env_source_and_the_display() -> None:
+    from healthcheck.collectors.display import ProcInfo
+    from healthcheck.processes import interpreted_script
+
+    assert interpreted_script(("/usr/bin/python3.11", "-u", "/usr/bin/websockify")) == (
+        "/usr/bin/websockify"
+    )
+    assert interpreted_script(("python3", "-m", "websockify", "6901")) == "websockify"
+    assert interpreted_script(("node", "/opt/novnc/server.js")) == "/opt/novnc/server.js"
+    assert interpreted_script(("/usr/bin/Xvfb", ":1")) is None
+    assert interpreted_script(()) is None
+    # The display collector and env.source's process:NAME read a command line the same way.
+    node = ProcInfo(pid=7, name="node", cmdline=("node", "/opt/novnc/utils/novnc_proxy.js"))
+    assert node.program_names == {"node", "novnc_proxy.js"}

@@ -15,11 +15,12 @@ import psutil
 
 from healthcheck import x11
 from healthcheck.config import Config
-from healthcheck.environ import parse_environ
+from healthcheck.environ import environ_of
 from healthcheck.lazyre import lazy
 from healthcheck.model import Finding, Section, Status
 from healthcheck.processes import (
     descends_from,
+    interpreted_script,
     listeners_by_port,
     process_rows,
     unix_socket_pids,
@@ -34,8 +35,6 @@ NOVNC_NAMES = ("websockify", "novnc_proxy")
 CMDLINE_MAX = 200
 PROBE_TIMEOUT = 2.0
 UNREADABLE = "unreadable"
-# Interpreters whose first non-option argument is the real program (python3 /usr/bin/websockify).
-_INTERPRETERS = ("python", "python2", "python3", "sh", "bash", "dash")
 _HOST_PORT_RE = lazy(r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.\-]+):(\d{1,5})$")
 
 
@@ -57,15 +56,8 @@ class ProcInfo:
         """argv[0], and the script an interpreter runs (python3 /usr/bin/websockify)."""
         if not self.cmdline:
             return []
-        found = [self.cmdline[0]]
-        if self.argv0.rstrip("0123456789.") in _INTERPRETERS:
-            args = list(self.cmdline[1:])
-            if args[:2] == ["-m", "websockify"]:
-                found.append("websockify")
-            script = next((a for a in args if not a.startswith("-")), None)
-            if script:
-                found.append(script)
-        return found
+        script = interpreted_script(self.cmdline)  # `python3 -m websockify`: websockify
+        return [self.cmdline[0], script] if script else [self.cmdline[0]]
 
     @property
     def program_names(self) -> set[str]:
@@ -309,8 +301,7 @@ def _environment_of(pid: int) -> dict[str, str | None]:
     tell), and the supervisor program that started it (supervisord puts its name in every
     child's environment; None when no supervisord did)."""
     try:
-        with open(f"/proc/{pid}/environ", "rb") as handle:
-            variables = parse_environ(handle.read())
+        variables = environ_of(pid)
     except OSError:
         return {"display": UNREADABLE, "xauthority": UNREADABLE, "program": None}
     return {

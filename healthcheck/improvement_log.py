@@ -50,6 +50,8 @@ CLOSED_STATUSES = frozenset(
         "obsolete",
     ]
 )
+# What a `- Status:` line may begin with; any other word is a typo the parser reports.
+KNOWN_STATUS_WORDS = frozenset({"open", *CLOSED_STATUSES})
 TITLE_MAX = 100
 HEADER = """# Improvement log
 
@@ -380,7 +382,9 @@ def _set_field(entry: Entry, name: str, value: str, index: int, where: str) -> N
     key = "finding" if key == "findings" else key
     if key == "status":
         value = value.lower()
-        if value not in STATUSES:
+        # One notion of closed with is_open_status: a hand-written "done (2025-05-01)" is a
+        # closed entry here too, not a log refused whole.
+        if _status_word(value) not in KNOWN_STATUS_WORDS:
             raise LogError(
                 f"{where}:{index + 1}: {entry.id} has status {value!r}; "
                 f"use one of {', '.join(STATUSES)}"
@@ -410,8 +414,14 @@ def is_open_status(status: str) -> bool:
     whose first word is not one of CLOSED_STATUSES ("resolved", "done (2025-05-01)", ...)
     is open, and so is an empty one. The one rule for `log list`, the report and the
     context, whether the log parsed or had to be read as plain text."""
+    word = _status_word(status)
+    return not word or word not in CLOSED_STATUSES
+
+
+def _status_word(status: str) -> str:
+    """A status's first word, lowercased ("" for none): what decides open or closed."""
     words = status.strip().lower().split()
-    return not words or words[0] not in CLOSED_STATUSES
+    return words[0] if words else ""
 
 
 def open_entries(path: Path) -> list[Entry]:

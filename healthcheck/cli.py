@@ -17,7 +17,7 @@ import click
 from healthcheck import __version__
 from healthcheck.config import Config, ConfigError, load_config
 from healthcheck.model import Status
-from healthcheck.timestamps import parse_utc_stamp
+from healthcheck.timestamps import parse_utc_stamp, readable_stamp
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
 
@@ -391,7 +391,7 @@ def _summary(report: Any, previous: tuple[str, dict[str, str]] | None, colour: b
     if resolved:
         parts.append(f"resolved: {len(resolved)}")
     change = "; ".join(parts) if parts else "no finding opened or resolved"
-    lines.append(f"Since the last run ({when.replace('T', ' ').replace('Z', ' UTC')}): {change}.")
+    lines.append(f"Since the last run ({readable_stamp(when)}): {change}.")
     return lines
 
 

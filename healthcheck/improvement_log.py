@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,6 +30,7 @@ from healthcheck.lazyre import lazy
 from healthcheck.output import write_files_atomically
 from healthcheck.redact import Redactor
 from healthcheck.text import CUT_MARKER, one_line
+from healthcheck.timestamps import utc_date
 
 if TYPE_CHECKING:
     from healthcheck.config import Config
@@ -400,7 +401,7 @@ def _unquote(line: str) -> str:
 
 
 def _date(now: datetime | None) -> str:
-    return (now or datetime.now(timezone.utc)).strftime("%Y-%m-%d")
+    return utc_date(now)
 
 
 def _newline(text: str) -> str:

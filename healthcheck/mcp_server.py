@@ -40,6 +40,7 @@ from healthcheck.context import UNTRUSTED_NOTE, findings_markdown, report_contex
 from healthcheck.output import ReportPathError, ReportReadError, read_json_report, report_paths
 from healthcheck.redact import Redactor
 from healthcheck.render import fence, inline
+from healthcheck.timestamps import readable_stamp
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
@@ -279,7 +280,7 @@ class HealthTools:
 def status_text(data: dict[str, Any], source: str) -> str:
     """Overall status and the ranked findings with their fixes, from a redacted report."""
     counts = data.get("counts") or {}
-    when = str(data.get("generated_at", "")).replace("T", " ").replace("Z", " UTC")
+    when = readable_stamp(data.get("generated_at", ""))
     findings = data.get("findings") or []
     lines = [
         f"# Health status: {inline(data.get('host', 'unknown host'))}, {when}",

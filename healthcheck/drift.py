@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from healthcheck.history import History, gitpython  # GitPython, imported quietly
 from healthcheck.program import Program, programs_of
-from healthcheck.text import cut, one_line
+from healthcheck.text import cut_line
 
 if TYPE_CHECKING:
     from healthcheck.config import Config
@@ -559,4 +559,4 @@ def _short(value: Any) -> str:
         text = json.dumps(value, ensure_ascii=False, sort_keys=True)
     else:
         text = str(value)
-    return cut(one_line(text), _MAX_VALUE)
+    return cut_line(text, _MAX_VALUE)

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 from healthcheck.lazyre import lazy
 from healthcheck.output import write_files_atomically
 from healthcheck.redact import Redactor
-from healthcheck.text import CUT_MARKER, one_line
+from healthcheck.text import CUT_MARKER, cut, one_line
 from healthcheck.timestamps import utc_date
 
 if TYPE_CHECKING:
@@ -358,8 +358,7 @@ def _title_of(line: str) -> str:
 
 def _cut(title: str) -> str:
     """A long title cut at a word, without the punctuation left before the marker."""
-    kept = title[:TITLE_MAX].rsplit(" ", 1)[0] or title[:TITLE_MAX]
-    return kept.rstrip(" ,.;:") + CUT_MARKER
+    return cut(title, TITLE_MAX, at_word=True)
 
 
 def normalise_id(value: str) -> str:

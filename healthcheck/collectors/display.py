@@ -87,7 +87,7 @@ class DisplayCollector:
         data = gather(
             config.display.display,
             config.display.window_manager,
-            process_table(),
+            process_infos(),
             listeners_by_port(),
             base=self.base,
             own_tree=own_supervisord_pids(config.supervisor.serverurl),
@@ -99,8 +99,9 @@ class DisplayCollector:
 # --- gathering ----------------------------------------------------------------------------
 
 
-def process_table() -> list[ProcInfo]:
-    """One scan of every process: pid, name, argv, zombie or not."""
+def process_infos() -> list[ProcInfo]:
+    """Every process but this one, as the display collector reads it (pid, name, argv, zombie
+    or not), from the run's one process-table read."""
     table = []
     me = os.getpid()
     for row in process_rows():

@@ -20,15 +20,6 @@ from healthcheck.logtail import looks_like_error
 from healthcheck.model import Finding, Section, Status, worst
 from healthcheck.program import Program
 
-# A service name in [services.ports] and the supervisor program that provides it do not always
-# share a name (ssh/sshd, novnc/websockify); these are the seed's spellings.
-SERVICE_ALIASES = {
-    "ssh": ("sshd", "ssh", "openssh"),
-    "vnc": ("vnc", "tigervnc", "xvnc", "x11vnc", "xtigervnc", "xvfb"),
-    "novnc": ("novnc", "websockify", "no_vnc"),
-    "jupyter": ("jupyter", "jupyterlab", "lab", "notebook"),
-    "filebrowser": ("filebrowser", "file_browser"),
-}
 # Findings of a program that say no more than "it failed": the X server being down may be why.
 GENERIC_RULES = ("program-down", "program-stopped")
 DISPLAY_RULES = ("display-unreachable",)
@@ -78,13 +69,13 @@ def diagnose(sections: list[Section], config: Config | None = None) -> list[Sect
         _name_log_owners(gpu, programs)
     if display is not None:
         _fold_into_x_server_down(display, supervisor, ports, programs, config)
-        _fold_window_manager(display, supervisor, programs)
+        _fold_window_manager(display, supervisor, programs, config)
         if supervisor is not None:
             _started_before_x(display, supervisor, programs, config)
     if supervisor is not None:
         _aimed_at_another_display(supervisor, programs, config)
     if ports is not None and supervisor is not None:
-        _fold_ports_into_programs(ports, supervisor, programs)
+        _fold_ports_into_programs(ports, supervisor, programs, config)
         _fold_ports_into_supervisord_down(ports, supervisor)
     for section in sections:
         if section.error is None:
@@ -92,9 +83,13 @@ def diagnose(sections: list[Section], config: Config | None = None) -> list[Sect
     return sections
 
 
-def program_for_service(service: str, programs: list[Program]) -> Program | None:
-    """The supervisor program that provides `service`, by name or a known alias."""
-    names = SERVICE_ALIASES.get(service, (service,))
+def program_for_service(
+    service: str, programs: list[Program], config: Config | None = None
+) -> Program | None:
+    """The supervisor program that provides `service`: by its name, or by one of the names
+    `[services] programs` gives it (ssh is served by sshd, novnc by websockify)."""
+    aliases = (config or Config()).services.programs
+    names = [n.lower() for n in aliases.get(service, [service])]
     for candidate in (service, *names):
         for program in programs:
             if program.name.lower() == candidate:
@@ -106,11 +101,13 @@ def program_for_service(service: str, programs: list[Program]) -> Program | None
     return None
 
 
-def _fold_ports_into_programs(ports: Section, supervisor: Section, programs: list[Program]) -> None:
+def _fold_ports_into_programs(
+    ports: Section, supervisor: Section, programs: list[Program], config: Config
+) -> None:
     """A closed port whose program is down: the program's finding, with the port noted."""
     for port_finding in [f for f in ports.findings if f.rule == "not-listening"]:
         service, _, port = port_finding.subject.rpartition(":")
-        program = program_for_service(service, programs)
+        program = program_for_service(service, programs, config)
         if program is None:
             continue
         fullname = program.fullname
@@ -419,7 +416,8 @@ def _fold_into_x_server_down(
     if ports is not None:
         for finding in list(ports.findings):
             service = finding.subject.rpartition(":")[0]
-            if finding.rule == "not-listening" and service in ("vnc", "novnc"):
+            # A port served by an X client (VNC, noVNC) closes with the X server.
+            if finding.rule == "not-listening" and _needs_display(service, config):
                 merged = _absorb(merged, f"Port {finding.subject} has no listener.", finding)
                 ports.findings.remove(finding)
     if "lock" in display.data and (serving_info is not None or supervisor is not None):
@@ -558,10 +556,14 @@ def _same_display(value: str, configured: str) -> bool:
         return False
 
 
-def window_manager_program(display_data: dict[str, Any], programs: list[Program]) -> Program | None:
+def window_manager_program(
+    display_data: dict[str, Any], programs: list[Program], config: Config | None = None
+) -> Program | None:
     """The supervisor program that runs the window manager: the one its process says, else
-    the one named after it (icewm, icewm-session), else one named wm or window-manager, else
-    the one whose log speaks as it ("IceWM: Can't open display")."""
+    the one named after it (icewm, icewm-session), else one of the names
+    `[display] window_manager_programs` gives (wm, desktop), else the one whose log speaks
+    as it ("IceWM: Can't open display")."""
+    generic = {n.lower() for n in (config or Config()).display.window_manager_programs}
     wm = display_data.get("window_manager") or {}
     binary = str(wm.get("name") or "").lower()
     by_fullname = {p.fullname: p for p in programs}
@@ -575,7 +577,7 @@ def window_manager_program(display_data: dict[str, Any], programs: list[Program]
         if name == binary or name.startswith(binary) or binary.startswith(name + "-"):
             return program
     for program in programs:
-        if re.fullmatch(r"(?:x?wm|window[-_]?manager|desktop)", program.name.lower()):
+        if program.name.lower() in generic:
             return program
     for program in programs:
         if any(binary in line.lower() for line in program.own_lines()):
@@ -584,14 +586,14 @@ def window_manager_program(display_data: dict[str, Any], programs: list[Program]
 
 
 def _fold_window_manager(
-    display: Section, supervisor: Section | None, programs: list[Program]
+    display: Section, supervisor: Section | None, programs: list[Program], config: Config
 ) -> None:
     """A window manager that is down because of its own program's cause: that one finding.
     One that is merely not started: the display's finding, naming its program."""
     symptoms = [f for f in display.findings if f.rule in ("wm-not-running", "wm-wrong-display")]
     if not symptoms:
         return
-    program = window_manager_program(display.data, programs)
+    program = window_manager_program(display.data, programs, config)
     if program is None:
         return
     fullname = program.fullname

@@ -425,3 +425,83 @@ def test_a_log_findings_fix_names_the_program_that_writes_the_log() -> None:
     diagnose([supervisor_section(comfy), gpu])
     (finding,) = gpu.findings
     assert finding.hint == "Lower the batch size, then restart it (supervisorctl restart comfy)."
+
+
+# --- program names come from configuration, not from the seed ---------------------------------
+
+
+def _closed(service: str, port: int) -> Finding:
+    return Finding(
+        "ports",
+        "not-listening",
+        f"{service}:{port}",
+        Status.WARN,
+        f"Nothing listens on port {port} ({service})",
+    )
+
+
+def _renamed_box() -> Config:
+    """A box whose programs share none of the seed's names: dropbear serves ssh, uvicorn-main
+    the api, a program called `session` runs the window manager, `remote-desktop` is VNC."""
+    config = Config()
+    config.services.ports = {"ssh": 2222, "api": 8000, "remote-desktop": 5905}
+    config.services.programs = {"ssh": ["dropbear"], "api": ["uvicorn-main"]}
+    config.display.window_manager_programs = ["session"]
+    config.display.clients = ["remote-desktop", "session"]
+    return config
+
+
+@pytest.mark.parametrize(
+    ("config", "ssh", "api"),
+    [(Config(), "sshd", "jupyter"), (_renamed_box(), "dropbear", "uvicorn-main")],
+    ids=["seed", "renamed"],
+)
+def test_closed_ports_fold_into_their_programs_whatever_the_programs_are_called(
+    config: Config, ssh: str, api: str
+) -> None:
+    service = "jupyter" if api == "jupyter" else "api"
+    down = program(ssh, exitstatus=255, stderr="Missing privilege separation directory: /x")
+    crashed = program(api, stderr="ModuleNotFoundError: No module named 'fastapi'")
+    supervisor = supervisor_section(down, crashed)
+    ports = Section.from_findings("ports", {}, [_closed("ssh", 22), _closed(service, 8000)])
+    diagnose([supervisor, ports], config)
+    assert ports.findings == []
+    details = {f.subject: f.detail for f in supervisor.findings}
+    assert details[ssh].endswith("As a result nothing listens on port 22 (ssh).")
+    assert details[api].endswith(f"As a result nothing listens on port 8000 ({service}).")
+
+
+def test_a_renamed_box_is_not_matched_by_the_seeds_names() -> None:
+    """Without its configuration, the renamed box's ports stay findings of their own."""
+    down = program("dropbear", exitstatus=255, stderr="Missing privilege separation directory")
+    ports = Section.from_findings("ports", {}, [_closed("ssh", 22)])
+    diagnose([supervisor_section(down), ports], Config())
+    assert [f.subject for f in ports.findings] == ["ssh:22"]
+
+
+@pytest.mark.parametrize(("config", "name"), [(Config(), "wm"), (_renamed_box(), "session")])
+def test_the_window_manager_program_is_found_by_its_configured_name(
+    config: Config, name: str
+) -> None:
+    data = fabricated(window_manager={"running": False, "processes": [], "elsewhere": []})
+    display = Section.from_findings("display", data, assess(data, 5901))
+    wm = program(name, stderr="IceWM: Can't open display: <none>. X must be running")
+    supervisor = supervisor_section(wm)
+    diagnose([supervisor, display], config)
+    assert display.findings == []
+    (finding,) = supervisor.findings
+    assert finding.rule == "display-unset" and f"[program:{name}]" in finding.hint
+
+
+@pytest.mark.parametrize(
+    ("config", "service"), [(Config(), "vnc"), (_renamed_box(), "remote-desktop")]
+)
+def test_x_down_takes_the_vnc_port_with_it_whatever_the_service_is_called(
+    config: Config, service: str
+) -> None:
+    display = x_down_display()
+    ports = Section.from_findings("ports", {}, [_closed(service, 5901), _closed("ssh", 22)])
+    diagnose([supervisor_section(), display, ports], config)
+    assert [f.subject for f in ports.findings] == ["ssh:22"]
+    (down,) = display.findings
+    assert f"Port {service}:5901 has no listener." in down.detail

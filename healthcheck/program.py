@@ -9,7 +9,7 @@ turns its entries into records, tolerating what an older or hand-edited report l
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 STREAMS = ("stdout", "stderr")  # a program's two logs, in the order the report shows them
@@ -55,27 +55,13 @@ class Program:
         return [*(self.log.get("stdout") or []), *(self.log.get("stderr") or [])]
 
     def to_dict(self) -> dict[str, Any]:
-        """The report's JSON for this program (every key, in the report's order)."""
+        """The report's JSON for this program: every field but the diagnosis's tails, in
+        the report's order (fullname after group and name)."""
         return {
             "group": self.group,
             "name": self.name,
             "fullname": self.fullname,
-            "state": self.state,
-            "pid": self.pid,
-            "started": self.started,
-            "stopped": self.stopped,
-            "exitstatus": self.exitstatus,
-            "exitstatus_source": self.exitstatus_source,
-            "exitsignal": self.exitsignal,
-            "spawnerr": self.spawnerr,
-            "description": self.description,
-            "stdout_logfile": self.stdout_logfile,
-            "stderr_logfile": self.stderr_logfile,
-            "log": self.log,
-            "log_source": self.log_source,
-            "log_errors": self.log_errors,
-            "error_lines": self.error_lines,
-            "supervisord_log": self.supervisord_log,
+            **{key: getattr(self, key) for key in _COPIED},
         }
 
     @classmethod
@@ -93,24 +79,9 @@ class Program:
         return program
 
 
-_COPIED = (
-    "state",
-    "pid",
-    "started",
-    "stopped",
-    "exitstatus",
-    "exitstatus_source",
-    "exitsignal",
-    "spawnerr",
-    "description",
-    "stdout_logfile",
-    "stderr_logfile",
-    "log",
-    "log_source",
-    "log_errors",
-    "error_lines",
-    "supervisord_log",
-)
+# The fields a report carries as they are (group and name are the record's identity; the
+# diagnosis's tails never leave the run), in declaration order.
+_COPIED = tuple(f.name for f in fields(Program) if f.name not in ("group", "name", "diagnosis_log"))
 
 
 def programs_of(items: Any) -> list[Program]:

@@ -9,6 +9,7 @@ import time
 
 import pytest
 from test_display import fabricated
+from test_rules import closed_port
 
 from healthcheck.collectors.display import assess
 from healthcheck.collectors.logs import ends_with_error, line_stamp, line_times, written_before
@@ -430,16 +431,6 @@ def test_a_log_findings_fix_names_the_program_that_writes_the_log() -> None:
 # --- program names come from configuration, not from the seed ---------------------------------
 
 
-def _closed(service: str, port: int) -> Finding:
-    return Finding(
-        "ports",
-        "not-listening",
-        f"{service}:{port}",
-        Status.WARN,
-        f"Nothing listens on port {port} ({service})",
-    )
-
-
 def _renamed_box() -> Config:
     """A box whose programs share none of the seed's names: dropbear serves ssh, uvicorn-main
     the api, a program called `session` runs the window manager, `remote-desktop` is VNC."""
@@ -463,7 +454,7 @@ def test_closed_ports_fold_into_their_programs_whatever_the_programs_are_called(
     down = program(ssh, exitstatus=255, stderr="Missing privilege separation directory: /x")
     crashed = program(api, stderr="ModuleNotFoundError: No module named 'fastapi'")
     supervisor = supervisor_section(down, crashed)
-    ports = Section.from_findings("ports", {}, [_closed("ssh", 22), _closed(service, 8000)])
+    ports = Section.from_findings("ports", {}, [closed_port("ssh", 22), closed_port(service, 8000)])
     diagnose([supervisor, ports], config)
     assert ports.findings == []
     details = {f.subject: f.detail for f in supervisor.findings}
@@ -474,7 +465,7 @@ def test_closed_ports_fold_into_their_programs_whatever_the_programs_are_called(
 def test_a_renamed_box_is_not_matched_by_the_seeds_names() -> None:
     """Without its configuration, the renamed box's ports stay findings of their own."""
     down = program("dropbear", exitstatus=255, stderr="Missing privilege separation directory")
-    ports = Section.from_findings("ports", {}, [_closed("ssh", 22)])
+    ports = Section.from_findings("ports", {}, [closed_port("ssh", 22)])
     diagnose([supervisor_section(down), ports], Config())
     assert [f.subject for f in ports.findings] == ["ssh:22"]
 
@@ -500,7 +491,7 @@ def test_x_down_takes_the_vnc_port_with_it_whatever_the_service_is_called(
     config: Config, service: str
 ) -> None:
     display = x_down_display()
-    ports = Section.from_findings("ports", {}, [_closed(service, 5901), _closed("ssh", 22)])
+    ports = Section.from_findings("ports", {}, [closed_port(service, 5901), closed_port("ssh", 22)])
     diagnose([supervisor_section(), display, ports], config)
     assert [f.subject for f in ports.findings] == ["ssh:22"]
     (down,) = display.findings

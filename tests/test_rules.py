@@ -50,7 +50,7 @@ def test_program_for_service() -> None:
     assert program_for_service("filebrowser", programs) is None
 
 
-def _port(service: str, port: int) -> Finding:
+def closed_port(service: str, port: int) -> Finding:
     return Finding(
         "ports",
         "not-listening",
@@ -67,7 +67,9 @@ def test_a_closed_port_folds_into_its_crashed_program() -> None:
     crash = explain_program(sshd, Config())
     assert crash is not None
     supervisor = Section.from_findings("supervisor", {"programs": [sshd]}, [crash])
-    ports = Section.from_findings("ports", {}, [_port("ssh", 22), _port("filebrowser", 8585)])
+    ports = Section.from_findings(
+        "ports", {}, [closed_port("ssh", 22), closed_port("filebrowser", 8585)]
+    )
     diagnose([supervisor, ports])
     assert [f.id for f in ports.findings] == ["ports.not-listening:filebrowser:8585"]
     (merged,) = supervisor.findings
@@ -89,7 +91,9 @@ def test_x_server_down_explains_vnc_and_the_window_manager() -> None:
         "supervisor", {"programs": [gui, novnc, icewm]}, [f for f in findings if f]
     )
     ports = Section.from_findings(
-        "ports", {}, [_port("vnc", 5901), _port("novnc", 6901), _port("jupyter", 8080)]
+        "ports",
+        {},
+        [closed_port("vnc", 5901), closed_port("novnc", 6901), closed_port("jupyter", 8080)],
     )
     diagnose([supervisor, ports, display])
     (merged,) = display.findings

@@ -357,8 +357,9 @@ def _title_of(line: str) -> str:
 
 
 def _cut(title: str) -> str:
-    """A long title cut at a word, without the punctuation left before the marker."""
-    return cut(title, TITLE_MAX, at_word=True)
+    """A long title cut at a word, without the punctuation left before the marker: at most
+    TITLE_MAX characters of the title, then the marker."""
+    return cut(title, TITLE_MAX + 1, at_word=True)
 
 
 def normalise_id(value: str) -> str:

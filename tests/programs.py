@@ -22,14 +22,6 @@ def program(
 ) -> Program:
     """A program of its own group: `stderr` is its log (text, or lines), `fields` any other
     of the record's fields (pid=42, exitsignal="SIGKILL")."""
-    lines = stderr.splitlines() if isinstance(stderr, str) else list(stderr)
-    made = Program(
-        group=name,
-        name=name,
-        state=state,
-        started=started,
-        exitstatus=exitstatus,
-        spawnerr=spawnerr,
-        log={"stdout": [], "stderr": lines},
-    )
+    made = Program(name, name, state, started=started, exitstatus=exitstatus, spawnerr=spawnerr)
+    made.log["stderr"] = stderr.splitlines() if isinstance(stderr, str) else list(stderr)
     return dataclasses.replace(made, **fields) if fields else made

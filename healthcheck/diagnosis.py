@@ -19,6 +19,7 @@ from healthcheck.lazyre import lazy
 from healthcheck.logtail import looks_like_error
 from healthcheck.model import Finding, Section, Status, worst
 from healthcheck.program import Program
+from healthcheck.timestamps import stamp_seconds
 
 # Findings of a program that say no more than "it failed": the X server being down may be why.
 GENERIC_RULES = ("program-down", "program-stopped")
@@ -239,7 +240,6 @@ def _set_log_history(
     # The collectors' package loads them all: only a run with logs and supervisor pays it.
     from healthcheck.collectors.logs import (
         ends_with_error,
-        iso_seconds,
         line_times,
         written_before,
     )
@@ -256,7 +256,7 @@ def _set_log_history(
         if not flagged:
             continue
         path, lines = entry["path"], entry["lines"]
-        mtime = iso_seconds(entry.get("mtime"))
+        mtime = stamp_seconds(entry.get("mtime"))
         times = line_times(lines, mtime)
         owner = (
             by_path.get(path)
@@ -265,7 +265,7 @@ def _set_log_history(
         )
         # A crashed program's log is its finding's evidence, current by definition.
         crashed = owner is not None and owner.fullname in explained
-        started = iso_seconds(owner.started) if owner and not crashed else None
+        started = stamp_seconds(owner.started) if owner and not crashed else None
         history = written_before(lines, started, mtime, times) if started is not None else 0
         excused = [
             i
@@ -303,7 +303,6 @@ def _explained_line(
     explained: set[str],
     said: list[str],
 ) -> bool:
-    from healthcheck.collectors.logs import iso_seconds
     from healthcheck.collectors.supervisor import supervisord_line  # only with a supervisor
 
     parsed = supervisord_line(line)
@@ -316,7 +315,7 @@ def _explained_line(
     if program is not None:
         if program.fullname in explained:
             return True
-        started = iso_seconds(program.started)
+        started = stamp_seconds(program.started)
         return started is not None and when is not None and when < started
     return any(e in message for e in said)
 

@@ -67,3 +67,12 @@ def utc_date(when: datetime | None = None) -> str:
     if moment.tzinfo is not None:
         moment = moment.astimezone(timezone.utc)
     return moment.strftime(DATE_FORMAT)
+
+
+def stamp_seconds(value: object) -> float | None:
+    """Seconds since the epoch of a UTC stamp (a report's `mtime`, a program's `started`);
+    None for None or anything that is not one."""
+    try:
+        return parse_utc_stamp(value).timestamp()
+    except (TypeError, ValueError):
+        return None

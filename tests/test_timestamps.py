@@ -8,6 +8,7 @@ from healthcheck.timestamps import (
     parse_utc_stamp,
     readable,
     readable_stamp,
+    stamp_seconds,
     utc_date,
     utc_stamp,
 )
@@ -33,3 +34,9 @@ def test_another_zone_is_shown_in_utc() -> None:
 def test_an_odd_stamp_is_shown_as_it_is() -> None:
     assert readable_stamp("?") == "?"
     assert readable_stamp(None) == "None"
+
+
+def test_stamp_seconds_reads_a_stamp_and_refuses_anything_else() -> None:
+    assert stamp_seconds("2026-11-29T04:00:05Z") == MOMENT.replace(microsecond=0).timestamp()
+    assert stamp_seconds(None) is None
+    assert stamp_seconds("yesterday") is None

@@ -241,12 +241,6 @@ def written_before(
     return after if after is not None else old[-1] + 1
 
 
-def iso_seconds(value: str | None) -> float | None:
-    """Seconds since the epoch of a report time ("2025-04-29T10:00:00Z"); None if absent."""
-    stamp = line_stamp(value or "")
-    return stamp[0] if stamp is not None else None
-
-
 def _within(lines: list[str], budget: int) -> list[str]:
     """The newest of `lines` that fit in `budget` bytes (at least none, never a partial)."""
     kept: list[str] = []

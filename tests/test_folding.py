@@ -19,7 +19,7 @@ from healthcheck.config import Config
 from healthcheck.diagnosis import diagnose, serving_program, unreached_display
 from healthcheck.logtail import looks_like_error
 from healthcheck.model import Finding, Section, Status
-from healthcheck.rules import explain_program
+from healthcheck.collectors.supervisor.rules import explain_program
 
 START = "2026-11-28T10:00:00Z"
 START_S = float(calendar.timegm((2026, 11, 28, 10, 0, 0)))

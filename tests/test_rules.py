@@ -13,7 +13,7 @@ import pytest
 from healthcheck.config import Config
 from healthcheck.diagnosis import diagnose, program_for_service
 from healthcheck.model import Finding, Section, Status
-from healthcheck.rules import explain_program, pip_package
+from healthcheck.collectors.supervisor.rules import explain_program, pip_package
 
 
 def program(

@@ -3,7 +3,7 @@
 XML-RPC first (healthcheck.supervisor_client), over the configured serverurl; when that is
 the default and there is no socket, over the servers the box's supervisord.conf declares;
 when XML-RPC cannot be used at all, `supervisorctl status` as a fallback. What each program's
-state means (its findings) comes from the table of known failures in healthcheck.rules.
+state means (its findings) comes from the table of known failures in healthcheck.collectors.supervisor.rules.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from healthcheck.lazyre import lazy
 from healthcheck.logtail import clean_line, looks_like_error, read_tail
 from healthcheck.model import Finding, Section, Status
 from healthcheck.proc import run_command
-from healthcheck.rules import program_findings
+from healthcheck.collectors.supervisor.rules import program_findings
 from healthcheck.supervisor_client import (
     DiscoveredServer,
     ProcessInfo,

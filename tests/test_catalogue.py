@@ -18,9 +18,14 @@ import pytest
 
 from healthcheck.catalogue import Entry, catalogue
 from healthcheck.collectors.gpu import kernel_findings, xid_findings
+from healthcheck.collectors.supervisor.rules import (
+    CannedProbe,
+    decisive_index,
+    explain_program,
+    match_entry,
+)
 from healthcheck.config import Config
 from healthcheck.model import Finding, Status
-from healthcheck.collectors.supervisor.rules import CannedProbe, decisive_index, explain_program, match_entry
 from healthcheck.xid import KernelLog, find_xids
 
 ROOT = Path(__file__).resolve().parent.parent

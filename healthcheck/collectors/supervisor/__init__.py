@@ -3,7 +3,7 @@
 XML-RPC first (healthcheck.supervisor_client), over the configured serverurl; when that is
 the default and there is no socket, over the servers the box's supervisord.conf declares;
 when XML-RPC cannot be used at all, `supervisorctl status` as a fallback. What each program's
-state means (its findings) comes from the table of known failures in healthcheck.collectors.supervisor.rules.
+state means (its findings) comes from the table of known failures in its rules module.
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from healthcheck.catalogue import finding as worded
+from healthcheck.collectors.supervisor.rules import program_findings
 from healthcheck.config import Config, LogsConfig, SupervisorConfig
 from healthcheck.lazyre import lazy
 from healthcheck.logtail import clean_line, looks_like_error, read_tail
 from healthcheck.model import Finding, Section, Status
 from healthcheck.proc import run_command
-from healthcheck.collectors.supervisor.rules import program_findings
 from healthcheck.supervisor_client import (
     DiscoveredServer,
     ProcessInfo,

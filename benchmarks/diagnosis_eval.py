@@ -30,9 +30,9 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 from healthcheck.collectors.gpu import kernel_findings, xid_findings
-from healthcheck.collectors.logs import ends_with_error
 from healthcheck.collectors.supervisor.rules import CannedProbe, explain_program
 from healthcheck.config import Config
+from healthcheck.loglines import ends_with_error
 from healthcheck.logtail import looks_like_error
 from healthcheck.model import Finding, Status
 from healthcheck.xid import KernelLog, find_xids

@@ -378,7 +378,10 @@ def collector_options(config: Config, name: str, options: type | None) -> Any:
         if table:
             raise ConfigError(f"{where}: the {name} collector takes no options [collectors.{name}]")
         return None
-    return _build(options, table, prefix=f"collectors.{name}.", where=where)
+    try:
+        return _build(options, table, prefix=f"collectors.{name}.", where=where)
+    except TypeError as exc:  # an Options field without a default, not given
+        raise ConfigError(f"{where}: [collectors.{name}]: {exc}") from None
 
 
 def _build(cls: type, raw: Any, prefix: str, where: str) -> Any:

@@ -59,7 +59,7 @@ class Facts:
     def listeners(self) -> dict[int, list[tuple[str, int | None]]]:
         """Port -> [(address, pid of the owner)] for every listening TCP socket."""
         with self.active():
-            return processes.listeners_by_port()
+            return self._store.get("listeners-by-port", processes.listeners_by_port)
 
     def unix_socket_owners(self, names: set[str]) -> set[int]:
         """The process holding a Unix socket bound to one of `names` (empty: none)."""

@@ -40,7 +40,7 @@ def test_wheel_carries_the_templates_and_runs_from_elsewhere(tmp_path: Path) -> 
     assert "healthcheck/collectors/supervisor/failures/cuda.toml" in names
     assert "healthcheck/collectors/gpu/failures/xid.toml" in names
     assert "healthcheck/collectors/gpu/gpu.md.j2" in names
-    assert "healthcheck/collectors/healthcheck_self/healthcheck.md.j2" in names
+    assert "healthcheck/collectors/healthcheck/healthcheck.md.j2" in names
 
     target = tmp_path / "site"
     subprocess.run(

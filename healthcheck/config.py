@@ -329,9 +329,11 @@ def _collector_tables(
     spelled: dict[str, str] = {}
     plugin_tables: dict[str, dict[str, Any]] = {}
     for name in [key for key in section if key not in own]:
+        if not isinstance(section[name], dict):
+            if name in COLLECTOR_TABLES:
+                raise ConfigError(f"{where}: 'collectors.{name}' must be a table")
+            continue  # a misspelt key of [collectors] itself: _build names it
         table = section.pop(name)
-        if not isinstance(table, dict):
-            raise ConfigError(f"{where}: 'collectors.{name}' must be a table")
         attr = COLLECTOR_TABLES.get(name)
         if attr is None:
             _check_plugin_name(name, where)
@@ -354,10 +356,13 @@ def _collector_tables(
 def _check_plugin_name(name: str, where: str) -> None:
     """A `[collectors.NAME]` table must name a collector that can take it: a built-in one
     with options, or an installed plugin (its options are checked when it runs)."""
+    from healthcheck.assets import collector_folders
     from healthcheck.plugins import installed_entry_points
 
+    # A built-in collector whose Options live in its own package, not in this module's tables.
+    builtin = {folder.name for folder in collector_folders()} - set(COLLECTOR_TABLES)
     plugins = sorted({ep.name for ep in installed_entry_points()})
-    if name in plugins:
+    if name in builtin or name in plugins:
         return
     known = ", ".join(sorted(COLLECTOR_TABLES) + plugins)
     raise ConfigError(

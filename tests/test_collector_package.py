@@ -194,6 +194,7 @@ def test_builtin_tables_have_two_spellings_and_one_value() -> None:
         ({"logs": {"tail_lines": 0}}, "'logs.tail_lines' must be greater than 0"),
         ({"collectors": {"gpu": 3}}, "'collectors.gpu' must be a table"),
         ({"collectors": {"tables": {}}}, "unknown collector in [collectors.tables]"),
+        ({"collectors": {"timout": 3}}, "unknown key 'collectors.timout' (did you mean"),
     ],
 )
 def test_builtin_table_errors_name_the_key_as_written(

@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from healthcheck import history as hist
-from healthcheck.collectors.logs import growth_findings
 from healthcheck.config import Config
 from healthcheck.docs import DocsError, DocsUpdate, inspect_docs, update_docs
 from healthcheck.improvement_log import LogError, open_entries
 from healthcheck.lock import LOCK_NAME, LockBusy, LockError, workspace_lock
+from healthcheck.loglines import growth_findings
 from healthcheck.model import Collector, Finding, Status
 from healthcheck.output import ReportPathError, WriteError, report_paths, write_files_atomically
 from healthcheck.redact import Redactor

@@ -9,7 +9,6 @@ import stat
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -138,7 +137,6 @@ class OutputUnavailable(Exception):
     """An output cannot be made here (its library is not installed): a warning, not a failure."""
 
 
-@dataclass(frozen=True)
 class Output:
     """One file a run writes: where it goes and how it is made from the report.
 
@@ -147,14 +145,27 @@ class Output:
     --output says, are written by a partial run given --output, and are recorded in git.
     True for a file another program reads (node_exporter's textfile): written only by a run
     of the whole box, after the report, never recorded; trouble writing it is a warning.
+
+    A plain class, not a dataclass: every command imports this module, and a dataclass
+    costs its start-up more than the whole rest of the module.
     """
 
-    key: str  # names it in a run's result and to the other renderers
-    title: str  # in warnings: "Prometheus textfile not written: ..."
-    # Where it goes, from the config and --output; None: not configured, not written.
-    path: Callable[[Config, Path | None], Path | None]
-    render: Callable[[Rendering], str | bytes]
-    export: bool = False
+    __slots__ = ("export", "key", "path", "render", "title")
+
+    def __init__(
+        self,
+        key: str,
+        title: str,
+        path: Callable[[Config, Path | None], Path | None],
+        render: Callable[[Rendering], str | bytes],
+        export: bool = False,
+    ) -> None:
+        self.key = key  # names it in a run's result and to the other renderers
+        self.title = title  # in warnings: "Prometheus textfile not written: ..."
+        # Where it goes, from the config and --output; None: not configured, not written.
+        self.path = path
+        self.render = render
+        self.export = export
 
 
 class Rendering:

@@ -7,7 +7,6 @@ that these tests say what the pipeline does, not what the box looks like.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import subprocess
 from collections import Counter
@@ -120,7 +119,7 @@ def count_renders(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
             made[entry.key] += 1
             return entry.render(rendering)
 
-        return dataclasses.replace(entry, render=render)
+        return Output(entry.key, entry.title, entry.path, render, entry.export)
 
     monkeypatch.setattr(output, "OUTPUTS", [counted(e) for e in OUTPUTS])
     return made

@@ -1,12 +1,14 @@
 """The catalogue of known failures: data files shipped in the wheel, read once per process.
 
-`healthcheck/knowledge/failures/*.toml` hold one file per area (supervisor programs, being
-killed, CUDA, X and VNC, GUI libraries, services, the kernel's GPU messages, Xid codes, GPU
-checks). Each `[[entry]]` says what recognises a failure (patterns on a program's log or spawn
-error, exit statuses, signals, kernel log lines, an Xid code), its severity, and title, detail
-and fix templates with named placeholders; each carries `[[entry.case]]` examples that
-tests/test_catalogue.py runs. Files are tried in their `order`, entries in file order, so
-specific causes come before general ones. Adding a known failure is one entry and no Python.
+The core's `healthcheck/knowledge/failures/*.toml` and each collector's own
+`collectors/NAME/failures/*.toml` (plugins' too, healthcheck.assets) hold one file per area
+(supervisor programs, being killed, CUDA, X and VNC, GUI libraries, services, the kernel's
+GPU messages, Xid codes, GPU checks). Each `[[entry]]` says what recognises a failure
+(patterns on a program's log or spawn error, exit statuses, signals, kernel log lines, an Xid
+code), its severity, and title, detail and fix templates with named placeholders; each carries
+`[[entry.case]]` examples that tests/test_catalogue.py runs. Files are tried in their
+`order`, entries in file order, so specific causes come before general ones. Adding a known
+failure is one entry and no Python.
 """
 
 from __future__ import annotations
@@ -127,15 +129,17 @@ def catalogue() -> Catalogue:
     else:  # pragma: no cover - Python 3.10
         import tomli as tomllib
 
+    from healthcheck.assets import failure_files
+
     folder = resources.files("healthcheck").joinpath(KNOWLEDGE_DIR)
+    core = [item for item in folder.iterdir() if item.name.endswith(".toml")]
     files = []
-    for item in folder.iterdir():
-        if item.name.endswith(".toml"):
-            try:
-                data = tomllib.loads(item.read_text(encoding="utf-8"))
-            except tomllib.TOMLDecodeError as exc:
-                raise CatalogueError(f"{item.name}: {exc}") from exc
-            files.append((int(data.get("order", 50)), item.name, data))
+    for item in [*core, *failure_files()]:
+        try:
+            data = tomllib.loads(item.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise CatalogueError(f"{item.name}: {exc}") from exc
+        files.append((int(data.get("order", 50)), item.name, data))
     files.sort(key=lambda f: (f[0], f[1]))
     entries: list[Entry] = []
     libraries: dict[str, str] = {}

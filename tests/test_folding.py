@@ -12,14 +12,19 @@ from test_display import fabricated
 from test_rules import closed_port
 
 from healthcheck.collectors.display import assess
-from healthcheck.collectors.logs import ends_with_error, line_stamp, line_times, written_before
-from healthcheck.collectors.supervisor import supervisord_line
+from healthcheck.collectors.supervisor.rules import explain_program
 from healthcheck.config import Config
 from healthcheck.diagnosis import diagnose, serving_program, unreached_display
+from healthcheck.loglines import (
+    ends_with_error,
+    line_stamp,
+    line_times,
+    supervisord_line,
+    written_before,
+)
 from healthcheck.logtail import looks_like_error
 from healthcheck.model import Finding, Section, Status
 from healthcheck.program import Program
-from healthcheck.rules import explain_program
 
 from programs import program
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import pytest
 
+from healthcheck.collectors.supervisor.rules import explain_program, pip_package
 from healthcheck.config import Config
 from healthcheck.diagnosis import diagnose, program_for_service
 from healthcheck.model import Finding, Section, Status
-from healthcheck.rules import explain_program, pip_package
 
 from programs import program
 

@@ -43,6 +43,11 @@ class App:
         sys.exit(code)
 
 
+# The command's own redactor once its configuration is loaded: an internal error's line
+# then masks what [redact] names and the container's secrets, not only our environment's.
+_command_redactor: Any = None
+
+
 def _redactor(config: Config | None = None) -> Any:
     """A redactor that knows the secret values of our own and the container's environment.
 
@@ -152,6 +157,8 @@ def _make_app(config_path: str | None, verbose: int, quiet: bool) -> App:
         console.error(f"config error: {exc}")
         sys.exit(EXIT_USAGE)
     redactor = _redactor(config)
+    global _command_redactor
+    _command_redactor = redactor
     configure_logging(redactor, verbosity)
     return App(
         config=config,
@@ -895,8 +902,9 @@ def _run_cli() -> None:
         # A bug, not a foreseeable condition: one redacted line, the traceback only on request.
         if "-vv" in sys.argv or sys.argv.count("-v") + sys.argv.count("--verbose") >= 2:
             raise
+        redactor = _command_redactor or _redactor()
         sys.stderr.write(
-            _redactor().text(
+            redactor.text(
                 f"healthcheck: internal error: {type(exc).__name__}: {exc} (run with -vv for the "
                 "traceback)\n"
             )

@@ -10,12 +10,12 @@ from __future__ import annotations
 from typing import ClassVar
 
 from healthcheck import x11
+from healthcheck.collectors.display import gather, judge
 from healthcheck.collectors.display.gather import (
     ProcInfo,
     find_novnc,
     find_server,
     find_window_managers,
-    gather,
     novnc_target,
     process_infos,
     vnc_port,
@@ -46,7 +46,7 @@ class DisplayCollector:
         config = ctx.config
         from healthcheck.supervisor_client import own_supervisord_pids
 
-        data = gather(
+        data = gather.gather(
             config.display.display,
             config.display.window_manager,
             process_infos(ctx.facts.processes()),
@@ -54,7 +54,7 @@ class DisplayCollector:
             base=self.base,
             own_tree=own_supervisord_pids(config.supervisor.serverurl),
         )
-        findings = assess(data, expected_vnc_port=config.services.ports.get("vnc"))
+        findings = judge.assess(data, expected_vnc_port=config.services.ports.get("vnc"))
         return Section.from_findings(self.name, data, findings)
 
 
@@ -66,7 +66,6 @@ __all__ = [
     "find_novnc",
     "find_server",
     "find_window_managers",
-    "gather",
     "lock_is_stale",
     "novnc_target",
     "process_infos",

@@ -2,7 +2,8 @@
 
 Each collector package splits into gather.py (reads the box) and judge.py (pure functions
 from what was read to findings). These tests give each judge's entry point (`assess`) one
-case per family of findings it makes, and a healthy case that must make none.
+case per family of findings it makes, and a healthy case that must make none (display,
+system, gpu, supervisor, logs, ports, provisioning).
 """
 
 from __future__ import annotations
@@ -14,11 +15,14 @@ import pytest
 
 from healthcheck.collectors.display import judge as display
 from healthcheck.collectors.gpu import judge as gpu
+from healthcheck.collectors.logs import judge as logs
+from healthcheck.collectors.ports import judge as ports
+from healthcheck.collectors.provisioning import judge as provisioning
 from healthcheck.collectors.supervisor import judge as supervisor
 from healthcheck.collectors.supervisor.rules import CannedProbe
 from healthcheck.collectors.system import judge as system
-from healthcheck.config import Config, GpuConfig, SystemConfig
-from healthcheck.logtail import Tail
+from healthcheck.config import Config, GpuConfig, LogsConfig, SystemConfig
+from healthcheck.logtail import LogCandidate, LogDir, Tail
 from healthcheck.model import Finding, Status
 from healthcheck.nvml import NvmlFailure
 from healthcheck.program import Program
@@ -390,3 +394,117 @@ def test_supervisor_through_supervisorctl_and_unreachable() -> None:
     assert down.rule == "unreachable" and g.reason == "no such file"
     assert "unix:///run/supervisor.sock (config): no such file" in down.detail
     assert "Fallback: no supervisorctl on PATH." in down.detail
+
+
+# --- logs ---------------------------------------------------------------------------------
+
+
+def log_readings(*tails: Tail, dirs: list[LogDir] | None = None) -> logs.LogReadings:
+    found = dirs if dirs is not None else [LogDir(path="/logs", exists=True, matched=len(tails))]
+    candidates = [LogCandidate(path=t.path, mtime_ns=0) for t in tails]
+    return logs.LogReadings(found, candidates, list(tails))
+
+
+def test_logs_quiet_logs_make_no_finding() -> None:
+    lines = ("started", "Error: retrying", *(f"step {i} ok" for i in range(5)))
+    quiet = Tail(path="/logs/app.log", size=100, lines=lines)
+    data, found = logs.assess(log_readings(quiet), LogsConfig())
+    assert found == []  # an error line followed by recovery is not how the log ends
+    assert data["files"][0]["error_lines"] == [1] and data["left_out"] == 0
+
+
+def test_logs_every_family() -> None:
+    failing = Tail(path="/logs/app.log", size=2 * 1024**3, lines=("started", "Error: boom"))
+    gone = Tail(path="/logs/gone.log", error="permission denied")
+    walls = [LogDir(path="/logs", exists=True, error="permission denied")]
+    _, found = logs.assess(log_readings(failing, gone, dirs=walls), LogsConfig())
+    assert [(f.rule, f.subject) for f in found] == [
+        ("log-ends-with-error", "/logs/app.log"),
+        ("runaway-log", "/logs/app.log"),
+        ("log-unreadable", "/logs/gone.log"),
+        ("log-dir-unreadable", "/logs"),
+    ]
+    _, found = logs.assess(log_readings(dirs=[LogDir(path="/logs")]), LogsConfig())
+    assert [f.rule for f in found] == ["no-log-dir"]
+
+
+def test_logs_byte_caps_keep_the_newest_lines() -> None:
+    long = Tail(path="/logs/big.log", size=10**6, lines=tuple(f"{i:05d}" * 100 for i in range(40)))
+    data, _ = logs.assess(log_readings(long), LogsConfig())
+    shown = data["files"][0]
+    assert shown["lines"][-1] == long.lines[-1] and shown["lines_left_out"] > 0
+    assert sum(len(line) + 1 for line in shown["lines"]) <= logs.FILE_BYTES
+
+
+# --- ports --------------------------------------------------------------------------------
+
+
+def port_readings(listeners: dict[int, list[tuple[str, int | None]]]) -> ports.PortReadings:
+    names = {pid: f"proc{pid}" for e in listeners.values() for _, pid in e if pid is not None}
+    return ports.PortReadings(listeners, (32768, 60999), names)
+
+
+def test_ports_every_expected_port_listened_on_makes_no_finding() -> None:
+    readings = port_readings(
+        {5901: [("0.0.0.0:5901", 10)], 40000: [("127.0.0.1:40000", 11)], 22: [("[::]:22", None)]}
+    )
+    data, volatile, found = ports.assess(readings, {"vnc": 5901})
+    assert found == []
+    assert data["ports"][0]["processes"] == [{"pid": 10, "name": "proc10"}]
+    # A loopback listener on an ephemeral port is counted, not listed.
+    assert [o["port"] for o in data["other_listeners"]] == [22]
+    assert volatile["loopback_ephemeral_listeners"] == 1
+
+
+def test_ports_an_expected_port_nobody_listens_on() -> None:
+    _, _, found = ports.assess(port_readings({}), {"vnc": 5901, "novnc": 6901})
+    assert [(f.rule, f.subject, f.severity) for f in found] == [
+        ("not-listening", "vnc:5901", Status.WARN),
+        ("not-listening", "novnc:6901", Status.WARN),
+    ]
+
+
+# --- provisioning -------------------------------------------------------------------------
+
+
+def script(path: str, **changes: Any) -> dict[str, Any]:
+    """A healthy script's inspection, `changes` applied."""
+    info = {
+        "path": path,
+        "present": True,
+        "kind": "file",
+        "executable": True,
+        "size": 120,
+        "crlf": False,
+        "link_target": None,
+        "error": None,
+    }
+    return {**info, **changes}
+
+
+def test_provisioning_healthy_scripts_make_no_finding() -> None:
+    assert provisioning.assess([script("/provision.sh"), script("/onstart.sh")]) == []
+
+
+def test_provisioning_every_family() -> None:
+    found = provisioning.assess(
+        [
+            script("/a.sh", present=False),
+            script("/b.sh", present=False, link_target="/gone.sh"),
+            script("/c.sh", error="Permission denied"),
+            script("/d", kind="directory"),
+            script("/e.sh", size=0),
+            script("/f.sh", executable=False, crlf=True),
+        ]
+    )
+    assert [(f.rule, f.subject) for f in found] == [
+        ("missing", ""),  # two missing scripts are one finding
+        ("unreadable", "/c.sh"),
+        ("not-a-file", "/d"),
+        ("empty", "/e.sh"),
+        ("not-executable", "/f.sh"),
+        ("crlf-line-endings", "/f.sh"),
+    ]
+    assert "/a.sh, /b.sh" in found[0].title and "/gone.sh" in found[0].detail
+    (one,) = provisioning.assess([script("/a.sh", present=False)])
+    assert (one.rule, one.subject) == ("missing", "/a.sh")

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+from test_display import fabricated  # a healthy display :1, changes merged in
 
 from healthcheck.collectors.display import judge as display
 from healthcheck.collectors.gpu import judge as gpu
@@ -39,52 +40,14 @@ def rules(findings: list[Finding]) -> list[str]:
 # --- display ------------------------------------------------------------------------------
 
 
-def display_data(**changes: Any) -> dict[str, Any]:
-    """A healthy display :1 (Xtigervnc on 5901, icewm, noVNC to 5901), `changes` merged in."""
-    data: dict[str, Any] = {
-        "display": ":1",
-        "number": 1,
-        "socket": {"path": "/tmp/.X11-unix/X1", "exists": True},
-        "lock": {
-            "path": "/tmp/.X1-lock",
-            "exists": True,
-            "pid": 10,
-            "pid_alive": True,
-            "pid_name": "Xtigervnc",
-        },
-        "connection": {
-            "ok": True,
-            "result": "success",
-            "reason": None,
-            "answered": True,
-            "auth_required": False,
-            "auth_file": None,
-        },
-        "server": {"pid": 10, "name": "Xtigervnc", "cmdline": "Xtigervnc :1", "program": "vnc"},
-        "vnc": {"port": 5901, "listening": True},
-        "window_manager": {
-            "name": "icewm",
-            "running": True,
-            "processes": [{"pid": 20, "name": "icewm", "display": ":1", "program": "wm"}],
-        },
-        "novnc": {
-            "running": True,
-            "processes": [{"pid": 30, "name": "websockify", "target": "localhost:5901"}],
-        },
-    }
-    for key, value in changes.items():
-        data[key] = {**data[key], **value} if isinstance(value, dict) else value
-    return data
-
-
 def test_display_healthy_makes_no_finding() -> None:
-    assert display.assess(display_data(), expected_vnc_port=5901) == []
+    assert display.assess(fabricated(), expected_vnc_port=5901) == []
     # Without a configured VNC port there is nothing to compare against either.
-    assert display.assess(display_data(), expected_vnc_port=None) == []
+    assert display.assess(fabricated(), expected_vnc_port=None) == []
 
 
 def test_display_down_server_with_a_stale_lock() -> None:
-    data = display_data(
+    data = fabricated(
         connection={"ok": False, "answered": False, "result": "refused", "reason": "no socket"},
         socket={"exists": False},
         server=None,
@@ -97,14 +60,14 @@ def test_display_down_server_with_a_stale_lock() -> None:
     ]
     assert "pid 4242, which is no longer running" in found[1].detail
     # A lock whose pid is the live X server is not stale: the same outage, one finding.
-    live = display_data(
+    live = fabricated(
         connection={"ok": False, "answered": False, "result": "timeout", "reason": "silent"},
     )
     assert rules(display.assess(live, 5901)) == ["x-server-down"]
 
 
 def test_display_vnc_on_another_port_than_configured() -> None:
-    data = display_data(vnc={"port": 5902}, novnc={"processes": []})
+    data = fabricated(vnc={"port": 5902}, novnc={"processes": []})
     (finding,) = display.assess(data, expected_vnc_port=5901)
     assert (finding.rule, finding.subject) == ("vnc-port-mismatch", "vnc:5902")
     # Only while the X server is up: a down server is the finding then, not its port.
@@ -114,12 +77,12 @@ def test_display_vnc_on_another_port_than_configured() -> None:
 
 def test_display_window_manager_on_another_display() -> None:
     wm = {"processes": [{"pid": 20, "name": "icewm", "display": ":0", "program": "wm"}]}
-    (finding,) = display.assess(display_data(window_manager=wm), 5901)
+    (finding,) = display.assess(fabricated(window_manager=wm), 5901)
     assert finding.rule == "wm-wrong-display"
     assert 'environment=DISPLAY=":1" to [program:wm]' in finding.hint
     # An environment that could not be read is not evidence of a wrong display.
     unreadable = {"processes": [{"pid": 20, "name": "icewm", "display": display.UNREADABLE}]}
-    assert display.assess(display_data(window_manager=unreadable), 5901) == []
+    assert display.assess(fabricated(window_manager=unreadable), 5901) == []
 
 
 # --- system -------------------------------------------------------------------------------

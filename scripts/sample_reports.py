@@ -71,24 +71,39 @@ def free(port: int) -> int:
     return port
 
 
-def healthy_programs(display: str) -> dict[str, Any]:
+def stand_in_ports() -> dict[str, int]:
+    """The samples' ports where free, else a free one in their place: the test maps the
+    stand-ins back (as it does a taken display), so a host that happens to run something on
+    18080 still checks the samples. The script itself insists on the real ones."""
+    chosen = {}
+    for name, port in PORTS.items():
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                probe.bind(("127.0.0.1", 0))
+            chosen[name] = int(probe.getsockname()[1])
+    return chosen
+
+
+def healthy_programs(display: str, ports: dict[str, int]) -> dict[str, Any]:
     return {
-        "sshd": http_server(PORTS["ssh"]),  # a stand-in that listens where sshd would
-        "jupyter": http_server(PORTS["jupyter"]),
-        "novnc": http_server(PORTS["novnc"]),
-        "filebrowser": http_server(PORTS["filebrowser"]),
+        "sshd": http_server(ports["ssh"]),  # a stand-in that listens where sshd would
+        "jupyter": http_server(ports["jupyter"]),
+        "novnc": http_server(ports["novnc"]),
+        "filebrowser": http_server(ports["filebrowser"]),
         "icewm": real_icewm(BOX / "home", display),
     }
 
 
-def faulty_programs() -> dict[str, Any]:
-    programs = seed_programs(PORTS["novnc"])
+def faulty_programs(ports: dict[str, int]) -> dict[str, Any]:
+    programs = seed_programs(ports["novnc"])
     programs["icewm"] = real_icewm(BOX / "home", None)
     return programs
 
 
-def write_config(url: str, display: str, logs: Path) -> Path:
-    ports = "\n".join(f"{name} = {port}" for name, port in PORTS.items())
+def write_config(url: str, display: str, logs: Path, chosen: dict[str, int]) -> Path:
+    ports = "\n".join(f"{name} = {port}" for name, port in chosen.items())
     config = BOX / "healthcheck.toml"
     config.write_text(
         f"""[paths]
@@ -152,19 +167,20 @@ def box() -> Iterator[Path]:
         shutil.rmtree(BOX, ignore_errors=True)
 
 
-def generate(out: Path) -> int:
+def generate(out: Path, ports: dict[str, int] | None = None) -> int:
     """Build both boxes, run healthcheck on them, and write every output under `out`.
 
-    Returns the X display number used: FIRST_DISPLAY unless something else holds it."""
-    for port in PORTS.values():
-        free(port)
+    Returns the X display number used: FIRST_DISPLAY unless something else holds it.
+    `ports`: stand-ins for PORTS (the test's); by default PORTS, which must be free."""
+    if ports is None:
+        ports = {name: free(port) for name, port in PORTS.items()}
     workspace = BOX / "workspace"
-    with box(), ExitStack() as stack:
+    with one_at_a_time(), box(), ExitStack() as stack:
         xvfb = stack.enter_context(start_xvfb(free_display_number(FIRST_DISPLAY)))
-        healthy = healthy_programs(xvfb.display)
+        healthy = healthy_programs(xvfb.display, ports)
         with start_supervisord(BOX / "supervisor", healthy, env=CONTAINER_ENV) as sv:
             sv.wait_for_states({name: "RUNNING" for name in healthy}, timeout=30)
-            write_config(sv.url, xvfb.display, sv.log_dir)
+            write_config(sv.url, xvfb.display, sv.log_dir, ports)
             settle_logs(sv.log_dir)
             invoke("run")
         save(workspace, out / "healthy", ["system_status.md", "system_status.json"])
@@ -187,9 +203,9 @@ def generate(out: Path) -> int:
         (BOX / "supervisor" / "supervisord.log").unlink(missing_ok=True)
         for log in (BOX / "supervisor" / "logs").glob("*.log"):
             log.unlink()
-        with start_supervisord(BOX / "supervisor", faulty_programs(), env=CONTAINER_ENV) as sv:
+        with start_supervisord(BOX / "supervisor", faulty_programs(ports), env=CONTAINER_ENV) as sv:
             sv.wait_for_states(SEED_STATES, timeout=30)
-            write_config(sv.url, xvfb.display, sv.log_dir)
+            write_config(sv.url, xvfb.display, sv.log_dir, ports)
             settle_logs(sv.log_dir)
             invoke("run")
             context = invoke("context", "--last", "--budget", "1500")
@@ -207,6 +223,17 @@ def generate(out: Path) -> int:
         (out / "faulty" / "context.md").write_text(context, encoding="utf-8")
         (out / "faulty" / "diff.txt").write_text(diff, encoding="utf-8")
         return xvfb.number
+
+
+@contextmanager
+def one_at_a_time() -> Iterator[None]:
+    """BOX is one fixed path (the samples name it): two generations at once on one host
+    (two checkouts' tests) would build their boxes into each other, so the second waits."""
+    import fcntl
+
+    with open(f"{BOX}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def save(workspace: Path, target: Path, names: list[str]) -> None:

@@ -130,15 +130,20 @@ def load_generator() -> Any:
 @pytest.mark.skipif(not (have("Xvfb") and have("icewm")), reason="needs Debian's xvfb and icewm")
 def test_sample_reports_are_current(tmp_path: Path) -> None:
     generator = load_generator()
-    number = generator.generate(tmp_path)
-    if number != generator.FIRST_DISPLAY:
-        # Another X server held the samples' display: read the outputs as if it had not.
-        for name in FILES:
-            path = tmp_path / name
-            text = path.read_text(encoding="utf-8", errors="surrogateescape")
+    ports = generator.stand_in_ports()
+    number = generator.generate(tmp_path, ports)
+    # Another X server held the samples' display, or another program one of their ports:
+    # read the outputs as if it had not.
+    for name in FILES:
+        path = tmp_path / name
+        text = path.read_text(encoding="utf-8", errors="surrogateescape")
+        if number != generator.FIRST_DISPLAY:
             at_display = rf'(?:(?<=[:X])|(?<="number": )){number}\b'  # ":88", "X88-lock"
             text = re.sub(at_display, str(generator.FIRST_DISPLAY), text)
-            path.write_text(text, encoding="utf-8", errors="surrogateescape")
+        for service, port in ports.items():
+            if port != generator.PORTS[service]:
+                text = re.sub(rf"\b{port}\b", str(generator.PORTS[service]), text)
+        path.write_text(text, encoding="utf-8", errors="surrogateescape")
     stale = [name for name in FILES if normalized(tmp_path / name) != normalized(SAMPLES / name)]
     assert stale == [], f"regenerate: .venv/bin/python scripts/sample_reports.py ({stale})"
 

@@ -41,6 +41,7 @@ from healthcheck.nvml import (
     system_info,
 )
 from healthcheck.text import cut
+from healthcheck.tracking import DriftSpec
 from healthcheck.xid import XidEvent, explain, find_xids, parse_xid, pci_key, read_kernel_log
 
 NAME = "gpu"
@@ -78,6 +79,8 @@ class GpuCollector:
     timeout: ClassVar[float | None] = None
     # The [collectors.gpu] table (first spelt [gpu], still read so).
     Options: ClassVar[type] = GpuConfig
+    # `healthcheck diff` shows its changes, field by field, under a heading of their own.
+    drift: ClassVar[DriftSpec] = DriftSpec(heading="GPU and driver", key="gpu", order=30)
 
     def collect(self, ctx: RunContext | Config) -> Section:
         ctx = as_context(self, ctx)

@@ -8,8 +8,10 @@ from typing import Any, ClassVar
 
 import psutil
 
+from healthcheck.collectors.ports.changes import DRIFT
 from healthcheck.config import Config, ServicesConfig
 from healthcheck.model import Finding, RunContext, Section, Status, as_context
+from healthcheck.tracking import DriftSpec
 
 MAX_OTHER_LISTENERS = 30
 # The kernel's default ephemeral range, when /proc does not say otherwise.
@@ -24,6 +26,8 @@ class PortsCollector:
     timeout: ClassVar[float | None] = None
     # The [collectors.ports] table (first spelt [services], still read so).
     Options: ClassVar[type] = ServicesConfig
+    # What `healthcheck diff` says of its expected ports (changes.py).
+    drift: ClassVar[DriftSpec] = DRIFT
 
     def collect(self, ctx: RunContext | Config) -> Section:
         ctx = as_context(self, ctx)

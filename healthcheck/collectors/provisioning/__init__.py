@@ -9,9 +9,11 @@ import shlex
 import stat
 from typing import Any, ClassVar
 
+from healthcheck.collectors.provisioning.changes import DRIFT
 from healthcheck.config import Config, ProvisioningConfig
 from healthcheck.model import Finding, RunContext, Section, Status, as_context
 from healthcheck.timestamps import utc_stamp_of
+from healthcheck.tracking import DriftSpec
 
 # Enough to fingerprint a script for drift without reading a huge file dropped in its place.
 MAX_HASHED_BYTES = 4 * 1024 * 1024
@@ -25,6 +27,8 @@ class ProvisioningCollector:
     timeout: ClassVar[float | None] = None
     # The [collectors.provisioning] table (first spelt [provisioning], still read so).
     Options: ClassVar[type] = ProvisioningConfig
+    # What `healthcheck diff` says of its scripts (changes.py).
+    drift: ClassVar[DriftSpec] = DRIFT
 
     def collect(self, ctx: RunContext | Config) -> Section:
         ctx = as_context(self, ctx)

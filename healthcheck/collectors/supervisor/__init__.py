@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from healthcheck.catalogue import finding as worded
+from healthcheck.collectors.supervisor.changes import DRIFT
 from healthcheck.collectors.supervisor.rules import program_findings
 from healthcheck.commands import run_command
 from healthcheck.config import Config, LogsConfig, SupervisorConfig
@@ -34,6 +35,7 @@ from healthcheck.supervisor_client import (
     display_url,
 )
 from healthcheck.timestamps import utc_stamp_of
+from healthcheck.tracking import DriftSpec
 
 DEFAULT_SERVERURL = SupervisorConfig().serverurl
 SHUTDOWN_STATE_FAULT = 6  # supervisor.xmlrpc.Faults.SHUTDOWN_STATE
@@ -71,6 +73,8 @@ class SupervisorCollector:
     timeout: ClassVar[float | None] = None
     # The [collectors.supervisor] table (first spelt [supervisor], still read so).
     Options: ClassVar[type] = SupervisorConfig
+    # What `healthcheck diff` says of its programs (changes.py).
+    drift: ClassVar[DriftSpec] = DRIFT
 
     def __init__(
         self, discover: Discover = discover_serverurls, supervisorctl: str = "supervisorctl"

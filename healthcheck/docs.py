@@ -347,7 +347,16 @@ class _Refresh:
         if provided is not None and provided[1] not in self.context["r"].get("sections", {}):
             return None
         template = self.env.get_template(f"{TEMPLATE_DIR}/{name}.md.j2")
-        text = template.render(**self.context, arg=arg)
+        try:
+            text = template.render(**self.context, arg=arg)
+        except jinja2.TemplateError as exc:
+            # A plugin's block that cannot read its section (an older report, a bug): the
+            # document keeps what it has, and the refresh goes on.
+            why = self.redactor.text(f"{type(exc).__name__}: {exc}")
+            self.warnings.append(
+                f"managed block {name!r} could not be filled ({why}); left as it was"
+            )
+            return None
         # Generated text may carry a lone surrogate that no encoder takes; make it "?".
         text = text.encode("utf-8", "replace").decode("utf-8")
         return self.redactor.text(text.strip("\n"))

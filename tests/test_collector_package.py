@@ -261,6 +261,14 @@ def test_a_plugin_fills_its_own_docs_block(fan_plugin: Path) -> None:
     # A run that skipped the plugin keeps what the block had, as a built-in's block does.
     skipped = refresh_text(document, {**report, "sections": {}}, Redactor(), now)
     assert skipped.blocks == () and not skipped.changed
+    # So does a section the block cannot read (an older plugin's): one warning, no traceback.
+    older = {**report, "sections": {"fans": {"status": "ok", "data": {}}}}
+    unread = refresh_text(document, older, Redactor(), now)
+    assert (unread.changed, unread.blocks) == (False, ())
+    assert unread.warnings == (
+        "managed block 'fan-speeds' could not be filled (UndefinedError: 'dict object' has no "
+        "attribute 'readings'); left as it was",
+    )
 
 
 # --- the built-ins' tables: [collectors.NAME], and the first release's [NAME] -----------------

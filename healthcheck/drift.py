@@ -217,7 +217,8 @@ def compare(old: Run, new: Run, specs: Mapping[str, DriftSpec] | None = None) ->
             status_a, status_b = sa[name].get("status"), sb[name].get("status")
             if status_a != status_b:
                 changes.append({"what": "status", "old": status_a, "new": status_b})
-            skip = set(spec.covers) if spec and spec.compare else set()
+            # What the collector's own comparison covered (it runs only for a spec with a key).
+            skip = set(spec.covers) if spec and spec.key and spec.compare else set()
             changes += _generic(
                 {k: v for k, v in data_a[name].items() if k not in skip},
                 {k: v for k, v in data_b[name].items() if k not in skip},

@@ -48,9 +48,10 @@ class DriftSpec:
     heading: the title of its block of lines.
     key: where `diff --json` puts its changes (a top-level key, as "programs"); None: under
         "sections", with every other section's.
-    compare: its own comparison, (old data, new data) -> changes, of the data keys named in
-        `covers`; the rest of its data is compared field by field under "sections". Without
-        one, all its changes (status, `records`, the other fields) go to `key`.
+    compare: with `key`, its own comparison, (old data, new data) -> changes, of the data
+        keys named in `covers`; the rest of its data is compared field by field under
+        "sections". Without one, all its changes (status, `records`, the other fields) go to
+        `key`.
     lines: its changes as lines of text; without it each reads "what: old → new".
     order: where its block sits when it has a `key` (the findings' blocks are at 10).
     """
@@ -67,13 +68,17 @@ class DriftSpec:
 def drift_specs(collectors: Sequence[object]) -> dict[str, DriftSpec]:
     """The `drift` declarations of these collectors (instances or classes), by name; one
     that is not a DriftSpec (a plugin's mistake) is left out, and the section is compared
-    field by field."""
+    field by field. A key already taken (the report's own, an earlier collector's) is
+    dropped: those changes go under "sections"."""
     found = {}
+    taken = set(_REPORT_KEYS)
     for collector in collectors:
         spec = getattr(collector, "drift", None)
         if isinstance(spec, DriftSpec):
-            if spec.key in _REPORT_KEYS:  # a plugin's key would hide the report's own
+            if spec.key in taken:  # a plugin's key would hide the report's or another's
                 spec = dataclasses.replace(spec, key=None)
+            elif spec.key:
+                taken.add(spec.key)
             found[str(getattr(collector, "name", ""))] = spec
     return found
 

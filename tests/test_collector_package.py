@@ -271,6 +271,27 @@ def test_a_plugin_fills_its_own_docs_block(fan_plugin: Path) -> None:
     )
 
 
+def test_docs_update_from_the_last_report_finds_a_plugins_block(
+    fan_plugin: Path, tmp_path: Path
+) -> None:
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    report = fan_report("2025-05-01T11:00:00Z", "ok", NEW_READINGS)
+    (workspace / "system_status.json").write_text(json.dumps(report))
+    doc = tmp_path / "env.md"
+    doc.write_text("<!-- healthcheck:begin fan-speeds -->\n<!-- healthcheck:end fan-speeds -->\n")
+    config = tmp_path / "healthcheck.toml"
+    config.write_text(f'[paths]\nworkspace = "{workspace}"\n')
+    result = CliRunner().invoke(
+        cli, ["docs", "update", str(doc), "--config", str(config), "--last"]
+    )
+    assert (result.exit_code, result.stderr) == (
+        0,
+        f"Updated {doc} from the report of 2025-05-01T11:00:00Z: lines 2-3 of the new file.\n",
+    )
+    assert "- rear: 900 rpm\n- cpu: 0 rpm\n" in doc.read_text()
+
+
 # --- the built-ins' tables: [collectors.NAME], and the first release's [NAME] -----------------
 
 

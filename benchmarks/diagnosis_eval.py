@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -73,7 +74,7 @@ def findings_of(excerpt: dict[str, Any]) -> list[Finding]:
         events = find_xids(KernelLog(lines=dated))
         _, xids = xid_findings(events, {}, "kern.log")
         fallen = {e.pci for e in events if e.code == 79}
-        return [*xids, *kernel_findings(dated, "kern.log", fallen)]
+        return [*xids, *kernel_findings(dated, "kern.log", fallen, now=time.time())]
     config = Config()
     probe = CannedProbe(config, excerpt.get("probe", {}))
     found = explain_program(program_of(excerpt), config, probe)

@@ -43,6 +43,11 @@ class App:
         sys.exit(code)
 
 
+# The command's own redactor once its configuration is loaded: an internal error's line
+# then masks what [redact] names and the container's secrets, not only our environment's.
+_command_redactor: Any = None
+
+
 def _redactor(config: Config | None = None) -> Any:
     """A redactor that knows the secret values of our own and the container's environment.
 
@@ -152,6 +157,8 @@ def _make_app(config_path: str | None, verbose: int, quiet: bool) -> App:
         console.error(f"config error: {exc}")
         sys.exit(EXIT_USAGE)
     redactor = _redactor(config)
+    global _command_redactor
+    _command_redactor = redactor
     configure_logging(redactor, verbosity)
     return App(
         config=config,
@@ -174,41 +181,14 @@ def _names(value: str | None) -> list[str]:
 
 def _selected_collectors(app: App, only: str | None, skip: str | None) -> list[Any]:
     """The collectors to run: built-ins and plugins, less --skip and [collectors] disable."""
-    from healthcheck.collectors import BUILTIN_COLLECTORS
-    from healthcheck.plugins import SelectionError, load_collectors, select
+    from healthcheck.plugins import DisabledUnknown, SelectionError, choose
 
-    loaded = load_collectors(BUILTIN_COLLECTORS)
-    _check_disabled(app, loaded)
     try:
-        selected = select(
-            loaded,
-            _names(only),
-            _names(skip),
-            app.config.collectors.disable,
-        )
+        return choose(app.config.collectors.disable, _names(only), _names(skip))
+    except DisabledUnknown as exc:
+        app.fail(f"config error: {app.config.loaded_from or 'config'}: {exc}", EXIT_USAGE)
     except SelectionError as exc:
         app.fail(str(exc), EXIT_USAGE)
-    if not selected:
-        chosen = " and ".join(
-            f"{flag} {value}" for flag, value in (("--only", only), ("--skip", skip)) if value
-        )
-        why = f"{chosen} with [collectors] disable" if chosen else "[collectors] disable"
-        app.fail(f"no collector left to run: {why} leave none", EXIT_USAGE)
-    return [c.collector for c in selected]
-
-
-def _check_disabled(app: App, loaded: list[Any]) -> None:
-    """`collectors.disable` names collectors that exist, as --skip must (a typo there would
-    silently run what the operator meant to turn off)."""
-    known = {c.name for c in loaded}
-    unknown = sorted(set(app.config.collectors.disable) - known)
-    if unknown:
-        where = app.config.loaded_from or "config"
-        app.fail(
-            f"config error: {where}: 'collectors.disable': unknown collector "
-            f"{', '.join(map(repr, unknown))} (known: {', '.join(sorted(known))})",
-            EXIT_USAGE,
-        )
 
 
 def _fresh_or_last(
@@ -455,10 +435,13 @@ def serve(app: App, host: str, port: int, fail_on: str) -> None:
 def list_collectors(app: App) -> None:
     """List collectors: name, origin, enabled, description."""
     from healthcheck.collectors import BUILTIN_COLLECTORS
-    from healthcheck.plugins import load_collectors
+    from healthcheck.plugins import DisabledUnknown, check_disabled, load_collectors
 
     loaded = load_collectors(BUILTIN_COLLECTORS)
-    _check_disabled(app, loaded)
+    try:
+        check_disabled(loaded, app.config.collectors.disable)
+    except DisabledUnknown as exc:
+        app.fail(f"config error: {app.config.loaded_from or 'config'}: {exc}", EXIT_USAGE)
     disabled = set(app.config.collectors.disable)
     rows = [("NAME", "ORIGIN", "ENABLED", "DESCRIPTION")] + [
         (c.name, c.origin, "no" if c.name in disabled else "yes", c.collector.description)
@@ -895,8 +878,9 @@ def _run_cli() -> None:
         # A bug, not a foreseeable condition: one redacted line, the traceback only on request.
         if "-vv" in sys.argv or sys.argv.count("-v") + sys.argv.count("--verbose") >= 2:
             raise
+        redactor = _command_redactor or _redactor()
         sys.stderr.write(
-            _redactor().text(
+            redactor.text(
                 f"healthcheck: internal error: {type(exc).__name__}: {exc} (run with -vv for the "
                 "traceback)\n"
             )

@@ -157,7 +157,11 @@ def growth_findings(logs: Section, before: dict[str, Any] | None, now: datetime)
     try:
         then = parse_utc_stamp(str(before["generated_at"]))
         old_files = before["sections"]["logs"]["data"]["files"]
-        sizes = {str(f["path"]): int(f["size"]) for f in old_files if f.get("size") is not None}
+        sizes = {
+            str(f["path"]): int(f["size"])
+            for f in old_files
+            if isinstance(f, dict) and f.get("size") is not None
+        }
     except (KeyError, TypeError, ValueError):
         return []
     seconds = max(1.0, (now - then).total_seconds())

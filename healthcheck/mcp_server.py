@@ -155,20 +155,12 @@ class HealthTools:
         return status_text(fresh.data, "a fresh check (nothing written)")
 
     def _collectors(self, only: list[str]) -> list[Any]:
-        from healthcheck.collectors import BUILTIN_COLLECTORS
-        from healthcheck.plugins import SelectionError, load_collectors, select
+        from healthcheck.plugins import SelectionError, choose
 
         try:
-            selected = select(
-                load_collectors(BUILTIN_COLLECTORS), only, [], self.config.collectors.disable
-            )
+            return choose(self.config.collectors.disable, only, flags=("only", "skip"))
         except SelectionError as exc:
             raise ToolFailure(str(exc)) from None
-        if not selected:  # as the CLI says it: an empty check would read "every check passed"
-            raise ToolFailure(
-                f"no collector left to run: only={only} with [collectors] disable leave none"
-            )
-        return [s.collector for s in selected]
 
     def _collect(self, collectors: list[Any]) -> dict[str, Any]:
         # As `healthcheck context` without --last: a fresh look that writes nothing.

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +65,7 @@ def run_case(entry: Entry, case: dict[str, Any]) -> tuple[Finding | None, dict[s
         matched = match_entry(entry, prog, source, probe, _base_fields(prog, config))
         return found, (matched[1] if matched else {})
     if entry.kind == "kernel":
-        findings = kernel_findings([(None, line) for line in lines], "kern.log")
+        findings = kernel_findings([(None, line) for line in lines], "kern.log", now=time.time())
         return (findings[0] if findings else None), {}
     if entry.kind == "xid" or "lines" in case:
         events = find_xids(KernelLog(lines=[(None, line) for line in lines]))

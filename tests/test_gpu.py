@@ -8,8 +8,10 @@ import inspect
 import json
 import os
 import sys
+import time
 import types
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 
 import psutil
@@ -875,6 +877,10 @@ def test_an_oom_kill_of_days_ago_is_history() -> None:
     from healthcheck.collectors.gpu import kernel_findings
 
     line = "Out of memory: Killed process 4711 (python3) total-vm:31450000kB"
-    assert kernel_findings([("2020-01-01T00:00:00Z", line)], "/dev/kmsg") == []
-    (recent,) = kernel_findings([(None, line)], "kern.log")
+    stamp = datetime.fromisoformat("2020-01-01T00:00:00+00:00").timestamp()
+    days_later, hours_later = stamp + 3 * 86400, stamp + 3600  # the clock is passed in
+    assert kernel_findings([("2020-01-01T00:00:00Z", line)], "/dev/kmsg", now=days_later) == []
+    (within,) = kernel_findings([("2020-01-01T00:00:00Z", line)], "/dev/kmsg", now=hours_later)
+    assert within.id == "system.oom-kill"
+    (recent,) = kernel_findings([(None, line)], "kern.log", now=time.time())
     assert recent.id == "system.oom-kill"

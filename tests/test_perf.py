@@ -181,7 +181,7 @@ def test_the_cpu_figure_spans_the_run_so_far_without_a_sleep(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     slept: list[float] = []
-    monkeypatch.setattr(system_module.time, "sleep", slept.append)
+    monkeypatch.setattr(system_module.gather.time, "sleep", slept.append)
     with processes.shared_scan():
         started = processes.run_started()
         assert started is not None and started[1] is not None

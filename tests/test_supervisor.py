@@ -231,13 +231,13 @@ def test_logs_come_through_the_api_when_the_files_cannot_be_read(
     sv: Supervisord, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Running as an unprivileged user against root's 0600 logs: the files cannot be read.
-    real_read_tail = collector_module.read_tail
+    real_read_tail = collector_module.gather.read_tail
 
     def unreadable(path: str, lines: int, max_line_bytes: int = 4096) -> Tail:
         tail = real_read_tail(path, lines, max_line_bytes)
         return tail if tail.error else Tail(path=str(path), error="permission denied")
 
-    monkeypatch.setattr(collector_module, "read_tail", unreadable)
+    monkeypatch.setattr(collector_module.gather, "read_tail", unreadable)
     section = isolated().collect(config_for(sv.url, tail_lines=3))
     programs = programs_of(section)
     visomaster = programs["visomaster"]

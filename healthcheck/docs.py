@@ -390,9 +390,8 @@ def refresh_text(
     lines = split_lines(text)
     env = make_environment()
     # A collector's own blocks first, from its package; then the report's own.
-    report_own = env.loader
-    assert report_own is not None  # make_environment gives it one
-    env.loader = jinja2.ChoiceLoader([jinja2.FunctionLoader(_collector_block), report_own])
+    loaders: list[jinja2.BaseLoader] = [jinja2.FunctionLoader(_collector_block)]
+    env.loader = jinja2.ChoiceLoader(loaders + ([env.loader] if env.loader else []))
     env.globals["is_file"] = lambda p: os.path.isfile(os.path.expanduser(str(p)))
     now = now.astimezone(timezone.utc).replace(microsecond=0)
     crlf = sum(1 for line in lines if line.eol == "\r\n")
@@ -428,10 +427,10 @@ def refresh_text(
 
 def _collector_block(template: str) -> tuple[str, str, Callable[[], bool]] | None:
     """`docs/NAME.md.j2` from the package of the collector that provides the block."""
-    name = template.removeprefix(f"{TEMPLATE_DIR}/").removesuffix(".md.j2")
-    if not template.startswith(f"{TEMPLATE_DIR}/") or "/" in name:
+    if not (template.startswith(f"{TEMPLATE_DIR}/") and template.endswith(".md.j2")):
         return None
-    provided = docs_block(name)
+    name = template.removeprefix(f"{TEMPLATE_DIR}/").removesuffix(".md.j2")
+    provided = docs_block(name) if "/" not in name else None
     if provided is None:
         return None
     path = provided[0]

@@ -1,8 +1,9 @@
-"""Where a collector's data lives: its section template and its known-failure files.
+"""Where a collector's data lives: its section template, its docs blocks, its known failures.
 
 A collector is one package: `collectors/NAME/` (or a plugin's package) holds `NAME.md.j2`,
-the layout of its section in the report, and `failures/*.toml`, its entries of the
-known-failure catalogue. This module finds them by looking at the folders, without importing
+the layout of its section in the report, `docs/BLOCK.md.j2`, the managed blocks of the docs
+file that its section fills, and `failures/*.toml`, its entries of the known-failure
+catalogue. This module finds them by looking at the folders, without importing
 any collector, so rendering an old report or loading the catalogue never starts one.
 Plugins' folders are added when they load (plugins.load_collectors).
 """
@@ -16,12 +17,20 @@ from pathlib import Path
 _COLLECTORS = Path(__file__).resolve().parent / "collectors"
 _lock = threading.Lock()
 _plugin_folders: list[Path] = []
+# A plugin's docs blocks (its `docs_blocks`), by its folder and the block's name: the
+# collector whose section fills it. One package may hold several collectors.
+_plugin_blocks: dict[tuple[Path, str], str] = {}
 
 
-def add_collector_folder(folder: Path) -> None:
-    """A plugin collector's package folder: its template and known failures join the
-    built-ins' (the catalogue is read again on its next use)."""
+def add_collector_folder(
+    folder: Path, name: str | None = None, docs_blocks: tuple[str, ...] = ()
+) -> None:
+    """A plugin collector's package folder: its templates and known failures join the
+    built-ins' (the catalogue is read again on its next use); `docs_blocks`, the managed
+    blocks of the docs file its section `name` fills (`docs/BLOCK.md.j2` in that folder)."""
     with _lock:
+        for block in docs_blocks:
+            _plugin_blocks[(folder, block)] = name or folder.name
         if folder in _plugin_folders:
             return
         _plugin_folders.append(folder)
@@ -48,6 +57,22 @@ def section_template(name: str) -> Path | None:
         path = folder / f"{name}.md.j2"
         if path.is_file():
             return path
+    return None
+
+
+def docs_block(name: str) -> tuple[Path, str] | None:
+    """The template of the docs file's managed block `name` that a collector provides, and
+    that collector's name: the section the block is filled from. A built-in's blocks are
+    the `docs/*.md.j2` of its package; a plugin's, those its `docs_blocks` names. None when
+    no collector provides it (report_templates/docs may)."""
+    for folder in collector_folders():
+        path = folder / "docs" / f"{name}.md.j2"
+        with _lock:
+            owner = (
+                folder.name if folder.parent == _COLLECTORS else _plugin_blocks.get((folder, name))
+            )
+        if owner is not None and path.is_file():
+            return path, owner
     return None
 
 

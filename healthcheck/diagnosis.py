@@ -69,6 +69,7 @@ def diagnose(sections: list[Section], config: Config | None = None) -> list[Sect
     if gpu is not None and programs:
         _name_log_owners(gpu, programs)
     if display is not None:
+        _name_novnc_program(display, supervisor, programs, config)
         _fold_into_x_server_down(display, supervisor, ports, programs, config)
         _fold_window_manager(display, supervisor, programs, config)
         if supervisor is not None:
@@ -577,6 +578,19 @@ def window_manager_program(
         if any(binary in line.lower() for line in program.own_lines()):
             return program
     return None
+
+
+def _name_novnc_program(
+    display: Section, supervisor: Section | None, programs: list[Program], config: Config
+) -> None:
+    """The supervisor program that runs noVNC (by `[services] programs`, as the ports are
+    joined to theirs), named in the display section so that its noVNC line and supervisor's
+    table agree on it. Only when supervisor was read: without it nothing is known."""
+    novnc = display.data.get("novnc")
+    if supervisor is None or not isinstance(novnc, dict):
+        return
+    program = program_for_service("novnc", programs, config)
+    novnc["program"] = program.fullname if program is not None else None
 
 
 def _fold_window_manager(

@@ -8,7 +8,8 @@ managed-block markers themselves. On the other lines ("prose") three things chan
   gets the current time in the style it already has, its markup intact;
 * managed blocks, ``<!-- healthcheck:begin NAME [ARG] -->`` ... ``<!-- healthcheck:end NAME -->``,
   either on lines of their own (block) or within one line (inline), are regenerated from
-  ``report_templates/docs/NAME.md.j2``;
+  ``docs/NAME.md.j2`` in the package of the collector whose section fills it (supervisor's
+  ``services``), or from ``report_templates/docs/NAME.md.j2`` for the report's own (``findings``);
 * the seed's unexpanded shell placeholders are recognised (never run) and turned into managed
   blocks on the first run: ``$(supervisorctl status)`` (alone in a fenced block or on a line),
   ``$(if [ -f PATH ]; then echo "Present"; else echo "Not found"; fi)`` and a ``$(date)`` that is
@@ -25,7 +26,7 @@ import difflib
 import os
 import re
 import stat
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,6 +34,7 @@ from typing import Any
 
 import jinja2
 
+from healthcheck.assets import docs_block
 from healthcheck.lazyre import lazy
 from healthcheck.model import Finding, Status
 from healthcheck.output import WriteError, write_files_atomically
@@ -42,13 +44,6 @@ from healthcheck.report import Report
 from healthcheck.timestamps import readable
 
 TEMPLATE_DIR = "docs"
-# Blocks whose content comes from one collector's section: when that section is not in the
-# report (the collector was skipped), the block keeps what it has rather than lose it.
-BLOCK_SECTIONS = {
-    "services": "supervisor",
-    "supervisorctl-status": "supervisor",
-    "provisioning": "provisioning",
-}
 _NAME = r"[a-z0-9][a-z0-9_-]*"
 _ARG = r"(?:(?!--)[^\n])*?"  # no "--": it would end the HTML comment
 _BEGIN = rf"<!-- healthcheck:begin (?P<name>{_NAME})(?: (?P<arg>{_ARG}))? -->"
@@ -345,12 +340,23 @@ class _Refresh:
         return True
 
     def render(self, name: str, arg: str | None) -> str | None:
-        """The block's new content, redacted; None when it must keep what it has."""
-        section = BLOCK_SECTIONS.get(name)
-        if section is not None and section not in self.context["r"].get("sections", {}):
+        """The block's new content, redacted; None when it must keep what it has: a block
+        a collector fills keeps it when that collector's section is not in the report (the
+        collector was skipped) rather than lose it."""
+        provided = docs_block(name)
+        if provided is not None and provided[1] not in self.context["r"].get("sections", {}):
             return None
         template = self.env.get_template(f"{TEMPLATE_DIR}/{name}.md.j2")
-        text = template.render(**self.context, arg=arg)
+        try:
+            text = template.render(**self.context, arg=arg)
+        except jinja2.TemplateError as exc:
+            # A plugin's block that cannot read its section (an older report, a bug): the
+            # document keeps what it has, and the refresh goes on.
+            why = self.redactor.text(f"{type(exc).__name__}: {exc}")
+            self.warnings.append(
+                f"managed block {name!r} could not be filled ({why}); left as it was"
+            )
+            return None
         # Generated text may carry a lone surrogate that no encoder takes; make it "?".
         text = text.encode("utf-8", "replace").decode("utf-8")
         return self.redactor.text(text.strip("\n"))
@@ -383,6 +389,9 @@ def refresh_text(
     text = old.decode("utf-8", "surrogateescape")
     lines = split_lines(text)
     env = make_environment()
+    # A collector's own blocks first, from its package; then the report's own.
+    loaders: list[jinja2.BaseLoader] = [jinja2.FunctionLoader(_collector_block)]
+    env.loader = jinja2.ChoiceLoader(loaders + ([env.loader] if env.loader else []))
     env.globals["is_file"] = lambda p: os.path.isfile(os.path.expanduser(str(p)))
     now = now.astimezone(timezone.utc).replace(microsecond=0)
     crlf = sum(1 for line in lines if line.eol == "\r\n")
@@ -414,6 +423,19 @@ def refresh_text(
     for index in prose:
         _refresh_prose(run, index, lines[index].body, now, inert.get(index, []))
     return _result(run, text)
+
+
+def _collector_block(template: str) -> tuple[str, str, Callable[[], bool]] | None:
+    """`docs/NAME.md.j2` from the package of the collector that provides the block."""
+    if not (template.startswith(f"{TEMPLATE_DIR}/") and template.endswith(".md.j2")):
+        return None
+    name = template.removeprefix(f"{TEMPLATE_DIR}/").removesuffix(".md.j2")
+    provided = docs_block(name) if "/" not in name else None
+    if provided is None:
+        return None
+    path = provided[0]
+    mtime = os.path.getmtime(path)
+    return path.read_text(encoding="utf-8"), str(path), lambda: os.path.getmtime(path) == mtime
 
 
 # Inline code and inline HTML, found over a whole paragraph: a code span or an HTML comment

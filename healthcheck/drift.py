@@ -8,14 +8,22 @@ their values are never shown, not even masked ones.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from healthcheck.history import History, gitpython  # GitPython, imported quietly
-from healthcheck.program import Program, programs_of
-from healthcheck.text import cut_line
+from healthcheck.tracking import (
+    FINDINGS_ORDER,
+    DriftSpec,
+    Records,
+    change_lines,
+    drift_specs,
+    has_changes,
+    records_by,
+    short,
+)
 
 if TYPE_CHECKING:
     from healthcheck.config import Config
@@ -24,17 +32,6 @@ if TYPE_CHECKING:
 # Keys that name an item of a list of records, in order of preference: a list keyed by one of
 # these is compared item by item, whatever the order it was written in.
 _ID_KEYS = ("fullname", "uuid", "index", "service", "path", "mountpoint", "name", "port", "id")
-# Section data compared by a dedicated rule; the generic comparison skips these.
-_SPECIAL = {
-    "supervisor": {"programs"},
-    "ports": {"ports", "other_listeners"},
-    "env": {"variables", "count"},
-    "provisioning": {"scripts"},
-}
-_PROGRAM_FIELDS = ("pid", "started")  # a RUNNING program whose pid or start moved restarted
-_SCRIPT_FIELDS = ("present", "executable", "kind", "crlf", "link_target")
-_MAX_VALUE = 60
-_MAX_PER_SECTION = 10
 
 
 class DriftError(Exception):
@@ -66,61 +63,63 @@ class Drift:
     old: Run
     new: Run
     status: list[str] | None = None  # [old, new] when the overall status changed
-    programs: list[dict[str, Any]] = field(default_factory=list)
     findings_opened: list[dict[str, str]] = field(default_factory=list)
     findings_resolved: list[dict[str, str]] = field(default_factory=list)
     findings_changed: list[dict[str, str]] = field(default_factory=list)
-    ports: list[dict[str, Any]] = field(default_factory=list)
-    gpu: list[dict[str, Any]] = field(default_factory=list)
-    provisioning: list[dict[str, Any]] = field(default_factory=list)
-    env: dict[str, list[str]] = field(
-        default_factory=lambda: {"added": [], "removed": [], "changed": []}
-    )
+    # A collector's own changes under its DriftSpec's key ("programs", "ports", ...), in the
+    # specs' order; and how each is headed and read.
+    tracked: dict[str, Any] = field(default_factory=dict)
+    specs: dict[str, DriftSpec] = field(default_factory=dict)  # by section name
     sections: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # other changes
 
     @property
     def empty(self) -> bool:
         return not (
             self.status
-            or self.programs
             or self.findings_opened
             or self.findings_resolved
             or self.findings_changed
-            or self.ports
-            or self.gpu
-            or self.provisioning
-            or any(self.env.values())
+            or any(has_changes(c) for c in self.tracked.values())
             or self.sections
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        keyed = _keyed(self.specs)
+        out: dict[str, Any] = {
             "old": self.old.to_dict(),
             "new": self.new.to_dict(),
             "drift": not self.empty,
             "status": self.status,
-            "programs": self.programs,
-            "findings": {
-                "opened": self.findings_opened,
-                "resolved": self.findings_resolved,
-                "changed": self.findings_changed,
-            },
-            "ports": self.ports,
-            "gpu": self.gpu,
-            "provisioning": self.provisioning,
-            "env": self.env,
-            "sections": self.sections,
         }
+        out.update((k, self.tracked[k]) for k, s in keyed if s.order < FINDINGS_ORDER)
+        out["findings"] = {
+            "opened": self.findings_opened,
+            "resolved": self.findings_resolved,
+            "changed": self.findings_changed,
+        }
+        out.update((k, self.tracked[k]) for k, s in keyed if s.order >= FINDINGS_ORDER)
+        out["sections"] = self.sections
+        return out
+
+
+def _keyed(specs: dict[str, DriftSpec]) -> list[tuple[str, DriftSpec]]:
+    """(key, spec) of the specs whose changes have a key of their own, in their order."""
+    return sorted(((s.key, s) for s in specs.values() if s.key), key=lambda pair: pair[1].order)
 
 
 # -- reading runs from git -----------------------------------------------------------------
 
 
 def recorded_drift(
-    config: Config, redactor: Redactor, old: str | None = None, new: str | None = None
+    config: Config,
+    redactor: Redactor,
+    old: str | None = None,
+    new: str | None = None,
+    specs: Mapping[str, DriftSpec] | None = None,
 ) -> Drift:
     """The drift between two runs recorded in the workspace history (`healthcheck diff`, the
-    MCP server's `diff`): the last two by default. DriftError says why there is none."""
+    MCP server's `diff`): the last two by default. DriftError says why there is none.
+    `specs`: as for `compare`."""
     from healthcheck.history import HistoryError
     from healthcheck.output import ReportPathError, report_paths
 
@@ -140,7 +139,7 @@ def recorded_drift(
     json_rel = history.relative(json_path)
     if json_rel is None:
         raise DriftError(f"{json_path} is outside the workspace history {root}")
-    return compare(*load_runs(history, json_rel, old, new))
+    return compare(*load_runs(history, json_rel, old, new), specs)
 
 
 def load_runs(history: History, json_rel: str, old: str | None, new: str | None) -> tuple[Run, Run]:
@@ -191,8 +190,12 @@ def _load(history: History, ref: str, json_rel: str) -> Run:
 # -- comparing -----------------------------------------------------------------------------
 
 
-def compare(old: Run, new: Run) -> Drift:
-    drift = Drift(old, new)
+def compare(old: Run, new: Run, specs: Mapping[str, DriftSpec] | None = None) -> Drift:
+    """What changed from `old` to `new`. `specs`: the collectors' drift declarations by name
+    (healthcheck.tracking); by default those of the collectors installed."""
+    if specs is None:
+        specs = collector_specs()
+    drift = Drift(old, new, specs=dict(specs))
     a, b = old.report, new.report
     if a.get("status") != b.get("status"):
         drift.status = [str(a.get("status")), str(b.get("status"))]
@@ -200,11 +203,12 @@ def compare(old: Run, new: Run) -> Drift:
     sa, sb = a.get("sections") or {}, b.get("sections") or {}
     data_a = {name: _data(s) for name, s in sa.items()}
     data_b = {name: _data(s) for name, s in sb.items()}
-    drift.programs = _programs(data_a.get("supervisor", {}), data_b.get("supervisor", {}))
-    drift.ports = _ports(data_a.get("ports", {}), data_b.get("ports", {}))
-    drift.provisioning = _scripts(data_a.get("provisioning", {}), data_b.get("provisioning", {}))
-    drift.env = _env(data_a.get("env", {}), data_b.get("env", {}))
+    specs = {
+        name: _own_comparison(name, spec, data_a, data_b, drift) for name, spec in specs.items()
+    }
+    drift.specs = specs
     for name in _ordered(sa, sb):
+        spec = specs.get(name)
         changes: list[dict[str, Any]] = []
         if name not in sa or name not in sb:
             # A collector enabled or disabled: its data is news as a whole, not field by field.
@@ -213,18 +217,50 @@ def compare(old: Run, new: Run) -> Drift:
             status_a, status_b = sa[name].get("status"), sb[name].get("status")
             if status_a != status_b:
                 changes.append({"what": "status", "old": status_a, "new": status_b})
-            skip = _SPECIAL.get(name, set())
+            # What the collector's own comparison covered (it runs only for a spec with a key).
+            skip = set(spec.covers) if spec and spec.key and spec.compare else set()
             changes += _generic(
                 {k: v for k, v in data_a[name].items() if k not in skip},
                 {k: v for k, v in data_b[name].items() if k not in skip},
+                spec.records if spec else (),
             )
         if not changes:
             continue
-        if name == "gpu":
-            drift.gpu = changes
+        if spec and spec.key and spec.compare is None:
+            drift.tracked[spec.key] = changes  # all its changes read under its own heading
         else:
             drift.sections[name] = changes
     return drift
+
+
+def _own_comparison(
+    name: str,
+    spec: DriftSpec,
+    data_a: dict[str, dict[str, Any]],
+    data_b: dict[str, dict[str, Any]],
+    drift: Drift,
+) -> DriftSpec:
+    """Run a collector's own comparison into `drift.tracked`; the spec to go on with (one
+    whose comparison failed on this data, a plugin's bug, is compared field by field)."""
+    if not spec.key:
+        return spec
+    drift.tracked[spec.key] = []
+    if spec.compare is None:
+        return spec
+    try:
+        drift.tracked[spec.key] = spec.compare(data_a.get(name, {}), data_b.get(name, {}))
+    except Exception:  # the runs are still worth comparing: the plain way
+        return DriftSpec(spec.heading, spec.records, spec.key, order=spec.order)
+    return spec
+
+
+def collector_specs() -> dict[str, DriftSpec]:
+    """The drift declarations of the collectors this installation has: the built-ins' and
+    the plugins' (loaded through their entry points, as a run loads them)."""
+    from healthcheck.collectors import BUILTIN_COLLECTORS
+    from healthcheck.plugins import load_collectors
+
+    return drift_specs([c.collector for c in load_collectors(BUILTIN_COLLECTORS)])
 
 
 def _data(section: Any) -> dict[str, Any]:
@@ -257,134 +293,10 @@ def _findings(drift: Drift, old: list[dict[str, Any]], new: list[dict[str, Any]]
             )
 
 
-def _records(items: Any, key: str) -> dict[str, dict[str, Any]]:
-    if not isinstance(items, list):
-        return {}
-    return {str(i.get(key)): i for i in items if isinstance(i, dict) and i.get(key) is not None}
-
-
-def _by_key(programs: list[Program], key: Callable[[Program], str]) -> dict[str, Program]:
-    return {key(p): p for p in programs if p.name}
-
-
-def _programs(old: dict[str, Any], new: dict[str, Any]) -> list[dict[str, Any]]:
-    """Programs whose state changed, that appeared or went, or that restarted."""
-    # The reports are JSON read back: their programs become records here, at the edge.
-    old_programs, new_programs = programs_of(old.get("programs")), programs_of(new.get("programs"))
-    by_fullname = any(isinstance(p, dict) and "fullname" in p for p in old.get("programs") or [])
-    key: Callable[[Program], str] = (lambda p: p.fullname) if by_fullname else (lambda p: p.name)
-    a, b = _by_key(old_programs, key), _by_key(new_programs, key)
-    if not a:  # an older run may name programs differently
-        a = _by_key(old_programs, lambda p: p.name)
-    changes: list[dict[str, Any]] = []
-    for name in sorted(set(a) | set(b)):
-        before, after = a.get(name), b.get(name)
-        state_a = before.state if before else None
-        state_b = after.state if after else None
-        if state_a != state_b:
-            changes.append({"name": name, "old": state_a, "new": state_b})
-        elif before and after and state_b == "RUNNING":
-            moved = {f: [getattr(before, f), getattr(after, f)] for f in _PROGRAM_FIELDS}
-            if any(x != y for x, y in moved.values()):
-                changes.append(
-                    {"name": name, "old": state_a, "new": state_b, "restarted": True, **moved}
-                )
-    return changes
-
-
-def _ports(old: dict[str, Any], new: dict[str, Any]) -> list[dict[str, Any]]:
-    changes = []
-    a, b = _records(old.get("ports"), "service"), _records(new.get("ports"), "service")
-    for name in sorted(set(a) | set(b)):
-        before, after = a.get(name, {}), b.get(name, {})
-        port = after.get("port", before.get("port"))
-        listening = [
-            before.get("listening") if before else None,
-            after.get("listening") if after else None,
-        ]
-        if listening[0] != listening[1] or before.get("port") != after.get("port"):
-            changes.append(
-                {"service": name, "port": port, "old": listening[0], "new": listening[1]}
-            )
-        elif _names(before.get("processes")) != _names(after.get("processes")):
-            changes.append(
-                {
-                    "service": name,
-                    "port": port,
-                    "old": listening[0],
-                    "new": listening[1],
-                    "processes": [_names(before.get("processes")), _names(after.get("processes"))],
-                }
-            )
-    others_a = set(_records(old.get("other_listeners"), "port"))
-    others_b = set(_records(new.get("other_listeners"), "port"))
-    for port in sorted(others_a ^ others_b, key=lambda p: int(p) if p.isdigit() else 0):
-        changes.append(
-            {
-                "service": None,
-                "port": int(port) if port.isdigit() else port,
-                "old": port in others_a,
-                "new": port in others_b,
-            }
-        )
-    return changes
-
-
-def _names(processes: Any) -> list[str]:
-    if not isinstance(processes, list):
-        return []
-    return sorted(str(p.get("name")) if isinstance(p, dict) else str(p) for p in processes)
-
-
-def _scripts(old: dict[str, Any], new: dict[str, Any]) -> list[dict[str, Any]]:
-    a, b = _records(old.get("scripts"), "path"), _records(new.get("scripts"), "path")
-    changes = []
-    for path in sorted(set(a) | set(b)):
-        before, after = a.get(path), b.get(path)
-        if before is None or after is None:
-            changes.append(
-                {
-                    "path": path,
-                    "what": "configured",
-                    "old": before is not None,
-                    "new": after is not None,
-                }
-            )
-            continue
-        for key in _SCRIPT_FIELDS:
-            if before.get(key) != after.get(key):
-                changes.append(
-                    {"path": path, "what": key, "old": before.get(key), "new": after.get(key)}
-                )
-        if (
-            before.get("present")
-            and after.get("present")
-            and before.get("sha256") != after.get("sha256")
-        ):
-            changes.append(
-                {
-                    "path": path,
-                    "what": "content",
-                    "old": before.get("size"),
-                    "new": after.get("size"),
-                }
-            )
-    return changes
-
-
-def _env(old: dict[str, Any], new: dict[str, Any]) -> dict[str, list[str]]:
-    """Variable names added, removed, and whose value changed; never a value."""
-    a: dict[str, Any] = old["variables"] if isinstance(old.get("variables"), dict) else {}
-    b: dict[str, Any] = new["variables"] if isinstance(new.get("variables"), dict) else {}
-    return {
-        "added": sorted(set(b) - set(a)),
-        "removed": sorted(set(a) - set(b)),
-        "changed": sorted(k for k in set(a) & set(b) if a[k] != b[k]),
-    }
-
-
-def _generic(old: dict[str, Any], new: dict[str, Any]) -> list[dict[str, Any]]:
-    a, b = flatten(old), flatten(new)
+def _generic(
+    old: dict[str, Any], new: dict[str, Any], records: Sequence[Records] = ()
+) -> list[dict[str, Any]]:
+    a, b = _flattened(old, records), _flattened(new, records)
     # A record (a log file, a process) that came or went is one change, not one per field.
     gone = _outermost(_record_prefixes(a) - _record_prefixes(b))
     came = _outermost(_record_prefixes(b) - _record_prefixes(a))
@@ -399,6 +311,22 @@ def _generic(old: dict[str, Any], new: dict[str, Any]) -> list[dict[str, Any]]:
         if before != after:
             changes.append({"what": path, "old": before, "new": after})
     return changes
+
+
+def _flattened(data: dict[str, Any], records: Sequence[Records]) -> dict[str, Any]:
+    """`flatten`, with the lists a collector declared as records keyed by its key field and
+    cut down to the fields it watches."""
+    declared = {r.list for r in records}
+    flat = flatten({k: v for k, v in data.items() if k not in declared})
+    for spec in records:
+        for ident, item in records_by(data.get(spec.list), spec.keys).items():
+            rest = {
+                k: v
+                for k, v in item.items()
+                if k not in spec.keys and (not spec.fields or k in spec.fields)
+            }
+            flat.update(flatten(rest, f"{spec.list}[{ident}]"))
+    return flat
 
 
 def _record_prefixes(flat: dict[str, Any]) -> set[str]:
@@ -475,7 +403,10 @@ def render_text(drift: Drift) -> str:
 
     if drift.status:
         block("Overall", [f"{drift.status[0].upper()} → {drift.status[1].upper()}"])
-    block("Programs", [_program_line(c) for c in drift.programs])
+    keyed = _keyed(drift.specs)
+    for key, spec in keyed:
+        if spec.order < FINDINGS_ORDER:
+            block(spec.heading, _lines(spec, drift.tracked[key]))
     block(
         "Findings opened",
         [f"+ {f['severity'].upper()} {f['id']}: {f['title']}" for f in drift.findings_opened],
@@ -491,72 +422,22 @@ def render_text(drift: Drift) -> str:
             for f in drift.findings_changed
         ],
     )
-    block("Ports", [_port_line(c) for c in drift.ports])
-    block("GPU and driver", _change_lines(drift.gpu))
-    block("Provisioning scripts", [_script_line(c) for c in drift.provisioning])
-    env = (
-        [f"+ {name}" for name in drift.env["added"]]
-        + [f"- {name}" for name in drift.env["removed"]]
-        + [f"~ {name} (value changed)" for name in drift.env["changed"]]
-    )
-    block("Environment variables (names only)", env)
+    for key, spec in keyed:
+        if spec.order >= FINDINGS_ORDER:
+            block(spec.heading, _lines(spec, drift.tracked[key]))
     for name, changes in drift.sections.items():
-        block(f"Section {name}", _change_lines(changes))
+        own = drift.specs.get(name)
+        if own is not None and not own.key:  # a plugin's heading and lines
+            block(own.heading, _lines(own, changes))
+        else:
+            block(f"Section {name}", change_lines(changes))
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
-def _program_line(c: dict[str, Any]) -> str:
-    if c.get("restarted"):
-        pid = c.get("pid") or [None, None]
-        return f"{c['name']}: restarted (RUNNING, pid {pid[0]} → {pid[1]})"
-    if c["old"] is None:
-        return f"{c['name']}: new, {c['new']}"
-    if c["new"] is None:
-        return f"{c['name']}: gone (was {c['old']})"
-    return f"{c['name']}: {c['old']} → {c['new']}"
-
-
-def _listening(value: Any) -> str:
-    return {True: "listening", False: "not listening", None: "not checked"}.get(value, str(value))
-
-
-def _port_line(c: dict[str, Any]) -> str:
-    if c["service"] is None:
-        return f"port {c['port']} (unexpected listener): {'opened' if c['new'] else 'closed'}"
-    where = f"{c['service']} ({c['port']})"
-    if "processes" in c:
-        old, new = (", ".join(p) or "none" for p in c["processes"])
-        return f"{where}: served by {old} → {new}"
-    return f"{where}: {_listening(c['old'])} → {_listening(c['new'])}"
-
-
-def _script_line(c: dict[str, Any]) -> str:
-    path, what = c["path"], c["what"]
-    if what == "configured":
-        return f"{path}: {'added to' if c['new'] else 'removed from'} the configuration"
-    if what == "present":
-        return f"{path}: {'missing → present' if c['new'] else 'present → missing'}"
-    if what == "content":
-        return f"{path}: content changed (size {c['old']} → {c['new']})"
-    return f"{path}: {what} {_short(c['old'])} → {_short(c['new'])}"
-
-
-def _change_lines(changes: list[dict[str, Any]]) -> list[str]:
-    lines = [
-        f"{c['what']}: {_short(c['old'])} → {_short(c['new'])}" for c in changes[:_MAX_PER_SECTION]
-    ]
-    if len(changes) > _MAX_PER_SECTION:
-        lines.append(f"… and {len(changes) - _MAX_PER_SECTION} more (healthcheck diff --json)")
-    return lines
-
-
-def _short(value: Any) -> str:
-    if value is None:
-        return "none"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, (list, dict)):
-        text = json.dumps(value, ensure_ascii=False, sort_keys=True)
-    else:
-        text = str(value)
-    return cut_line(text, _MAX_VALUE)
+def _lines(spec: DriftSpec, changes: Any) -> list[str]:
+    if spec.lines is None:
+        return change_lines(changes)
+    try:
+        return spec.lines(changes)
+    except Exception:  # a plugin's formatter fails on a change: the plain lines say it all
+        return change_lines(changes) if isinstance(changes, list) else [short(changes)]

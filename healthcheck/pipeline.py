@@ -640,6 +640,11 @@ def refresh_docs(
     if last is not None:
         with contextlib.suppress(TypeError, ValueError):
             when = parse_utc_stamp(data.get("generated_at"))
+        # Nothing was collected here: the plugins' docs blocks are found through their entry
+        # points, as a run finds them (the built-ins' are in their packages already).
+        from healthcheck.plugins import load_collectors
+
+        load_collectors([])
     workspace = Path(config.paths.workspace).expanduser()
     try:
         with contextlib.ExitStack() as held:

@@ -85,8 +85,17 @@ def load_collectors(
         if folder is not None:
             from healthcheck.assets import add_collector_folder
 
-            add_collector_folder(folder)
+            add_collector_folder(folder, collector.name, _docs_blocks(collector))
     return loaded
+
+
+def _docs_blocks(collector: object) -> tuple[str, ...]:
+    """The managed docs blocks a plugin says its section fills (`docs_blocks`, templates in
+    its package's `docs/`); anything but names is ignored."""
+    declared = getattr(collector, "docs_blocks", ())
+    if not isinstance(declared, (list, tuple)):
+        return ()
+    return tuple(name for name in declared if isinstance(name, str))
 
 
 def package_folder(collector: object) -> Path | None:

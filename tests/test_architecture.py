@@ -190,3 +190,20 @@ def test_the_cycle_check_sees_a_cycle_and_a_collector_import() -> None:
     assert imported_modules("healthcheck.model", top_level_statements(guarded.body)) == {
         "healthcheck.lock"
     }
+
+
+BUILTIN_NAMES = {
+    module.rsplit(".", 1)[1] for module in COLLECTORS if (MODULES[module].name == "__init__.py")
+}
+
+
+@pytest.mark.parametrize("module", ["healthcheck.drift", "healthcheck.docs"])
+def test_diff_and_the_docs_blocks_name_no_collector(module: str) -> None:
+    """What `diff` and the docs blocks know of a collector is in its package (its `drift`
+    declaration, its docs/*.md.j2): these modules iterate over collectors, never name one."""
+    named = sorted(
+        node.value
+        for node in ast.walk(parsed(module))
+        if isinstance(node, ast.Constant) and node.value in BUILTIN_NAMES
+    )
+    assert not named, f"{module} names the collectors {named}: declare it in their packages"

@@ -6,6 +6,7 @@ real sockets, real log files; nothing mocked."""
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import socket
 import sys
@@ -13,15 +14,21 @@ import textwrap
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from click.testing import CliRunner
 
 from healthcheck import assets
 from healthcheck.catalogue import catalogue
+from healthcheck.cli import cli
 from healthcheck.config import Config, ConfigError, LogsConfig, load_config, parse_config
+from healthcheck.docs import refresh_text
+from healthcheck.drift import Run, compare, render_text
 from healthcheck.facts import Facts
+from healthcheck.history import History
 from healthcheck.model import RunContext, Section, takes_context
 from healthcheck.plugins import load_collectors
 from healthcheck.redact import Redactor
@@ -34,6 +41,7 @@ from dataclasses import dataclass, field
 
 from healthcheck.catalogue import finding
 from healthcheck.model import Section
+from healthcheck.tracking import DriftSpec, Records
 
 
 @dataclass
@@ -47,6 +55,10 @@ class FanCollector:
     description = "fan speeds, from a vendor tool"
     timeout = 2.0
     Options = Options
+    # `diff` compares its readings fan by fan, on the two fields that matter.
+    drift = DriftSpec(heading="Fans", records=(Records("readings", "fan", ("rpm", "state")),))
+    # Its section fills this block of the docs file: docs/fan-speeds.md.j2 in its package.
+    docs_blocks = ("fan-speeds",)
 
     def collect(self, ctx):
         data = {"threshold": ctx.options.threshold, "names": ctx.options.names,
@@ -69,6 +81,12 @@ class OldStyle:
 TEMPLATE = (
     'Fans watched: {{ s.data.names | join(", ") | inline }} (threshold {{ s.data.threshold }}).\n'
 )
+
+DOCS_BLOCK = """\
+{% for f in r.sections.fans.data.readings %}
+- {{ f.fan | inline }}: {{ f.rpm }} rpm
+{% endfor %}
+"""
 
 FAILURES = """
 [defaults]
@@ -97,6 +115,8 @@ def fan_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
     (package / "failures").mkdir(parents=True)
     (package / "__init__.py").write_text(PLUGIN)
     (package / "fans.md.j2").write_text(TEMPLATE)
+    (package / "docs").mkdir()
+    (package / "docs" / "fan-speeds.md.j2").write_text(DOCS_BLOCK)
     (package / "failures" / "fans.toml").write_text(textwrap.dedent(FAILURES))
     monkeypatch.syspath_prepend(str(site))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
@@ -162,6 +182,114 @@ def test_a_table_for_no_installed_collector_is_a_config_error(
         load_config(path)
     assert str(info.value).startswith(f"{path}: unknown collector in [collectors.fan]")
     assert "fans" in str(info.value) and "gpu" in str(info.value)
+
+
+def fan_report(generated_at: str, status: str, readings: list[dict[str, Any]]) -> dict[str, Any]:
+    """A recorded run holding the plugin's section (the JSON report's shape)."""
+    return {
+        "schema": "healthcheck/report/v1",
+        "generated_at": generated_at,
+        "status": status,
+        "findings": [],
+        "sections": {"fans": {"status": status, "data": {"readings": readings}}},
+    }
+
+
+OLD_READINGS = [
+    {"fan": "cpu", "rpm": 1200, "state": "ok", "sampled_at": "10:00:01"},
+    {"fan": "case", "rpm": 800, "state": "ok", "sampled_at": "10:00:01"},
+]
+# Written in another order, one fan gone and one new; every sample time moved.
+NEW_READINGS = [
+    {"fan": "rear", "rpm": 900, "state": "ok", "sampled_at": "11:00:07"},
+    {"fan": "cpu", "rpm": 0, "state": "stopped", "sampled_at": "11:00:07"},
+]
+
+
+def test_a_plugin_declares_its_record_lists_for_diff(fan_plugin: Path, tmp_path: Path) -> None:
+    workspace = tmp_path / "ws"
+    history = History.open(workspace, Redactor())
+    for data in (
+        fan_report("2025-05-01T10:00:00Z", "ok", OLD_READINGS),
+        fan_report("2025-05-01T11:00:00Z", "crit", NEW_READINGS),
+    ):
+        path = history.worktree / "system_status.json"
+        path.write_text(json.dumps(data, indent=2) + "\n")
+        assert history.commit([path], "healthcheck: box").sha
+    result = CliRunner().invoke(cli, ["diff", "--workspace", str(workspace)])
+    assert result.exit_code == 0, result.output
+    # Read through its entry point: keyed by its `fan` field, only rpm and state watched.
+    assert result.output.split("\n\n", 1)[1] == (
+        "Overall:\n  OK → CRIT\n\n"
+        "Fans:\n"
+        "  status: ok → crit\n"
+        "  readings[case]: present → gone\n"
+        "  readings[rear]: absent → new\n"
+        "  readings[cpu].rpm: 1200 → 0\n"
+        "  readings[cpu].state: ok → stopped\n"
+    )
+    as_json = CliRunner().invoke(cli, ["diff", "--workspace", str(workspace), "--json"])
+    assert json.loads(as_json.output)["sections"]["fans"][1] == {
+        "what": "readings[case]",
+        "old": "present",
+        "new": "gone",
+    }
+    # Undeclared, the same list is compared by position: the declaration is what keys it.
+    runs = [
+        Run("a" * 40, fan_report("t1", "ok", OLD_READINGS)),
+        Run("b" * 40, fan_report("t2", "ok", NEW_READINGS)),
+    ]
+    plain = render_text(compare(*runs, specs={}))
+    assert "Section fans:\n  readings[0].fan: cpu → rear\n" in plain
+    assert "sampled_at" in plain
+
+
+def test_a_plugin_fills_its_own_docs_block(fan_plugin: Path) -> None:
+    load_collectors([])  # as a run does: the plugin's package folder joins the built-ins'
+    document = (
+        b"# Box\n\n<!-- healthcheck:begin fan-speeds -->\nold\n"
+        b"<!-- healthcheck:end fan-speeds -->\n"
+    )
+    now = datetime(2025, 5, 1, 12, 0, tzinfo=timezone.utc)
+    report = fan_report("2025-05-01T11:00:00Z", "ok", NEW_READINGS)
+    update = refresh_text(document, report, Redactor(), now)
+    assert update.blocks == ("fan-speeds",)
+    assert update.data.decode() == (
+        "# Box\n\n<!-- healthcheck:begin fan-speeds -->\n- rear: 900 rpm\n- cpu: 0 rpm\n"
+        "<!-- healthcheck:end fan-speeds -->\n"
+    )
+    # A run that skipped the plugin keeps what the block had, as a built-in's block does.
+    skipped = refresh_text(document, {**report, "sections": {}}, Redactor(), now)
+    assert skipped.blocks == () and not skipped.changed
+    # So does a section the block cannot read (an older plugin's): one warning, no traceback.
+    older = {**report, "sections": {"fans": {"status": "ok", "data": {}}}}
+    unread = refresh_text(document, older, Redactor(), now)
+    assert (unread.changed, unread.blocks) == (False, ())
+    assert unread.warnings == (
+        "managed block 'fan-speeds' could not be filled (UndefinedError: 'dict object' has no "
+        "attribute 'readings'); left as it was",
+    )
+
+
+def test_docs_update_from_the_last_report_finds_a_plugins_block(
+    fan_plugin: Path, tmp_path: Path
+) -> None:
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    report = fan_report("2025-05-01T11:00:00Z", "ok", NEW_READINGS)
+    (workspace / "system_status.json").write_text(json.dumps(report))
+    doc = tmp_path / "env.md"
+    doc.write_text("<!-- healthcheck:begin fan-speeds -->\n<!-- healthcheck:end fan-speeds -->\n")
+    config = tmp_path / "healthcheck.toml"
+    config.write_text(f'[paths]\nworkspace = "{workspace}"\n')
+    result = CliRunner().invoke(
+        cli, ["docs", "update", str(doc), "--config", str(config), "--last"]
+    )
+    assert (result.exit_code, result.stderr) == (
+        0,
+        f"Updated {doc} from the report of 2025-05-01T11:00:00Z: lines 2-3 of the new file.\n",
+    )
+    assert "- rear: 900 rpm\n- cpu: 0 rpm\n" in doc.read_text()
 
 
 # --- the built-ins' tables: [collectors.NAME], and the first release's [NAME] -----------------

@@ -366,3 +366,50 @@ def test_a_record_that_came_or_went_is_one_line_not_one_per_field() -> None:
     assert [line for line in emptied.splitlines() if line.startswith("  files")] == [
         "  files[/logs/b.log]: present → gone"
     ]
+
+
+def test_a_plugins_declaration_cannot_break_diff() -> None:
+    """A plugin's key that the report or a built-in already uses, and a comparison that
+    raises on the data, fall back to the field-by-field comparison under "sections"."""
+    from healthcheck.tracking import DriftSpec, drift_specs
+
+    def broken(old: dict[str, Any], new: dict[str, Any]) -> list[dict[str, Any]]:
+        raise KeyError("rpm")
+
+    class Fans:
+        name = "fans"
+        drift = DriftSpec(heading="Fans", key="programs", compare=broken, covers=("speeds",))
+
+    class Pumps:
+        name = "pumps"
+        drift = DriftSpec(heading="Pumps", key="pumps", compare=broken, lines=lambda c: [c[9]])
+
+    class Odd:
+        name = "odd"
+        drift = "Odd fans"  # not a DriftSpec
+
+    specs = drift_specs([*_builtin_classes(), Fans(), Pumps(), Odd()])
+    assert specs["fans"].key is None and "odd" not in specs
+
+    def run(sha: str, speed: int) -> Run:
+        sections = {
+            name: {"status": "ok", "data": {"speeds": {"cpu": speed}}}
+            for name in ("fans", "pumps", "odd")
+        }
+        return Run(sha, {"status": "ok", "findings": [], "sections": sections})
+
+    drift = compare(run("a" * 40, 1200), run("b" * 40, 0), specs)
+    change = [{"what": "speeds.cpu", "old": 1200, "new": 0}]
+    assert drift.to_dict()["programs"] == [] and drift.to_dict()["pumps"] == change
+    assert drift.sections == {"fans": change, "odd": change}
+    assert render_text(drift).split("\n\n", 1)[1] == (
+        "Pumps:\n  speeds.cpu: 1200 → 0\n\n"
+        "Fans:\n  speeds.cpu: 1200 → 0\n\n"
+        "Section odd:\n  speeds.cpu: 1200 → 0\n"
+    )
+
+
+def _builtin_classes() -> list[Any]:
+    from healthcheck.collectors import BUILTIN_COLLECTORS
+
+    return list(BUILTIN_COLLECTORS)

@@ -501,3 +501,38 @@ def test_x_down_takes_the_vnc_port_with_it_whatever_the_service_is_called(
     assert [f.subject for f in ports.findings] == ["ssh:22"]
     (down,) = display.findings
     assert f"Port {service}:5901 has no listener." in down.detail
+
+
+# --- which supervisor program runs noVNC: configuration, as for the ports ---------------------
+
+
+def novnc_line(config: Config, *programs: Program) -> str:
+    """The display section's noVNC line, after the diagnosis, when no noVNC process runs."""
+    from healthcheck.redact import Redactor
+    from healthcheck.render import render_markdown
+    from healthcheck.report import Report
+
+    data = fabricated(novnc={"running": False, "processes": [], "elsewhere": []})
+    data["window_manager"]["elsewhere"] = []
+    display = Section.from_findings("display", data, [])
+    supervisor = supervisor_section(*programs)
+    supervisor.data.update(via="xmlrpc", version="4.3.0", url="unix:///sv.sock", state="RUNNING")
+    sections = diagnose([supervisor, display], config)
+    text = render_markdown(Report.build(sections), Redactor())
+    return next(line for line in text.splitlines() if line.startswith("- noVNC:"))
+
+
+def test_the_novnc_program_is_the_one_services_programs_names() -> None:
+    web = program("vncweb", "RUNNING", exitstatus=None, pid=41)
+    other = program("novnc-docs", "STOPPED")  # a name with "novnc" in it that is not noVNC's
+    configured = Config()
+    configured.services.programs["novnc"] = ["vncweb"]
+    assert novnc_line(configured, other, web) == (
+        "- noVNC: supervisor program vncweb is RUNNING (pid 41), but it is not a websockify "
+        "or noVNC process, so where it points was not checked"
+    )
+    # By default noVNC is the program named novnc, websockify or no_vnc (or one they begin).
+    assert novnc_line(Config(), web) == "- noVNC: not running"
+    assert novnc_line(Config(), program("websockify", "FATAL"), web) == (
+        "- noVNC: not running (supervisor program websockify is FATAL)"
+    )

@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 from typing import ClassVar
 
+from healthcheck.collectors.env.changes import DRIFT
 from healthcheck.config import Config, EnvConfig
 from healthcheck.model import Finding, RunContext, Section, Status, as_context
+from healthcheck.tracking import DriftSpec
 
 
 class EnvCollector:
@@ -21,6 +23,8 @@ class EnvCollector:
     timeout: ClassVar[float | None] = None
     # The [collectors.env] table (first spelt [env], still read so).
     Options: ClassVar[type] = EnvConfig
+    # What `healthcheck diff` says of the variables, by name only (changes.py).
+    drift: ClassVar[DriftSpec] = DRIFT
 
     def collect(self, ctx: RunContext | Config) -> Section:
         ctx = as_context(self, ctx)

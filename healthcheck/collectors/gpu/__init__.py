@@ -23,6 +23,7 @@ from healthcheck.collectors.gpu.judge import (
 )
 from healthcheck.config import Config, GpuConfig
 from healthcheck.model import RunContext, Section, as_context
+from healthcheck.tracking import DriftSpec
 
 
 class GpuCollector:
@@ -36,6 +37,8 @@ class GpuCollector:
     timeout: ClassVar[float | None] = None
     # The [collectors.gpu] table (first spelt [gpu], still read so).
     Options: ClassVar[type] = GpuConfig
+    # `healthcheck diff` shows its changes, field by field, under a heading of their own.
+    drift: ClassVar[DriftSpec] = DriftSpec(heading="GPU and driver", key="gpu", order=30)
 
     def collect(self, ctx: RunContext | Config) -> Section:
         ctx = as_context(self, ctx)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from healthcheck.collectors.ports import gather, judge
+from healthcheck.collectors.ports.changes import DRIFT
 from healthcheck.collectors.ports.gather import DEFAULT_EPHEMERAL, ephemeral_ports
 from healthcheck.collectors.ports.judge import (
     MAX_OTHER_LISTENERS,
@@ -18,6 +19,7 @@ from healthcheck.collectors.ports.judge import (
 )
 from healthcheck.config import Config, ServicesConfig
 from healthcheck.model import RunContext, Section, as_context
+from healthcheck.tracking import DriftSpec
 
 
 class PortsCollector:
@@ -28,6 +30,8 @@ class PortsCollector:
     timeout: ClassVar[float | None] = None
     # The [collectors.ports] table (first spelt [services], still read so).
     Options: ClassVar[type] = ServicesConfig
+    # What `healthcheck diff` says of its expected ports (changes.py).
+    drift: ClassVar[DriftSpec] = DRIFT
 
     def collect(self, ctx: RunContext | Config) -> Section:
         ctx = as_context(self, ctx)

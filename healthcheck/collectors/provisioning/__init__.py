@@ -8,10 +8,12 @@ from __future__ import annotations
 from typing import ClassVar
 
 from healthcheck.collectors.provisioning import gather, judge
+from healthcheck.collectors.provisioning.changes import DRIFT
 from healthcheck.collectors.provisioning.gather import MAX_HASHED_BYTES, inspect_script
 from healthcheck.collectors.provisioning.judge import merge_missing, script_findings
 from healthcheck.config import Config, ProvisioningConfig
 from healthcheck.model import RunContext, Section, as_context
+from healthcheck.tracking import DriftSpec
 
 
 class ProvisioningCollector:
@@ -22,6 +24,8 @@ class ProvisioningCollector:
     timeout: ClassVar[float | None] = None
     # The [collectors.provisioning] table (first spelt [provisioning], still read so).
     Options: ClassVar[type] = ProvisioningConfig
+    # What `healthcheck diff` says of its scripts (changes.py).
+    drift: ClassVar[DriftSpec] = DRIFT
 
     def collect(self, ctx: RunContext | Config) -> Section:
         ctx = as_context(self, ctx)

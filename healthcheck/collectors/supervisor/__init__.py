@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from healthcheck.collectors.supervisor import gather, judge
+from healthcheck.collectors.supervisor.changes import DRIFT
 from healthcheck.collectors.supervisor.gather import (
     Discover,
     api_tail_bytes,
@@ -24,6 +25,7 @@ from healthcheck.collectors.supervisor.gather import (
 from healthcheck.config import Config, SupervisorConfig
 from healthcheck.model import RunContext, Section, Status, as_context
 from healthcheck.supervisor_client import discover_serverurls
+from healthcheck.tracking import DriftSpec
 
 
 class SupervisorCollector:
@@ -37,6 +39,8 @@ class SupervisorCollector:
     timeout: ClassVar[float | None] = None
     # The [collectors.supervisor] table (first spelt [supervisor], still read so).
     Options: ClassVar[type] = SupervisorConfig
+    # What `healthcheck diff` says of its programs (changes.py).
+    drift: ClassVar[DriftSpec] = DRIFT
 
     def __init__(
         self, discover: Discover = discover_serverurls, supervisorctl: str = "supervisorctl"

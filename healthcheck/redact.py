@@ -476,11 +476,19 @@ RULES_RESOURCE = "knowledge/secrets.toml"
 _GATE_RUN_RE = lazy(r"[A-Za-z0-9]{10,}")
 
 
+# The runs that pass the gate, found in C: a whole run (nothing alphanumeric on either side)
+# of 20 or more, or of 10 or more with a digit in it. A loop over every run of 10 in Python
+# cost 15 ms on a 60 KB report.
+_GATE_PASS_RE = lazy(
+    r"(?<![A-Za-z0-9])"
+    r"(?:[A-Za-z0-9]{20,}|(?=[A-Za-z0-9]{10})[A-Za-z]*[0-9][A-Za-z0-9]*)"
+    r"(?![A-Za-z0-9])"
+)
+
+
 def _gate_runs(s: str) -> Iterator[re.Match[str]]:
     """The runs of `s` that pass the gate."""
-    for m in _GATE_RUN_RE.finditer(s):
-        if m.end() - m.start() >= 20 or not m.group().isalpha():
-            yield m
+    return _GATE_PASS_RE.finditer(s)
 
 
 # "\b" + literal prefix, as written in the data: rewritten as literal + lookbehind (see

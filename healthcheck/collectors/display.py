@@ -7,6 +7,7 @@ pure functions over the JSON-able data, so every rule can be tested with fabrica
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -48,7 +49,7 @@ class ProcInfo:
     cmdline: tuple[str, ...]
     zombie: bool = False
 
-    @property
+    @functools.cached_property  # asked of every process several times per run
     def argv0(self) -> str:
         return os.path.basename(self.cmdline[0]) if self.cmdline else ""
 
@@ -248,8 +249,9 @@ def _probe_fields(probe: x11.XProbe) -> dict[str, Any]:
 def find_server(processes: list[ProcInfo], number: int) -> ProcInfo | None:
     """The X server process whose arguments name display `number` (":N")."""
     wanted = f":{number}"
+    servers = set(X_SERVER_NAMES)
     for proc in processes:
-        if proc.zombie or not ({proc.name, proc.argv0} & set(X_SERVER_NAMES)):
+        if proc.zombie or not ({proc.name, proc.argv0} & servers):
             continue
         if wanted in proc.cmdline[1:]:
             return proc

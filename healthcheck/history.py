@@ -25,7 +25,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -234,16 +234,22 @@ class History:
     # -- writing ---------------------------------------------------------------------------
 
     def commit(
-        self, paths: Sequence[Path], message: str, replace: str | None = None
+        self,
+        paths: Sequence[Path],
+        message: str,
+        replace: str | None = None,
+        redacted: Collection[Path] = (),
     ) -> CommitOutcome:
         """Commit the current contents of `paths` (files in the work tree) and nothing else.
 
         `replace`: a commit of ours that is HEAD; the new commit takes its place (same
         parent), which is how an unpushed run commit gets its push-failure finding.
         No change means no commit. The message passes through the redactor.
+        `redacted`: files among `paths` that the tool itself wrote through this redactor
+        (the run's reports), not checked for secrets again; every other file is.
         """
         try:
-            outcome = self._commit(paths, message, replace)
+            outcome = self._commit(paths, message, replace, frozenset(redacted))
         except GitFailed as exc:
             raise HistoryError(
                 f"git {exc.command[0] if exc.command else ''} failed: {_last_line(exc)}"
@@ -252,14 +258,16 @@ class History:
             self._housekeeping()
         return outcome
 
-    def _commit(self, paths: Sequence[Path], message: str, replace: str | None) -> CommitOutcome:
+    def _commit(
+        self, paths: Sequence[Path], message: str, replace: str | None, redacted: frozenset[Path]
+    ) -> CommitOutcome:
         outcome = CommitOutcome()
         rels = []
         for path in paths:
             rel = self.relative(path)
             if rel is None or not path.is_file():
                 outcome.left_out.append(path)
-            elif (line := self.secret_line(path)) is not None:
+            elif path not in redacted and (line := self.secret_line(path)) is not None:
                 outcome.withheld.append((path, line))
             elif rel not in rels:
                 rels.append(rel)

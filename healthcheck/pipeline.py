@@ -366,7 +366,9 @@ def _record(
         outside=None if report_recorded else result.markdown_path,
     )
     try:
-        result.commit = history.commit(files, message)
+        # The reports were just written through the redactor: checking them for secrets
+        # again cost 10-25 ms a run (the files a person edits are still checked).
+        result.commit = history.commit(files, message, redacted=candidates[:2])
     except hist.HistoryError as exc:
         result.warnings.append(f"not recorded in git: {exc}")
         return
@@ -388,7 +390,9 @@ def _record(
         return
     message = hist.run_message(redactor.obj(result.report.to_dict()), names)
     try:
-        replaced = history.commit(files, message, replace=result.commit.sha)
+        replaced = history.commit(
+            files, message, replace=result.commit.sha, redacted=candidates[:2]
+        )
     except hist.HistoryError as exc:
         log.info("the run's commit keeps the report without the push finding: %s", exc)
         return

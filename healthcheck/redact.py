@@ -602,7 +602,16 @@ _EXAMPLES_RE = lazy(r"^(?:tp|fp) = \[\n(?:[ \t]+.*\n)*\]\n", re.MULTILINE)
 def secret_rules() -> tuple[SecretRule, ...]:
     """The rules of healthcheck/knowledge/secrets.toml, in file order (the first that masks a
     span wins: a more specific format comes before a general one)."""
-    raw = _load_toml(_EXAMPLES_RE.sub("", _rules_text()))
+    from healthcheck import cache
+
+    # Parsed once per content of the file: a run reads the parse back (about 1 ms instead
+    # of 6 ms with the parse).
+    text = _rules_text()
+    key = cache.digest(text.encode("utf-8"))
+    raw = cache.load("secret-rules", key)
+    if not isinstance(raw, dict):
+        raw = _load_toml(_EXAMPLES_RE.sub("", text))
+        cache.store("secret-rules", key, raw)
     return tuple(
         SecretRule(
             id=entry["id"],

@@ -438,6 +438,8 @@ class History:
         """A repository-local identity, only where no user.name or user.email is configured."""
         if _local_identity(self._common_dir() / "config"):
             return  # set in the repository itself (by us, usually): nothing to ask git
+        if any(_local_identity(path) for path in _global_configs()):
+            return  # the user's own identity, in a file git reads too: no process to start
         try:
             found = self._git("config", "--get-regexp", r"^user\.(name|email)$")
         except GitFailed:
@@ -532,6 +534,14 @@ def _local_identity(config: Path) -> bool:
             if value:
                 found.add(key.lower())
     return {"name", "email"} <= found
+
+
+def _global_configs() -> list[Path]:
+    """The per-user git config files git reads (where an identity is usually set)."""
+    if os.environ.get("GIT_CONFIG_GLOBAL"):
+        return [Path(os.environ["GIT_CONFIG_GLOBAL"])]
+    xdg = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return [Path(os.path.expanduser("~/.gitconfig")), Path(xdg) / "git" / "config"]
 
 
 def _run_git(

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from healthcheck.lazyre import lazy
+from healthcheck.lazyre import compiled, lazy
 
 if TYPE_CHECKING:
     from healthcheck.config import Config
@@ -502,16 +502,16 @@ def _compile_rule(source: str) -> re.Pattern[str]:
     must not become a boundary on a second pass)."""
     m = _LEADING_BOUNDARY_RE.match(source)
     if m is None:
-        return re.compile(source)
+        return compiled(source)
     literal, rest = m.group(1), source[m.end() :]
     if rest[:1] in ("?", "*", "+", "{"):  # the quantifier belongs to the literal's last unit
         cut = 2 if literal.endswith(("\\.", "\\-")) and len(literal) > 2 else 1
         literal, rest = literal[:-cut], literal[-cut:] + rest
     if not literal:
-        return re.compile(source)
+        return compiled(source)
     # Not after a letter, digit, "_", a marker's "]", nor "+": inside base64, "AKIA" or "EZAK"
     # is chance. ("/" may come before a token: a path or a URL that holds one.)
-    return re.compile(f"{literal}(?<![A-Za-z0-9_\\]+]{literal}){rest}")
+    return compiled(f"{literal}(?<![A-Za-z0-9_\\]+]{literal}){rest}")
 
 
 @dataclass(frozen=True)
@@ -876,7 +876,7 @@ def _keyword_re(keyword: str) -> re.Pattern[str]:
     """The hit regex of one keyword: it only finds candidates (a rule then checks what really
     follows the name). Compiled when a text first holds the keyword, not at every start:
     most runs meet few of them."""
-    return re.compile(
+    return compiled(
         keyword
         + r"[a-z0-9_.\-]{0,100}"
         + r"(?:\\*[\"']?[ \t]*(?:[=:!,?+]|\.=)|[\[(>]|[ \t]+[a-z_][a-z0-9_.]*[ \t]*=)"

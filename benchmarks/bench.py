@@ -76,6 +76,24 @@ LONG_LINE = 5 * 1000 * 1000
 CPU: dict[str, list[float]] = {}
 
 
+# Starts the command from a small process of its own and reports what the kernel says of it:
+# wall seconds, peak RSS (KiB) and CPU seconds of its tree, and its exit status. A command
+# started straight from this (large) process would be charged this process's own peak RSS:
+# Linux carries the high-water mark of the image a child was forked from across its exec.
+LAUNCHER = """
+import os, sys, time
+report = int(sys.argv[1])
+os.set_inheritable(report, False)
+start = time.perf_counter()
+pid = os.posix_spawnp(sys.argv[2], sys.argv[2:], os.environ)
+_, status, usage = os.wait4(pid, 0)
+wall = time.perf_counter() - start
+os.write(report, b"%r %d %r %d" % (
+    wall, usage.ru_maxrss, usage.ru_utime + usage.ru_stime, os.waitstatus_to_exitcode(status)
+))
+"""
+
+
 def timed_child(
     args: list[str], env: dict[str, str] | None = None, label: str = ""
 ) -> tuple[float, float]:
@@ -84,20 +102,36 @@ def timed_child(
     With a `label`, the CPU time of its tree (itself and every child it waited for) is
     kept under that label in CPU.
     """
-    start = time.perf_counter()
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
+    read_end, write_end = os.pipe()
+    proc = subprocess.Popen(
+        [sys.executable, "-S", "-c", LAUNCHER, str(write_end), *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+        pass_fds=(write_end,),
+    )
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as report:
+        figures = report.read().split()
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    proc.wait()
+    if proc.stderr:
+        proc.stderr.close()
+    if len(figures) != 4:
+        raise SystemExit(f"{args[:3]} could not be measured: {err}")
+    wall, max_rss, cpu, code = (
+        float(figures[0]),
+        int(figures[1]),
+        float(figures[2]),
+        int(figures[3]),
+    )
     if label:
         # wait4's rusage covers the command and the children it waited for (git, bash's
         # tail and sed); not a git gc started in the background (once in ~150 runs).
-        CPU.setdefault(label, []).append(usage.ru_utime + usage.ru_stime)
-    if os.waitstatus_to_exitcode(status) not in (0, 1):
-        err = proc.stderr.read().decode() if proc.stderr else ""
+        CPU.setdefault(label, []).append(cpu)
+    if code not in (0, 1):
         raise SystemExit(f"{args[:3]} failed: {err}")
-    if proc.stderr:
-        proc.stderr.close()
-    return wall, usage.ru_maxrss / 1024  # KiB on Linux
+    return wall, max_rss / 1024  # KiB on Linux
 
 
 def sparse_log(path: Path, size: int) -> None:

@@ -1,6 +1,6 @@
 """Benchmarks: `healthcheck run` against the seed's bash health check, and how its cost scales.
 
-    .venv/bin/python benchmarks/bench.py [--rounds N] [--quick]
+    .venv/bin/python benchmarks/bench.py [--rounds N] [--quick] [--before DIR]
 
 Builds a box like the tests' (a real supervisord running the seed's programs and a few
 workers, 20 service logs and a sparse 8 GiB log, the seed's docs file in a git workspace),
@@ -71,6 +71,8 @@ MANY_LOGS = 10_000
 LONG_LINE = 5 * 1000 * 1000
 
 
+# Another version's package (--before), run by the same commands with it first on PYTHONPATH.
+BEFORE: Path | None = None
 # CPU seconds (user + system) of every command's whole tree, by command, in the order run:
 # on a shared machine other people's load stretches wall time far more than CPU time.
 CPU: dict[str, list[float]] = {}
@@ -266,13 +268,31 @@ def bench_full_run(rounds: int, root: Path) -> dict[str, Any]:
         sh: list[tuple[float, float]] = []
         hc: list[tuple[float, float]] = []
         py, imp, nd, ml, ll, pr, cold = [], [], [], [], [], [], []
+        old: dict[str, list[float]] = {}
+        old_env = {**os.environ, "PYTHONPATH": str(BEFORE)} if BEFORE else {}
+
+        def before(name: str, args: list[str], rss: bool = False) -> None:
+            """The same command run by the code in --before (right after this code's)."""
+            if BEFORE:
+                wall, peak = timed_child(args, old_env, f"{name}_before")
+                old.setdefault(name, []).append(wall)
+                if rss:
+                    old.setdefault("rss", []).append(peak)
+
+        if BEFORE:
+            for warm_up in (healthcheck, many_logs, long_lines, processes):
+                timed_child(warm_up, old_env)  # .pyc files, the docs it rewrites
         for _ in range(rounds):
             sh.append(timed_child(baseline, env, "bash"))
             hc.append(timed_child(healthcheck, label="healthcheck"))
+            before("healthcheck", healthcheck, rss=True)
             ml.append(timed_child(many_logs, label="many_logs")[0])
+            before("many_logs", many_logs)
             ll.append(timed_child(long_lines, label="long_lines")[0])
+            before("long_lines", long_lines)
             with extra_processes(EXTRA_PROCESSES):
                 pr.append(timed_child(processes, label="processes")[0])
+                before("processes", processes)
             py.append(timed_child(python)[0])
             imp.append(timed_child(imports)[0])
             nd.append(timed_child(bare)[0])
@@ -294,6 +314,7 @@ def bench_full_run(rounds: int, root: Path) -> dict[str, Any]:
         "many_logs": median(ml),
         "long_lines": median(ll),
         "processes": median(pr),
+        "before": {name: median(values) for name, values in old.items()},
     }
 
 
@@ -393,7 +414,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--quick", action="store_true", help="3 rounds, for a smoke test")
+    parser.add_argument(
+        "--before",
+        metavar="DIR",
+        help="a folder holding another version's healthcheck package (e.g. `git archive "
+        "main healthcheck | tar -x -C DIR`): its runs alternate with this code's, and a "
+        "second table compares them",
+    )
     args = parser.parse_args()
+    global BEFORE
+    if args.before:
+        BEFORE = Path(args.before).resolve()
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(BEFORE)], check=True)
     rounds = 3 if args.quick else args.rounds
     # Measure the package as an install runs it: `pip install .` byte-compiles it, but an
     # editable checkout under PYTHONDONTWRITEBYTECODE (as this machine sets) recompiles every
@@ -462,6 +494,53 @@ def main() -> None:
     print("|---|---|")
     for name, value in rows:
         print(f"| {name} | {value} |")
+    if BEFORE:
+        print_before(full, rounds)
+
+
+def print_before(full: dict[str, Any], rounds: int) -> None:
+    """This code against the code in --before, measured in the same rounds, turn about."""
+    old = full["before"]
+    sh_wall, sh_cpu = full["sh_wall"], median(CPU["bash"])
+
+    def cpu(label: str) -> float:
+        return median(CPU[label])
+
+    pairs = [
+        ("`healthcheck run`, wall", full["hc_wall"], old["healthcheck"], "ms"),
+        ("`healthcheck run`, CPU", cpu("healthcheck"), cpu("healthcheck_before"), "ms"),
+        ("ratio to bash, wall", full["hc_wall"] / sh_wall, old["healthcheck"] / sh_wall, ""),
+        (
+            "ratio to bash, CPU",
+            cpu("healthcheck") / sh_cpu,
+            cpu("healthcheck_before") / sh_cpu,
+            "",
+        ),
+        ("peak RSS (MiB)", full["hc_rss"], old["rss"], "MiB"),
+    ]
+    for name in ("many_logs", "long_lines", "processes"):
+        pairs.append(
+            (
+                f"{name}: ratio to the plain run, wall",
+                full[name] / full["hc_wall"],
+                old[name] / old["healthcheck"],
+                "",
+            )
+        )
+        pairs.append(
+            (
+                f"{name}: ratio to the plain run, CPU",
+                cpu(name) / cpu("healthcheck"),
+                cpu(f"{name}_before") / cpu("healthcheck_before"),
+                "",
+            )
+        )
+    print(f"\n| this code against --before {BEFORE} ({rounds} rounds, median) | now | before |")
+    print("|---|---|---|")
+    for label, now, then, unit in pairs:
+        scale = 1000 if unit == "ms" else 1
+        digits = 0 if unit == "ms" else (1 if unit == "MiB" else 2)
+        print(f"| {label} | {now * scale:.{digits}f} {unit} | {then * scale:.{digits}f} {unit} |")
 
 
 if __name__ == "__main__":

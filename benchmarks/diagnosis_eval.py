@@ -5,7 +5,8 @@
 benchmarks/diagnosis_excerpts.toml holds failure output that users posted in public issue
 trackers (each with its source), none of it a catalogue case. Each excerpt runs through the
 same path a run takes: a supervisor program's log lines, exit status and spawn error through
-healthcheck.rules.explain_program (the supervisor collector's diagnosis), kernel lines through
+healthcheck.collectors.supervisor.rules.explain_program (the supervisor collector's
+diagnosis), kernel lines through
 the gpu collector's Xid parser and kernel-message entries. An excerpt is "named" when the
 finding id is the one it expects (or one of them). The table is per batch: "tuning", the
 excerpts the catalogue was widened on, and "held-out", ones collected afterwards. Healthy
@@ -29,11 +30,11 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 from healthcheck.collectors.gpu import kernel_findings, xid_findings
-from healthcheck.collectors.logs import ends_with_error
+from healthcheck.collectors.supervisor.rules import CannedProbe, explain_program
 from healthcheck.config import Config
+from healthcheck.loglines import ends_with_error
 from healthcheck.logtail import looks_like_error
 from healthcheck.model import Finding, Status
-from healthcheck.rules import CannedProbe, explain_program
 from healthcheck.xid import KernelLog, find_xids
 
 EXCERPTS = Path(__file__).with_name("diagnosis_excerpts.toml")

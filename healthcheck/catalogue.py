@@ -1,17 +1,18 @@
 """The catalogue of known failures: data files shipped in the wheel, read once per process.
 
-`healthcheck/knowledge/failures/*.toml` hold one file per area (supervisor programs, being
-killed, CUDA, X and VNC, GUI libraries, services, the kernel's GPU messages, Xid codes, GPU
-checks). Each `[[entry]]` says what recognises a failure (patterns on a program's log or spawn
-error, exit statuses, signals, kernel log lines, an Xid code), its severity, and title, detail
-and fix templates with named placeholders; each carries `[[entry.case]]` examples that
-tests/test_catalogue.py runs. Files are tried in their `order`, entries in file order, so
-specific causes come before general ones. Adding a known failure is one entry and no Python.
+The core's `healthcheck/knowledge/failures/*.toml` and each collector's own
+`collectors/NAME/failures/*.toml` (plugins' too, healthcheck.assets) hold one file per area
+(supervisor programs, being killed, CUDA, X and VNC, GUI libraries, services, the kernel's
+GPU messages, Xid codes, GPU checks). Each `[[entry]]` says what recognises a failure
+(patterns on a program's log or spawn error, exit statuses, signals, kernel log lines, an Xid
+code), its severity, and title, detail and fix templates with named placeholders; each carries
+`[[entry.case]]` examples that tests/test_catalogue.py runs. Files are tried in their
+`order`, entries in file order, so specific causes come before general ones. Adding a known
+failure is one entry and no Python.
 """
 
 from __future__ import annotations
 
-import functools
 import re
 import string
 import sys
@@ -119,19 +120,35 @@ class Catalogue:
         return {e.code: e for e in self.entries if e.kind == "xid" and e.code is not None}
 
 
-_LOADING = threading.Lock()
+class _Loaded:
+    """`catalogue()`: the catalogue, loaded once (and once only when two collector threads
+    ask at the same moment, which an lru_cache alone lets both parse); `cache_clear()` makes
+    the next call load it again (a plugin's failure files joined)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._value: Catalogue | None = None
+
+    def __call__(self) -> Catalogue:
+        """Every catalogue file (the core's and each collector's), parsed once (on first
+        need: a run that explains nothing never pays for the parse)."""
+        value = self._value
+        if value is None:
+            with self._lock:
+                if self._value is None:
+                    self._value = _load()
+                value = self._value
+        return value
+
+    def cache_clear(self) -> None:
+        with self._lock:
+            self._value = None
 
 
-def catalogue() -> Catalogue:
-    """Every catalogue file of the installed package, parsed once (on first need: a run
-    that explains nothing never pays for the parse)."""
-    # lru_cache alone lets two collector threads (supervisor and gpu) both parse it.
-    with _LOADING:
-        return _catalogue()
+catalogue = _Loaded()
 
 
-@functools.lru_cache(maxsize=1)
-def _catalogue() -> Catalogue:
+def _load() -> Catalogue:
     files = _parsed_files()
     entries: list[Entry] = []
     libraries: dict[str, str] = {}
@@ -158,13 +175,13 @@ def _parsed_files() -> list[tuple[int, str, dict[str, Any]]]:
     when the files are parsed, so a bad one is still refused before anything is cached.
     """
     from healthcheck import cache
+    from healthcheck.assets import failure_files
 
     # The package's own folder (a wheel installs it as files): importlib.resources would
     # cost its own import, about 10 ms.
     folder = Path(__file__).parent / KNOWLEDGE_DIR
-    sources = sorted(
-        (item.name, item.read_bytes()) for item in folder.iterdir() if item.name.endswith(".toml")
-    )
+    core = sorted(item for item in folder.iterdir() if item.name.endswith(".toml"))
+    sources = [(item.name, item.read_bytes()) for item in [*core, *failure_files()]]
     key = cache.digest(*(part for name, text in sources for part in (name.encode(), text)))
     cached = cache.load("catalogue", key)
     if isinstance(cached, list):

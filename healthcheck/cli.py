@@ -17,7 +17,6 @@ import click
 from healthcheck import __version__
 from healthcheck.config import Config, ConfigError, load_config
 from healthcheck.model import Status
-from healthcheck.timestamps import parse_utc_stamp
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
 
@@ -211,22 +210,21 @@ def _check_disabled(app: App, loaded: list[Any]) -> None:
         )
 
 
-def _report_data(
+def _fresh_or_last(
     app: App, last: bool, only: str | None, skip: str | None
 ) -> tuple[dict[str, Any], Path | None]:
     """The report `context` and `docs update` work from, as data: with --last the last JSON
-    report (and its path), else a fresh run of the collectors that writes nothing (None)."""
+    report (and its path), else a fresh collection that writes nothing (None)."""
     from healthcheck.output import ReportPathError, ReportReadError, read_json_report
 
     if not last:
-        from healthcheck.report import collect_report
+        from healthcheck.pipeline import collect
 
-        collectors = _selected_collectors(app, only, skip)
-        return collect_report(app.config, collectors).to_dict(), None
+        return collect(app.config, _selected_collectors(app, only, skip)).data, None
     if only or skip:
         app.fail("--only and --skip select collectors to run; --last runs none", EXIT_USAGE)
     try:
-        data, json_path = read_json_report(app.config)
+        return read_json_report(app.config)
     except ReportPathError as exc:
         app.fail(str(exc), EXIT_USAGE)
     except ReportReadError as exc:
@@ -237,7 +235,6 @@ def _report_data(
                 EXIT_FAILED,
             )
         app.fail(f"--last: {exc}", EXIT_FAILED)
-    return data, json_path
 
 
 @cli.command()
@@ -271,54 +268,33 @@ def run(
     replaces the main report, refreshes the docs or commits; it prints its report on
     stdout (Markdown, or JSON with --json) or writes it where --output says.
     """
-    from healthcheck.pipeline import PartialOverMain, RunFailed, RunSkipped, run_healthcheck
+    from healthcheck import pipeline
 
     config = app.config
     collectors = _selected_collectors(app, only, skip)
     partial = bool(_names(only) or _names(skip))
-    # Only the box's own run alerts and pings; a partial or unrecorded one is a look around.
-    full_run = not (partial or no_commit)
-    switch = None
-    if full_run and config.notify.ping_url:
-        from healthcheck.notify import DeadMansSwitch
-
-        switch = DeadMansSwitch(config, app.console.redactor)
-        switch.start()
     try:
-        result = run_healthcheck(
+        result = pipeline.run(
             config,
             collectors,
             app.console.redactor,
             output=Path(output).expanduser() if output else None,
             commit=not no_commit,
             docs=not no_docs,
-            notify=full_run,
-            metrics=not partial,  # the textfile describes the whole box
             partial=partial,
+            fail_on=Status(fail_on.lower()) if fail_on else None,
         )
-    except PartialOverMain as exc:
+    except pipeline.UsageError as exc:
         app.fail(str(exc), EXIT_USAGE)
-    except RunFailed as exc:
-        if switch:
-            switch.finish(failed=True, summary=f"run failed: {exc}")
+    except pipeline.RunFailed as exc:
         app.fail(f"run failed: {exc}", EXIT_FAILED)
-    except RunSkipped as exc:
+    except pipeline.RunSkipped as exc:
         # Not a failure: the other run is doing this one's job (cron overlapping a manual run).
         app.console.error(f"skipped this run: {exc}")
-        if switch:  # the monitor saw /start: tell it this run ended, not that it hangs
-            switch.finish(failed=False, summary=f"skipped: {exc}")
         sys.exit(EXIT_OK)
-    except BaseException as exc:  # a bug or Ctrl-C: the monitor hears of it, then as before
-        if switch:
-            switch.finish(failed=True, summary=f"run failed: {type(exc).__name__}")
-        raise
 
     report = result.report
-    counts = report.counts
-    tally = (
-        f"Status {report.status.value.upper()}: {counts['crit']} crit, {counts['warn']} warn, "
-        f"{counts['unknown']} unknown."
-    )
+    tally = report.tally
     if result.markdown_path is None or result.json_path is None:
         # A partial run without --output: the report itself is the output.
         app.console.out((result.json_text if print_json else result.markdown_text).rstrip("\n"))
@@ -339,9 +315,6 @@ def run(
         _exit_on(report, fail_on)
         return
     app.console.info(f"{tally} {where}")
-    if switch:
-        failed = bool(fail_on and report.at_least(Status(fail_on.lower())))
-        switch.finish(failed=failed, summary=f"{tally} Report: {result.markdown_path}")
     if result.commit is not None and result.commit.sha:
         app.console.info(f"Committed {result.commit.short} in {config.paths.workspace}.")
     for warning in result.warnings:
@@ -445,9 +418,9 @@ def serve(app: App, host: str, port: int, fail_on: str) -> None:
     collectors = _selected_collectors(app, None, None)  # once: a bad name fails here, not later
 
     def fresh_report() -> dict[str, Any]:
-        from healthcheck.report import collect_report
+        from healthcheck.pipeline import collect
 
-        return collect_report(config, collectors).to_dict()
+        return collect(config, collectors).data
 
     redactor = app.console.redactor
     health = HealthApp(
@@ -600,7 +573,7 @@ def context(app: App, budget: int, last: bool, only: str | None, skip: str | Non
         markdown_path = report_paths(app.config)[0]
     except ReportPathError as exc:
         app.fail(str(exc), EXIT_USAGE)
-    data, json_path = _report_data(app, last, only, skip)
+    data, json_path = _fresh_or_last(app, last, only, skip)
     app.console.out(
         report_context(app.config, data, budget, json_path, markdown_path, app.console.redactor)
     )
@@ -639,56 +612,21 @@ def docs_update(
     Its blocks are filled from a fresh run of the collectors (nothing else is written), or
     with --last from the last JSON report.
     """
-    import contextlib
-    import stat
-    from datetime import datetime, timezone
+    from healthcheck import pipeline
 
-    from healthcheck.docs import DocsError, update_docs
-    from healthcheck.lock import LockBusy, LockError, workspace_lock
-
-    config = app.config
-    if path is None and not config.docs_enabled:
-        app.fail(
-            "docs update: the docs refresh is turned off in the config ([docs] enabled = false "
-            'or [paths] docs = ""); name the file to refresh it anyway',
-            EXIT_USAGE,
-        )
-    target = path if path is not None else config.docs_path
     try:
-        mode = target.stat().st_mode
-    except FileNotFoundError:
-        app.fail(
-            f"docs update: {target} not found (put the environment document there or point "
-            "[paths] docs at it)",
-            EXIT_USAGE,
-        )
-    except OSError as exc:
-        app.fail(f"docs update: cannot read {target}: {exc.strerror or exc}", EXIT_USAGE)
-    if not stat.S_ISREG(mode):
-        # A FIFO or a device would block the read (holding the lock) or never end.
-        app.fail(f"docs update: {target} is not a regular file; nothing was read", EXIT_USAGE)
-    data, json_path = _report_data(app, last, only, skip)
-    source = f"the report of {data.get('generated_at', '?')}" if json_path else "a fresh run"
-    when = datetime.now(timezone.utc)
-    if json_path is not None:
-        # --last: the document says when the box looked like this, not when it was copied.
-        with contextlib.suppress(TypeError, ValueError):
-            when = parse_utc_stamp(data.get("generated_at"))
-    workspace = Path(config.paths.workspace).expanduser()
+        target = pipeline.docs_target(app.config, path)
+    except pipeline.UsageError as exc:
+        app.fail(str(exc), EXIT_USAGE)
+    data, json_path = _fresh_or_last(app, last, only, skip)
     try:
-        with contextlib.ExitStack() as held:
-            # A run in progress writes the docs too: wait for it rather than race it.
-            if workspace.is_dir():
-                with contextlib.suppress(LockError):  # unlockable: the write decides
-                    held.enter_context(
-                        workspace_lock(workspace, config.git.lock_timeout, "docs-update")
-                    )
-            update = update_docs(target, data, app.console.redactor, when)
-    except LockBusy as exc:
-        app.console.error(f"skipped the docs update: {exc}")
+        done = pipeline.refresh_docs(app.config, app.console.redactor, target, data, json_path)
+    except pipeline.RunFailed as exc:
+        app.fail(str(exc), EXIT_FAILED)
+    update = done.update
+    if update is None:
+        app.console.error(f"skipped the docs update: {done.skipped}")
         return
-    except DocsError as exc:
-        app.fail(f"docs update failed: {exc}", EXIT_FAILED)
     for warning in update.warnings:
         app.console.error(f"warning: {target}: {warning}")
     if update.changed:
@@ -697,9 +635,9 @@ def docs_update(
             if update.new_lines
             else f"removed {_line_ranges(update.old_lines)}"
         )
-        app.console.info(f"Updated {target} from {source}: {where}.")
+        app.console.info(f"Updated {target} from {done.source}: {where}.")
     else:
-        app.console.info(f"{target} is up to date (checked against {source}).")
+        app.console.info(f"{target} is up to date (checked against {done.source}).")
 
 
 # Ranges a message names before it counts the rest: a long document refreshed throughout
@@ -751,14 +689,15 @@ def log_group() -> None:
     """The improvement log: recommendations with ids, status and resolving commits."""
 
 
-def _log_change(app: App, change: Callable[[Any], Any], verb: str) -> None:
-    """Apply `change` to the log under the workspace lock, then commit only the log."""
-    from healthcheck.improvement_log import LogError, record_change
+def _change_log(app: App, change: Callable[[Any], Any], verb: str) -> None:
+    """The change_log use case, and what it did on the console."""
+    from healthcheck.improvement_log import LogError
     from healthcheck.lock import LockBusy, LockError
     from healthcheck.output import WriteError
+    from healthcheck.pipeline import change_log
 
     try:
-        done = record_change(app.config, app.console.redactor, change, verb)
+        done = change_log(app.config, app.console.redactor, change, verb)
     except LogError as exc:
         app.fail(f"improvement log: {exc}", EXIT_USAGE)
     except (WriteError, OSError) as exc:
@@ -791,7 +730,7 @@ def log_add(app: App, text: str, source: str, finding: str, title: str) -> None:
     if text == "-":
         text = sys.stdin.read()
     redactor = app.console.redactor
-    _log_change(
+    _change_log(
         app,
         lambda log_: log_.add(text, redactor, source=source, finding=finding, title=title),
         "Added",
@@ -864,7 +803,7 @@ def log_resolve(app: App, entry_id: str, note: str, commit_sha: str) -> None:
     if commit_sha and not re.fullmatch(r"[0-9a-fA-F]{4,40}", commit_sha):
         app.fail(f"--commit: {commit_sha!r} is not a commit id (4 to 40 hex digits)", EXIT_USAGE)
     redactor = app.console.redactor
-    _log_change(
+    _change_log(
         app,
         lambda log_: log_.resolve(entry_id, redactor, note=note, commit=commit_sha.lower()),
         "Resolved",

@@ -132,6 +132,24 @@ class GpuConfig:
 class CollectorsConfig:
     timeout: float = 10.0
     disable: list[str] = field(default_factory=list)
+    # The `[collectors.NAME]` tables of plugin collectors, as written: each is checked
+    # against its collector's `Options` when the collector runs (collector_options).
+    tables: dict[str, dict[str, Any]] = field(default_factory=dict, metadata={"toml": False})
+
+
+# A built-in collector's options: `[collectors.NAME]`, or the first release's spelling, the
+# top-level table named here (`[gpu]`, `[services]` for the ports collector). Code outside a
+# collector reads them where they always were: `config.supervisor.serverurl`.
+COLLECTOR_TABLES = {
+    "display": "display",
+    "env": "env",
+    "gpu": "gpu",
+    "logs": "logs",
+    "ports": "services",
+    "provisioning": "provisioning",
+    "supervisor": "supervisor",
+    "system": "system",
+}
 
 
 @dataclass
@@ -284,16 +302,102 @@ def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
 
 def parse_config(raw: dict[str, Any], where: str = "config") -> Config:
     """Build a validated Config from parsed TOML."""
+    raw, spelled, plugin_tables = _collector_tables(raw, where)
     config = _build(Config, raw, prefix="", where=where)
-    _check_semantics(config, where)
+    config.collectors.tables = plugin_tables
+    try:
+        _check_semantics(config, where)
+    except ConfigError as exc:
+        # A table written as [collectors.gpu] is named so in the message, as it was written.
+        message = str(exc)
+        for name, attr in spelled.items():
+            message = message.replace(f"'{attr}.", f"'collectors.{name}.")
+        raise ConfigError(message) from None
     return config
+
+
+def _collector_tables(
+    raw: dict[str, Any], where: str
+) -> tuple[dict[str, Any], dict[str, str], dict[str, dict[str, Any]]]:
+    """`raw` with each built-in's `[collectors.NAME]` moved to its top-level table; which
+    were written that way; and the plugins' tables, kept as written."""
+    section = raw.get("collectors")
+    if not isinstance(section, dict):
+        return raw, {}, {}
+    raw, section = dict(raw), dict(section)
+    own = {f.name for f in dataclasses.fields(CollectorsConfig) if f.metadata.get("toml", True)}
+    spelled: dict[str, str] = {}
+    plugin_tables: dict[str, dict[str, Any]] = {}
+    for name in [key for key in section if key not in own]:
+        if not isinstance(section[name], dict):
+            if name in COLLECTOR_TABLES:
+                raise ConfigError(f"{where}: 'collectors.{name}' must be a table")
+            continue  # a misspelt key of [collectors] itself: _build names it
+        table = section.pop(name)
+        attr = COLLECTOR_TABLES.get(name)
+        if attr is None:
+            _check_plugin_name(name, where)
+            plugin_tables[name] = table
+            continue
+        if attr in raw:
+            raise ConfigError(
+                f"{where}: both [collectors.{name}] and [{attr}] are given; [{attr}] is the "
+                f"older name of the same table: keep one"
+            )
+        raw[attr] = table
+        spelled[name] = attr
+    raw["collectors"] = section
+    for name, attr in spelled.items():
+        # Checked under the name it was written with.
+        _build(typing.get_type_hints(Config)[attr], raw[attr], f"collectors.{name}.", where)
+    return raw, spelled, plugin_tables
+
+
+def _check_plugin_name(name: str, where: str) -> None:
+    """A `[collectors.NAME]` table must name a collector that can take it: a built-in one
+    with options, or an installed plugin (its options are checked when it runs)."""
+    from healthcheck.assets import collector_folders
+    from healthcheck.plugins import installed_entry_points
+
+    # A built-in collector whose Options live in its own package, not in this module's tables.
+    builtin = {folder.name for folder in collector_folders()} - set(COLLECTOR_TABLES)
+    plugins = sorted({ep.name for ep in installed_entry_points()})
+    if name in builtin or name in plugins:
+        return
+    known = ", ".join(sorted(COLLECTOR_TABLES) + plugins)
+    raise ConfigError(
+        f"{where}: unknown collector in [collectors.{name}] (collectors with options: {known})"
+    )
+
+
+def collector_options(config: Config, name: str, options: type | None) -> Any:
+    """The options of collector `name`: a built-in's table of `config`, or a plugin's
+    `[collectors.NAME]` table built as its `Options` dataclass (checked like every other
+    key, named `collectors.NAME.KEY`); None for a collector without options."""
+    attr = COLLECTOR_TABLES.get(name)
+    if attr is not None:
+        return getattr(config, attr)
+    table = config.collectors.tables.get(name, {})
+    where = config.loaded_from or "config"
+    if options is None:
+        if table:
+            raise ConfigError(f"{where}: the {name} collector takes no options [collectors.{name}]")
+        return None
+    try:
+        return _build(options, table, prefix=f"collectors.{name}.", where=where)
+    except TypeError as exc:  # an Options field without a default, not given
+        raise ConfigError(f"{where}: [collectors.{name}]: {exc}") from None
 
 
 def _build(cls: type, raw: Any, prefix: str, where: str) -> Any:
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: '{prefix.rstrip('.')}' must be a table")
     hints = typing.get_type_hints(cls)
-    known = {f.name: f for f in dataclasses.fields(cls) if f.name != "loaded_from"}
+    known = {
+        f.name: f
+        for f in dataclasses.fields(cls)
+        if f.name != "loaded_from" and f.metadata.get("toml", True)
+    }
     values: dict[str, Any] = {}
     for key, value in raw.items():
         dotted = f"{prefix}{key}"

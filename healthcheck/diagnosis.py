@@ -240,13 +240,7 @@ def _set_log_history(
     a program another finding names (or from before that program's start), its routine
     start-up words, and lines that repeat another finding's evidence.
     """
-    # The collectors' package loads them all: only a run with logs and supervisor pays it.
-    from healthcheck.collectors.logs import (
-        ends_with_error,
-        iso_seconds,
-        line_times,
-        written_before,
-    )
+    from healthcheck.loglines import ends_with_error, iso_seconds, line_times, written_before
 
     by_path: dict[str, dict[str, Any]] = {}
     for program in programs:
@@ -307,8 +301,7 @@ def _explained_line(
     explained: set[str],
     said: list[str],
 ) -> bool:
-    from healthcheck.collectors.logs import iso_seconds
-    from healthcheck.collectors.supervisor import supervisord_line  # only with a supervisor
+    from healthcheck.loglines import iso_seconds, supervisord_line  # only with a supervisor
 
     parsed = supervisord_line(line)
     if parsed is None:
@@ -425,7 +418,7 @@ def _fold_into_x_server_down(
                 merged = _absorb(merged, f"Port {finding.subject} has no listener.", finding)
                 ports.findings.remove(finding)
     if "lock" in display.data and (serving_info is not None or supervisor is not None):
-        from healthcheck.collectors.display import x_server_down_hint  # loaded by display's run
+        from healthcheck.display_fixes import x_server_down_hint
 
         merged = dataclasses.replace(merged, hint=x_server_down_hint(display.data, serving_info))
     _replace(display, down, merged)
@@ -615,7 +608,7 @@ def _fold_window_manager(
             display.findings.remove(symptom)
         elif symptom.rule == "wm-not-running":
             state = program.get("state") or "UNKNOWN"
-            from healthcheck.collectors.display import wm_not_running_hint
+            from healthcheck.display_fixes import wm_not_running_hint
 
             hint = wm_not_running_hint(display.data["display"], symptom.subject, fullname)
             if state in ("STOPPED", "EXITED"):

@@ -203,6 +203,19 @@ def update_docs(
     return update
 
 
+def write_update(update: DocsUpdate) -> None:
+    """Write a refresh planned with update_docs(write=False) (a run plans it before its
+    report is rendered and writes it after). DocsError when it cannot be written."""
+    if not update.changed:
+        return
+    target = update.path.resolve() if update.path.is_symlink() else update.path
+    try:
+        before = target.stat()
+    except OSError as exc:
+        raise DocsError(f"cannot read {update.path}: {exc.strerror or exc}") from None
+    update.warnings += _replace(target, update.data, before)
+
+
 def _replace(target: Path, data: bytes, before: os.stat_result) -> tuple[str, ...]:
     """Write the new document, keeping what makes it the operator's file: its owner and
     group, and its hard links (a file with several is rewritten in place, since a rename

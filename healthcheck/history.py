@@ -234,22 +234,16 @@ class History:
     # -- writing ---------------------------------------------------------------------------
 
     def commit(
-        self,
-        paths: Sequence[Path],
-        message: str,
-        replace: str | None = None,
-        redacted: Collection[Path] = (),
+        self, paths: Sequence[Path], message: str, redacted: Collection[Path] = ()
     ) -> CommitOutcome:
         """Commit the current contents of `paths` (files in the work tree) and nothing else.
 
-        `replace`: a commit of ours that is HEAD; the new commit takes its place (same
-        parent), which is how an unpushed run commit gets its push-failure finding.
         No change means no commit. The message passes through the redactor.
         `redacted`: files among `paths` that the tool itself wrote through this redactor
         (the run's reports), not checked for secrets again; every other file is.
         """
         try:
-            outcome = self._commit(paths, message, replace, frozenset(redacted))
+            outcome = self._commit(paths, message, frozenset(redacted))
         except GitFailed as exc:
             raise HistoryError(
                 f"git {exc.command[0] if exc.command else ''} failed: {_last_line(exc)}"
@@ -259,7 +253,7 @@ class History:
         return outcome
 
     def _commit(
-        self, paths: Sequence[Path], message: str, replace: str | None, redacted: frozenset[Path]
+        self, paths: Sequence[Path], message: str, redacted: frozenset[Path]
     ) -> CommitOutcome:
         outcome = CommitOutcome()
         rels = []
@@ -271,13 +265,8 @@ class History:
                 outcome.withheld.append((path, line))
             elif rel not in rels:
                 rels.append(rel)
-        expected: str | None
-        if replace is not None:
-            expected = replace
-            parent, parent_tree = self._commit_and_tree(f"{replace}^")
-        else:
-            expected, parent_tree = self._commit_and_tree("HEAD")
-            parent = expected
+        parent, parent_tree = self._commit_and_tree("HEAD")
+        expected = parent
         outcome.parent = parent
         if not rels:
             outcome.unchanged = True
@@ -307,17 +296,19 @@ class History:
         """Whether `path` is a file inside the work tree (what `commit` would consider)."""
         return self.relative(path) is not None and path.is_file()
 
-    def secret_line(self, path: Path) -> int | None:
-        """The first line of `path` holding something the redactor would mask, else None.
+    def secret_line(self, path: Path, content: bytes | None = None) -> int | None:
+        """The first line of `path` (or of `content`, what is about to be written there)
+        holding something the redactor would mask, else None.
 
         What the tool writes is redacted already; this catches what a person put in a file
         we commit (a token pasted into the docs file or the improvement log by hand), which
         git would otherwise keep forever and a push would publish.
         """
         try:
-            text = path.read_bytes().decode("utf-8", "surrogateescape")
+            raw = path.read_bytes() if content is None else content
         except OSError:
             return None
+        text = raw.decode("utf-8", "surrogateescape")
         masked = self.redactor.text(text)
         if masked == text:
             return None

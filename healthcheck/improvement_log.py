@@ -20,19 +20,14 @@ cannot be parsed is reported with its line number and never rewritten.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from healthcheck.lazyre import lazy
 from healthcheck.output import write_files_atomically
 from healthcheck.redact import Redactor
 from healthcheck.text import CUT_MARKER, one_line
-
-if TYPE_CHECKING:
-    from healthcheck.config import Config
 
 STATUSES = ("open", "resolved", "dismissed")
 # Words a person (or another tool) writes for "this one is finished". The log itself writes
@@ -417,74 +412,3 @@ def is_open_status(status: str) -> bool:
 def open_entries(path: Path) -> list[Entry]:
     """The open entries of the log at `path` (none when it does not exist)."""
     return [e for e in ImprovementLog.load(path).entries if e.is_open]
-
-
-@dataclass
-class LogChange:
-    """What `record_change` did: the entry, its commit, and what went wrong with the commit."""
-
-    entry: Entry
-    commit: str = ""  # the short id of the commit that recorded it; "" when not committed
-    warnings: list[str] = field(default_factory=list)
-
-
-def record_change(
-    config: Config, redactor: Redactor, change: Callable[[ImprovementLog], Entry], verb: str
-) -> LogChange:
-    """Apply `change` to the log under the workspace lock, then commit only the log
-    (`log add`, `log resolve`, the MCP server's `add_improvement`).
-
-    Raises LogError (the log refuses the change), WriteError or OSError (it cannot be
-    written), LockBusy or LockError (another run holds the workspace); a commit that fails is
-    a warning, the change stays.
-    """
-    from healthcheck import history as hist
-    from healthcheck.lock import workspace_lock
-
-    workspace = Path(config.paths.workspace).expanduser()
-    path = config.improvement_log_path
-    if not workspace.is_dir():
-        # A typo in --workspace must not start a second history somewhere else.
-        raise LogError(
-            f"workspace {workspace} does not exist (check --workspace or [paths] workspace; "
-            "`healthcheck run` creates it)"
-        )
-    with workspace_lock(workspace, config.git.lock_timeout, purpose="log"):
-        entry = change(ImprovementLog.load(path))
-        done = LogChange(entry)
-        if not config.git.commit:
-            return done
-        message = f"healthcheck log: {entry.id} {verb.lower()}: {entry.title}\n"
-        details = [
-            f"{label}: {value}"
-            for label, value in (
-                ("Status", entry.status),
-                ("Source", entry.source),
-                ("Finding", entry.finding),
-                ("Commit", entry.commit),
-                ("Note", entry.note),
-            )
-            if value
-        ]
-        message += "\n" + "\n".join(details) + "\n"
-        try:
-            history = hist.History.open(workspace, redactor)
-            if reason := history.blocked():
-                raise hist.HistoryError(reason)
-            if fault := history.fault():
-                raise fault
-            outcome = history.commit([path], message)
-        except hist.HistoryError as exc:
-            done.warnings.append(f"{path.name} not committed: {exc}")
-            return done
-        if outcome.left_out:
-            done.warnings.append(f"{path} is outside the workspace history")
-        elif outcome.withheld:
-            line = outcome.withheld[0][1]
-            done.warnings.append(
-                f"{path.name} not committed: line {line} looks like a secret "
-                "(take it out; the next change commits the file)"
-            )
-        else:
-            done.commit = outcome.short
-        return done

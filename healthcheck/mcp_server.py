@@ -170,11 +170,10 @@ class HealthTools:
         return [s.collector for s in selected]
 
     def _collect(self, collectors: list[Any]) -> dict[str, Any]:
-        # As `healthcheck context` without --last: collectors and diagnosis, no pipeline.
-        from healthcheck.report import collect_report
+        # As `healthcheck context` without --last: a fresh look that writes nothing.
+        from healthcheck.pipeline import collect
 
-        report = collect_report(self.config, collectors)
-        return self.redactor.obj(report.to_dict())
+        return self.redactor.obj(collect(self.config, collectors).data)
 
     # -- history and the improvement log --------------------------------------------------
 
@@ -205,9 +204,10 @@ class HealthTools:
         return "\n\n".join([head, *(fence(render_entry(e).strip()) for e in shown)]) + "\n"
 
     def add_improvement(self, text: str, finding: str, source: str) -> str:
-        from healthcheck.improvement_log import LogError, record_change
+        from healthcheck.improvement_log import LogError
         from healthcheck.lock import LockBusy, LockError
         from healthcheck.output import WriteError
+        from healthcheck.pipeline import change_log
 
         if not self.config.mcp.allow_write:
             raise ToolFailure(
@@ -221,7 +221,7 @@ class HealthTools:
             return log.add(text, redactor, source=source, finding=finding)
 
         try:
-            done = record_change(self.config, redactor, add, "Added")
+            done = change_log(self.config, redactor, add, "Added")
         except LogError as exc:
             raise ToolFailure(f"improvement log: {exc}") from None
         except (WriteError, OSError) as exc:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from healthcheck.config import Config
+    from healthcheck.facts import Facts
 
 
 class Status(str, enum.Enum):
@@ -154,12 +155,40 @@ class Section:
         }
 
 
+@dataclass(frozen=True)
+class RunContext:
+    """What a collector gets for one run (`collect(ctx)`).
+
+    `options` is the collector's `[collectors.NAME]` table as its `Options` dataclass (None
+    for a collector without one); `deadline` the `time.monotonic()` by which the runner stops
+    waiting for it; `facts` the run's shared facts (healthcheck.facts).
+    """
+
+    name: str
+    config: Config
+    options: Any
+    deadline: float
+    facts: Facts
+
+    @property
+    def remaining(self) -> float:
+        """Seconds left before the deadline (0 once it has passed)."""
+        import time
+
+        return max(0.0, self.deadline - time.monotonic())
+
+
 @runtime_checkable
 class Collector(Protocol):
     """A plugin that gathers one area of the box.
 
     Declarative class attributes say what it is; `collect` does the work and may raise:
     the runner turns an exception or an overrun into an `unknown` section.
+
+    `collect(ctx)` gets the run context (RunContext). A collector whose `collect` parameter is
+    named anything but `ctx` (the first release's `collect(config)`) gets the Config instead:
+    see `takes_context`. Optional: `Options`, a dataclass whose fields and defaults are the
+    `[collectors.NAME]` table of the configuration.
     """
 
     name: ClassVar[str]
@@ -167,4 +196,35 @@ class Collector(Protocol):
     # Seconds; None means the run-wide `collectors.timeout`.
     timeout: ClassVar[float | None]
 
-    def collect(self, config: Config) -> Section: ...
+    def collect(self, ctx: RunContext) -> Section: ...
+
+
+def takes_context(collector: object) -> bool:
+    """Whether `collector.collect` wants the RunContext: its first parameter is named `ctx`
+    or annotated `RunContext`. Any other (`collect(self, config)`, as the first release's
+    plugins wrote it) gets the Config."""
+    method = getattr(collector, "collect", None)
+    function = getattr(method, "__func__", method)
+    code = getattr(function, "__code__", None)
+    if code is None:
+        return False
+    first = 1 if hasattr(method, "__self__") else 0
+    names = code.co_varnames[first : code.co_argcount]
+    if not names:
+        return False
+    if names[0] == "ctx":
+        return True
+    annotation = getattr(function, "__annotations__", {}).get(names[0])
+    return annotation is RunContext or (
+        isinstance(annotation, str) and annotation.split("|")[0].strip().endswith("RunContext")
+    )
+
+
+def as_context(collector: object, given: RunContext | Config) -> RunContext:
+    """The RunContext a built-in collector works with when called directly with a Config
+    (tests, scripts, the first release's callers): one built for this call alone."""
+    if isinstance(given, RunContext):
+        return given
+    from healthcheck.facts import context_for
+
+    return context_for(collector, given)  # type: ignore[arg-type]

@@ -8,7 +8,7 @@ import os
 import stat
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -16,6 +16,7 @@ from healthcheck.redact import Redactor
 
 if TYPE_CHECKING:
     from healthcheck.config import Config
+    from healthcheck.report import Report
 
 
 class WriteError(Exception):
@@ -129,7 +130,140 @@ def configure_logging(redactor: Redactor, verbosity: int, stream: TextIO | None 
 
 
 class ReportPathError(ValueError):
-    """The configured report path cannot hold both reports."""
+    """The configured report path cannot hold every form of the report."""
+
+
+class OutputUnavailable(Exception):
+    """An output cannot be made here (its library is not installed): a warning, not a failure."""
+
+
+class Output:
+    """One file a run writes: where it goes and how it is made from the report.
+
+    `export`: False for a form of the report (Markdown, JSON). Those are written together or
+    not at all (a run that cannot write them fails and leaves the previous ones), go where
+    --output says, are written by a partial run given --output, and are recorded in git.
+    True for a file another program reads (node_exporter's textfile): written only by a run
+    of the whole box, after the report, never recorded; trouble writing it is a warning.
+
+    A plain class, not a dataclass: every command imports this module, and a dataclass
+    costs its start-up more than the whole rest of the module.
+    """
+
+    __slots__ = ("export", "key", "path", "render", "title")
+
+    def __init__(
+        self,
+        key: str,
+        title: str,
+        path: Callable[[Config, Path | None], Path | None],
+        render: Callable[[Rendering], str | bytes],
+        export: bool = False,
+    ) -> None:
+        self.key = key  # names it in a run's result and to the other renderers
+        self.title = title  # in warnings: "Prometheus textfile not written: ..."
+        # Where it goes, from the config and --output; None: not configured, not written.
+        self.path = path
+        self.render = render
+        self.export = export
+
+
+class Rendering:
+    """One report's outputs, each rendered once, on first use, and kept: one render per run
+    and format, however many steps read it (the textfile is read from the JSON as written)."""
+
+    def __init__(self, report: Report, redactor: Redactor) -> None:
+        self.report = report
+        self.redactor = redactor
+        self._made: dict[str, str | bytes] = {}
+        self._data: dict[str, Any] | None = None
+
+    def get(self, key: str) -> str | bytes:
+        if key not in self._made:
+            self._made[key] = output_named(key).render(self)
+        return self._made[key]
+
+    def text(self, key: str) -> str:
+        made = self.get(key)
+        return made if isinstance(made, str) else made.decode("utf-8")
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The report as redacted data (a commit's message, an alert), made once."""
+        if self._data is None:
+            self._data = self.redactor.obj(self.report.to_dict())
+        return self._data
+
+
+def _markdown_path(config: Config, output: Path | None) -> Path:
+    return output if output is not None else config.report_path
+
+
+def _json_path(config: Config, output: Path | None) -> Path:
+    markdown = _markdown_path(config, output)
+    json_path = markdown.with_suffix(".json")
+    if json_path == markdown:
+        raise ReportPathError(
+            f"report path {markdown} ends in .json: the JSON report would replace it"
+        )
+    return json_path
+
+
+def _render_markdown(rendering: Rendering) -> str:
+    from healthcheck.render import render_markdown
+
+    return render_markdown(rendering.report, rendering.redactor)
+
+
+def _render_json(rendering: Rendering) -> str:
+    from healthcheck.render import render_json
+
+    return render_json(rendering.report, rendering.redactor)
+
+
+def _render_prometheus(rendering: Rendering) -> bytes:
+    import json
+
+    from healthcheck.metrics import MetricsUnavailable, exposition
+
+    try:
+        return exposition(json.loads(rendering.text("json")), rendering.redactor)
+    except MetricsUnavailable as exc:
+        raise OutputUnavailable(str(exc)) from None
+
+
+# Every file a run writes, in the order they are written. Adding an output is one entry here
+# (and, when its path is configurable, its key in config.py's OutputsConfig).
+OUTPUTS: list[Output] = [
+    Output("markdown", "Markdown report", _markdown_path, _render_markdown),
+    Output("json", "JSON report", _json_path, _render_json),
+    Output(
+        "prometheus",
+        "Prometheus textfile",
+        lambda config, _output: config.prometheus_path,
+        _render_prometheus,
+        export=True,
+    ),
+]
+
+
+def output_named(key: str) -> Output:
+    return next(o for o in OUTPUTS if o.key == key)
+
+
+def output_paths(
+    config: Config, output: Path | None = None, exports: bool = True
+) -> dict[str, Path]:
+    """Where each configured output goes, by key (exports left out unless `exports`).
+    Raises ReportPathError when a form of the report cannot go where it is asked to."""
+    paths = {}
+    for entry in OUTPUTS:
+        if entry.export and not exports:
+            continue
+        path = entry.path(config, output)
+        if path is not None:
+            paths[entry.key] = path
+    return paths
 
 
 def report_paths(config: Config, output: Path | None = None) -> tuple[Path, Path]:
@@ -138,13 +272,7 @@ def report_paths(config: Config, output: Path | None = None) -> tuple[Path, Path
     Here rather than in the pipeline: `context`, `docs update` and the self-check need the
     paths without loading what a run needs (git, markdown-it).
     """
-    markdown = output if output is not None else config.report_path
-    json_path = markdown.with_suffix(".json")
-    if json_path == markdown:
-        raise ReportPathError(
-            f"report path {markdown} ends in .json: the JSON report would replace it"
-        )
-    return markdown, json_path
+    return _markdown_path(config, output), _json_path(config, output)
 
 
 class ReportReadError(Exception):

@@ -6,6 +6,7 @@ package must not cost the operator the whole report.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import logging
@@ -13,6 +14,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from healthcheck import __version__
@@ -79,7 +81,25 @@ def load_collectors(
             continue
         taken.add(collector.name)
         loaded.append(LoadedCollector(collector, origin))
+        folder = package_folder(collector)
+        if folder is not None:
+            from healthcheck.assets import add_collector_folder
+
+            add_collector_folder(folder)
     return loaded
+
+
+def package_folder(collector: object) -> Path | None:
+    """The folder of the package that defines a plugin collector's class: where its section
+    template (`NAME.md.j2`) and known failures (`failures/*.toml`) live, as a built-in's do.
+    None for a collector defined in a top-level module (its folder is site-packages)."""
+    module = sys.modules.get(type(collector).__module__)
+    path = getattr(module, "__file__", None)
+    if module is None or not path:
+        return None
+    if getattr(module, "__path__", None) is None and "." not in module.__name__:
+        return None
+    return Path(path).resolve().parent
 
 
 def select(
@@ -206,4 +226,9 @@ def _contract_problem(obj: object) -> str | None:
     timeout = getattr(obj, "timeout", None)
     if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
         return "'timeout' must be a positive number or None"
+    options = getattr(obj, "Options", None)
+    if options is not None and not (
+        isinstance(options, type) and dataclasses.is_dataclass(options)
+    ):
+        return "'Options' must be a dataclass (its fields are the [collectors.NAME] table)"
     return None

@@ -464,14 +464,24 @@ def run_started() -> tuple[float, CpuTimes | None] | None:
     return scans.started if scans is not None else None
 
 
+SharedScans = _SharedScans  # one run's store of scans (healthcheck.facts.Facts holds one)
+
+
+def current_scans() -> SharedScans | None:
+    """The store of the enclosing `shared_scan()` block, or None outside one."""
+    return _shared.get()
+
+
 @contextlib.contextmanager
-def shared_scan() -> Iterator[None]:
+def shared_scan(store: SharedScans | None = None) -> Iterator[None]:
     """Within the block (and threads started with a copy of its context), one read of each
-    scan is shared. Nested inside another, it joins the outer one."""
-    if _shared.get() is not None:
+    scan is shared: `store`'s, or a new one. Nested inside another block, it joins the
+    outer one unless given a store of its own."""
+    outer = _shared.get()
+    if outer is not None and (store is None or store is outer):
         yield
         return
-    token = _shared.set(_SharedScans())
+    token = _shared.set(store if store is not None else _SharedScans())
     try:
         yield
     finally:

@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
 import jinja2
 
 from healthcheck import __version__
+from healthcheck.assets import section_template
 from healthcheck.lazyre import lazy
 from healthcheck.redact import Redactor
 from healthcheck.report import Report
@@ -242,7 +244,9 @@ def template_cache() -> jinja2.BytecodeCache | None:
 def make_environment() -> jinja2.Environment:
     templates = resources.files(TEMPLATE_PACKAGE)
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(templates)),
+        loader=jinja2.ChoiceLoader(
+            [jinja2.FunctionLoader(_section_template), jinja2.FileSystemLoader(str(templates))]
+        ),
         bytecode_cache=template_cache(),
         undefined=jinja2.StrictUndefined,
         autoescape=False,  # Markdown, not HTML: escaping is done by `inline` and `fence`
@@ -261,6 +265,18 @@ def make_environment() -> jinja2.Environment:
         figure_lines=figure_lines,
     )
     return env
+
+
+def _section_template(name: str) -> tuple[str, str, Callable[[], bool]] | None:
+    """`sections/NAME.md.j2` from the collector's own package (healthcheck.assets); any
+    other template from report_templates/."""
+    if not (name.startswith("sections/") and name.endswith(".md.j2")):
+        return None
+    path = section_template(name.removeprefix("sections/").removesuffix(".md.j2"))
+    if path is None:
+        return None
+    mtime = os.path.getmtime(path)
+    return path.read_text(encoding="utf-8"), str(path), lambda: os.path.getmtime(path) == mtime
 
 
 def report_context(report: Report, redactor: Redactor) -> dict[str, Any]:

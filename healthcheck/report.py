@@ -5,18 +5,13 @@ from __future__ import annotations
 import re
 import socket
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from healthcheck import __version__
 from healthcheck.model import Finding, Section, Status, rank_findings, worst
 from healthcheck.timestamps import utc_stamp
-
-if TYPE_CHECKING:
-    from healthcheck.config import Config
-    from healthcheck.model import Collector
 
 SCHEMA = "healthcheck/report/v1"
 
@@ -65,6 +60,15 @@ class Report:
             s.value: counted.get(s.value, 0)
             for s in (Status.CRIT, Status.WARN, Status.UNKNOWN, Status.OK)
         }
+
+    @property
+    def tally(self) -> str:
+        """`Status WARN: 0 crit, 1 warn, 0 unknown.` (the console's and the ping's summary)."""
+        counts = self.counts
+        return (
+            f"Status {self.status.value.upper()}: {counts['crit']} crit, {counts['warn']} warn, "
+            f"{counts['unknown']} unknown."
+        )
 
     @property
     def generated_iso(self) -> str:
@@ -129,12 +133,3 @@ def _explain_window_manager(sections: list[Section], findings: list[Finding]) ->
     if cause is not None:
         wm["explained_by"] = cause.id
         display.status = worst([display.status, cause.severity])
-
-
-def collect_report(config: Config, collectors: Sequence[Collector]) -> Report:
-    """Run `collectors` and fold their symptoms into causes: a fresh report that nothing has
-    written or recorded (`run` and every read-only view of a fresh look share it)."""
-    from healthcheck.diagnosis import diagnose
-    from healthcheck.runner import run_collectors
-
-    return Report.build(diagnose(run_collectors(collectors, config), config))

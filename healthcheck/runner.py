@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import contextvars
 import threading
 import time
 from collections.abc import Sequence
 
 from healthcheck.config import Config
-from healthcheck.model import Collector, Section
-from healthcheck.processes import shared_scan
+from healthcheck.facts import Facts, context_for
+from healthcheck.model import Collector, Section, takes_context
 
 
 def run_collectors(collectors: Sequence[Collector], config: Config) -> list[Section]:
@@ -17,22 +16,21 @@ def run_collectors(collectors: Sequence[Collector], config: Config) -> list[Sect
 
     Each collector runs in a daemon thread: Python cannot kill a thread, so one that hangs
     past its limit is abandoned (and dies with the process) while the run goes on. A run
-    therefore takes about as long as its slowest collector, never the sum.
+    therefore takes about as long as its slowest collector, never the sum. All of them share
+    one `Facts`: the process table, sockets, environments and logs are read once per run.
     """
     results: dict[int, Section] = {}
     threads: list[tuple[threading.Thread, float, Collector]] = []
     start = time.monotonic()
-    with shared_scan():
-        # Each thread gets a copy of this context: the collectors share one process-table read.
-        contexts = [contextvars.copy_context() for _ in collectors]
+    facts = Facts.for_run()
     for index, collector in enumerate(collectors):
+        limit = collector.timeout if collector.timeout is not None else config.collectors.timeout
         thread = threading.Thread(
-            target=contexts[index].run,
-            args=(_run_one, collector, config, results, index),
+            target=_run_one,
+            args=(collector, config, facts, start + limit, results, index),
             name=f"collector-{collector.name}",
             daemon=True,
         )
-        limit = collector.timeout if collector.timeout is not None else config.collectors.timeout
         thread.start()
         threads.append((thread, limit, collector))
 
@@ -50,10 +48,21 @@ def run_collectors(collectors: Sequence[Collector], config: Config) -> list[Sect
     return sections
 
 
-def _run_one(collector: Collector, config: Config, results: dict[int, Section], index: int) -> None:
+def _run_one(
+    collector: Collector,
+    config: Config,
+    facts: Facts,
+    deadline: float,
+    results: dict[int, Section],
+    index: int,
+) -> None:
     began = time.monotonic()
     try:
-        section = collector.collect(config)
+        with facts.active():
+            if takes_context(collector):
+                section = collector.collect(context_for(collector, config, facts, deadline))
+            else:  # a plugin written for the first release: collect(config)
+                section = collector.collect(config)  # type: ignore[arg-type]
         if not isinstance(section, Section):
             raise TypeError(f"collect() returned {type(section).__name__}, not a Section")
         section.name = collector.name

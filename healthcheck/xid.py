@@ -4,7 +4,8 @@
 without blocking, bounded), or from `dmesg` under a timeout; inside a container all of them
 are often forbidden, and that is reported as data, never raised. `find_xids` picks out the
 Xid lines and `explain` gives each code's meaning, severity and what to do from the catalogue
-(knowledge/failures/xid.toml, after NVIDIA's Xid catalogue, docs.nvidia.com/deploy/xid-errors).
+(collectors/gpu/failures/xid.toml, after NVIDIA's Xid catalogue,
+docs.nvidia.com/deploy/xid-errors).
 The driver's other messages (fallen off the bus, RmInitAdapter failed) and the OOM killer's
 lines are kept too: the catalogue's `kernel` entries and the OOM probe read them.
 """
@@ -48,7 +49,7 @@ class XidInfo:
 
 @functools.lru_cache(maxsize=1)
 def xid_catalogue() -> dict[int, XidInfo]:
-    """NVIDIA's Xid codes as the catalogue (knowledge/failures/xid.toml) explains them.
+    """NVIDIA's Xid codes as the catalogue (collectors/gpu/failures/xid.toml) explains them.
 
     Severity: crit when the GPU itself needs a reset, a reboot or replacing; warn when an
     application failed (the GPU stays usable) or a repair waits for the next reset; info when

@@ -18,9 +18,14 @@ import pytest
 
 from healthcheck.catalogue import Entry, catalogue
 from healthcheck.collectors.gpu import kernel_findings, xid_findings
+from healthcheck.collectors.supervisor.rules import (
+    CannedProbe,
+    decisive_index,
+    explain_program,
+    match_entry,
+)
 from healthcheck.config import Config
 from healthcheck.model import Finding, Status
-from healthcheck.rules import CannedProbe, decisive_index, explain_program, match_entry
 from healthcheck.xid import KernelLog, find_xids
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,7 +56,7 @@ def run_case(entry: Entry, case: dict[str, Any]) -> tuple[Finding | None, dict[s
         config = Config()
         probe = CannedProbe(config, case.get("probe", {}))
         found = explain_program(prog, config, probe)
-        from healthcheck.rules import _base_fields, program_lines
+        from healthcheck.collectors.supervisor.rules import _base_fields, program_lines
 
         source = program_lines(prog)
         if prog["state"] == "RUNNING":
@@ -144,7 +149,7 @@ def test_every_fix_names_the_program_by_its_supervisor_name() -> None:
 
 
 def test_probes_named_by_entries_exist() -> None:
-    from healthcheck.rules import PROBES
+    from healthcheck.collectors.supervisor.rules import PROBES
 
     for entry in catalogue().entries:
         for name in (entry.requires, *entry.facts):

@@ -403,14 +403,17 @@ def test_stale_lock_whose_pid_was_reused(tmp_path: Path) -> None:
 # --- the collector against real servers ---------------------------------------------------
 
 
-def test_no_server_is_x_server_down() -> None:
-    number = free_display_number()
-    section = collect(f":{number}")
+def test_no_server_is_x_server_down(tmp_path: Path) -> None:
+    # A private socket directory: on the host's /tmp/.X11-unix another X server could take
+    # the free number between the pick and the check.
+    base = str(tmp_path)
+    number = free_display_number(base=base)
+    section = collect(f":{number}", base=base)
     assert set(section.data) == TOP_KEYS
     json.dumps(section.data)  # JSON-able as it stands
     data = section.data
     assert data["display"] == f":{number}" and data["number"] == number
-    assert data["socket"] == {"path": f"/tmp/.X11-unix/X{number}", "exists": False}
+    assert data["socket"] == {"path": f"{base}/.X11-unix/X{number}", "exists": False}
     assert data["lock"]["exists"] is False and data["lock"]["pid"] is None
     assert data["connection"]["ok"] is False and data["connection"]["result"] == "no-socket"
     assert data["server"] is None

@@ -21,12 +21,12 @@ from click.testing import CliRunner
 
 from healthcheck.cli import cli
 from healthcheck.collectors.supervisor import parse_status
+from healthcheck.collectors.supervisor.rules import program_findings
 from healthcheck.config import Config
 from healthcheck.docs import refresh_text, update_docs
 from healthcheck.model import Section
 from healthcheck.redact import Redactor
 from healthcheck.report import Report
-from healthcheck.rules import program_findings
 
 from secrets_corpus import FAKE_SECRETS
 from supervisord_env import SSHD_ERROR, http_server, sshd_failing, start_supervisord

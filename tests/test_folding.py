@@ -13,13 +13,18 @@ from test_display import fabricated
 from test_rules import program
 
 from healthcheck.collectors.display import assess
-from healthcheck.collectors.logs import ends_with_error, line_stamp, line_times, written_before
-from healthcheck.collectors.supervisor import supervisord_line
+from healthcheck.collectors.supervisor.rules import explain_program
 from healthcheck.config import Config
 from healthcheck.diagnosis import diagnose, serving_program, unreached_display
+from healthcheck.loglines import (
+    ends_with_error,
+    line_stamp,
+    line_times,
+    supervisord_line,
+    written_before,
+)
 from healthcheck.logtail import looks_like_error
 from healthcheck.model import Finding, Section, Status
-from healthcheck.rules import explain_program
 
 START = "2026-11-28T10:00:00Z"
 START_S = float(calendar.timegm((2026, 11, 28, 10, 0, 0)))

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from healthcheck.cli import cli
-from healthcheck.collectors.healthcheck_self import (
+from healthcheck.collectors.healthcheck import (
     HealthcheckCollector,
     assess,
     cron_state,

@@ -20,7 +20,8 @@ from healthcheck.cli import cli
 from healthcheck.config import Config, parse_config
 from healthcheck.history import History, run_message
 from healthcheck.model import Finding, Section, Status
-from healthcheck.pipeline import RunSkipped, run_healthcheck
+from healthcheck.pipeline import RunSkipped
+from healthcheck.pipeline import run as run_healthcheck
 from healthcheck.redact import Redactor
 
 from secrets_corpus import FAKE_SECRETS

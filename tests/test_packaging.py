@@ -35,8 +35,15 @@ def test_wheel_carries_the_templates_and_runs_from_elsewhere(tmp_path: Path) -> 
     assert "healthcheck/report_templates/report.md.j2" in names
     assert "healthcheck/report_templates/sections/_generic.md.j2" in names
     # The known-failure catalogue is data in the wheel, not code.
-    assert "healthcheck/knowledge/failures/cuda.toml" in names
-    assert "healthcheck/knowledge/failures/xid.toml" in names
+    assert "healthcheck/knowledge/failures/kernel.toml" in names
+    # A collector's package carries its template and its known failures.
+    assert "healthcheck/collectors/supervisor/failures/cuda.toml" in names
+    assert "healthcheck/collectors/gpu/failures/xid.toml" in names
+    assert "healthcheck/collectors/gpu/gpu.md.j2" in names
+    assert "healthcheck/collectors/healthcheck/healthcheck.md.j2" in names
+    # Every collector package is in the wheel (pyproject.toml lists them one by one).
+    for package in (REPO / "healthcheck" / "collectors").glob("*/__init__.py"):
+        assert f"healthcheck/collectors/{package.parent.name}/__init__.py" in names
 
     target = tmp_path / "site"
     subprocess.run(

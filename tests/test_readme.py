@@ -48,8 +48,8 @@ def _config_keys(cls: type = Config, prefix: str = "") -> Iterator[str]:
     """Every dotted config key, walking the dataclasses as config.load_config does."""
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
-        if f.name == "loaded_from":  # set by the loader, never read from TOML
-            continue
+        if f.name == "loaded_from" or not f.metadata.get("toml", True):
+            continue  # set by the loader (plugins' tables as written), never a key of its own
         hint = hints[f.name]
         if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             yield from _config_keys(hint, f"{prefix}{f.name}.")

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
+from healthcheck.collectors.supervisor.rules import explain_program, pip_package
 from healthcheck.config import Config
 from healthcheck.diagnosis import diagnose, program_for_service
 from healthcheck.model import Finding, Section, Status
-from healthcheck.rules import explain_program, pip_package
 
 
 def program(

@@ -105,7 +105,7 @@ def programs_of(section: Section) -> dict[str, dict[str, Any]]:
 def test_reports_supervisord_and_every_program_state(sv: Supervisord, section: Section) -> None:
     assert isinstance(SupervisorCollector(), Collector)
     assert section.status is Status.CRIT and section.error is None
-    # One finding per crashed program, named by its cause (healthcheck.rules); the stopped
+    # One finding per crashed program, named by its cause (the supervisor's rules); the stopped
     # jupyter never started and the one-shot exited 0: neither is a fault.
     assert {f.id: f.severity for f in section.findings} == {
         "supervisor.command-not-found:filebrowser": Status.CRIT,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from healthcheck.collectors.display import DisplayCollector
 from healthcheck.collectors.env import EnvCollector
 from healthcheck.collectors.gpu import GpuCollector
-from healthcheck.collectors.healthcheck_self import HealthcheckCollector
+from healthcheck.collectors.healthcheck import HealthcheckCollector
 from healthcheck.collectors.logs import LogsCollector
 from healthcheck.collectors.ports import PortsCollector
 from healthcheck.collectors.provisioning import ProvisioningCollector

@@ -3,7 +3,7 @@
 XML-RPC first (healthcheck.supervisor_client), over the configured serverurl; when that is
 the default and there is no socket, over the servers the box's supervisord.conf declares;
 when XML-RPC cannot be used at all, `supervisorctl status` as a fallback. What each program's
-state means (its findings) comes from the table of known failures in healthcheck.rules.
+state means (its findings) comes from the table of known failures in its rules module.
 """
 
 from __future__ import annotations
@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from healthcheck.catalogue import finding as worded
+from healthcheck.collectors.supervisor.rules import program_findings
 from healthcheck.config import Config, LogsConfig, SupervisorConfig
 from healthcheck.lazyre import lazy
+from healthcheck.loglines import PROGRAM_EVENT
 from healthcheck.logtail import clean_line, looks_like_error, read_tail
-from healthcheck.model import Finding, Section, Status
+from healthcheck.model import Finding, RunContext, Section, Status, as_context
 from healthcheck.proc import run_command
-from healthcheck.rules import program_findings
 from healthcheck.supervisor_client import (
     DiscoveredServer,
     ProcessInfo,
@@ -69,6 +70,8 @@ class SupervisorCollector:
         "(XML-RPC; supervisorctl as fallback)"
     )
     timeout: ClassVar[float | None] = None
+    # The [collectors.supervisor] table (first spelt [supervisor], still read so).
+    Options: ClassVar[type] = SupervisorConfig
 
     def __init__(
         self, discover: Discover = discover_serverurls, supervisorctl: str = "supervisorctl"
@@ -77,7 +80,9 @@ class SupervisorCollector:
         self._discover = discover
         self._supervisorctl = supervisorctl
 
-    def collect(self, config: Config) -> Section:
+    def collect(self, ctx: RunContext | Config) -> Section:
+        ctx = as_context(self, ctx)
+        config = ctx.config
         budget = self.timeout if self.timeout is not None else config.collectors.timeout
         run = _Run(
             config=config,
@@ -534,12 +539,6 @@ def program_from_info(info: ProcessInfo, events: list[str]) -> tuple[dict[str, A
     return program, uptime
 
 
-# supervisord's log lines about a program (supervisor 3.x and 4.x wording).
-_EVENT = lazy(
-    r"\b(?:spawned: '(?P<a>[^']+)' with pid"
-    r"|(?:success|gave up): (?P<b>\S+) entered"
-    r"|(?:exited|stopped): (?P<c>\S+) \()"
-)
 _EXITED_STATUS = lazy(r"\bexited: \S+ \(exit status (-?\d+)")
 _EXITED_SIGNAL = lazy(r"\bexited: \S+ \(terminated by (SIG[A-Z0-9]+)")
 
@@ -548,39 +547,11 @@ def main_log_events(lines: list[str]) -> dict[str, list[str]]:
     """supervisord's log lines, by the program (process name) they are about."""
     events: dict[str, list[str]] = {}
     for line in lines:
-        match = _EVENT.search(line)
+        match = PROGRAM_EVENT.search(line)
         if match:
             name = match.group("a") or match.group("b") or match.group("c")
             events.setdefault(name, []).append(line)
     return events
-
-
-# A line of supervisord's own log: "2025-04-29 10:00:00,123 WARN exited: sshd (...)".
-_MAIN_LOG_LINE = lazy(
-    r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (?P<level>CRIT|ERRO|WARN|INFO|DEBG|TRAC|BLAT) "
-    r"(?P<message>.*)$"
-)
-# What supervisord says at every start in a container (as root, socket without a password)
-# and when, as pid 1, it reaps orphans: at CRIT level, but no fault of this box.
-_ROUTINE = lazy(
-    r"Supervisor is running as root|running without any HTTP authentication checking"
-    r"|reaped unknown pid|Set uid to user \d+ succeeded|Included extra file"
-)
-
-
-def supervisord_line(line: str) -> tuple[str, str | None] | None:
-    """For a line of supervisord's own log: (its message, the program it is about or None);
-    None for any other line. Routine start-up lines come back with program "" (not news)."""
-    found = _MAIN_LOG_LINE.match(line.strip())
-    if not found:
-        return None
-    message = found.group("message")
-    if _ROUTINE.search(message):
-        return message, ""
-    event = _EVENT.search(message)
-    if event:
-        return message, event.group("a") or event.group("b") or event.group("c")
-    return message, None
 
 
 def last_exit_status(events: list[str]) -> int | None:

@@ -15,20 +15,25 @@ from typing import Any, ClassVar
 import psutil
 
 from healthcheck import x11
-from healthcheck.config import Config
+from healthcheck.config import Config, DisplayConfig
+from healthcheck.display_fixes import (
+    X_SERVER_NAMES,
+    lock_is_stale,
+    wm_not_running_hint,
+    x_server_down_hint,
+)
 from healthcheck.environ import parse_environ
 from healthcheck.lazyre import lazy
-from healthcheck.model import Finding, Section, Status
+from healthcheck.model import Finding, RunContext, Section, Status, as_context
 from healthcheck.processes import (
+    ProcessRow,
     descends_from,
-    listeners_by_port,
     process_rows,
     unix_socket_pids,
 )
 from healthcheck.text import cut
 
 NAME = "display"
-X_SERVER_NAMES = ("Xtigervnc", "Xvnc", "Xvfb", "Xorg", "X", "Xwayland")
 VNC_SERVER_NAMES = ("Xtigervnc", "Xvnc")
 VNC_PORT_BASE = 5900
 NOVNC_NAMES = ("websockify", "novnc_proxy")
@@ -86,18 +91,22 @@ class DisplayCollector:
         "VNC and noVNC"
     )
     timeout: ClassVar[float | None] = None
+    # The [collectors.display] table (first spelt [display], still read so).
+    Options: ClassVar[type] = DisplayConfig
 
     def __init__(self, base: str = x11.DEFAULT_BASE) -> None:
         self.base = base  # where .X11-unix and the lock files live; tests may point elsewhere
 
-    def collect(self, config: Config) -> Section:
+    def collect(self, ctx: RunContext | Config) -> Section:
+        ctx = as_context(self, ctx)
+        config = ctx.config
         from healthcheck.supervisor_client import own_supervisord_pids
 
         data = gather(
             config.display.display,
             config.display.window_manager,
-            process_table(),
-            listeners_by_port(),
+            process_table(ctx.facts.processes()),
+            ctx.facts.listeners(),
             base=self.base,
             own_tree=own_supervisord_pids(config.supervisor.serverurl),
         )
@@ -108,11 +117,12 @@ class DisplayCollector:
 # --- gathering ----------------------------------------------------------------------------
 
 
-def process_table() -> list[ProcInfo]:
-    """One scan of every process: pid, name, argv, zombie or not."""
+def process_table(rows: list[ProcessRow] | None = None) -> list[ProcInfo]:
+    """Every process but this one (`rows`: the run's process table, read if not given):
+    pid, name, argv, zombie or not."""
     table = []
     me = os.getpid()
-    for row in process_rows():
+    for row in rows if rows is not None else process_rows():
         if row.pid == me:
             continue
         table.append(ProcInfo(pid=row.pid, name=row.name, cmdline=row.cmdline, zombie=row.zombie))
@@ -428,17 +438,6 @@ def server_findings(data: dict[str, Any]) -> list[Finding]:
     return findings
 
 
-def lock_is_stale(lock: dict[str, Any], server: dict[str, Any] | None) -> bool:
-    """A lock with no live X server behind it (dead pid, no pid, or a reused pid)."""
-    if not lock["exists"] or server is not None:
-        return False
-    if lock["pid"] is None or not lock["pid_alive"]:
-        return True
-    # After a container restart the old server's pid may belong to another program; the X
-    # server still refuses to start, since it only checks that the pid exists.
-    return lock.get("pid_name") is not None and lock["pid_name"] not in X_SERVER_NAMES
-
-
 def x_server_down(data: dict[str, Any]) -> Finding:
     display = data["display"]
     conn = data["connection"]
@@ -466,37 +465,6 @@ def x_server_down(data: dict[str, Any]) -> Finding:
     serving = {"name": program, "state": None, "pid": server["pid"]} if program else None
     hint = x_server_down_hint(data, serving)
     return Finding(NAME, "x-server-down", display, Status.CRIT, title, " ".join(facts), hint)
-
-
-def x_server_down_hint(data: dict[str, Any], serving: dict[str, Any] | None) -> str:
-    """The fix for a display that does not answer, naming the supervisor program that serves
-    it and its state when known (`serving`: name, state, pid, and the title of its own finding
-    as "cause" when it has one; from supervisord or from the server process's environment).
-    A stale lock must go first: the server refuses to start while it is there."""
-    display = data["display"]
-    if serving is None:
-        fix = (
-            f"Start the program that runs the X server for {display}: supervisorctl status "
-            "lists it; supervisorctl start PROGRAM, then supervisorctl tail PROGRAM stderr."
-        )
-    else:
-        name, state = serving["name"], serving.get("state")
-        log = f"its log: supervisorctl tail {name} stderr"
-        if state in (None, "RUNNING", "STARTING"):
-            what = f"{name} is {state}" if state else f"{name} runs it"
-            fix = f"{what} but {display} does not answer: supervisorctl restart {name} ({log})."
-        elif serving.get("cause"):
-            # Starting it again fails the same way until its own finding's cause is fixed.
-            fix = (
-                f"{name} is {state}: {serving['cause']}. Fix that first (its own finding), "
-                f"then supervisorctl start {name}."
-            )
-        else:
-            fix = f"{name} is {state}: supervisorctl start {name} ({log})."
-    if lock_is_stale(data["lock"], data["server"]):
-        stale = f"{data['lock']['path']} {data['socket']['path']}"
-        return f"First remove the stale lock: rm -f {stale}. Then: {fix}"
-    return fix
 
 
 def _log_and_restart(server: dict[str, Any] | None) -> str:
@@ -593,28 +561,6 @@ def window_manager_findings(data: dict[str, Any], up: bool) -> list[Finding]:
         )
     )
     return findings
-
-
-def wm_not_running_hint(display: str, wm: str, program: str | None) -> str:
-    """What to do about a window manager that is not running, naming its supervisor program
-    when known (the diagnosis step knows it from supervisord; the collector does not)."""
-    if program:
-        section = f"[program:{program.split(':')[-1]}]"
-        log = f"supervisorctl tail {program} stderr"
-        start = f"supervisorctl start {program}"
-    else:
-        section = f"the [program:...] that runs {wm}"
-        log = (
-            f"supervisorctl status names the program that runs {wm}; "
-            "supervisorctl tail PROGRAM stderr"
-        )
-        start = "supervisorctl start PROGRAM"
-    return (
-        f'{log}. "Can\'t open display: <none>" there means DISPLAY is unset: add '
-        f'environment=DISPLAY="{display}" to {section}. "Can\'t open display: {display}" '
-        "means it started before the X server was ready: give the X program a lower "
-        f"priority= and let {section} autorestart. Then {start}."
-    )
 
 
 def _elsewhere_note(elsewhere: list[dict[str, Any]], name: str) -> str:

@@ -9,8 +9,8 @@ import shlex
 import stat
 from typing import Any, ClassVar
 
-from healthcheck.config import Config
-from healthcheck.model import Finding, Section, Status
+from healthcheck.config import Config, ProvisioningConfig
+from healthcheck.model import Finding, RunContext, Section, Status, as_context
 from healthcheck.timestamps import utc_stamp_of
 
 # Enough to fingerprint a script for drift without reading a huge file dropped in its place.
@@ -23,8 +23,12 @@ class ProvisioningCollector:
     name: ClassVar[str] = "provisioning"
     description: ClassVar[str] = "provisioning scripts: present, executable, size, last modified"
     timeout: ClassVar[float | None] = None
+    # The [collectors.provisioning] table (first spelt [provisioning], still read so).
+    Options: ClassVar[type] = ProvisioningConfig
 
-    def collect(self, config: Config) -> Section:
+    def collect(self, ctx: RunContext | Config) -> Section:
+        ctx = as_context(self, ctx)
+        config = ctx.config
         scripts = [inspect_script(path) for path in config.provisioning.scripts]
         findings = merge_missing([f for script in scripts for f in script_findings(script)])
         return Section.from_findings(self.name, {"scripts": scripts}, findings)

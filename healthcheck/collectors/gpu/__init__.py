@@ -20,10 +20,10 @@ import psutil
 
 from healthcheck.catalogue import catalogue, finding
 from healthcheck.config import Config, GpuConfig, LogsConfig
-from healthcheck.environ import read_environment
+from healthcheck.facts import Facts
 from healthcheck.lazyre import lazy
-from healthcheck.logtail import log_files, shared_tail, tail_window
-from healthcheck.model import Finding, Section, Status
+from healthcheck.logtail import tail_window
+from healthcheck.model import Finding, RunContext, Section, Status, as_context
 from healthcheck.nvml import (
     HW_SLOWDOWN,
     NA,
@@ -76,10 +76,14 @@ class GpuCollector:
         "ECC, processes; Xid errors; CUDA errors in service logs"
     )
     timeout: ClassVar[float | None] = None
+    # The [collectors.gpu] table (first spelt [gpu], still read so).
+    Options: ClassVar[type] = GpuConfig
 
-    def collect(self, config: Config) -> Section:
-        cfg = config.gpu
-        env = read_environment(config.env.source, config.supervisor.serverurl)
+    def collect(self, ctx: RunContext | Config) -> Section:
+        ctx = as_context(self, ctx)
+        config = ctx.config
+        cfg = ctx.options
+        env = ctx.facts.environment(config.env.source, config.supervisor.serverurl)
         expected = gpu_expected(env.variables)
         expected["env_source"] = env.source_used
 
@@ -111,7 +115,7 @@ class GpuCollector:
         else:
             data["xid"] = {"scanned": False}
 
-        log_data, log_findings = scan_service_logs(config.logs, cfg, tail_window(config))
+        log_data, log_findings = scan_service_logs(config.logs, cfg, tail_window(config), ctx.facts)
         data["cuda_log_errors"] = log_data
         findings += log_findings
 
@@ -580,15 +584,16 @@ def _older(when: str | None, now: float, hours: float) -> bool:
 
 
 def scan_service_logs(
-    logs: LogsConfig, cfg: GpuConfig, window: int = 0
+    logs: LogsConfig, cfg: GpuConfig, window: int = 0, facts: Facts | None = None
 ) -> tuple[list[dict[str, Any]], list[Finding]]:
     """ "CUDA out of memory" and "CUDA error" lines in the logs the logs collector reads
-    (from the same read of each, `window` lines, when the run shares one)."""
+    (from the same read of each, `window` lines, when the run shares one: `facts`)."""
+    facts = facts if facts is not None else Facts.for_run()
     found: list[dict[str, Any]] = []
     findings: list[Finding] = []
     # The files the logs collector reads: the same walk, so the two never disagree.
-    for path in log_files(logs):
-        tail = shared_tail(path, cfg.log_scan_lines, logs.max_line_bytes, window)
+    for path in facts.log_files(logs):
+        tail = facts.log_tail(path, cfg.log_scan_lines, logs.max_line_bytes, window)
         if tail.error is not None or tail.binary:
             continue
         # Most logs never mention CUDA: one substring test spares two regexes per line.

@@ -8,9 +8,8 @@ from typing import Any, ClassVar
 
 import psutil
 
-from healthcheck.config import Config
-from healthcheck.model import Finding, Section, Status
-from healthcheck.processes import listeners_by_port
+from healthcheck.config import Config, ServicesConfig
+from healthcheck.model import Finding, RunContext, Section, Status, as_context
 
 MAX_OTHER_LISTENERS = 30
 # The kernel's default ephemeral range, when /proc does not say otherwise.
@@ -23,10 +22,13 @@ class PortsCollector:
     name: ClassVar[str] = "ports"
     description: ClassVar[str] = "expected TCP listeners: listening or not, where, by which process"
     timeout: ClassVar[float | None] = None
+    # The [collectors.ports] table (first spelt [services], still read so).
+    Options: ClassVar[type] = ServicesConfig
 
-    def collect(self, config: Config) -> Section:
-        listeners = listeners_by_port()
-        expected = config.services.ports
+    def collect(self, ctx: RunContext | Config) -> Section:
+        ctx = as_context(self, ctx)
+        listeners = ctx.facts.listeners()
+        expected = ctx.options.ports
         ports = [
             port_entry(service, port, listeners.get(port, []))
             for service, port in sorted(expected.items(), key=lambda item: (item[1], item[0]))

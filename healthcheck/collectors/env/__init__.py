@@ -5,9 +5,8 @@ from __future__ import annotations
 import re
 from typing import ClassVar
 
-from healthcheck.config import Config
-from healthcheck.environ import read_environment
-from healthcheck.model import Finding, Section, Status
+from healthcheck.config import Config, EnvConfig
+from healthcheck.model import Finding, RunContext, Section, Status, as_context
 
 
 class EnvCollector:
@@ -20,9 +19,13 @@ class EnvCollector:
     name: ClassVar[str] = "env"
     description: ClassVar[str] = "environment variables matching env.include, from env.source"
     timeout: ClassVar[float | None] = None
+    # The [collectors.env] table (first spelt [env], still read so).
+    Options: ClassVar[type] = EnvConfig
 
-    def collect(self, config: Config) -> Section:
-        snapshot = read_environment(config.env.source, config.supervisor.serverurl)
+    def collect(self, ctx: RunContext | Config) -> Section:
+        ctx = as_context(self, ctx)
+        config = ctx.config
+        snapshot = ctx.facts.environment(ctx.options.source, config.supervisor.serverurl)
         include = re.compile(config.env.include)
         variables = {
             name: value

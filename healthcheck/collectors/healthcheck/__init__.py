@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from healthcheck import schedule
 from healthcheck.config import Config
-from healthcheck.model import Finding, Section, Status
+from healthcheck.model import Finding, RunContext, Section, Status, as_context
 from healthcheck.output import report_paths
 from healthcheck.timestamps import parse_utc_stamp
 
@@ -27,7 +27,9 @@ class HealthcheckCollector:
     description: ClassVar[str] = "itself: the previous run's time and status, cron entry, daemon"
     timeout: ClassVar[float | None] = None
 
-    def collect(self, config: Config) -> Section:
+    def collect(self, ctx: RunContext | Config) -> Section:
+        ctx = as_context(self, ctx)
+        config = ctx.config
         now = datetime.now(timezone.utc)
         # Read before this run writes its own report: the runner collects before writing.
         previous = previous_run(report_paths(config)[1], now)

@@ -1,4 +1,8 @@
-"""The last lines of every service log, newest log first."""
+"""What a log line says, for the logs collector and the run's diagnosis alike: its time stamp,
+whether a log ends with an error, how fast a log grows between runs, and supervisord's own
+lines. Core, not a collector's: the diagnosis step and the pipeline judge the logs section
+with the same rules the logs collector used to build it.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +10,9 @@ import calendar
 import os
 import time
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any
 
-from healthcheck.config import Config
 from healthcheck.lazyre import lazy
-from healthcheck.logtail import (
-    LogDir,
-    looks_like_error,
-    shared_discovery,
-    shared_tail,
-    tail_window,
-)
 from healthcheck.model import Finding, Section, Status, human_duration
 from healthcheck.timestamps import parse_utc_stamp
 
@@ -25,11 +21,8 @@ from healthcheck.timestamps import parse_utc_stamp
 # more normal output is usually history.
 FINAL_LINES = 3
 MAX_EVIDENCE = 5
-# What the logs may take of a report: all files together, and any one file (newest lines
-# kept), so that one log of 4 KB lines cannot crowd out everything else.
-SECTION_BYTES = 48 * 1024
-FILE_BYTES = 8 * 1024
-RUNAWAY_BYTES = 1024**3  # a log this big grows without rotation
+
+
 # A log grows out of bounds when it put on this much since the run before, at this rate.
 GROWTH_BYTES = 100 * 1024**2
 GROWTH_PER_DAY = 1024**3
@@ -37,91 +30,6 @@ ROTATE = (
     "Rotate it: for a supervisord program set stdout_logfile_maxbytes=50MB and "
     "stdout_logfile_backups=5 (stderr_ too), else add a logrotate rule."
 )
-
-
-class LogsCollector:
-    """Reads the tail of each log in the configured directories, without reading whole files."""
-
-    name: ClassVar[str] = "logs"
-    description: ClassVar[str] = "the last lines of every matching log in /logs and /Logs"
-    timeout: ClassVar[float | None] = None
-
-    def collect(self, config: Config) -> Section:
-        cfg = config.logs
-        patterns = list(cfg.patterns)
-        dirs, candidates = shared_discovery(cfg)
-        chosen = candidates[: cfg.max_files]
-        window = tail_window(config)
-        files: list[dict[str, Any]] = []
-        findings: list[Finding] = []
-        room = SECTION_BYTES
-        for cand in chosen:
-            tail = shared_tail(cand.path, cfg.tail_lines, cfg.max_line_bytes, window)
-            # Judged on every line read; shown within the byte caps (newest lines first).
-            lines = list(tail.lines)
-            flagged = [i for i, line in enumerate(lines) if looks_like_error(line)]
-            shown = _within(lines, min(FILE_BYTES, room))
-            room -= sum(len(line.encode("utf-8", "surrogateescape")) + 1 for line in shown)
-            offset = len(lines) - len(shown)
-            files.append(
-                {
-                    "path": tail.path,
-                    "size": tail.size,
-                    "mtime": tail.mtime,
-                    "empty": tail.empty,
-                    "binary": tail.binary,
-                    "error": tail.error,
-                    "truncated_lines": tail.truncated_lines,
-                    "lines": shown,
-                    "error_lines": [i - offset for i in flagged if i >= offset],
-                    # only when the byte caps left lines out (what the report says then)
-                    **({"lines_left_out": offset} if offset else {}),
-                }
-            )
-            if tail.error is not None:
-                findings.append(_unreadable(tail.path, tail.error))
-            elif finding := ends_with_error(tail.path, lines, flagged):
-                findings.append(finding)
-            if tail.size is not None and tail.size >= RUNAWAY_BYTES:
-                findings.append(_runaway(tail.path, tail.size))
-
-        if not any(d.exists for d in dirs):
-            findings.append(_no_log_dir(dirs))
-        for d in dirs:
-            if d.exists and d.error is not None:
-                findings.append(
-                    Finding(
-                        collector=self.name,
-                        rule="log-dir-unreadable",
-                        subject=d.path,
-                        severity=Status.UNKNOWN,
-                        title=f"log directory {d.path} cannot be searched: {d.error}",
-                        hint=f"check it with: ls -ld {d.path}",
-                    )
-                )
-
-        data = {
-            "dirs": [d.to_dict() for d in dirs],
-            "patterns": patterns,
-            "tail_lines": cfg.tail_lines,
-            "max_files": cfg.max_files,
-            "matched": len(candidates),
-            "left_out": len(candidates) - len(chosen),
-            "files": files,
-        }
-        return Section.from_findings(self.name, data, findings)
-
-
-def _unreadable(path: str, error: str) -> Finding:
-    return Finding(
-        collector="logs",
-        rule="log-unreadable",
-        subject=path,
-        severity=Status.UNKNOWN,
-        title=f"log {path} cannot be read: {error}",
-        detail="Its service may be unable to write it either.",
-        hint=f"look at it with: ls -la {path}",
-    )
 
 
 def ends_with_error(path: str, lines: list[str], flagged: list[int]) -> Finding | None:
@@ -247,34 +155,6 @@ def iso_seconds(value: str | None) -> float | None:
     return stamp[0] if stamp is not None else None
 
 
-def _within(lines: list[str], budget: int) -> list[str]:
-    """The newest of `lines` that fit in `budget` bytes (at least none, never a partial)."""
-    kept: list[str] = []
-    for line in reversed(lines):
-        cost = len(line.encode("utf-8", "surrogateescape")) + 1
-        if cost > budget:
-            break
-        budget -= cost
-        kept.append(line)
-    return kept[::-1]
-
-
-def _runaway(path: str, size: int) -> Finding:
-    gib = size / 1024**3
-    return Finding(
-        collector="logs",
-        rule="runaway-log",
-        subject=path,
-        severity=Status.WARN,
-        title=f"{os.path.basename(path)} is {gib:.1f} GiB: it grows without rotation",
-        detail=(
-            f"{path} takes {gib:.1f} GiB; a log this size fills the disk sooner or later, "
-            "and only its end is ever read."
-        ),
-        hint=f"{ROTATE} `truncate -s 0 {path}` frees the space now.",
-    )
-
-
 def growth_findings(logs: Section, before: dict[str, Any] | None, now: datetime) -> list[Finding]:
     """Logs that grew fast since the run before (`before`: that run's JSON report): the
     runaway that size alone does not show yet. Judged from the two reports' sizes and times."""
@@ -329,14 +209,41 @@ def _error_tally(flagged: int, shown: int) -> str:
     return f"{counted} {verb} like {what}, {where} its final {FINAL_LINES} lines."
 
 
-def _no_log_dir(dirs: list[LogDir]) -> Finding:
-    names = ", ".join(d.path for d in dirs) or "(none configured)"
-    return Finding(
-        collector="logs",
-        rule="no-log-dir",
-        subject="",
-        severity=Status.UNKNOWN,
-        title=f"no log directory found: {names}",
-        detail="Without logs, service failures cannot be explained.",
-        hint="services here log to /logs (legacy /Logs); set [logs] dirs if they log elsewhere",
-    )
+# --- supervisord's own log -----------------------------------------------------------------
+
+# supervisord's log lines about a program (supervisor 3.x and 4.x wording).
+PROGRAM_EVENT = lazy(
+    r"\b(?:spawned: '(?P<a>[^']+)' with pid"
+    r"|(?:success|gave up): (?P<b>\S+) entered"
+    r"|(?:exited|stopped): (?P<c>\S+) \()"
+)
+
+
+# A line of supervisord's own log: "2025-04-29 10:00:00,123 WARN exited: sshd (...)".
+_MAIN_LOG_LINE = lazy(
+    r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (?P<level>CRIT|ERRO|WARN|INFO|DEBG|TRAC|BLAT) "
+    r"(?P<message>.*)$"
+)
+
+
+# What supervisord says at every start in a container (as root, socket without a password)
+# and when, as pid 1, it reaps orphans: at CRIT level, but no fault of this box.
+_ROUTINE = lazy(
+    r"Supervisor is running as root|running without any HTTP authentication checking"
+    r"|reaped unknown pid|Set uid to user \d+ succeeded|Included extra file"
+)
+
+
+def supervisord_line(line: str) -> tuple[str, str | None] | None:
+    """For a line of supervisord's own log: (its message, the program it is about or None);
+    None for any other line. Routine start-up lines come back with program "" (not news)."""
+    found = _MAIN_LOG_LINE.match(line.strip())
+    if not found:
+        return None
+    message = found.group("message")
+    if _ROUTINE.search(message):
+        return message, ""
+    event = PROGRAM_EVENT.search(message)
+    if event:
+        return message, event.group("a") or event.group("b") or event.group("c")
+    return message, None

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import psutil
 
 from healthcheck.config import Config, SystemConfig
-from healthcheck.model import Finding, Section, Status
+from healthcheck.model import Finding, RunContext, Section, Status, as_context
 from healthcheck.processes import CpuTimes, cpu_times, process_rows, run_started
 from healthcheck.text import cut
 from healthcheck.timestamps import utc_stamp_of
@@ -72,8 +72,12 @@ class SystemCollector:
     name: ClassVar[str] = "system"
     description: ClassVar[str] = "host, OS, CPU, memory, swap, disks, processes, zombies"
     timeout: ClassVar[float | None] = None
+    # The [collectors.system] table (first spelt [system], still read so).
+    Options: ClassVar[type] = SystemConfig
 
-    def collect(self, config: Config) -> Section:
+    def collect(self, ctx: RunContext | Config) -> Section:
+        ctx = as_context(self, ctx)
+        config = ctx.config
         began, cpu_before = _cpu_sample_start()
         memory = psutil.virtual_memory()
         swap = psutil.swap_memory()

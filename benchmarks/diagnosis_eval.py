@@ -35,6 +35,7 @@ from healthcheck.config import Config
 from healthcheck.loglines import ends_with_error
 from healthcheck.logtail import looks_like_error
 from healthcheck.model import Finding, Status
+from healthcheck.program import Program
 from healthcheck.xid import KernelLog, find_xids
 
 EXCERPTS = Path(__file__).with_name("diagnosis_excerpts.toml")
@@ -46,23 +47,22 @@ def lines_of(excerpt: dict[str, Any]) -> list[str]:
     return [line.rstrip("\r") for line in text.splitlines()] if text else []
 
 
-def program_of(excerpt: dict[str, Any]) -> dict[str, Any]:
+def program_of(excerpt: dict[str, Any]) -> Program:
     """The supervisor's view of the program the excerpt came from."""
     name = excerpt.get("program", "app")
     # Healthy output comes from a running program; failure output from one that stopped.
     state = excerpt.get("state", "RUNNING" if excerpt.get("kind") == "healthy" else "FATAL")
-    return {
-        "name": name,
-        "fullname": name,
-        "group": name,
-        "state": state,
-        "pid": 4242 if state == "RUNNING" else None,
-        "started": "2026-11-28T10:00:00Z",
-        "exitstatus": excerpt.get("exitstatus", None if state == "RUNNING" else 1),
-        "exitsignal": excerpt.get("signal"),
-        "spawnerr": excerpt.get("spawnerr", ""),
-        "log": {"stdout": [], "stderr": lines_of(excerpt)},
-    }
+    return Program(
+        group=name,
+        name=name,
+        state=state,
+        pid=4242 if state == "RUNNING" else None,
+        started="2026-11-28T10:00:00Z",
+        exitstatus=excerpt.get("exitstatus", None if state == "RUNNING" else 1),
+        exitsignal=excerpt.get("signal"),
+        spawnerr=excerpt.get("spawnerr"),
+        log={"stdout": [], "stderr": lines_of(excerpt)},
+    )
 
 
 def findings_of(excerpt: dict[str, Any]) -> list[Finding]:

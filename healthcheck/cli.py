@@ -17,6 +17,7 @@ import click
 from healthcheck import __version__
 from healthcheck.config import Config, ConfigError, load_config
 from healthcheck.model import Status
+from healthcheck.timestamps import readable_stamp
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
 
@@ -40,6 +41,11 @@ class App:
     def fail(self, message: str, code: int) -> NoReturn:
         self.console.error(message)
         sys.exit(code)
+
+
+# The command's own redactor once its configuration is loaded: an internal error's line
+# then masks what [redact] names and the container's secrets, not only our environment's.
+_command_redactor: Any = None
 
 
 def _redactor(config: Config | None = None) -> Any:
@@ -151,6 +157,8 @@ def _make_app(config_path: str | None, verbose: int, quiet: bool) -> App:
         console.error(f"config error: {exc}")
         sys.exit(EXIT_USAGE)
     redactor = _redactor(config)
+    global _command_redactor
+    _command_redactor = redactor
     configure_logging(redactor, verbosity)
     return App(
         config=config,
@@ -173,41 +181,14 @@ def _names(value: str | None) -> list[str]:
 
 def _selected_collectors(app: App, only: str | None, skip: str | None) -> list[Any]:
     """The collectors to run: built-ins and plugins, less --skip and [collectors] disable."""
-    from healthcheck.collectors import BUILTIN_COLLECTORS
-    from healthcheck.plugins import SelectionError, load_collectors, select
+    from healthcheck.plugins import DisabledUnknown, SelectionError, choose
 
-    loaded = load_collectors(BUILTIN_COLLECTORS)
-    _check_disabled(app, loaded)
     try:
-        selected = select(
-            loaded,
-            _names(only),
-            _names(skip),
-            app.config.collectors.disable,
-        )
+        return choose(app.config.collectors.disable, _names(only), _names(skip))
+    except DisabledUnknown as exc:
+        app.fail(f"config error: {app.config.loaded_from or 'config'}: {exc}", EXIT_USAGE)
     except SelectionError as exc:
         app.fail(str(exc), EXIT_USAGE)
-    if not selected:
-        chosen = " and ".join(
-            f"{flag} {value}" for flag, value in (("--only", only), ("--skip", skip)) if value
-        )
-        why = f"{chosen} with [collectors] disable" if chosen else "[collectors] disable"
-        app.fail(f"no collector left to run: {why} leave none", EXIT_USAGE)
-    return [c.collector for c in selected]
-
-
-def _check_disabled(app: App, loaded: list[Any]) -> None:
-    """`collectors.disable` names collectors that exist, as --skip must (a typo there would
-    silently run what the operator meant to turn off)."""
-    known = {c.name for c in loaded}
-    unknown = sorted(set(app.config.collectors.disable) - known)
-    if unknown:
-        where = app.config.loaded_from or "config"
-        app.fail(
-            f"config error: {where}: 'collectors.disable': unknown collector "
-            f"{', '.join(map(repr, unknown))} (known: {', '.join(sorted(known))})",
-            EXIT_USAGE,
-        )
 
 
 def _fresh_or_last(
@@ -364,7 +345,7 @@ def _summary(report: Any, previous: tuple[str, dict[str, str]] | None, colour: b
     if resolved:
         parts.append(f"resolved: {len(resolved)}")
     change = "; ".join(parts) if parts else "no finding opened or resolved"
-    lines.append(f"Since the last run ({when.replace('T', ' ').replace('Z', ' UTC')}): {change}.")
+    lines.append(f"Since the last run ({readable_stamp(when)}): {change}.")
     return lines
 
 
@@ -454,10 +435,13 @@ def serve(app: App, host: str, port: int, fail_on: str) -> None:
 def list_collectors(app: App) -> None:
     """List collectors: name, origin, enabled, description."""
     from healthcheck.collectors import BUILTIN_COLLECTORS
-    from healthcheck.plugins import load_collectors
+    from healthcheck.plugins import DisabledUnknown, check_disabled, load_collectors
 
     loaded = load_collectors(BUILTIN_COLLECTORS)
-    _check_disabled(app, loaded)
+    try:
+        check_disabled(loaded, app.config.collectors.disable)
+    except DisabledUnknown as exc:
+        app.fail(f"config error: {app.config.loaded_from or 'config'}: {exc}", EXIT_USAGE)
     disabled = set(app.config.collectors.disable)
     rows = [("NAME", "ORIGIN", "ENABLED", "DESCRIPTION")] + [
         (c.name, c.origin, "no" if c.name in disabled else "yes", c.collector.description)
@@ -475,7 +459,7 @@ def cron_group() -> None:
 
 
 def _cron_call(app: App, action: Callable[[], Any]) -> Any:
-    from healthcheck.schedule import CronError
+    from healthcheck.cron import CronError
 
     try:
         return action()
@@ -501,7 +485,7 @@ def cron_install(app: App, schedule: str | None, user: str | None) -> None:
     --config or --workspace change them, and says what changed. It adds the line and
     creates nothing else.
     """
-    from healthcheck import schedule as sched
+    from healthcheck import cron as sched
 
     workspace = app.config.paths.workspace if app.workspace_given else None
     change = _cron_call(
@@ -530,7 +514,7 @@ def cron_install(app: App, schedule: str | None, user: str | None) -> None:
 @click.option("--user", metavar="USER", help="Whose crontab (default: the current user's).")
 def cron_remove(app: App, user: str | None) -> None:
     """Remove our entry; the rest of the crontab stays as it was."""
-    from healthcheck import schedule as sched
+    from healthcheck import cron as sched
 
     change = _cron_call(app, lambda: sched.remove(user))
     if change.action == "absent":
@@ -544,7 +528,7 @@ def cron_remove(app: App, user: str | None) -> None:
 @click.option("--user", metavar="USER", help="Whose crontab (default: the current user's).")
 def cron_status(app: App, user: str | None) -> None:
     """Show the entry, its next run, and whether a cron daemon runs."""
-    from healthcheck import schedule as sched
+    from healthcheck import cron as sched
 
     for line in _cron_call(app, lambda: sched.status_lines(user)):
         app.console.out(line)
@@ -894,8 +878,9 @@ def _run_cli() -> None:
         # A bug, not a foreseeable condition: one redacted line, the traceback only on request.
         if "-vv" in sys.argv or sys.argv.count("-v") + sys.argv.count("--verbose") >= 2:
             raise
+        redactor = _command_redactor or _redactor()
         sys.stderr.write(
-            _redactor().text(
+            redactor.text(
                 f"healthcheck: internal error: {type(exc).__name__}: {exc} (run with -vv for the "
                 "traceback)\n"
             )

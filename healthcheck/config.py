@@ -81,6 +81,18 @@ class DisplayConfig:
             "firefox",
         ]
     )
+    # Names of the supervisor program that runs the window manager when neither its process
+    # nor the window manager's own name (icewm, icewm-session) says which it is.
+    window_manager_programs: list[str] = field(
+        default_factory=lambda: [
+            "wm",
+            "xwm",
+            "window-manager",
+            "window_manager",
+            "windowmanager",
+            "desktop",
+        ]
+    )
 
 
 @dataclass
@@ -92,6 +104,19 @@ class ServicesConfig:
             "vnc": 5901,
             "novnc": 6901,
             "filebrowser": 8585,
+        }
+    )
+    # The supervisor programs that may provide each service of `ports`, when their names
+    # differ (ssh is served by sshd, novnc by websockify): exact names first, then a name
+    # that starts with one of these (or that one of these starts with). A service not listed
+    # is provided by the program of its own name.
+    programs: dict[str, list[str]] = field(
+        default_factory=lambda: {
+            "ssh": ["sshd", "ssh", "openssh"],
+            "vnc": ["vnc", "tigervnc", "xvnc", "x11vnc", "xtigervnc", "xvfb"],
+            "novnc": ["novnc", "websockify", "no_vnc"],
+            "jupyter": ["jupyter", "jupyterlab", "lab", "notebook"],
+            "filebrowser": ["filebrowser", "file_browser"],
         }
     )
 
@@ -424,6 +449,8 @@ def _coerce(hint: Any, value: Any, dotted: str, where: str) -> Any:
         _, item = typing.get_args(hint)
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: '{dotted}' must be a table")
+        if typing.get_origin(item) is list:  # a table of lists: each checked as a list
+            return {key: _coerce(item, v, f"{dotted}.{key}", where) for key, v in value.items()}
         for key, v in value.items():
             if not _is(item, v):
                 raise ConfigError(f"{where}: '{dotted}.{key}' must be {_name(item)}")

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from healthcheck.lazyre import lazy
 from healthcheck.model import Status
 from healthcheck.render import as_text, fence, fix, inline, make_environment
+from healthcheck.timestamps import readable_stamp
 
 if TYPE_CHECKING:
     from healthcheck.config import Config
@@ -334,7 +335,7 @@ def _assemble(
 
     counts = data.get("counts") or {}
     sections = data.get("sections") or {}
-    when = str(data.get("generated_at", "")).replace("T", " ").replace("Z", " UTC")
+    when = readable_stamp(data.get("generated_at", ""))
     host = inline(data.get("host", "unknown host"))
     out = [
         f"# Health context: {host}, {when}",

@@ -18,16 +18,9 @@ from healthcheck.config import Config
 from healthcheck.lazyre import lazy
 from healthcheck.logtail import looks_like_error
 from healthcheck.model import Finding, Section, Status, worst
+from healthcheck.program import Program
+from healthcheck.timestamps import stamp_seconds
 
-# A service name in [services.ports] and the supervisor program that provides it do not always
-# share a name (ssh/sshd, novnc/websockify); these are the seed's spellings.
-SERVICE_ALIASES = {
-    "ssh": ("sshd", "ssh", "openssh"),
-    "vnc": ("vnc", "tigervnc", "xvnc", "x11vnc", "xtigervnc", "xvfb"),
-    "novnc": ("novnc", "websockify", "no_vnc"),
-    "jupyter": ("jupyter", "jupyterlab", "lab", "notebook"),
-    "filebrowser": ("filebrowser", "file_browser"),
-}
 # Findings of a program that say no more than "it failed": the X server being down may be why.
 GENERIC_RULES = ("program-down", "program-stopped")
 DISPLAY_RULES = ("display-unreachable",)
@@ -58,7 +51,7 @@ def diagnose(sections: list[Section], config: Config | None = None) -> list[Sect
     supervisor, ports, display, logs = (
         by_name.get(n) for n in ("supervisor", "ports", "display", "logs")
     )
-    programs: list[dict[str, Any]] = (supervisor.data.get("programs") or []) if supervisor else []
+    programs: list[Program] = (supervisor.data.get("programs") or []) if supervisor else []
     if logs is not None and supervisor is not None:
         # Every program with a finding now keeps it or is folded into another's cause below.
         explained = {f.subject for f in supervisor.findings}
@@ -77,13 +70,13 @@ def diagnose(sections: list[Section], config: Config | None = None) -> list[Sect
         _name_log_owners(gpu, programs)
     if display is not None:
         _fold_into_x_server_down(display, supervisor, ports, programs, config)
-        _fold_window_manager(display, supervisor, programs)
+        _fold_window_manager(display, supervisor, programs, config)
         if supervisor is not None:
             _started_before_x(display, supervisor, programs, config)
     if supervisor is not None:
         _aimed_at_another_display(supervisor, programs, config)
     if ports is not None and supervisor is not None:
-        _fold_ports_into_programs(ports, supervisor, programs)
+        _fold_ports_into_programs(ports, supervisor, programs, config)
         _fold_ports_into_supervisord_down(ports, supervisor)
     for section in sections:
         if section.error is None:
@@ -91,30 +84,34 @@ def diagnose(sections: list[Section], config: Config | None = None) -> list[Sect
     return sections
 
 
-def program_for_service(service: str, programs: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The supervisor program that provides `service`, by name or a known alias."""
-    names = SERVICE_ALIASES.get(service, (service,))
+def program_for_service(
+    service: str, programs: list[Program], config: Config | None = None
+) -> Program | None:
+    """The supervisor program that provides `service`: by its name, or by one of the names
+    `[services] programs` gives it (ssh is served by sshd, novnc by websockify)."""
+    aliases = (config or Config()).services.programs
+    names = [n.lower() for n in aliases.get(service, [service])]
     for candidate in (service, *names):
         for program in programs:
-            if program["name"].lower() == candidate:
+            if program.name.lower() == candidate:
                 return program
     for program in programs:
-        lowered = program["name"].lower()
+        lowered = program.name.lower()
         if any(lowered.startswith(n) or n.startswith(lowered) for n in names):
             return program
     return None
 
 
 def _fold_ports_into_programs(
-    ports: Section, supervisor: Section, programs: list[dict[str, Any]]
+    ports: Section, supervisor: Section, programs: list[Program], config: Config
 ) -> None:
     """A closed port whose program is down: the program's finding, with the port noted."""
     for port_finding in [f for f in ports.findings if f.rule == "not-listening"]:
         service, _, port = port_finding.subject.rpartition(":")
-        program = program_for_service(service, programs)
+        program = program_for_service(service, programs, config)
         if program is None:
             continue
-        fullname = program.get("fullname") or program["name"]
+        fullname = program.fullname
         cause = _finding_about(supervisor, fullname)
         if cause is not None:
             _replace(
@@ -125,30 +122,30 @@ def _fold_ports_into_programs(
                 ),
             )
             ports.findings.remove(port_finding)
-        elif program.get("state") == "RUNNING":
+        elif program.state == "RUNNING":
             _replace(
                 ports,
                 port_finding,
                 dataclasses.replace(
                     port_finding,
                     detail=f"{port_finding.detail} Its program {fullname} is RUNNING (pid "
-                    f"{program.get('pid')}), so it listens elsewhere or has not bound yet.",
+                    f"{program.pid}), so it listens elsewhere or has not bound yet.",
                     hint=f"Check the port and bind address in {fullname}'s command line and log "
                     f"(supervisorctl tail {fullname}).",
                 ),
             )
-        elif program.get("state") in ("STOPPED", "EXITED"):
+        elif program.state in ("STOPPED", "EXITED"):
             # Not a crash (no finding of its own), but it is why the port is closed.
-            never = "" if program.get("started") else ", never started (autostart=false?)"
+            never = "" if program.started else ", never started (autostart=false?)"
             _replace(
                 ports,
                 port_finding,
                 dataclasses.replace(
                     port_finding,
                     detail=f"{port_finding.detail} Its program {fullname} is "
-                    f"{program['state']}{never}.",
+                    f"{program.state}{never}.",
                     hint=f"supervisorctl start {fullname}; to start it with the container, "
-                    f"set autostart=true in [program:{program['name']}].",
+                    f"set autostart=true in [program:{program.name}].",
                 ),
             )
 
@@ -180,7 +177,7 @@ def _fold_ports_into_supervisord_down(ports: Section, supervisor: Section) -> No
 
 
 def _drop_logs_of_explained_programs(
-    logs: Section, supervisor: Section, programs: list[dict[str, Any]]
+    logs: Section, supervisor: Section, programs: list[Program]
 ) -> None:
     """A crashed program's log ending in an error is that crash, already explained."""
     explained = {f.subject for f in supervisor.findings}
@@ -193,7 +190,7 @@ def _drop_logs_of_explained_programs(
 
 
 def _drop_cuda_logs_of_explained_programs(
-    gpu: Section, supervisor: Section, programs: list[dict[str, Any]]
+    gpu: Section, supervisor: Section, programs: list[Program]
 ) -> None:
     """A program that crashed on CUDA out of memory is one crit finding (its own), not that
     and a warning about its log."""
@@ -212,12 +209,12 @@ def _drop_oom_kills_of_explained_programs(gpu: Section, supervisor: Section) -> 
         gpu.findings[:] = [f for f in gpu.findings if f.id.split(":")[0] != "system.oom-kill"]
 
 
-def _log_owners(programs: list[dict[str, Any]]) -> dict[str, str]:
+def _log_owners(programs: list[Program]) -> dict[str, str]:
     """Each program's log file paths, to the program's full name."""
     return {
-        path: program.get("fullname") or program["name"]
+        path: program.fullname
         for program in programs
-        for path in (program.get("stdout_logfile"), program.get("stderr_logfile"))
+        for path in (program.stdout_logfile, program.stderr_logfile)
         if path
     }
 
@@ -228,7 +225,7 @@ MIN_EVIDENCE_CHARS = 12
 
 def _set_log_history(
     logs: Section,
-    programs: list[dict[str, Any]],
+    programs: list[Program],
     explained: set[str],
     evidence: set[str],
 ) -> None:
@@ -240,21 +237,21 @@ def _set_log_history(
     a program another finding names (or from before that program's start), its routine
     start-up words, and lines that repeat another finding's evidence.
     """
-    from healthcheck.loglines import ends_with_error, iso_seconds, line_times, written_before
+    from healthcheck.loglines import ends_with_error, line_times, written_before
 
-    by_path: dict[str, dict[str, Any]] = {}
+    by_path: dict[str, Program] = {}
     for program in programs:
-        for path in (program.get("stdout_logfile"), program.get("stderr_logfile")):
+        for path in (program.stdout_logfile, program.stderr_logfile):
             if path:
                 by_path[path] = by_path[os.path.realpath(path)] = program
-    by_name = {p["name"]: p for p in programs}
+    by_name = {p.name: p for p in programs}
     said = [e for e in evidence if len(e) >= MIN_EVIDENCE_CHARS]
     for entry in logs.data.get("files") or []:
         flagged: list[int] = entry.get("error_lines") or []
         if not flagged:
             continue
         path, lines = entry["path"], entry["lines"]
-        mtime = iso_seconds(entry.get("mtime"))
+        mtime = stamp_seconds(entry.get("mtime"))
         times = line_times(lines, mtime)
         owner = (
             by_path.get(path)
@@ -262,8 +259,8 @@ def _set_log_history(
             or _owner_by_name(path, programs)
         )
         # A crashed program's log is its finding's evidence, current by definition.
-        crashed = owner is not None and (owner.get("fullname") or owner["name"]) in explained
-        started = iso_seconds(owner.get("started")) if owner and not crashed else None
+        crashed = owner is not None and owner.fullname in explained
+        started = stamp_seconds(owner.started) if owner and not crashed else None
         history = written_before(lines, started, mtime, times) if started is not None else 0
         excused = [
             i
@@ -274,8 +271,8 @@ def _set_log_history(
         if history and owner is not None:
             entry["history"] = {
                 "lines": history,
-                "program": owner.get("fullname") or owner["name"],
-                "started": owner.get("started"),
+                "program": owner.fullname,
+                "started": owner.started,
             }
         if excused:
             entry["explained_lines"] = excused
@@ -297,11 +294,11 @@ def _set_log_history(
 def _explained_line(
     line: str,
     when: float | None,
-    by_name: dict[str, dict[str, Any]],
+    by_name: dict[str, Program],
     explained: set[str],
     said: list[str],
 ) -> bool:
-    from healthcheck.loglines import iso_seconds, supervisord_line  # only with a supervisor
+    from healthcheck.loglines import supervisord_line  # only with a supervisor
 
     parsed = supervisord_line(line)
     if parsed is None:
@@ -311,32 +308,31 @@ def _explained_line(
         return True  # routine: running as root, no HTTP password, reaped an orphan
     program = by_name.get(name) if name else None
     if program is not None:
-        if (program.get("fullname") or program["name"]) in explained:
+        if program.fullname in explained:
             return True
-        started = iso_seconds(program.get("started"))
+        started = stamp_seconds(program.started)
         return started is not None and when is not None and when < started
     return any(e in message for e in said)
 
 
-def _owner_by_name(path: str, programs: list[dict[str, Any]]) -> dict[str, Any] | None:
+def _owner_by_name(path: str, programs: list[Program]) -> Program | None:
     """The program a log is named after (jupyter.log, sshd-stderr---supervisor-x.log)."""
     stem = os.path.basename(path).split(".")[0].lower()
     named = [
         p
         for p in programs
-        if stem == p["name"].lower()
-        or stem.startswith((p["name"].lower() + "-", p["name"].lower() + "_"))
+        if stem == p.name.lower() or stem.startswith((p.name.lower() + "-", p.name.lower() + "_"))
     ]
-    return max(named, key=lambda p: len(p["name"]), default=None)
+    return max(named, key=lambda p: len(p.name), default=None)
 
 
 _SUPERVISORCTL_VERB = lazy(r"\bsupervisorctl (restart|start|stop|tail) ([\w:.-]+)")
 
 
-def _name_log_owners(section: Section, programs: list[dict[str, Any]]) -> None:
+def _name_log_owners(section: Section, programs: list[Program]) -> None:
     """A finding about a program's log guesses the program from the file's name
     (comfyui_stderr.log); the supervisor program that writes the file is the name to use."""
-    known = {p.get("fullname") or p["name"] for p in programs}
+    known = {p.fullname for p in programs}
     by_path = _log_owners(programs)
     for finding in list(section.findings):
         owner = by_path.get(finding.subject) or by_path.get(os.path.realpath(finding.subject))
@@ -371,7 +367,7 @@ def _fold_into_x_server_down(
     display: Section,
     supervisor: Section | None,
     ports: Section | None,
-    programs: list[dict[str, Any]],
+    programs: list[Program],
     config: Config,
 ) -> None:
     """The X server down explains the window manager, VNC and the GUI app failing, but only
@@ -391,11 +387,11 @@ def _fold_into_x_server_down(
         merged = _absorb(merged, lock.detail, lock)
         display.findings.remove(lock)
     serving = serving_program(display.data, programs, config)
-    by_fullname = {p.get("fullname") or p["name"]: p for p in programs}
+    by_fullname = {p.fullname: p for p in programs}
     serving_info: dict[str, Any] | None = None
     if serving is not None:
-        name = serving.get("fullname") or serving["name"]
-        serving_info = {"name": name, "state": serving.get("state"), "pid": serving.get("pid")}
+        name = serving.fullname
+        serving_info = {"name": name, "state": serving.state, "pid": serving.pid}
     if supervisor is not None:
         for finding in list(supervisor.findings):
             program = by_fullname.get(finding.subject)
@@ -414,7 +410,8 @@ def _fold_into_x_server_down(
     if ports is not None:
         for finding in list(ports.findings):
             service = finding.subject.rpartition(":")[0]
-            if finding.rule == "not-listening" and service in ("vnc", "novnc"):
+            # A port served by an X client (VNC, noVNC) closes with the X server.
+            if finding.rule == "not-listening" and _needs_display(service, config):
                 merged = _absorb(merged, f"Port {finding.subject} has no listener.", finding)
                 ports.findings.remove(finding)
     if "lock" in display.data and (serving_info is not None or supervisor is not None):
@@ -425,24 +422,24 @@ def _fold_into_x_server_down(
 
 
 def _display_complaints(
-    supervisor: Section, programs: list[dict[str, Any]]
-) -> list[tuple[Finding, dict[str, Any], str]]:
+    supervisor: Section, programs: list[Program]
+) -> list[tuple[Finding, Program, str]]:
     """(finding, its program, the display its log says it cannot reach) for each program
     whose finding is that it cannot reach a named display."""
-    by_fullname = {p.get("fullname") or p["name"]: p for p in programs}
+    by_fullname = {p.fullname: p for p in programs}
     found = []
     for finding in supervisor.findings:
         program = by_fullname.get(finding.subject)
         if program is None or finding.rule not in DISPLAY_RULES:
             continue
-        target = unreached_display(_own_lines(program))
+        target = unreached_display(program.own_lines())
         if target:
             found.append((finding, program, target))
     return found
 
 
 def _started_before_x(
-    display: Section, supervisor: Section, programs: list[dict[str, Any]], config: Config
+    display: Section, supervisor: Section, programs: list[Program], config: Config
 ) -> None:
     """A program that gave up on the configured display while the X server answers now
     started before the server was ready: starting X is not the fix, starting it again is."""
@@ -450,7 +447,7 @@ def _started_before_x(
     if not connection.get("answered", connection.get("ok")):
         return
     serving = serving_program(display.data, programs, config)
-    before = f"give [program:{serving['name']}] a lower priority= than it, " if serving else ""
+    before = f"give [program:{serving.name}] a lower priority= than it, " if serving else ""
     for finding, program, target in _display_complaints(supervisor, programs):
         if not _same_display(target, config.display.display):
             continue
@@ -458,14 +455,12 @@ def _started_before_x(
         hint = (
             f"The X server for {target} answers now: {name} started before it was ready. "
             f"supervisorctl start {name}; so that it does not happen again, {before}and set "
-            f"autorestart=true in [program:{program['name']}]."
+            f"autorestart=true in [program:{program.name}]."
         )
         _replace(supervisor, finding, dataclasses.replace(finding, hint=hint))
 
 
-def _aimed_at_another_display(
-    supervisor: Section, programs: list[dict[str, Any]], config: Config
-) -> None:
+def _aimed_at_another_display(supervisor: Section, programs: list[Program], config: Config) -> None:
     """A program that cannot reach a display other than the configured one is aimed at the
     wrong display: starting an X server there is not the fix, its DISPLAY is."""
     configured = config.display.display
@@ -474,7 +469,7 @@ def _aimed_at_another_display(
             continue
         hint = (
             f"{finding.subject} aims at display {target}, but this box's X server is "
-            f'{configured}: set environment=DISPLAY="{configured}" in [program:{program["name"]}] '
+            f'{configured}: set environment=DISPLAY="{configured}" in [program:{program.name}] '
             f"(or unset the DISPLAY it inherits), then supervisorctl update; "
             f"supervisorctl start {finding.subject}."
         )
@@ -482,8 +477,8 @@ def _aimed_at_another_display(
 
 
 def serving_program(
-    data: dict[str, Any], programs: list[dict[str, Any]], config: Config
-) -> dict[str, Any] | None:
+    data: dict[str, Any], programs: list[Program], config: Config
+) -> Program | None:
     """The supervisor program that runs (or should run) the X server of the display.
 
     The running server's own environment or pid says it for sure; a server that is down is
@@ -492,24 +487,24 @@ def serving_program(
     """
     server = data.get("server") or {}
     for program in programs:
-        fullname = program.get("fullname") or program["name"]
+        fullname = program.fullname
         if server.get("program") == fullname or (
-            server.get("pid") and program.get("pid") == server.get("pid")
+            server.get("pid") and program.pid == server.get("pid")
         ):
             return program
     names = [n.lower() for n in config.display.server_programs]
     for exact in (True, False):
         for program in programs:
-            name = program["name"].lower()
+            name = program.name.lower()
             if any(name == n if exact else name.startswith(n) for n in names):
                 return program
     for program in programs:
-        if any(_X_SERVER_BANNER.search(line) for line in _own_lines(program)):
+        if any(_X_SERVER_BANNER.search(line) for line in program.own_lines()):
             return program
     return None
 
 
-def _down_for_want_of_display(finding: Finding, program: dict[str, Any], config: Config) -> bool:
+def _down_for_want_of_display(finding: Finding, program: Program, config: Config) -> bool:
     """Whether the X server being down explains this program's failure.
 
     Only a finding that names no other cause (the display one, or a bare "it failed") is a
@@ -520,7 +515,7 @@ def _down_for_want_of_display(finding: Finding, program: dict[str, Any], config:
     """
     if finding.rule not in (*DISPLAY_RULES, *GENERIC_RULES):
         return False
-    lines = _own_lines(program)
+    lines = program.own_lines()
     target = unreached_display(lines)
     if target is not None:
         return target == "" or _same_display(target, config.display.display)
@@ -555,51 +550,47 @@ def _same_display(value: str, configured: str) -> bool:
         return False
 
 
-def _own_lines(program: dict[str, Any]) -> list[str]:
-    """What the program itself wrote (its stdout and stderr tails), oldest first."""
-    log = program.get("log") or {}
-    return [*(log.get("stdout") or []), *(log.get("stderr") or [])]
-
-
 def window_manager_program(
-    display_data: dict[str, Any], programs: list[dict[str, Any]]
-) -> dict[str, Any] | None:
+    display_data: dict[str, Any], programs: list[Program], config: Config | None = None
+) -> Program | None:
     """The supervisor program that runs the window manager: the one its process says, else
-    the one named after it (icewm, icewm-session), else one named wm or window-manager, else
-    the one whose log speaks as it ("IceWM: Can't open display")."""
+    the one named after it (icewm, icewm-session), else one of the names
+    `[display] window_manager_programs` gives (wm, desktop), else the one whose log speaks
+    as it ("IceWM: Can't open display")."""
+    generic = {n.lower() for n in (config or Config()).display.window_manager_programs}
     wm = display_data.get("window_manager") or {}
     binary = str(wm.get("name") or "").lower()
-    by_fullname = {p.get("fullname") or p["name"]: p for p in programs}
+    by_fullname = {p.fullname: p for p in programs}
     for proc in wm.get("processes") or []:
         if proc.get("program") in by_fullname:
             return by_fullname[proc["program"]]
     if not binary:
         return None
     for program in programs:
-        name = program["name"].lower()
+        name = program.name.lower()
         if name == binary or name.startswith(binary) or binary.startswith(name + "-"):
             return program
     for program in programs:
-        if re.fullmatch(r"(?:x?wm|window[-_]?manager|desktop)", program["name"].lower()):
+        if program.name.lower() in generic:
             return program
     for program in programs:
-        if any(binary in line.lower() for line in _own_lines(program)):
+        if any(binary in line.lower() for line in program.own_lines()):
             return program
     return None
 
 
 def _fold_window_manager(
-    display: Section, supervisor: Section | None, programs: list[dict[str, Any]]
+    display: Section, supervisor: Section | None, programs: list[Program], config: Config
 ) -> None:
     """A window manager that is down because of its own program's cause: that one finding.
     One that is merely not started: the display's finding, naming its program."""
     symptoms = [f for f in display.findings if f.rule in ("wm-not-running", "wm-wrong-display")]
     if not symptoms:
         return
-    program = window_manager_program(display.data, programs)
+    program = window_manager_program(display.data, programs, config)
     if program is None:
         return
-    fullname = program.get("fullname") or program["name"]
+    fullname = program.fullname
     original = _finding_about(supervisor, fullname) if supervisor is not None else None
     cause = original
     for symptom in symptoms:
@@ -607,7 +598,7 @@ def _fold_window_manager(
             cause = _absorb(cause, "", symptom)
             display.findings.remove(symptom)
         elif symptom.rule == "wm-not-running":
-            state = program.get("state") or "UNKNOWN"
+            state = program.state or "UNKNOWN"
             from healthcheck.display_fixes import wm_not_running_hint
 
             hint = wm_not_running_hint(display.data["display"], symptom.subject, fullname)

@@ -39,6 +39,7 @@ from healthcheck.output import WriteError, write_files_atomically
 from healthcheck.redact import Redactor
 from healthcheck.render import make_environment
 from healthcheck.report import Report
+from healthcheck.timestamps import readable
 
 TEMPLATE_DIR = "docs"
 # Blocks whose content comes from one collector's section: when that section is not in the
@@ -454,7 +455,7 @@ def refresh_text(
         lines=lines,
         context={
             "r": redactor.obj(dict(report)),
-            "now": now.strftime("%Y-%m-%d %H:%M:%S UTC"),
+            "now": readable(now),
         },
         redactor=redactor,
         env=env,
@@ -729,7 +730,7 @@ def _refresh_prose(
 def _restyle(body: str, start: int, now: datetime) -> tuple[int, str] | None:
     """(end of the value, `now` written in its style), or None for a value not understood."""
     if (match := _DATE.match(body, start)) is not None:
-        return match.end(), now.strftime("%Y-%m-%d %H:%M:%S UTC")
+        return match.end(), readable(now)
     if (match := _DATE_OUTPUT.match(body, start)) is not None:
         day = _DAYS[now.weekday()]
         month = _MONTHS[now.month - 1][:3]

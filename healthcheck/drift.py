@@ -8,12 +8,14 @@ their values are never shown, not even masked ones.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from healthcheck.history import History, gitpython  # GitPython, imported quietly
-from healthcheck.text import cut, one_line
+from healthcheck.program import Program, programs_of
+from healthcheck.text import cut_line
 
 if TYPE_CHECKING:
     from healthcheck.config import Config
@@ -261,21 +263,28 @@ def _records(items: Any, key: str) -> dict[str, dict[str, Any]]:
     return {str(i.get(key)): i for i in items if isinstance(i, dict) and i.get(key) is not None}
 
 
+def _by_key(programs: list[Program], key: Callable[[Program], str]) -> dict[str, Program]:
+    return {key(p): p for p in programs if p.name}
+
+
 def _programs(old: dict[str, Any], new: dict[str, Any]) -> list[dict[str, Any]]:
     """Programs whose state changed, that appeared or went, or that restarted."""
-    key = "fullname" if any("fullname" in p for p in old.get("programs") or []) else "name"
-    a, b = _records(old.get("programs"), key), _records(new.get("programs"), key)
+    # The reports are JSON read back: their programs become records here, at the edge.
+    old_programs, new_programs = programs_of(old.get("programs")), programs_of(new.get("programs"))
+    by_fullname = any(isinstance(p, dict) and "fullname" in p for p in old.get("programs") or [])
+    key: Callable[[Program], str] = (lambda p: p.fullname) if by_fullname else (lambda p: p.name)
+    a, b = _by_key(old_programs, key), _by_key(new_programs, key)
     if not a:  # an older run may name programs differently
-        a = _records(old.get("programs"), "name")
-    changes = []
+        a = _by_key(old_programs, lambda p: p.name)
+    changes: list[dict[str, Any]] = []
     for name in sorted(set(a) | set(b)):
         before, after = a.get(name), b.get(name)
-        state_a = before.get("state") if before else None
-        state_b = after.get("state") if after else None
+        state_a = before.state if before else None
+        state_b = after.state if after else None
         if state_a != state_b:
             changes.append({"name": name, "old": state_a, "new": state_b})
         elif before and after and state_b == "RUNNING":
-            moved = {f: [before.get(f), after.get(f)] for f in _PROGRAM_FIELDS}
+            moved = {f: [getattr(before, f), getattr(after, f)] for f in _PROGRAM_FIELDS}
             if any(x != y for x, y in moved.values()):
                 changes.append(
                     {"name": name, "old": state_a, "new": state_b, "restarted": True, **moved}
@@ -550,4 +559,4 @@ def _short(value: Any) -> str:
         text = json.dumps(value, ensure_ascii=False, sort_keys=True)
     else:
         text = str(value)
-    return cut(one_line(text), _MAX_VALUE)
+    return cut_line(text, _MAX_VALUE)

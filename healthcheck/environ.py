@@ -13,15 +13,11 @@ from dataclasses import dataclass
 
 import psutil
 
-from healthcheck.processes import process_rows
+from healthcheck.processes import interpreted_script, process_rows, shared
 
 SELF = "self"
 PID1 = "pid1"
 PROCESS_PREFIX = "process:"
-
-# Interpreters whose first non-option argument names the real program
-# (`python3 /usr/bin/supervisord` has the name python3 and argv[0] python3).
-_INTERPRETERS = ("python", "python2", "python3", "sh", "bash", "dash", "perl", "node", "ruby")
 
 
 @dataclass(frozen=True)
@@ -45,7 +41,13 @@ def read_environment(source: str, serverurl: str | None = None) -> EnvironmentSn
     on a shared host the oldest supervisord may be another box's.
     Never raises for an unreadable process: that falls back to os.environ with the reason.
     An unknown `source` form is a programming error (config validation rejects it) and raises.
+    Inside a run (`processes.shared_scan`) it is read once, whoever asks: the env and gpu
+    collectors, the rules' probe and the redactor see the same variables.
     """
+    return shared(("environment", source, serverurl), lambda: _read(source, serverurl))
+
+
+def _read(source: str, serverurl: str | None) -> EnvironmentSnapshot:
     if source == SELF:
         return EnvironmentSnapshot(dict(os.environ), source, SELF)
     if source == PID1:
@@ -65,6 +67,13 @@ def _own_supervisord(serverurl: str) -> int | None:
     from healthcheck.supervisor_client import own_supervisord_pids
 
     return min(own_supervisord_pids(serverurl), default=None)
+
+
+def environ_of(pid: int) -> dict[str, str]:
+    """The environment of process `pid`, from /proc/PID/environ: the one reader every part
+    uses. OSError (FileNotFoundError, PermissionError, ...) when it cannot be read."""
+    with open(f"/proc/{pid}/environ", "rb") as handle:
+        return parse_environ(handle.read())
 
 
 def parse_environ(raw: bytes) -> dict[str, str]:
@@ -110,19 +119,18 @@ def find_process(name: str) -> int | None:
 def _cmdline_names(cmdline: list[str]) -> set[str]:
     if not cmdline:
         return set()
+    # `python3 /usr/bin/supervisord` has the name python3 and argv[0] python3.
     names = {os.path.basename(cmdline[0])}
-    if os.path.basename(cmdline[0]).rstrip("0123456789.") in _INTERPRETERS:
-        script = next((arg for arg in cmdline[1:] if not arg.startswith("-")), None)
-        if script:
-            names.add(os.path.basename(script))
+    script = interpreted_script(cmdline)
+    if script:
+        names.add(os.path.basename(script))
     return names
 
 
 def _from_pid(pid: int, source: str, used: str) -> EnvironmentSnapshot:
     path = f"/proc/{pid}/environ"
     try:
-        with open(path, "rb") as handle:
-            raw = handle.read()
+        variables = environ_of(pid)
     except (FileNotFoundError, ProcessLookupError):
         # Zombies and kernel threads keep a /proc entry, but have no environment: depending
         # on the kernel, reading it fails with ESRCH or gives nothing.
@@ -131,7 +139,6 @@ def _from_pid(pid: int, source: str, used: str) -> EnvironmentSnapshot:
         return _fallback(source, f"permission denied reading {path}")
     except OSError as exc:
         return _fallback(source, f"cannot read {path}: {exc.strerror or exc}")
-    variables = parse_environ(raw)
     if not variables:
         return _fallback(source, _no_environment(pid, path))
     return EnvironmentSnapshot(variables, source, used)

@@ -70,10 +70,8 @@ class Facts:
         """Another process's environment (`self`, `pid1` or `process:NAME`)."""
         from healthcheck.environ import read_environment
 
-        with self.active():
-            return self._store.get(
-                ("environment", source, serverurl), lambda: read_environment(source, serverurl)
-            )
+        with self.active():  # read once per run: read_environment shares it in the run's store
+            return read_environment(source, serverurl)
 
     def log_discovery(self, cfg: LogsConfig) -> tuple[list[LogDir], list[LogCandidate]]:
         """The configured log directories and the log files found under them, newest first."""

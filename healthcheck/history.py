@@ -29,9 +29,9 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from healthcheck.commands import run_command
 from healthcheck.lock import LOCK_NAME, NOTIFY_STATE_NAME
 from healthcheck.model import Finding, Status, human_duration
-from healthcheck.proc import run_command
 from healthcheck.redact import Redactor
 
 if TYPE_CHECKING:

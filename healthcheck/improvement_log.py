@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 from healthcheck.lazyre import lazy
 from healthcheck.output import write_files_atomically
 from healthcheck.redact import Redactor
-from healthcheck.text import CUT_MARKER, one_line
+from healthcheck.text import CUT_MARKER, cut, one_line
+from healthcheck.timestamps import utc_date
 
 STATUSES = ("open", "resolved", "dismissed")
 # Words a person (or another tool) writes for "this one is finished". The log itself writes
@@ -45,6 +46,8 @@ CLOSED_STATUSES = frozenset(
         "obsolete",
     ]
 )
+# What a `- Status:` line may begin with; any other word is a typo the parser reports.
+KNOWN_STATUS_WORDS = frozenset({"open", *CLOSED_STATUSES})
 TITLE_MAX = 100
 HEADER = """# Improvement log
 
@@ -349,9 +352,9 @@ def _title_of(line: str) -> str:
 
 
 def _cut(title: str) -> str:
-    """A long title cut at a word, without the punctuation left before the marker."""
-    kept = title[:TITLE_MAX].rsplit(" ", 1)[0] or title[:TITLE_MAX]
-    return kept.rstrip(" ,.;:") + CUT_MARKER
+    """A long title cut at a word, without the punctuation left before the marker: at most
+    TITLE_MAX characters of the title, then the marker."""
+    return cut(title, TITLE_MAX + 1, at_word=True)
 
 
 def normalise_id(value: str) -> str:
@@ -375,7 +378,9 @@ def _set_field(entry: Entry, name: str, value: str, index: int, where: str) -> N
     key = "finding" if key == "findings" else key
     if key == "status":
         value = value.lower()
-        if value not in STATUSES:
+        # One notion of closed with is_open_status: a hand-written "done (2025-05-01)" is a
+        # closed entry here too, not a log refused whole.
+        if _status_word(value) not in KNOWN_STATUS_WORDS:
             raise LogError(
                 f"{where}:{index + 1}: {entry.id} has status {value!r}; "
                 f"use one of {', '.join(STATUSES)}"
@@ -391,7 +396,7 @@ def _unquote(line: str) -> str:
 
 
 def _date(now: datetime | None) -> str:
-    return (now or datetime.now(timezone.utc)).strftime("%Y-%m-%d")
+    return utc_date(now)
 
 
 def _newline(text: str) -> str:
@@ -405,8 +410,14 @@ def is_open_status(status: str) -> bool:
     whose first word is not one of CLOSED_STATUSES ("resolved", "done (2025-05-01)", ...)
     is open, and so is an empty one. The one rule for `log list`, the report and the
     context, whether the log parsed or had to be read as plain text."""
+    word = _status_word(status)
+    return not word or word not in CLOSED_STATUSES
+
+
+def _status_word(status: str) -> str:
+    """A status's first word, lowercased ("" for none): what decides open or closed."""
     words = status.strip().lower().split()
-    return not words or words[0] not in CLOSED_STATUSES
+    return words[0] if words else ""
 
 
 def open_entries(path: Path) -> list[Entry]:

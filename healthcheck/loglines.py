@@ -149,12 +149,6 @@ def written_before(
     return after if after is not None else old[-1] + 1
 
 
-def iso_seconds(value: str | None) -> float | None:
-    """Seconds since the epoch of a report time ("2025-04-29T10:00:00Z"); None if absent."""
-    stamp = line_stamp(value or "")
-    return stamp[0] if stamp is not None else None
-
-
 def growth_findings(logs: Section, before: dict[str, Any] | None, now: datetime) -> list[Finding]:
     """Logs that grew fast since the run before (`before`: that run's JSON report): the
     runaway that size alone does not show yet. Judged from the two reports' sizes and times."""
@@ -163,7 +157,11 @@ def growth_findings(logs: Section, before: dict[str, Any] | None, now: datetime)
     try:
         then = parse_utc_stamp(str(before["generated_at"]))
         old_files = before["sections"]["logs"]["data"]["files"]
-        sizes = {str(f["path"]): int(f["size"]) for f in old_files if f.get("size") is not None}
+        sizes = {
+            str(f["path"]): int(f["size"])
+            for f in old_files
+            if isinstance(f, dict) and f.get("size") is not None
+        }
     except (KeyError, TypeError, ValueError):
         return []
     seconds = max(1.0, (now - then).total_seconds())

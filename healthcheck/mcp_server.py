@@ -40,6 +40,7 @@ from healthcheck.context import UNTRUSTED_NOTE, findings_markdown, report_contex
 from healthcheck.output import ReportPathError, ReportReadError, read_json_report, report_paths
 from healthcheck.redact import Redactor
 from healthcheck.render import fence, inline
+from healthcheck.timestamps import readable_stamp
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
@@ -154,20 +155,12 @@ class HealthTools:
         return status_text(fresh.data, "a fresh check (nothing written)")
 
     def _collectors(self, only: list[str]) -> list[Any]:
-        from healthcheck.collectors import BUILTIN_COLLECTORS
-        from healthcheck.plugins import SelectionError, load_collectors, select
+        from healthcheck.plugins import SelectionError, choose
 
         try:
-            selected = select(
-                load_collectors(BUILTIN_COLLECTORS), only, [], self.config.collectors.disable
-            )
+            return choose(self.config.collectors.disable, only, flags=("only", "skip"))
         except SelectionError as exc:
             raise ToolFailure(str(exc)) from None
-        if not selected:  # as the CLI says it: an empty check would read "every check passed"
-            raise ToolFailure(
-                f"no collector left to run: only={only} with [collectors] disable leave none"
-            )
-        return [s.collector for s in selected]
 
     def _collect(self, collectors: list[Any]) -> dict[str, Any]:
         # As `healthcheck context` without --last: a fresh look that writes nothing.
@@ -279,7 +272,7 @@ class HealthTools:
 def status_text(data: dict[str, Any], source: str) -> str:
     """Overall status and the ranked findings with their fixes, from a redacted report."""
     counts = data.get("counts") or {}
-    when = str(data.get("generated_at", "")).replace("T", " ").replace("Z", " UTC")
+    when = readable_stamp(data.get("generated_at", ""))
     findings = data.get("findings") or []
     lines = [
         f"# Health status: {inline(data.get('host', 'unknown host'))}, {when}",

@@ -150,9 +150,20 @@ class Section:
             "status": self.status.value,
             "duration_ms": self.duration_ms,
             "error": self.error,
-            "data": self.data,
+            "data": json_ready(self.data),
             "volatile": self.volatile,
         }
+
+
+def json_ready(data: dict[str, Any]) -> dict[str, Any]:
+    """A section's data for the report: the records a collector keeps in a list (a
+    supervisor Program) become their JSON tables here, at the edge, and nowhere before."""
+    return {
+        key: [item.to_dict() if hasattr(item, "to_dict") else item for item in value]
+        if isinstance(value, list)
+        else value
+        for key, value in data.items()
+    }
 
 
 @dataclass(frozen=True)

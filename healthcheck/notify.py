@@ -26,7 +26,7 @@ from healthcheck.lazyre import lazy
 from healthcheck.lock import NOTIFY_STATE_NAME
 from healthcheck.model import Finding, Status
 from healthcheck.redact import Redactor
-from healthcheck.text import cut, one_line
+from healthcheck.text import cut_line
 
 log = logging.getLogger(__name__)
 
@@ -549,7 +549,7 @@ def advance(state: State, planned: Plan, told_now: bool, now: float, min_interva
 
 
 def _clip(text: str, limit: int) -> str:
-    return cut(one_line(text), limit, trim_before_marker=True)
+    return cut_line(text, limit, trim_before_marker=True)
 
 
 def headline(report: dict[str, Any]) -> str:

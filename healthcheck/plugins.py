@@ -124,6 +124,51 @@ def select(
     ]
 
 
+class DisabledUnknown(SelectionError):
+    """[collectors] disable names a collector that does not exist: a config error."""
+
+
+def check_disabled(loaded: Sequence[LoadedCollector], disabled: Sequence[str]) -> None:
+    """`collectors.disable` names collectors that exist, as --skip must."""
+    known = {c.name for c in loaded}
+    unknown = sorted(set(disabled) - known)
+    if unknown:
+        raise DisabledUnknown(
+            f"'collectors.disable': unknown collector {', '.join(map(repr, unknown))} "
+            f"(known: {', '.join(sorted(known))})"
+        )
+
+
+def choose(
+    disabled: Sequence[str],
+    only: Sequence[str] = (),
+    skip: Sequence[str] = (),
+    flags: tuple[str, str] = ("--only", "--skip"),
+) -> list[Collector]:
+    """The collectors a run or a fresh look runs: the built-ins and plugins, narrowed by
+    `only`, less `skip` and `disable`. The CLI and the MCP server ask here, so both refuse
+    the same selections in the same words (`flags`: what the caller calls only and skip).
+
+    Raises DisabledUnknown for a typo in `disable` (it would silently run what the operator
+    meant to turn off) and SelectionError for an unknown name or a selection that leaves
+    nothing (an empty run would read "every check passed").
+    """
+    from healthcheck.collectors import BUILTIN_COLLECTORS
+
+    loaded = load_collectors(BUILTIN_COLLECTORS)
+    check_disabled(loaded, disabled)
+    selected = select(loaded, only, skip, disabled)
+    if not selected:
+        chosen = " and ".join(
+            f"{flag} {','.join(names)}"
+            for flag, names in zip(flags, (only, skip), strict=True)
+            if names
+        )
+        why = f"{chosen} with [collectors] disable" if chosen else "[collectors] disable"
+        raise SelectionError(f"no collector left to run: {why} leave none")
+    return [c.collector for c in selected]
+
+
 class CachedEntryPoint:
     """An entry point as remembered between runs: what `_origin` and `load` need of one."""
 

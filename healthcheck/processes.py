@@ -29,6 +29,22 @@ ZOMBIE = "zombie"  # psutil.STATUS_ZOMBIE, without importing psutil for it
 _ATTRS = ["pid", "name", "cmdline", "status", "memory_info"]
 
 
+# Interpreters whose first non-option argument is the real program: `python3
+# /usr/bin/websockify`, `python3 -m websockify`, `bash /opt/start.sh`, `node server.js`.
+# A versioned name counts as its interpreter (python3.11, perl5.36).
+INTERPRETERS = frozenset(
+    {"python", "python2", "python3", "sh", "bash", "dash", "perl", "node", "ruby"}
+)
+
+
+def interpreted_script(cmdline: tuple[str, ...] | list[str]) -> str | None:
+    """The script (or `-m` module) an interpreter's command line runs; None when the command
+    is no interpreter, or runs none (`python3 -c ...` still names its code's first word)."""
+    if not cmdline or os.path.basename(cmdline[0]).rstrip("0123456789.") not in INTERPRETERS:
+        return None
+    return next((arg for arg in cmdline[1:] if not arg.startswith("-")), None)
+
+
 # /proc/stat's first line, in seconds as psutil.cpu_times() gives it (the fields a kernel
 # does not have are 0).
 class CpuTimes(NamedTuple):

@@ -20,6 +20,7 @@ from healthcheck.assets import section_template
 from healthcheck.lazyre import lazy
 from healthcheck.redact import Redactor
 from healthcheck.report import Report
+from healthcheck.timestamps import readable_stamp
 
 TEMPLATE_PACKAGE = "healthcheck.report_templates"
 _RUN = lazy(r"`+|~+")
@@ -263,6 +264,7 @@ def make_environment() -> jinja2.Environment:
         human_bytes=human_bytes,
         as_text=as_text,
         figure_lines=figure_lines,
+        readable_stamp=readable_stamp,
     )
     return env
 

@@ -32,7 +32,7 @@ import psutil
 
 from healthcheck.lazyre import lazy
 from healthcheck.processes import process_rows, shared
-from healthcheck.text import cut, one_line
+from healthcheck.text import cut_line
 
 DEFAULT_TIMEOUT = 5.0
 # Where supervisord and supervisorctl look when given no -c (relative ones: the cwd).
@@ -478,7 +478,7 @@ class SupervisorClient:
 
 
 def _short(text: str, limit: int = 200) -> str:
-    return cut(one_line(text), limit)
+    return cut_line(text, limit)
 
 
 # --- discovery ------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from healthcheck.lazyre import lazy
+from healthcheck.program import programs_of
 
 _HEADER = lazy(r"^\s*\[(?P<name>[^\]]+)\]\s*(?:[;#].*)?$")
 MAX_FILES = 50  # included files read, at most
@@ -88,13 +89,14 @@ def failing_programs_config(
     is no supervisor section or no config file to be found."""
     section = (report.get("sections") or {}).get("supervisor") or {}
     data = section.get("data") or {}
-    programs = data.get("programs") or []
+    # The report is JSON (a file, or a fresh report's dict): its programs become records here.
+    programs = programs_of(data.get("programs"))
     if not programs:
         return None
     conf = _config_of(str(data.get("url") or ""))
     if conf is None:
         return None
-    by_fullname = {str(p.get("fullname") or p.get("name")): str(p.get("name")) for p in programs}
+    by_fullname = {p.fullname: p.name for p in programs}
     failing = []
     for finding in report.get("findings") or []:
         name = by_fullname.get(str(finding.get("subject", "")))

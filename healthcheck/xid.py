@@ -23,9 +23,9 @@ from typing import Any
 import psutil
 
 from healthcheck.catalogue import catalogue
+from healthcheck.commands import run_command
 from healthcheck.lazyre import lazy
 from healthcheck.logtail import read_tail
-from healthcheck.proc import run_command
 from healthcheck.timestamps import utc_stamp_of
 
 KMSG = "/dev/kmsg"

@@ -26,26 +26,26 @@ from healthcheck.collectors.supervisor.rules import (
 )
 from healthcheck.config import Config
 from healthcheck.model import Finding, Status
+from healthcheck.program import Program
 from healthcheck.xid import KernelLog, find_xids
+
+from programs import program as make_program
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = [(entry, n, case) for entry in catalogue().entries for n, case in enumerate(entry.cases)]
 
 
-def program(case: dict[str, Any]) -> dict[str, Any]:
-    name = case.get("program", "app")
-    return {
-        "name": name,
-        "fullname": name,
-        "group": name,
-        "state": case.get("state", "FATAL"),
-        "pid": 4242 if case.get("state") == "RUNNING" else None,
-        "started": "2026-11-28T10:00:00Z",
-        "exitstatus": case.get("exitstatus", None if case.get("state") == "RUNNING" else 1),
-        "exitsignal": case.get("signal"),
-        "spawnerr": case.get("spawnerr", ""),
-        "log": {"stdout": [], "stderr": list(case.get("lines", []))},
-    }
+def program(case: dict[str, Any]) -> Program:
+    running = case.get("state") == "RUNNING"
+    return make_program(
+        case.get("program", "app"),
+        state=case.get("state", "FATAL"),
+        exitstatus=case.get("exitstatus", None if running else 1),
+        stderr=list(case.get("lines", [])),
+        spawnerr=case.get("spawnerr"),
+        pid=4242 if running else None,
+        exitsignal=case.get("signal"),
+    )
 
 
 def run_case(entry: Entry, case: dict[str, Any]) -> tuple[Finding | None, dict[str, Any]]:
@@ -59,7 +59,7 @@ def run_case(entry: Entry, case: dict[str, Any]) -> tuple[Finding | None, dict[s
         from healthcheck.collectors.supervisor.rules import _base_fields, program_lines
 
         source = program_lines(prog)
-        if prog["state"] == "RUNNING":
+        if prog.state == "RUNNING":
             source = source[-5:]
         matched = match_entry(entry, prog, source, probe, _base_fields(prog, config))
         return found, (matched[1] if matched else {})
@@ -180,7 +180,7 @@ def test_a_tracebacks_decisive_line_is_its_end_not_a_later_error_line() -> None:
 )
 def test_supervisords_own_words_are_never_the_decisive_line(spawnerr: str) -> None:
     prog = program({"program": "app", "lines": ["starting", "loading weights"]})
-    prog["spawnerr"] = spawnerr
+    prog.spawnerr = spawnerr
     finding = explain_program(prog, Config(), CannedProbe(Config(), {}))
     assert finding is not None
     assert finding.detail.endswith("Decisive line: loading weights")

@@ -103,6 +103,8 @@ commit = false
     assert config.logs.patterns == ["*.log", "*.txt"]
     assert config.env.source == "process:supervisord"
     assert config.services.ports == {"ssh": 2222}
+    programs = parse_config({"services": {"programs": {"ssh": ["dropbear"]}}}).services.programs
+    assert programs == {"ssh": ["dropbear"]}
     assert config.collectors.timeout == 2.5
     assert config.collectors.disable == ["ports"]
     assert config.git.commit is False
@@ -125,6 +127,11 @@ commit = false
         ("paths = 3\n", "'paths' must be a table"),
         ("[services.ports]\nssh = '22'\n", "'services.ports.ssh' must be an integer"),
         ("[services.ports]\nssh = 70000\n", "'services.ports.ssh' must be a port"),
+        (
+            "[services.programs]\nssh = 'dropbear'\n",
+            "'services.programs.ssh' must be a list of a string",
+        ),
+        ("[services]\nprograms = ['sshd']\n", "'services.programs' must be a table"),
         ("[git]\ncommit = 'yes'\n", "'git.commit' must be true or false, not a string"),
         ("[env]\ninclude = '(['\n", "'env.include' is not a valid regular expression"),
         ("[env]\nsource = 'pid2'\n", "'env.source' must be"),

@@ -21,6 +21,7 @@ from healthcheck.redact import Redactor
 from healthcheck.render import render_json
 from healthcheck.report import Report
 
+from programs import program
 from secrets_corpus import FAKE_SECRETS, SECRET_ENV
 from supervisord_env import SEED_STATES, free_port, seed_programs, start_supervisord
 from support import Box
@@ -235,23 +236,13 @@ def test_fresh_run_on_the_seed_box_writes_nothing(box: Box, tmp_path: Path) -> N
 def test_a_section_too_big_whole_is_kept_as_its_summary() -> None:
     """The supervisor table is worth its tokens; its programs' log tails may not be."""
     programs = [
-        {
-            "group": name,
-            "name": name,
-            "fullname": name,
-            "state": "FATAL",
-            "pid": None,
-            "started": "2026-11-29T04:00:00Z",
-            "stopped": None,
-            "exitstatus": 1,
-            "spawnerr": "",
-            "description": "Exited too quickly",
-            "log": {
-                "stdout": [],
-                "stderr": [f"{name} log line {n} " + "x" * 80 for n in range(40)],
-            },
-            "error_lines": {"stdout": [], "stderr": [39]},
-        }
+        program(
+            name,
+            started="2026-11-29T04:00:00Z",
+            stderr=[f"{name} log line {n} " + "x" * 80 for n in range(40)],
+            description="Exited too quickly",
+            error_lines={"stdout": [], "stderr": [39]},
+        )
         for name in ("alpha", "beta", "gamma")
     ]
     data = {"url": "unix:///run/s.sock", "via": "xmlrpc", "state": "RUNNING", "version": "4.3.0"}

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from healthcheck import schedule
+from healthcheck import cron as schedule
 from healthcheck.cli import cli
 from healthcheck.config import Config
 

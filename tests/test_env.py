@@ -222,3 +222,40 @@ def test_supervisord_is_the_boxs_own_not_the_oldest_on_the_host(tmp_path: Path) 
         snapshot = read_environment("process:supervisord", ours.url)
         assert snapshot.variables["WHICH"] == "ours"
         assert snapshot.source_used == f"process:supervisord (pid {ours.pid})"
+
+
+def test_one_interpreter_list_names_the_script_for_env_source_and_the_display() -> None:
+    from healthcheck.collectors.display import ProcInfo
+    from healthcheck.processes import interpreted_script
+
+    assert interpreted_script(("/usr/bin/python3.11", "-u", "/usr/bin/websockify")) == (
+        "/usr/bin/websockify"
+    )
+    assert interpreted_script(("python3", "-m", "websockify", "6901")) == "websockify"
+    assert interpreted_script(("node", "/opt/novnc/server.js")) == "/opt/novnc/server.js"
+    assert interpreted_script(("/usr/bin/Xvfb", ":1")) is None
+    assert interpreted_script(()) is None
+    # The display collector and env.source's process:NAME read a command line the same way.
+    node = ProcInfo(pid=7, name="node", cmdline=("node", "/opt/novnc/utils/novnc_proxy.js"))
+    assert node.program_names == {"node", "novnc_proxy.js"}
+
+
+def test_a_run_reads_the_containers_environment_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """env, gpu, the rules' probe and the redactor each ask; inside a run one read answers."""
+    from healthcheck import environ
+    from healthcheck.processes import shared_scan
+
+    reads: list[int] = []
+    real = environ.environ_of
+
+    def counted(pid: int) -> dict[str, str]:
+        reads.append(pid)
+        return real(pid)
+
+    monkeypatch.setattr(environ, "environ_of", counted)
+    with shared_scan():
+        first = read_environment("pid1", None)
+        assert read_environment("pid1", None) is first
+    assert len(reads) == 1
+    read_environment("pid1", None)  # outside a run: the box now
+    assert len(reads) == 2

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import calendar
 import time
-from typing import Any
 
 import pytest
 from test_display import fabricated
-from test_rules import program
+from test_rules import closed_port
 
 from healthcheck.collectors.display import assess
 from healthcheck.collectors.supervisor.rules import explain_program
@@ -25,6 +24,9 @@ from healthcheck.loglines import (
 )
 from healthcheck.logtail import looks_like_error
 from healthcheck.model import Finding, Section, Status
+from healthcheck.program import Program
+
+from programs import program
 
 START = "2026-11-28T10:00:00Z"
 START_S = float(calendar.timegm((2026, 11, 28, 10, 0, 0)))
@@ -68,7 +70,7 @@ def x_down_display(number: int = 1) -> Section:
     return Section.from_findings("display", data, assess(data, 5901))
 
 
-def supervisor_section(*programs: dict[str, Any]) -> Section:
+def supervisor_section(*programs: Program) -> Section:
     findings = [explain_program(p, Config()) for p in programs]
     return Section.from_findings(
         "supervisor", {"programs": list(programs)}, [f for f in findings if f is not None]
@@ -100,7 +102,7 @@ def test_x_down_absorbs_the_serving_programs_bare_crash() -> None:
 
 def test_serving_programs_own_cause_stays_and_the_x_down_fix_points_at_it() -> None:
     vnc = program("tigervnc", stderr="Missing privilege separation directory: /run/sshd")
-    vnc["log"]["stderr"] = ["Fatal server error:", "/tmp/x: Permission denied"]
+    vnc.log["stderr"] = ["Fatal server error:", "/tmp/x: Permission denied"]
     display, supervisor = x_down_display(), supervisor_section(vnc)
     diagnose([supervisor, display])
     found = by_id(supervisor, display)
@@ -157,9 +159,9 @@ def test_which_program_clients_are_is_configuration() -> None:
 
 def test_serving_program_by_process_then_name_then_banner() -> None:
     data = {"server": {"pid": 42, "program": None}}
-    desktop = {**program("desktop", state="RUNNING"), "pid": 42}
+    desktop = program("desktop", state="RUNNING", pid=42)
     assert serving_program(data, [program("xvfb"), desktop], Config()) is desktop
-    assert serving_program({"server": None}, [program("xvfb")], Config())["name"] == "xvfb"
+    assert serving_program({"server": None}, [program("xvfb")], Config()) == program("xvfb")
     banner = program("screen", stderr="Xvnc TigerVNC 1.12.0 - built Jan  1 2023")
     assert serving_program({"server": None}, [program("app"), banner], Config()) is banner
     assert serving_program({"server": None}, [program("app")], Config()) is None
@@ -172,7 +174,7 @@ def test_window_manager_fix_names_its_supervisor_program_not_its_binary() -> Non
     data = fabricated(window_manager={"running": False, "processes": [], "elsewhere": []})
     display = Section.from_findings("display", data, assess(data, 5901))
     wm = program("wm", state="STOPPED", exitstatus=0, started=START)
-    wm["state"] = "EXITED"
+    wm.state = "EXITED"
     diagnose([supervisor_section(wm), display])
     (finding,) = display.findings
     assert finding.rule == "wm-not-running"
@@ -302,7 +304,7 @@ def logs_section(path: str, lines: list[str], mtime: str) -> Section:
 
 def test_old_error_lines_of_a_running_program_are_history_not_a_finding() -> None:
     jupyter = program("jupyter", state="RUNNING", exitstatus=None, started=START)
-    jupyter["stdout_logfile"] = "/logs/jupyter.log"
+    jupyter.stdout_logfile = "/logs/jupyter.log"
     lines = ["[E 2026-11-28 09:00:00.000 ServerApp] Exception: old", "RuntimeError: old"]
     logs = logs_section("/logs/jupyter.log", lines, mtime="2026-11-28T09:00:01Z")
     assert [f.rule for f in logs.findings] == ["log-ends-with-error"]
@@ -369,7 +371,7 @@ def test_x_down_status_is_crit_and_sections_rejudged() -> None:
 def test_a_program_that_gave_up_before_x_was_ready_is_told_to_start_again() -> None:
     data = fabricated(window_manager={"running": False, "processes": [], "elsewhere": []})
     display = Section.from_findings("display", data, assess(data, 5901))
-    vnc = {**program("vnc", state="RUNNING", exitstatus=None), "pid": 10}
+    vnc = program("vnc", state="RUNNING", exitstatus=None, pid=10)
     wm = program("wm", stderr="IceWM: Can't open display: :1. X must be running and $DISPLAY set.")
     supervisor = supervisor_section(vnc, wm)
     diagnose([supervisor, display])
@@ -425,7 +427,77 @@ def test_a_log_findings_fix_names_the_program_that_writes_the_log() -> None:
     oom = Finding("gpu", "cuda-oom", "/logs/comfyui_stderr.log", Status.WARN, "OOM", "", hint)
     gpu = Section.from_findings("gpu", {}, [oom])
     comfy = program("comfy", state="RUNNING", exitstatus=None)
-    comfy["stderr_logfile"] = "/logs/comfyui_stderr.log"
+    comfy.stderr_logfile = "/logs/comfyui_stderr.log"
     diagnose([supervisor_section(comfy), gpu])
     (finding,) = gpu.findings
     assert finding.hint == "Lower the batch size, then restart it (supervisorctl restart comfy)."
+
+
+# --- program names come from configuration, not from the seed ---------------------------------
+
+
+def _renamed_box() -> Config:
+    """A box whose programs share none of the seed's names: dropbear serves ssh, uvicorn-main
+    the api, a program called `session` runs the window manager, `remote-desktop` is VNC."""
+    config = Config()
+    config.services.ports = {"ssh": 2222, "api": 8000, "remote-desktop": 5905}
+    config.services.programs = {"ssh": ["dropbear"], "api": ["uvicorn-main"]}
+    config.display.window_manager_programs = ["session"]
+    config.display.clients = ["remote-desktop", "session"]
+    return config
+
+
+@pytest.mark.parametrize(
+    ("config", "ssh", "api"),
+    [(Config(), "sshd", "jupyter"), (_renamed_box(), "dropbear", "uvicorn-main")],
+    ids=["seed", "renamed"],
+)
+def test_closed_ports_fold_into_their_programs_whatever_the_programs_are_called(
+    config: Config, ssh: str, api: str
+) -> None:
+    service = "jupyter" if api == "jupyter" else "api"
+    down = program(ssh, exitstatus=255, stderr="Missing privilege separation directory: /x")
+    crashed = program(api, stderr="ModuleNotFoundError: No module named 'fastapi'")
+    supervisor = supervisor_section(down, crashed)
+    ports = Section.from_findings("ports", {}, [closed_port("ssh", 22), closed_port(service, 8000)])
+    diagnose([supervisor, ports], config)
+    assert ports.findings == []
+    details = {f.subject: f.detail for f in supervisor.findings}
+    assert details[ssh].endswith("As a result nothing listens on port 22 (ssh).")
+    assert details[api].endswith(f"As a result nothing listens on port 8000 ({service}).")
+
+
+def test_a_renamed_box_is_not_matched_by_the_seeds_names() -> None:
+    """Without its configuration, the renamed box's ports stay findings of their own."""
+    down = program("dropbear", exitstatus=255, stderr="Missing privilege separation directory")
+    ports = Section.from_findings("ports", {}, [closed_port("ssh", 22)])
+    diagnose([supervisor_section(down), ports], Config())
+    assert [f.subject for f in ports.findings] == ["ssh:22"]
+
+
+@pytest.mark.parametrize(("config", "name"), [(Config(), "wm"), (_renamed_box(), "session")])
+def test_the_window_manager_program_is_found_by_its_configured_name(
+    config: Config, name: str
+) -> None:
+    data = fabricated(window_manager={"running": False, "processes": [], "elsewhere": []})
+    display = Section.from_findings("display", data, assess(data, 5901))
+    wm = program(name, stderr="IceWM: Can't open display: <none>. X must be running")
+    supervisor = supervisor_section(wm)
+    diagnose([supervisor, display], config)
+    assert display.findings == []
+    (finding,) = supervisor.findings
+    assert finding.rule == "display-unset" and f"[program:{name}]" in finding.hint
+
+
+@pytest.mark.parametrize(
+    ("config", "service"), [(Config(), "vnc"), (_renamed_box(), "remote-desktop")]
+)
+def test_x_down_takes_the_vnc_port_with_it_whatever_the_service_is_called(
+    config: Config, service: str
+) -> None:
+    display = x_down_display()
+    ports = Section.from_findings("ports", {}, [closed_port(service, 5901), closed_port("ssh", 22)])
+    diagnose([supervisor_section(), display, ports], config)
+    assert [f.subject for f in ports.findings] == ["ssh:22"]
+    (down,) = display.findings
+    assert f"Port {service}:5901 has no listener." in down.detail

@@ -374,3 +374,22 @@ def test_add_to_a_file_without_a_final_newline(tmp_path: Path) -> None:
         "# Log\n\n## IMP-0001: a\n\n- Status: open\n"
         "\n## IMP-0002: b\n\n- Status: open\n- Added: 2025-05-01\n"
     )
+
+
+def test_a_hand_written_closed_word_is_closed_for_the_parser_and_the_text_reader(
+    tmp_path: Path,
+) -> None:
+    """One notion of "open": `log list` (the parser) and the context's plain-text reading
+    agree on a log whose statuses a person wrote."""
+    from healthcheck.context import open_improvements_text
+    from healthcheck.improvement_log import ImprovementLog
+
+    path = tmp_path / "improvement_log.md"
+    path.write_text(
+        "## IMP-0001: a\n\n- Status: done (2025-05-01)\n\n"
+        "## IMP-0002: b\n\n- Status: wontfix\n\n"
+        "## IMP-0003: c\n\n- Status: open\n"
+    )
+    parsed = [e.id for e in ImprovementLog.load(path).entries if e.is_open]
+    as_text = [i.id for i in open_improvements_text(path)]
+    assert parsed == as_text == ["IMP-0003"]

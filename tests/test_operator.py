@@ -435,7 +435,7 @@ def crontab_of(user: str) -> str:
 
 
 def test_cron_install_keeps_the_entry_and_says_what_changed(box: Box, cron_user: str) -> None:
-    from healthcheck import schedule
+    from healthcheck import cron as schedule
 
     ws = box.root / "cron-ws"
     first = invoke(
@@ -938,7 +938,7 @@ def test_the_sample_report_agrees_with_itself() -> None:
 def test_cron_warns_when_the_user_cannot_run_the_installed_binary(
     tmp_path: Path, cron_account: str
 ) -> None:
-    from healthcheck import schedule
+    from healthcheck import cron as schedule
 
     private = tmp_path / "private-bin"
     private.mkdir(mode=0o700)  # root's alone: the cron user cannot enter it
@@ -975,3 +975,44 @@ def test_a_log_that_grows_fast_between_runs_is_a_finding(box: Box) -> None:
     report = json.loads((box.workspace / "system_status.json").read_text())
     assert quiet.exit_code == 0
     assert [f for f in report["findings"] if f["id"].startswith("logs.log-growing")] == []
+
+
+def test_a_hand_edited_previous_report_costs_only_the_growth_check(box: Box) -> None:
+    """A previous report whose log entries are not records (edited by hand, or by another
+    version) is no report to compare against: the run goes on without a growth finding."""
+    (box.logs / "chatty.log").write_text("started\n")
+    box.only("logs")
+    assert invoke("run", "--config", str(box.config)).exit_code == 0
+    report_path = box.workspace / "system_status.json"
+    report = json.loads(report_path.read_text())
+    report["sections"]["logs"]["data"]["files"] = ["chatty.log", 7, None]
+    report_path.write_text(json.dumps(report))
+    result = invoke("run", "--config", str(box.config))
+    assert result.exit_code == 0
+    assert "internal error" not in result.stderr
+    again = json.loads(report_path.read_text())
+    assert [f for f in again["findings"] if f["id"].startswith("logs.log-growing")] == []
+
+
+def test_an_internal_errors_line_is_masked_by_the_configs_own_patterns(box: Box) -> None:
+    """A bug's one line (no traceback) passes through the command's redactor, the one that
+    knows [redact] patterns, not a bare one that knows only our environment."""
+    box.only("env", extra='\n[redact]\npatterns = ["ZZFAKE-[0-9a-f]{12}"]\n')
+    program = (
+        "import sys, healthcheck.pipeline as p, healthcheck.cli as c\n"
+        "def broken(*args, **kwargs):\n"
+        "    raise RuntimeError('could not reach db at host ZZFAKE-0123456789ab')\n"
+        "p.run = broken\n"
+        "sys.argv[0] = 'healthcheck'\n"
+        "c.main()\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", program, "run", "--config", str(box.config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 3  # EXIT_FAILED
+    assert "ZZFAKE-0123456789ab" not in proc.stderr
+    assert proc.stderr.startswith("healthcheck: internal error: RuntimeError: could not reach db")
+    assert "Traceback" not in proc.stderr

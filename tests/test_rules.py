@@ -6,8 +6,6 @@ their own cases by tests/test_catalogue.py.
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from healthcheck.collectors.supervisor.rules import explain_program, pip_package
@@ -15,27 +13,7 @@ from healthcheck.config import Config
 from healthcheck.diagnosis import diagnose, program_for_service
 from healthcheck.model import Finding, Section, Status
 
-
-def program(
-    name: str,
-    state: str = "FATAL",
-    exitstatus: int | None = 1,
-    stderr: str = "",
-    spawnerr: str = "",
-    started: str | None = "2026-11-28T10:00:00Z",
-) -> dict[str, Any]:
-    return {
-        "name": name,
-        "fullname": name,
-        "group": name,
-        "state": state,
-        "pid": None,
-        "started": started,
-        "exitstatus": exitstatus,
-        "spawnerr": spawnerr,
-        "description": "",
-        "log": {"stdout": [], "stderr": stderr.splitlines()},
-    }
+from programs import program
 
 
 @pytest.mark.parametrize(
@@ -66,13 +44,13 @@ def test_pip_package_names() -> None:
 
 def test_program_for_service() -> None:
     programs = [program("sshd"), program("jupyterlab"), program("websockify")]
-    assert program_for_service("ssh", programs)["name"] == "sshd"
-    assert program_for_service("jupyter", programs)["name"] == "jupyterlab"
-    assert program_for_service("novnc", programs)["name"] == "websockify"
+    assert program_for_service("ssh", programs).name == "sshd"
+    assert program_for_service("jupyter", programs).name == "jupyterlab"
+    assert program_for_service("novnc", programs).name == "websockify"
     assert program_for_service("filebrowser", programs) is None
 
 
-def _port(service: str, port: int) -> Finding:
+def closed_port(service: str, port: int) -> Finding:
     return Finding(
         "ports",
         "not-listening",
@@ -89,7 +67,9 @@ def test_a_closed_port_folds_into_its_crashed_program() -> None:
     crash = explain_program(sshd, Config())
     assert crash is not None
     supervisor = Section.from_findings("supervisor", {"programs": [sshd]}, [crash])
-    ports = Section.from_findings("ports", {}, [_port("ssh", 22), _port("filebrowser", 8585)])
+    ports = Section.from_findings(
+        "ports", {}, [closed_port("ssh", 22), closed_port("filebrowser", 8585)]
+    )
     diagnose([supervisor, ports])
     assert [f.id for f in ports.findings] == ["ports.not-listening:filebrowser:8585"]
     (merged,) = supervisor.findings
@@ -111,7 +91,9 @@ def test_x_server_down_explains_vnc_and_the_window_manager() -> None:
         "supervisor", {"programs": [gui, novnc, icewm]}, [f for f in findings if f]
     )
     ports = Section.from_findings(
-        "ports", {}, [_port("vnc", 5901), _port("novnc", 6901), _port("jupyter", 8080)]
+        "ports",
+        {},
+        [closed_port("vnc", 5901), closed_port("novnc", 6901), closed_port("jupyter", 8080)],
     )
     diagnose([supervisor, ports, display])
     (merged,) = display.findings
@@ -130,7 +112,7 @@ def test_a_crashed_programs_log_is_not_a_second_finding() -> None:
     sshd = program(
         "sshd", exitstatus=255, stderr="Missing privilege separation directory: /run/sshd"
     )
-    sshd["stdout_logfile"] = "/logs/sshd.log"
+    sshd.stdout_logfile = "/logs/sshd.log"
     other = Finding("logs", "log-ends-with-error", "/logs/jupyter.log", Status.WARN, "jupyter")
     mine = Finding("logs", "log-ends-with-error", "/logs/sshd.log", Status.WARN, "sshd")
     crash = explain_program(sshd, Config())

@@ -9,9 +9,9 @@ from typing import ClassVar
 
 import psutil
 
+from healthcheck.commands import run_command
 from healthcheck.config import Config, parse_config
 from healthcheck.model import Finding, Section, Status
-from healthcheck.proc import run_command
 from healthcheck.processes import ProcessRow, process_rows
 from healthcheck.runner import run_collectors
 

@@ -27,6 +27,7 @@ from healthcheck.collectors.supervisor import (
 from healthcheck.config import Config
 from healthcheck.logtail import Tail, clean_line
 from healthcheck.model import Collector, Section, Status
+from healthcheck.program import Program
 from healthcheck.supervisor_client import (
     SupervisorClient,
     SupervisorUnavailable,
@@ -95,8 +96,8 @@ def section(sv: Supervisord) -> Section:
     return isolated().collect(config_for(sv.url))
 
 
-def programs_of(section: Section) -> dict[str, dict[str, Any]]:
-    return {p["fullname"]: p for p in section.data["programs"]}
+def programs_of(section: Section) -> dict[str, Program]:
+    return {p.fullname: p for p in section.data["programs"]}
 
 
 # --- a real supervisord over its unix socket ------------------------------------------------
@@ -116,7 +117,7 @@ def test_reports_supervisord_and_every_program_state(sv: Supervisord, section: S
     data = section.data
     assert (data["url"], data["via"], data["state"]) == (sv.url, "xmlrpc", "RUNNING")
     assert data["version"] == importlib.metadata.version("supervisor")
-    states = {name: p["state"] for name, p in programs_of(section).items()}
+    states = {name: p.state for name, p in programs_of(section).items()}
     assert states == EXPECTED_STATES
 
 
@@ -127,24 +128,24 @@ def test_running_programs_have_pid_and_start_but_no_ticking_description(
     programs = programs_of(section)
     for name in ("novnc", "batch:worker"):
         program = programs[name]
-        assert program["pid"] == infos[name]["pid"] > 0
-        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", program["started"])
-        assert program["description"] is None  # "pid N, uptime 0:00:07" would tick
-        assert program["exitstatus"] is None
+        assert program.pid == infos[name]["pid"] > 0
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", program.started)
+        assert program.description is None  # "pid N, uptime 0:00:07" would tick
+        assert program.exitstatus is None
     worker = programs["batch:worker"]
-    assert (worker["group"], worker["name"]) == ("batch", "worker")
+    assert (worker.group, worker.name) == ("batch", "worker")
     novnc = programs["novnc"]
-    assert (novnc["group"], novnc["name"]) == ("novnc", "novnc")
-    assert novnc["log"]["stdout"][-1].startswith("Serving HTTP on 127.0.0.1")
-    assert novnc["stdout_logfile"] == str(sv.log("novnc", "stdout"))
-    assert novnc["stderr_logfile"] == str(sv.log("novnc", "stderr"))
+    assert (novnc.group, novnc.name) == ("novnc", "novnc")
+    assert novnc.log["stdout"][-1].startswith("Serving HTTP on 127.0.0.1")
+    assert novnc.stdout_logfile == str(sv.log("novnc", "stdout"))
+    assert novnc.stderr_logfile == str(sv.log("novnc", "stderr"))
 
 
 def test_uptime_is_volatile_never_data(section: Section) -> None:
     uptimes = section.volatile["uptime_s"]
     assert set(uptimes) == {"novnc", "batch:worker"}
     assert all(isinstance(v, int) and v >= 0 for v in uptimes.values())
-    assert "uptime" not in json.dumps(section.data)
+    assert "uptime" not in json.dumps(section.to_dict()["data"])
 
 
 def test_sshd_exit_status_255_comes_from_supervisords_log(
@@ -153,75 +154,77 @@ def test_sshd_exit_status_255_comes_from_supervisords_log(
     sshd = programs_of(section)["sshd"]
     # supervisord forgets the status of a process that "exited too quickly"; its log keeps it.
     assert sv.info()["sshd"]["exitstatus"] == 0
-    assert sshd["exitstatus"] == 255
-    assert sshd["exitstatus_source"] == "supervisord log"
-    assert sshd["spawnerr"] == "Exited too quickly (process log may have details)"
-    assert sshd["pid"] is None
-    assert sshd["log"]["stderr"][-1] == SSHD_ERROR
-    assert sshd["log_source"] == "file"
-    assert any("exited: sshd (exit status 255; not expected)" in x for x in sshd["supervisord_log"])
-    assert "gave up: sshd entered FATAL state" in sshd["supervisord_log"][-1]
+    assert sshd.exitstatus == 255
+    assert sshd.exitstatus_source == "supervisord log"
+    assert sshd.spawnerr == "Exited too quickly (process log may have details)"
+    assert sshd.pid is None
+    assert sshd.log["stderr"][-1] == SSHD_ERROR
+    assert sshd.log_source == "file"
+    assert any("exited: sshd (exit status 255; not expected)" in x for x in sshd.supervisord_log)
+    assert "gave up: sshd entered FATAL state" in sshd.supervisord_log[-1]
 
 
 def test_missing_command_is_a_spawn_error_without_exit_status(section: Section) -> None:
     filebrowser = programs_of(section)["filebrowser"]
-    assert filebrowser["state"] == "FATAL"
-    assert filebrowser["spawnerr"] == f"can't find command '{FILEBROWSER_COMMAND}'"
-    assert filebrowser["exitstatus"] is None  # it never ran
-    assert filebrowser["pid"] is None
+    assert filebrowser.state == "FATAL"
+    assert filebrowser.spawnerr == f"can't find command '{FILEBROWSER_COMMAND}'"
+    assert filebrowser.exitstatus is None  # it never ran
+    assert filebrowser.pid is None
 
 
 def test_missing_module_line_is_in_the_log_and_flagged(section: Section) -> None:
     visomaster = programs_of(section)["visomaster"]
-    assert visomaster["exitstatus"] == 1
-    stderr = visomaster["log"]["stderr"]
+    assert visomaster.exitstatus == 1
+    stderr = visomaster.log["stderr"]
     line = "ModuleNotFoundError: No module named 'PySide6'"
     assert stderr[-1] == line
-    assert len(stderr) - 1 in visomaster["error_lines"]["stderr"]
-    assert stderr.index("Traceback (most recent call last):") in visomaster["error_lines"]["stderr"]
-    assert visomaster["log"]["stdout"] == [] and visomaster["error_lines"]["stdout"] == []
+    assert len(stderr) - 1 in visomaster.error_lines["stderr"]
+    assert stderr.index("Traceback (most recent call last):") in visomaster.error_lines["stderr"]
+    assert visomaster.log["stdout"] == [] and visomaster.error_lines["stdout"] == []
 
 
 def test_window_manager_runs_without_display(section: Section) -> None:
     icewm = programs_of(section)["icewm"]
-    assert icewm["state"] == "FATAL"
-    assert "Can't open display: <none>" in icewm["log"]["stderr"][-1]
-    assert icewm["error_lines"]["stderr"]
+    assert icewm.state == "FATAL"
+    assert "Can't open display: <none>" in icewm.log["stderr"][-1]
+    assert icewm.error_lines["stderr"]
 
 
 def test_stopped_program_that_never_started(section: Section) -> None:
     jupyter = programs_of(section)["jupyter"]
-    assert jupyter["state"] == "STOPPED"
-    assert jupyter["started"] is None and jupyter["pid"] is None
-    assert jupyter["exitstatus"] is None
-    assert jupyter["description"] == "Not started"
-    assert jupyter["log"] == {"stdout": [], "stderr": []}
-    assert jupyter["log_source"] is None and jupyter["log_errors"] == {}
+    assert jupyter.state == "STOPPED"
+    assert jupyter.started is None and jupyter.pid is None
+    assert jupyter.exitstatus is None
+    assert jupyter.description == "Not started"
+    assert jupyter.log == {"stdout": [], "stderr": []}
+    assert jupyter.log_source is None and jupyter.log_errors == {}
 
 
 def test_oneshot_that_exited_as_expected(section: Section) -> None:
     provision = programs_of(section)["provision"]
-    assert provision["state"] == "EXITED"
-    assert provision["exitstatus"] == 0 and provision["exitstatus_source"] == "xmlrpc"
-    assert provision["stderr_logfile"] is None  # redirect_stderr
-    assert provision["log"] == {"stdout": ["provisioning done"], "stderr": []}
-    assert provision["error_lines"] == {"stdout": [], "stderr": []}
+    assert provision.state == "EXITED"
+    assert provision.exitstatus == 0 and provision.exitstatus_source == "xmlrpc"
+    assert provision.stderr_logfile is None  # redirect_stderr
+    assert provision.log == {"stdout": ["provisioning done"], "stderr": []}
+    assert provision.error_lines == {"stdout": [], "stderr": []}
 
 
 def test_data_is_json_sorted_and_the_same_on_an_idle_box(sv: Supervisord, section: Section) -> None:
-    names = [p["fullname"] for p in section.data["programs"]]
+    names = [p.fullname for p in section.data["programs"]]
     assert names == sorted(names)
     again = isolated().collect(config_for(sv.url))
-    assert json.dumps(again.data, sort_keys=True) == json.dumps(section.data, sort_keys=True)
+    assert json.dumps(again.to_dict()["data"], sort_keys=True) == json.dumps(
+        section.to_dict()["data"], sort_keys=True
+    )
     for program in section.data["programs"]:
-        assert set(program["log"]) == set(program["error_lines"]) == {"stdout", "stderr"}
+        assert set(program.log) == set(program.error_lines) == {"stdout", "stderr"}
 
 
 def test_tail_lines_limits_every_log(sv: Supervisord) -> None:
     section = isolated().collect(config_for(sv.url, tail_lines=1))
     sshd = programs_of(section)["sshd"]
-    assert sshd["log"]["stderr"] == [SSHD_ERROR]
-    assert all(len(lines) <= 1 for p in section.data["programs"] for lines in p["log"].values())
+    assert sshd.log["stderr"] == [SSHD_ERROR]
+    assert all(len(lines) <= 1 for p in section.data["programs"] for lines in p.log.values())
 
 
 def test_logs_come_through_the_api_when_the_files_cannot_be_read(
@@ -238,18 +241,18 @@ def test_logs_come_through_the_api_when_the_files_cannot_be_read(
     section = isolated().collect(config_for(sv.url, tail_lines=3))
     programs = programs_of(section)
     visomaster = programs["visomaster"]
-    assert visomaster["log_source"] == "xmlrpc"
-    assert visomaster["log"]["stderr"] == [
+    assert visomaster.log_source == "xmlrpc"
+    assert visomaster.log["stderr"] == [
         "Traceback (most recent call last):",
         '  File "<string>", line 1, in <module>',
         "ModuleNotFoundError: No module named 'PySide6'",
     ]
-    assert visomaster["error_lines"]["stderr"] == [0, 2]
-    assert visomaster["log_errors"] == {}
-    assert programs["sshd"]["log"]["stderr"][-1] == SSHD_ERROR
+    assert visomaster.error_lines["stderr"] == [0, 2]
+    assert visomaster.log_errors == {}
+    assert programs["sshd"].log["stderr"][-1] == SSHD_ERROR
     # Never started: no log either way, and nothing to complain about.
-    assert programs["jupyter"]["log_source"] is None
-    assert programs["jupyter"]["log_errors"] == {}
+    assert programs["jupyter"].log_source is None
+    assert programs["jupyter"].log_errors == {}
 
 
 def test_client_tail_returns_the_last_bytes(sv: Supervisord) -> None:
@@ -287,7 +290,7 @@ def test_http_with_the_right_credentials(sv: Supervisord, section: Section) -> N
     url = sv.http_url.replace("http://", f"http://{USERNAME}:{PASSWORD}@")
     in_url = isolated().collect(config_for(url))
     assert in_url.data["url"] == sv.http_url
-    assert PASSWORD not in json.dumps(in_url.data)
+    assert PASSWORD not in json.dumps(in_url.to_dict()["data"])
 
 
 def test_http_with_a_wrong_password(sv: Supervisord) -> None:
@@ -302,7 +305,7 @@ def test_http_with_a_wrong_password(sv: Supervisord) -> None:
     (finding,) = section.findings
     assert finding.rule == "unreachable" and finding.severity is Status.UNKNOWN
     assert sv.http_url in finding.title and "authentication failed" in finding.title
-    assert "wrong" not in json.dumps(section.data)
+    assert "wrong" not in json.dumps(section.to_dict()["data"])
 
 
 # --- supervisord that cannot be reached -----------------------------------------------------
@@ -596,7 +599,7 @@ def test_the_default_url_falls_back_to_discovered_servers(sv: Supervisord) -> No
         "no supervisord socket at /var/run/supervisor.sock"
         in (section.data["attempts"][0]["error"])
     )
-    assert {p["fullname"]: p["state"] for p in section.data["programs"]} == EXPECTED_STATES
+    assert {p.fullname: p.state for p in section.data["programs"]} == EXPECTED_STATES
 
 
 def test_a_custom_url_is_not_second_guessed_over_xmlrpc(sv: Supervisord, short_dir: Path) -> None:
@@ -626,19 +629,19 @@ def test_supervisorctl_fallback(sv: Supervisord, short_dir: Path) -> None:
     assert data["source"] == str(sv.conf_path)
     assert data["url"] == sv.url
     programs = programs_of(section)
-    assert {name: p["state"] for name, p in programs.items()} == EXPECTED_STATES
-    assert programs["novnc"]["pid"] == sv.info()["novnc"]["pid"]
-    assert programs["novnc"]["description"] is None
-    assert programs["filebrowser"]["spawnerr"] == f"can't find command '{FILEBROWSER_COMMAND}'"
-    assert programs["jupyter"]["description"] == "Not started"
+    assert {name: p.state for name, p in programs.items()} == EXPECTED_STATES
+    assert programs["novnc"].pid == sv.info()["novnc"]["pid"]
+    assert programs["novnc"].description is None
+    assert programs["filebrowser"].spawnerr == f"can't find command '{FILEBROWSER_COMMAND}'"
+    assert programs["jupyter"].description == "Not started"
     visomaster = programs["visomaster"]
-    assert visomaster["log_source"] == "supervisorctl"
-    assert visomaster["log"]["stderr"][-1] == "ModuleNotFoundError: No module named 'PySide6'"
-    assert len(visomaster["log"]["stderr"]) - 1 in visomaster["error_lines"]["stderr"]
-    assert programs["sshd"]["log"]["stderr"][-1] == SSHD_ERROR
-    assert all(p["exitstatus"] is None and p["started"] is None for p in programs.values())
+    assert visomaster.log_source == "supervisorctl"
+    assert visomaster.log["stderr"][-1] == "ModuleNotFoundError: No module named 'PySide6'"
+    assert len(visomaster.log["stderr"]) - 1 in visomaster.error_lines["stderr"]
+    assert programs["sshd"].log["stderr"][-1] == SSHD_ERROR
+    assert all(p.exitstatus is None and p.started is None for p in programs.values())
     assert set(section.volatile["uptime_s"]) == {"novnc", "batch:worker"}
-    assert "uptime" not in json.dumps(data)
+    assert "uptime" not in json.dumps(section.to_dict()["data"])
     *causes, finding = section.findings
     assert finding.rule == "xmlrpc-unavailable" and finding.severity is Status.UNKNOWN
     assert "no supervisord socket" in finding.title
@@ -670,17 +673,17 @@ def test_parse_status_lines() -> None:
         "unix:///var/run/supervisor.sock no such file\n"
     )
     programs, uptimes = parse_status(output)
-    by_name = {p["fullname"]: p for p in programs}
+    by_name = {p.fullname: p for p in programs}
     assert list(by_name) == ["batch:worker", "novnc", "sshd", "visomaster", "jupyter"]
-    assert (by_name["batch:worker"]["group"], by_name["batch:worker"]["name"]) == (
+    assert (by_name["batch:worker"].group, by_name["batch:worker"].name) == (
         "batch",
         "worker",
     )
-    assert by_name["batch:worker"]["pid"] == 4242
+    assert by_name["batch:worker"].pid == 4242
     assert uptimes == {"batch:worker": 86400 + 2 * 3600 + 3 * 60 + 4, "novnc": 9}
-    assert by_name["sshd"]["spawnerr"].startswith("Exited too quickly")
-    assert by_name["visomaster"]["spawnerr"] is None
-    assert by_name["jupyter"]["description"] == "Not started"
+    assert by_name["sshd"].spawnerr.startswith("Exited too quickly")
+    assert by_name["visomaster"].spawnerr is None
+    assert by_name["jupyter"].description == "Not started"
 
 
 def test_clean_log_lines() -> None:

@@ -22,12 +22,13 @@ from healthcheck.display_fixes import (
     wm_not_running_hint,
     x_server_down_hint,
 )
-from healthcheck.environ import parse_environ
+from healthcheck.environ import environ_of
 from healthcheck.lazyre import lazy
 from healthcheck.model import Finding, RunContext, Section, Status, as_context
 from healthcheck.processes import (
     ProcessRow,
     descends_from,
+    interpreted_script,
     process_rows,
     unix_socket_pids,
 )
@@ -40,8 +41,6 @@ NOVNC_NAMES = ("websockify", "novnc_proxy")
 CMDLINE_MAX = 200
 PROBE_TIMEOUT = 2.0
 UNREADABLE = "unreadable"
-# Interpreters whose first non-option argument is the real program (python3 /usr/bin/websockify).
-_INTERPRETERS = ("python", "python2", "python3", "sh", "bash", "dash")
 _HOST_PORT_RE = lazy(r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.\-]+):(\d{1,5})$")
 
 
@@ -63,15 +62,8 @@ class ProcInfo:
         """argv[0], and the script an interpreter runs (python3 /usr/bin/websockify)."""
         if not self.cmdline:
             return []
-        found = [self.cmdline[0]]
-        if self.argv0.rstrip("0123456789.") in _INTERPRETERS:
-            args = list(self.cmdline[1:])
-            if args[:2] == ["-m", "websockify"]:
-                found.append("websockify")
-            script = next((a for a in args if not a.startswith("-")), None)
-            if script:
-                found.append(script)
-        return found
+        script = interpreted_script(self.cmdline)  # `python3 -m websockify`: websockify
+        return [self.cmdline[0], script] if script else [self.cmdline[0]]
 
     @property
     def program_names(self) -> set[str]:
@@ -105,7 +97,7 @@ class DisplayCollector:
         data = gather(
             config.display.display,
             config.display.window_manager,
-            process_table(ctx.facts.processes()),
+            process_infos(ctx.facts.processes()),
             ctx.facts.listeners(),
             base=self.base,
             own_tree=own_supervisord_pids(config.supervisor.serverurl),
@@ -117,9 +109,9 @@ class DisplayCollector:
 # --- gathering ----------------------------------------------------------------------------
 
 
-def process_table(rows: list[ProcessRow] | None = None) -> list[ProcInfo]:
-    """Every process but this one (`rows`: the run's process table, read if not given):
-    pid, name, argv, zombie or not."""
+def process_infos(rows: list[ProcessRow] | None = None) -> list[ProcInfo]:
+    """Every process but this one, as the display collector reads it (pid, name, argv, zombie
+    or not); `rows`: the run's process table, read if not given."""
     table = []
     me = os.getpid()
     for row in rows if rows is not None else process_rows():
@@ -321,8 +313,7 @@ def _environment_of(pid: int) -> dict[str, str | None]:
     tell), and the supervisor program that started it (supervisord puts its name in every
     child's environment; None when no supervisord did)."""
     try:
-        with open(f"/proc/{pid}/environ", "rb") as handle:
-            variables = parse_environ(handle.read())
+        variables = environ_of(pid)
     except OSError:
         return {"display": UNREADABLE, "xauthority": UNREADABLE, "program": None}
     return {

@@ -11,7 +11,7 @@ import json
 from datetime import datetime, timezone
 from typing import Any, ClassVar
 
-from healthcheck import schedule
+from healthcheck import cron as schedule
 from healthcheck.config import Config
 from healthcheck.model import Finding, RunContext, Section, Status, as_context
 from healthcheck.output import report_paths

@@ -18,12 +18,13 @@ from typing import Any, ClassVar
 
 from healthcheck.catalogue import finding as worded
 from healthcheck.collectors.supervisor.rules import program_findings
+from healthcheck.commands import run_command
 from healthcheck.config import Config, LogsConfig, SupervisorConfig
 from healthcheck.lazyre import lazy
 from healthcheck.loglines import PROGRAM_EVENT
 from healthcheck.logtail import clean_line, looks_like_error, read_tail
 from healthcheck.model import Finding, RunContext, Section, Status, as_context
-from healthcheck.proc import run_command
+from healthcheck.program import STREAMS, Program
 from healthcheck.supervisor_client import (
     DiscoveredServer,
     ProcessInfo,
@@ -49,8 +50,6 @@ MAX_EVENTS = 5  # supervisord's own log lines kept per program
 # Lines of each log the diagnosis reads: more than the report shows, since the decisive line
 # often sits above a long trailer (x11vnc's tips, Qt's plugin list, Xorg's "Please consult").
 DIAGNOSIS_LINES = 100
-DIAGNOSIS_LOG = "_diagnosis_log"  # the longer tails, dropped once findings are made
-STREAMS = ("stdout", "stderr")
 STATES = ("STOPPED", "STARTING", "RUNNING", "BACKOFF", "STOPPING", "EXITED", "FATAL", "UNKNOWN")
 # States whose log tail the supervisorctl fallback reads (each read is a supervisorctl run).
 TAIL_STATES = frozenset({"FATAL", "BACKOFF", "EXITED", "UNKNOWN"})
@@ -216,15 +215,15 @@ class _Run:
 
     def via_xmlrpc(self, c: _Connected) -> Section:
         events = self._main_log_events(c.client) if c.infos else {}
-        programs: list[dict[str, Any]] = []
+        programs: list[Program] = []
         uptimes: dict[str, int] = {}
         for info in c.infos:
             program, uptime = program_from_info(info, events.get(info.get("name", ""), []))
             self._add_logs(program, c.client)
             programs.append(program)
             if uptime is not None:
-                uptimes[program["fullname"]] = uptime
-        programs.sort(key=lambda p: p["fullname"])
+                uptimes[program.fullname] = uptime
+        programs.sort(key=lambda p: p.fullname)
         state = str(c.state.get("statename"))
         data = {
             "url": c.client.display_url,
@@ -260,22 +259,19 @@ class _Run:
     def _call_time(self) -> float:
         return max(MIN_CALL_S, min(self.call_timeout, self.remaining()))
 
-    def _add_logs(self, program: dict[str, Any], client: SupervisorClient) -> None:
+    def _add_logs(self, program: Program, client: SupervisorClient) -> None:
         """The program's log tails: from the files, else through the API."""
         sources: dict[str, str] = {}
         for stream in STREAMS:
-            path = program[f"{stream}_logfile"]
-            longer, source, error = self._stream_log(client, program["fullname"], stream, path)
-            program.setdefault(DIAGNOSIS_LOG, {})[stream] = longer
-            lines = _shown(longer, self.config.logs)
-            program["log"][stream] = lines
-            program["error_lines"][stream] = [i for i, x in enumerate(lines) if looks_like_error(x)]
+            path = program.stdout_logfile if stream == "stdout" else program.stderr_logfile
+            longer, source, error = self._stream_log(client, program.fullname, stream, path)
+            _keep_tail(program, stream, longer, self.config.logs)
             if source is not None:
                 sources[stream] = source
             if error is not None:
-                program["log_errors"][stream] = error
+                program.log_errors[stream] = error
         values = set(sources.values())
-        program["log_source"] = "xmlrpc" if "xmlrpc" in values else ("file" if values else None)
+        program.log_source = "xmlrpc" if "xmlrpc" in values else ("file" if values else None)
 
     def _stream_log(
         self, client: SupervisorClient, fullname: str, stream: str, path: str | None
@@ -338,7 +334,7 @@ class _Run:
             # exit 0 whatever happened, but then print no status lines.
             if result.returncode in (0, 3) and (programs or not output):
                 for program in programs:
-                    if program["state"] in TAIL_STATES:
+                    if program.state in TAIL_STATES:
                         self._ctl_logs(prefix, program)
                 return self._fallback_section(conf, programs, uptimes), None
             where = conf or "its default config"
@@ -349,33 +345,30 @@ class _Run:
     def _ctl_time(self) -> float:
         return max(MIN_CALL_S, min(self.remaining(), self.call_timeout + SUPERVISORCTL_STARTUP_S))
 
-    def _ctl_logs(self, prefix: list[str], program: dict[str, Any]) -> None:
+    def _ctl_logs(self, prefix: list[str], program: Program) -> None:
         logs = self.config.logs
         got_any = False
         for stream in ("stderr", "stdout"):
             if self.remaining() < MIN_CALL_S:
-                program["log_errors"][stream] = "not read: out of time"
+                program.log_errors[stream] = "not read: out of time"
                 continue
             length = api_tail_bytes(logs)
-            args = [*prefix, "tail", f"-{length}", program["fullname"], stream]
+            args = [*prefix, "tail", f"-{length}", program.fullname, stream]
             result = run_command(args, timeout=self._ctl_time())
             if not result.ok:
                 why = result.error or _first_line(result.stdout + result.stderr)
-                program["log_errors"][stream] = f"supervisorctl tail: {why}"
+                program.log_errors[stream] = f"supervisorctl tail: {why}"
                 continue
             # supervisorctl adds a newline of its own after the log's bytes.
             text = result.stdout[:-1] if result.stdout.endswith("\n") else result.stdout
             partial = len(text.encode("utf-8", "replace")) >= length
             longer = clean_log_text(text, _diagnosis_lines(logs), logs.max_line_bytes, partial)
-            program.setdefault(DIAGNOSIS_LOG, {})[stream] = longer
-            lines = _shown(longer, logs)
-            program["log"][stream] = lines
-            program["error_lines"][stream] = [i for i, x in enumerate(lines) if looks_like_error(x)]
+            _keep_tail(program, stream, longer, logs)
             got_any = True
-        program["log_source"] = "supervisorctl" if got_any else None
+        program.log_source = "supervisorctl" if got_any else None
 
     def _fallback_section(
-        self, conf: str | None, programs: list[dict[str, Any]], uptimes: dict[str, int]
+        self, conf: str | None, programs: list[Program], uptimes: dict[str, int]
     ) -> Section:
         url = self._ctl_url(conf)
         reason = self.attempts[0].error.reason
@@ -386,7 +379,7 @@ class _Run:
             "version": None,
             "source": conf or "supervisorctl's default config",
             "attempts": [a.to_dict() for a in self.attempts],
-            "programs": sorted(programs, key=lambda p: p["fullname"]),
+            "programs": sorted(programs, key=lambda p: p.fullname),
         }
         finding = worded(
             "supervisor.xmlrpc-unavailable",
@@ -447,9 +440,19 @@ def _shown(lines: list[str], logs: LogsConfig) -> list[str]:
     return lines[-logs.tail_lines :] if logs.tail_lines > 0 else []
 
 
-def _drop_diagnosis_logs(programs: list[dict[str, Any]]) -> None:
+def _keep_tail(program: Program, stream: str, longer: list[str], logs: LogsConfig) -> None:
+    """A stream's longer tail for the diagnosis, and the report's share of it."""
+    if program.diagnosis_log is None:
+        program.diagnosis_log = {}
+    program.diagnosis_log[stream] = longer
+    lines = _shown(longer, logs)
+    program.log[stream] = lines
+    program.error_lines[stream] = [i for i, x in enumerate(lines) if looks_like_error(x)]
+
+
+def _drop_diagnosis_logs(programs: list[Program]) -> None:
     for program in programs:
-        program.pop(DIAGNOSIS_LOG, None)
+        program.diagnosis_log = None
 
 
 def find_program(name: str) -> str | None:
@@ -467,31 +470,7 @@ def find_program(name: str) -> str | None:
 # --- programs -------------------------------------------------------------------------------
 
 
-def _empty_program(group: str, name: str) -> dict[str, Any]:
-    return {
-        "group": group,
-        "name": name,
-        "fullname": name if group == name else f"{group}:{name}",
-        "state": "UNKNOWN",
-        "pid": None,
-        "started": None,
-        "stopped": None,
-        "exitstatus": None,
-        "exitstatus_source": None,
-        "exitsignal": None,
-        "spawnerr": None,
-        "description": None,
-        "stdout_logfile": None,
-        "stderr_logfile": None,
-        "log": {"stdout": [], "stderr": []},
-        "log_source": None,
-        "log_errors": {},
-        "error_lines": {"stdout": [], "stderr": []},
-        "supervisord_log": [],
-    }
-
-
-def program_from_info(info: ProcessInfo, events: list[str]) -> tuple[dict[str, Any], int | None]:
+def program_from_info(info: ProcessInfo, events: list[str]) -> tuple[Program, int | None]:
     """A program's entry from getAllProcessInfo, and its uptime (seconds) when RUNNING.
 
     supervisord reports exit status 0 for a process that never exited, and forgets the
@@ -499,7 +478,6 @@ def program_from_info(info: ProcessInfo, events: list[str]) -> tuple[dict[str, A
     supervisord's own log (`events`), and is None when nobody knows it.
     """
     name = str(info.get("name", ""))
-    program = _empty_program(str(info.get("group") or name), name)
     state = str(info.get("statename") or "UNKNOWN")
     start = int(info.get("start") or 0)
     stop = int(info.get("stop") or 0)
@@ -516,22 +494,22 @@ def program_from_info(info: ProcessInfo, events: list[str]) -> tuple[dict[str, A
         exitstatus_source = "supervisord log" if exitstatus is not None else None
         if exitstatus is None:
             exitsignal = last_exit_signal(events)
-    program.update(
-        {
-            "state": state,
-            "pid": int(info.get("pid") or 0) or None,
-            "started": utc_stamp_of(start) if start else None,
-            "stopped": utc_stamp_of(stop) if stop else None,
-            "exitstatus": exitstatus,
-            "exitstatus_source": exitstatus_source,
-            "exitsignal": exitsignal,
-            "spawnerr": spawnerr,
-            # For RUNNING it is "pid N, uptime H:MM:SS": it ticks, so it is not data.
-            "description": None if state == "RUNNING" else (info.get("description") or None),
-            "stdout_logfile": info.get("stdout_logfile") or info.get("logfile") or None,
-            "stderr_logfile": info.get("stderr_logfile") or None,
-            "supervisord_log": events[-MAX_EVENTS:],
-        }
+    program = Program(
+        group=str(info.get("group") or name),
+        name=name,
+        state=state,
+        pid=int(info.get("pid") or 0) or None,
+        started=utc_stamp_of(start) if start else None,
+        stopped=utc_stamp_of(stop) if stop else None,
+        exitstatus=exitstatus,
+        exitstatus_source=exitstatus_source,
+        exitsignal=exitsignal,
+        spawnerr=spawnerr,
+        # For RUNNING it is "pid N, uptime H:MM:SS": it ticks, so it is not data.
+        description=None if state == "RUNNING" else (info.get("description") or None),
+        stdout_logfile=info.get("stdout_logfile") or info.get("logfile") or None,
+        stderr_logfile=info.get("stderr_logfile") or None,
+        supervisord_log=events[-MAX_EVENTS:],
     )
     uptime = None
     if state == "RUNNING" and start:
@@ -579,9 +557,9 @@ _RUNNING_DESC = lazy(
 )
 
 
-def parse_status(output: str) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """Programs (the collector's shape, unknown fields None) and uptimes from `status`."""
-    programs: list[dict[str, Any]] = []
+def parse_status(output: str) -> tuple[list[Program], dict[str, int]]:
+    """Programs (unknown fields None) and uptimes from `status`."""
+    programs: list[Program] = []
     uptimes: dict[str, int] = {}
     for raw in output.splitlines():
         match = _STATUS_LINE.match(raw.strip())
@@ -589,14 +567,13 @@ def parse_status(output: str) -> tuple[list[dict[str, Any]], dict[str, int]]:
             continue
         fullname = match.group("name")
         group, _, name = fullname.rpartition(":")
-        program = _empty_program(group or name, name)
         state = match.group("state")
+        program = Program(group=group or name, name=name, state=state)
         desc = (match.group("desc") or "").strip()
-        program["state"] = state
         if state == "RUNNING":
             running = _RUNNING_DESC.match(desc)
             if running:
-                program["pid"] = int(running.group("pid"))
+                program.pid = int(running.group("pid"))
                 uptimes[fullname] = (
                     int(running.group("days") or 0) * 86400
                     + int(running.group("h")) * 3600
@@ -604,10 +581,10 @@ def parse_status(output: str) -> tuple[list[dict[str, Any]], dict[str, int]]:
                     + int(running.group("s"))
                 )
         else:
-            program["description"] = desc or None
+            program.description = desc or None
             # For FATAL and BACKOFF supervisorctl shows the spawn error as the description.
             if state in ("FATAL", "BACKOFF") and desc and not desc.startswith("unknown error"):
-                program["spawnerr"] = desc
+                program.spawnerr = desc
         programs.append(program)
     return programs, uptimes
 

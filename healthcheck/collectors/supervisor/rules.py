@@ -23,6 +23,7 @@ from healthcheck.config import Config
 from healthcheck.lazyre import lazy
 from healthcheck.logtail import looks_like_error
 from healthcheck.model import Finding, Status
+from healthcheck.program import Program
 
 EVIDENCE_LINES = 5
 RUNNING_TAIL = 5  # a RUNNING program is judged on its newest lines only
@@ -107,7 +108,8 @@ class Probe:
         def read() -> dict[str, str]:
             from healthcheck.environ import read_environment
 
-            return dict(read_environment(self.config.env.source).variables)
+            config = self.config
+            return dict(read_environment(config.env.source, config.supervisor.serverurl).variables)
 
         return self._once("env", read) or {}
 
@@ -176,7 +178,7 @@ class CannedProbe(Probe):
 
 
 Fields = dict[str, Any]
-ProbeFn = Callable[[Probe, dict[str, Any], Fields], "Fields | None"]
+ProbeFn = Callable[[Probe, Program, Fields], "Fields | None"]
 
 _OOM_KILL = lazy(
     r"Out of memory: Kill(?:ed)? process (?P<pid>\d+) \((?P<name>[^)]+)\)"
@@ -188,8 +190,8 @@ _OOM_KILL = lazy(
 )
 
 
-def _oom(probe: Probe, program: dict[str, Any], fields: Fields) -> Fields | None:
-    started = program.get("started")
+def _oom(probe: Probe, program: Program, fields: Fields) -> Fields | None:
+    started = program.started
     kills_seen = [
         found
         for when, text in probe.kernel_lines()
@@ -217,14 +219,14 @@ def _oom(probe: Probe, program: dict[str, Any], fields: Fields) -> Fields | None
     }
 
 
-def _memory(probe: Probe, program: dict[str, Any], fields: Fields) -> Fields:
+def _memory(probe: Probe, program: Program, fields: Fields) -> Fields:
     return {
         "memory_limit": probe.cgroup().get("memory_limit"),
         "memory_users": probe.memory_users(),
     }
 
 
-def _nvml(probe: Probe, program: dict[str, Any], fields: Fields) -> Fields:
+def _nvml(probe: Probe, program: Program, fields: Fields) -> Fields:
     return {
         "gpu_name": "the GPU",
         "compute_capability": "unknown (NVML could not say)",
@@ -235,7 +237,7 @@ def _nvml(probe: Probe, program: dict[str, Any], fields: Fields) -> Fields:
     }
 
 
-def _cuda_versions(probe: Probe, program: dict[str, Any], fields: Fields) -> Fields:
+def _cuda_versions(probe: Probe, program: Program, fields: Fields) -> Fields:
     found = fields.get("found")  # PyTorch's "found version 11040": CUDA 11.4
     out: Fields = {}
     if found and found.isdigit():
@@ -245,22 +247,22 @@ def _cuda_versions(probe: Probe, program: dict[str, Any], fields: Fields) -> Fie
     return out
 
 
-def _cuda_env(probe: Probe, program: dict[str, Any], fields: Fields) -> Fields:
+def _cuda_env(probe: Probe, program: Program, fields: Fields) -> Fields:
     """The variables as the program saw them: its own environment= over the container's."""
     container = probe.environment()
-    own = probe.program_environment(program["name"])
+    own = probe.program_environment(program.name)
     out = {}
     for variable in ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES"):
         if variable in own:
             shown = own[variable] or '""'
-            value = f"{shown} (set in [program:{program['name']}])"
+            value = f"{shown} (set in [program:{program.name}])"
         else:
             value = container.get(variable, "(unset)")
         out[variable.lower()] = value
     return out
 
 
-def _x_lock(probe: Probe, program: dict[str, Any], fields: Fields) -> Fields:
+def _x_lock(probe: Probe, program: Program, fields: Fields) -> Fields:
     number = str(fields.get("lock_display", fields["display_number"]))
     lock = probe.x_lock(number)
     if lock is None:
@@ -276,7 +278,7 @@ def _x_lock(probe: Probe, program: dict[str, Any], fields: Fields) -> Fields:
     }
 
 
-def _x_lock_stale(probe: Probe, program: dict[str, Any], fields: Fields) -> Fields | None:
+def _x_lock_stale(probe: Probe, program: Program, fields: Fields) -> Fields | None:
     number = str(fields.get("lock_display", fields["display_number"]))
     lock = probe.x_lock(number)
     if lock is None or lock.get("alive"):
@@ -288,33 +290,33 @@ def _x_lock_stale(probe: Probe, program: dict[str, Any], fields: Fields) -> Fiel
     }
 
 
-def _x11_unix(probe: Probe, program: dict[str, Any], fields: Fields) -> Fields:
+def _x11_unix(probe: Probe, program: Program, fields: Fields) -> Fields:
     now = probe.x11_unix()
     return {"x11_unix_owner": now["owner"], "x11_unix_mode": now["mode"]}
 
 
-def _library_package(probe: Probe, program: dict[str, Any], fields: Fields) -> Fields | None:
+def _library_package(probe: Probe, program: Program, fields: Fields) -> Fields | None:
     package = catalogue().libraries.get(fields.get("library", ""))
     return {"package": package} if package else None
 
 
-def _pip_package(probe: Probe, program: dict[str, Any], fields: Fields) -> Fields:
+def _pip_package(probe: Probe, program: Program, fields: Fields) -> Fields:
     return {"package": pip_package(fields.get("module", ""))}
 
 
-def _probe_disk_usage(probe: Probe, program: dict[str, Any], fields: Fields) -> Fields:
+def _probe_disk_usage(probe: Probe, program: Program, fields: Fields) -> Fields:
     return {"filesystem": "the filesystem", "disk_use": "full", **probe.disk(fields.get("path"))}
 
 
-def _target_refused(probe: Probe, program: dict[str, Any], fields: Fields) -> Fields | None:
+def _target_refused(probe: Probe, program: Program, fields: Fields) -> Fields | None:
     target = fields.get("target")
-    if program.get("state") == "RUNNING":
+    if program.state == "RUNNING":
         # A running proxy's old complaint matters only while its target still refuses.
         return {} if target and probe.refused(target) else None
     return {} if target else {"target": "its target"}
 
 
-def _display_number_target(probe: Probe, program: dict[str, Any], fields: Fields) -> Fields | None:
+def _display_number_target(probe: Probe, program: Program, fields: Fields) -> Fields | None:
     """A proxy aimed at host:N with N a display number (VNC listens on 5900+N)."""
     number = fields.get("target_display")
     if not number or _target_refused(probe, program, fields) is None:
@@ -322,16 +324,16 @@ def _display_number_target(probe: Probe, program: dict[str, Any], fields: Fields
     return {"vnc_port": str(5900 + int(number))}
 
 
-def _probe_port_holder(probe: Probe, program: dict[str, Any], fields: Fields) -> Fields:
+def _probe_port_holder(probe: Probe, program: Program, fields: Fields) -> Fields:
     port = fields.get("port")
     if not port:
         return {"port": "(see ss -ltnp)", "port_holder": "unknown"}
     return {"port_holder": probe.port_holder(port)}
 
 
-def _no_error_in_log(probe: Probe, program: dict[str, Any], fields: Fields) -> Fields | None:
+def _no_error_in_log(probe: Probe, program: Program, fields: Fields) -> Fields | None:
     """Only when the program's own log reports no error (else that error is the story)."""
-    log = program.get("_diagnosis_log") or program.get("log") or {}
+    log = program.diagnosis_log or program.log
     lines = [*(log.get("stdout") or []), *(log.get("stderr") or [])]
     if any(looks_like_error(x) and not never_decisive(x) for x in lines):
         return None
@@ -360,20 +362,20 @@ PROBES: dict[str, ProbeFn] = {
 # --- judging one program ---------------------------------------------------------------------
 
 
-def program_lines(program: dict[str, Any]) -> list[str]:
+def program_lines(program: Program) -> list[str]:
     """What supervisord and the program said, oldest first, spawn error last (it is newest).
 
-    The collector's longer tails when it kept them (`_diagnosis_log`), else the shown ones.
+    The collector's longer tails when it kept them (`diagnosis_log`), else the shown ones.
     """
-    log = program.get("_diagnosis_log") or program.get("log") or {}
+    log = program.diagnosis_log or program.log
     lines = [*(log.get("stdout") or []), *(log.get("stderr") or [])]
-    if program.get("spawnerr"):
-        lines.append(program["spawnerr"])
+    if program.spawnerr:
+        lines.append(program.spawnerr)
     return lines
 
 
 def program_findings(
-    programs: list[dict[str, Any]], config: Config, probe: Probe | None = None
+    programs: list[Program], config: Config, probe: Probe | None = None
 ) -> list[Finding]:
     """One finding per program that is down (or running but unable to work)."""
     probe = probe or Probe(config)
@@ -385,19 +387,17 @@ def program_findings(
     return findings
 
 
-def explain_program(
-    program: dict[str, Any], config: Config, probe: Probe | None = None
-) -> Finding | None:
+def explain_program(program: Program, config: Config, probe: Probe | None = None) -> Finding | None:
     probe = probe or Probe(config)
-    state = program.get("state") or "UNKNOWN"
-    name = program.get("fullname") or program["name"]
-    exitstatus = program.get("exitstatus")
-    signal = program.get("exitsignal")
+    state = program.state or "UNKNOWN"
+    name = program.fullname
+    exitstatus = program.exitstatus
+    signal = program.exitsignal
     fields = _base_fields(program, config)
     if state in QUIET:
         if state != "RUNNING":
             return None
-        log = program.get("log") or {}
+        log = program.log
         tail = [
             *(log.get("stdout") or [])[-RUNNING_TAIL:],
             *(log.get("stderr") or [])[-RUNNING_TAIL:],
@@ -408,13 +408,13 @@ def explain_program(
             if entry.running:
                 matched = match_entry(entry, program, tail, probe, fields)
                 if matched is not None:
-                    running = f"pid {program.get('pid')}"
+                    running = f"pid {program.pid}"
                     return _finding(entry, name, entry.status, state, running, tail, *matched)
         return None
     if state == "EXITED" and not exitstatus and not signal:
         return None  # a one-shot program that finished as expected
     if state == "STOPPED":
-        if not program.get("started"):
+        if not program.started:
             return None  # never started (autostart=false): nothing went wrong
         entry = catalogue().by_id("supervisor.program-stopped")
         title, detail, fix = entry.render(fields)
@@ -428,9 +428,9 @@ def explain_program(
     raise AssertionError("the catalogue's fallback entry matches every program")  # pragma: no cover
 
 
-def _base_fields(program: dict[str, Any], config: Config) -> Fields:
-    exitstatus = program.get("exitstatus")
-    signal = program.get("exitsignal")
+def _base_fields(program: Program, config: Config) -> Fields:
+    exitstatus = program.exitstatus
+    signal = program.exitsignal
     if signal:
         status_text = f"terminated by {signal}"  # supervisord's own words
     elif exitstatus is not None:
@@ -439,9 +439,9 @@ def _base_fields(program: dict[str, Any], config: Config) -> Fields:
         status_text = "no exit status"
     display = config.display.display
     return {
-        "program": program.get("fullname") or program["name"],
-        "name": program["name"],
-        "state": program.get("state") or "UNKNOWN",
+        "program": program.fullname,
+        "name": program.name,
+        "state": program.state or "UNKNOWN",
         "status_text": status_text,
         "display": display,
         "display_number": display.rsplit(":", 1)[-1].split(".")[0],
@@ -449,15 +449,13 @@ def _base_fields(program: dict[str, Any], config: Config) -> Fields:
 
 
 def match_entry(
-    entry: Entry, program: dict[str, Any], lines: list[str], probe: Probe, base: Fields
+    entry: Entry, program: Program, lines: list[str], probe: Probe, base: Fields
 ) -> tuple[int, Fields] | None:
     """(index of the decisive line, the fields) when `entry` explains `program`, else None."""
-    if entry.programs and not entry.programs.search(program["name"]):
+    if entry.programs and not entry.programs.search(program.name):
         return None
     index, groups = _search(entry.patterns, lines)
-    by_status = program.get("exitstatus") in entry.exitstatus or (
-        program.get("exitsignal") in entry.signals
-    )
+    by_status = program.exitstatus in entry.exitstatus or program.exitsignal in entry.signals
     if not entry.is_fallback and index is None and not by_status:
         return None
     if index is None:

@@ -83,7 +83,7 @@ class SystemCollector:
         swap = psutil.swap_memory()
         disks = disk_usage(config.paths.workspace)
         limit = cgroup_memory()
-        processes, zombies = process_table()
+        processes, zombies = processes_and_zombies()
         time.sleep(max(0.0, began + CPU_SAMPLE_SECONDS - time.monotonic()))
         cpu_after = cpu_times()
         cpu_percent = busy_percent(cpu_before, cpu_after) if cpu_before and cpu_after else 0.0
@@ -292,7 +292,7 @@ def busy_percent(before: Any, after: Any) -> float:
     return round(min(100.0, max(0.0, share * 100)), 1)
 
 
-def process_table() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def processes_and_zombies() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Every process (pid, name, rss, cmdline), and the zombies with their parents."""
     processes: list[dict[str, Any]] = []
     zombies: list[dict[str, Any]] = []

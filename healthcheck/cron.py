@@ -28,9 +28,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from healthcheck.commands import run_command
 from healthcheck.config import Config
 from healthcheck.lazyre import lazy
-from healthcheck.proc import run_command
 
 MARKER = "healthcheck-managed"
 DEFAULT_SCHEDULE = "0 */6 * * *"

@@ -287,7 +287,9 @@ def bench_full_run(rounds: int, root: Path) -> dict[str, Any]:
             # after 5,000 processes are forked meets a cold /proc).
             swap = BEFORE is not None and round_number % 2 == 1
 
-            def both(name: str, args: list[str], rss: bool = False) -> tuple[float, float]:
+            def both(
+                name: str, args: list[str], rss: bool = False, swap: bool = swap
+            ) -> tuple[float, float]:
                 if swap:
                     before(name, args, rss)
                 measured = timed_child(args, label=name)

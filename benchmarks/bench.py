@@ -1,6 +1,6 @@
 """Benchmarks: `healthcheck run` against the seed's bash health check, and how its cost scales.
 
-    .venv/bin/python benchmarks/bench.py [--rounds N] [--quick]
+    .venv/bin/python benchmarks/bench.py [--rounds N] [--quick] [--before DIR]
 
 Builds a box like the tests' (a real supervisord running the seed's programs and a few
 workers, 20 service logs and a sparse 8 GiB log, the seed's docs file in a git workspace),
@@ -14,7 +14,10 @@ then measures, in one run:
   `env.source = "process:supervisord"` (so the environment is found by a process-table scan);
 - the workspace's git repository after 500 runs (size, loose objects, packs);
 - the tail of a 10 MiB log against a sparse 8 GiB one, and the logs collector alone over
-  10 and 10,000 files.
+  10 and 10,000 files;
+- a run that finds the user cache empty (~/.cache/healthcheck: compiled templates, parsed
+  catalogue and secret rules, the docs' structure, compiled patterns), as the first run
+  after an install does; every other row is a run with the cache the runs before it left.
 
 Every round runs each command once, in turn (bash, plain, 10,000 logs, 5 MB lines, 5,000
 processes), so that the load of a shared machine falls on all of them alike; the table gives
@@ -68,9 +71,29 @@ MANY_LOGS = 10_000
 LONG_LINE = 5 * 1000 * 1000
 
 
+# Another version's package (--before), run by the same commands with it first on PYTHONPATH.
+BEFORE: Path | None = None
 # CPU seconds (user + system) of every command's whole tree, by command, in the order run:
 # on a shared machine other people's load stretches wall time far more than CPU time.
 CPU: dict[str, list[float]] = {}
+
+
+# Starts the command from a small process of its own and reports what the kernel says of it:
+# wall seconds, peak RSS (KiB) and CPU seconds of its tree, and its exit status. A command
+# started straight from this (large) process would be charged this process's own peak RSS:
+# Linux carries the high-water mark of the image a child was forked from across its exec.
+LAUNCHER = """
+import os, sys, time
+report = int(sys.argv[1])
+os.set_inheritable(report, False)
+start = time.perf_counter()
+pid = os.posix_spawnp(sys.argv[2], sys.argv[2:], os.environ)
+_, status, usage = os.wait4(pid, 0)
+wall = time.perf_counter() - start
+os.write(report, b"%r %d %r %d" % (
+    wall, usage.ru_maxrss, usage.ru_utime + usage.ru_stime, os.waitstatus_to_exitcode(status)
+))
+"""
 
 
 def timed_child(
@@ -81,20 +104,36 @@ def timed_child(
     With a `label`, the CPU time of its tree (itself and every child it waited for) is
     kept under that label in CPU.
     """
-    start = time.perf_counter()
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
+    read_end, write_end = os.pipe()
+    proc = subprocess.Popen(
+        [sys.executable, "-S", "-c", LAUNCHER, str(write_end), *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+        pass_fds=(write_end,),
+    )
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as report:
+        figures = report.read().split()
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    proc.wait()
+    if proc.stderr:
+        proc.stderr.close()
+    if len(figures) != 4:
+        raise SystemExit(f"{args[:3]} could not be measured: {err}")
+    wall, max_rss, cpu, code = (
+        float(figures[0]),
+        int(figures[1]),
+        float(figures[2]),
+        int(figures[3]),
+    )
     if label:
         # wait4's rusage covers the command and the children it waited for (git, bash's
         # tail and sed); not a git gc started in the background (once in ~150 runs).
-        CPU.setdefault(label, []).append(usage.ru_utime + usage.ru_stime)
-    if os.waitstatus_to_exitcode(status) not in (0, 1):
-        err = proc.stderr.read().decode() if proc.stderr else ""
+        CPU.setdefault(label, []).append(cpu)
+    if code not in (0, 1):
         raise SystemExit(f"{args[:3]} failed: {err}")
-    if proc.stderr:
-        proc.stderr.close()
-    return wall, usage.ru_maxrss / 1024  # KiB on Linux
+    return wall, max_rss / 1024  # KiB on Linux
 
 
 def sparse_log(path: Path, size: int) -> None:
@@ -222,19 +261,54 @@ def bench_full_run(rounds: int, root: Path) -> dict[str, Any]:
         python = [sys.executable, "-c", "pass"]
         imports = [sys.executable, "-c", f"import {', '.join(RUN_MODULES)}"]
         bare = [*healthcheck, "--no-docs", "--no-commit"]
+        # A run that finds nothing kept in the user cache (the first after an install or an
+        # upgrade): compiled templates, the catalogue's and secret rules' parse, the docs'
+        # structure and the patterns' compiled code are all made afresh.
+        cold_env = {**os.environ}
         sh: list[tuple[float, float]] = []
         hc: list[tuple[float, float]] = []
-        py, imp, nd, ml, ll, pr = [], [], [], [], [], []
-        for _ in range(rounds):
+        py, imp, nd, ml, ll, pr, cold = [], [], [], [], [], [], []
+        old: dict[str, list[float]] = {}
+        old_env = {**os.environ, "PYTHONPATH": str(BEFORE)} if BEFORE else {}
+
+        def before(name: str, args: list[str], rss: bool = False) -> None:
+            """The same command run by the code in --before (right after this code's)."""
+            if BEFORE:
+                wall, peak = timed_child(args, old_env, f"{name}_before")
+                old.setdefault(name, []).append(wall)
+                if rss:
+                    old.setdefault("rss", []).append(peak)
+
+        if BEFORE:
+            for warm_up in (healthcheck, many_logs, long_lines, processes):
+                timed_child(warm_up, old_env)  # .pyc files, the docs it rewrites
+        for round_number in range(rounds):
+            # With --before, the two versions take turns going first (the first command
+            # after 5,000 processes are forked meets a cold /proc).
+            swap = BEFORE is not None and round_number % 2 == 1
+
+            def both(
+                name: str, args: list[str], rss: bool = False, swap: bool = swap
+            ) -> tuple[float, float]:
+                if swap:
+                    before(name, args, rss)
+                measured = timed_child(args, label=name)
+                if not swap:
+                    before(name, args, rss)
+                return measured
+
             sh.append(timed_child(baseline, env, "bash"))
-            hc.append(timed_child(healthcheck, label="healthcheck"))
-            ml.append(timed_child(many_logs, label="many_logs")[0])
-            ll.append(timed_child(long_lines, label="long_lines")[0])
+            hc.append(both("healthcheck", healthcheck, rss=True))
+            ml.append(both("many_logs", many_logs)[0])
+            ll.append(both("long_lines", long_lines)[0])
             with extra_processes(EXTRA_PROCESSES):
-                pr.append(timed_child(processes, label="processes")[0])
+                pr.append(both("processes", processes)[0])
             py.append(timed_child(python)[0])
             imp.append(timed_child(imports)[0])
             nd.append(timed_child(bare)[0])
+            with tempfile.TemporaryDirectory(prefix="hc-cold-cache-") as empty:
+                cold_env["XDG_CACHE_HOME"] = empty
+                cold.append(timed_child(healthcheck, cold_env)[0])
         report = json.loads((workspace / "system_status.json").read_text(encoding="utf-8"))
         slowest = max(report["sections"].items(), key=lambda item: item[1]["duration_ms"])
     return {
@@ -242,6 +316,7 @@ def bench_full_run(rounds: int, root: Path) -> dict[str, Any]:
         "python": median(py),
         "imports": median(imp),
         "bare": median(nd),
+        "cold": median(cold),
         "hc_wall": median([w for w, _ in hc]),
         "hc_rss": median([r for _, r in hc]),
         "sh_wall": median([w for w, _ in sh]),
@@ -249,6 +324,7 @@ def bench_full_run(rounds: int, root: Path) -> dict[str, Any]:
         "many_logs": median(ml),
         "long_lines": median(ll),
         "processes": median(pr),
+        "before": {name: median(values) for name, values in old.items()},
     }
 
 
@@ -348,7 +424,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--quick", action="store_true", help="3 rounds, for a smoke test")
+    parser.add_argument(
+        "--before",
+        metavar="DIR",
+        help="a folder holding another version's healthcheck package (e.g. `git archive "
+        "main healthcheck | tar -x -C DIR`): its runs alternate with this code's, and a "
+        "second table compares them",
+    )
     args = parser.parse_args()
+    global BEFORE
+    if args.before:
+        BEFORE = Path(args.before).resolve()
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(BEFORE)], check=True)
     rounds = 3 if args.quick else args.rounds
     # Measure the package as an install runs it: `pip install .` byte-compiles it, but an
     # editable checkout under PYTHONDONTWRITEBYTECODE (as this machine sets) recompiles every
@@ -383,6 +470,10 @@ def main() -> None:
         ("of which: Python start-up alone", f"{full['python'] * 1000:.0f} ms"),
         ("of which: start-up and every import of a run", f"{full['imports'] * 1000:.0f} ms"),
         ("`healthcheck run --no-docs --no-commit`, wall", f"{full['bare'] * 1000:.0f} ms"),
+        (
+            "`healthcheck run` with an empty user cache (first run after an install), wall",
+            f"{full['cold'] * 1000:.0f} ms",
+        ),
         (f"run with {MANY_LOGS:,} more log files", f"{full['many_logs'] * 1000:.0f} ms"),
         ("**ratio to the plain run** (goal <= 1.3)", f"**{full['many_logs'] / plain:.2f}**"),
         ("ratio to the plain run in CPU time", cpu_ratio("many_logs")),
@@ -413,6 +504,53 @@ def main() -> None:
     print("|---|---|")
     for name, value in rows:
         print(f"| {name} | {value} |")
+    if BEFORE:
+        print_before(full, rounds)
+
+
+def print_before(full: dict[str, Any], rounds: int) -> None:
+    """This code against the code in --before, measured in the same rounds, turn about."""
+    old = full["before"]
+    sh_wall, sh_cpu = full["sh_wall"], median(CPU["bash"])
+
+    def cpu(label: str) -> float:
+        return median(CPU[label])
+
+    pairs = [
+        ("`healthcheck run`, wall", full["hc_wall"], old["healthcheck"], "ms"),
+        ("`healthcheck run`, CPU", cpu("healthcheck"), cpu("healthcheck_before"), "ms"),
+        ("ratio to bash, wall", full["hc_wall"] / sh_wall, old["healthcheck"] / sh_wall, ""),
+        (
+            "ratio to bash, CPU",
+            cpu("healthcheck") / sh_cpu,
+            cpu("healthcheck_before") / sh_cpu,
+            "",
+        ),
+        ("peak RSS (MiB)", full["hc_rss"], old["rss"], "MiB"),
+    ]
+    for name in ("many_logs", "long_lines", "processes"):
+        pairs.append(
+            (
+                f"{name}: ratio to the plain run, wall",
+                full[name] / full["hc_wall"],
+                old[name] / old["healthcheck"],
+                "",
+            )
+        )
+        pairs.append(
+            (
+                f"{name}: ratio to the plain run, CPU",
+                cpu(name) / cpu("healthcheck"),
+                cpu(f"{name}_before") / cpu("healthcheck_before"),
+                "",
+            )
+        )
+    print(f"\n| this code against --before {BEFORE} ({rounds} rounds, median) | now | before |")
+    print("|---|---|---|")
+    for label, now, then, unit in pairs:
+        scale = 1000 if unit == "ms" else 1
+        digits = 0 if unit == "ms" else (1 if unit == "MiB" else 2)
+        print(f"| {label} | {now * scale:.{digits}f} {unit} | {then * scale:.{digits}f} {unit} |")
 
 
 if __name__ == "__main__":

@@ -13,13 +13,15 @@ failure is one entry and no Python.
 
 from __future__ import annotations
 
-import functools
 import re
 import string
 import sys
+import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from healthcheck.lazyre import lazy
 from healthcheck.model import Finding, Status
 
 KNOWLEDGE_DIR = "knowledge/failures"
@@ -118,43 +120,94 @@ class Catalogue:
         return {e.code: e for e in self.entries if e.kind == "xid" and e.code is not None}
 
 
-@functools.lru_cache(maxsize=1)
-def catalogue() -> Catalogue:
-    """Every catalogue file of the installed package, parsed once (on first need: a run
-    that explains nothing never pays for the parse)."""
-    from importlib import resources
+class _Loaded:
+    """`catalogue()`: the catalogue, loaded once (and once only when two collector threads
+    ask at the same moment, which an lru_cache alone lets both parse); `cache_clear()` makes
+    the next call load it again (a plugin's failure files joined)."""
 
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover - Python 3.10
-        import tomli as tomllib
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._value: Catalogue | None = None
 
-    from healthcheck.assets import failure_files
+    def __call__(self) -> Catalogue:
+        """Every catalogue file (the core's and each collector's), parsed once (on first
+        need: a run that explains nothing never pays for the parse)."""
+        value = self._value
+        if value is None:
+            with self._lock:
+                if self._value is None:
+                    self._value = _load()
+                value = self._value
+        return value
 
-    folder = resources.files("healthcheck").joinpath(KNOWLEDGE_DIR)
-    core = [item for item in folder.iterdir() if item.name.endswith(".toml")]
-    files = []
-    for item in [*core, *failure_files()]:
-        try:
-            data = tomllib.loads(item.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            raise CatalogueError(f"{item.name}: {exc}") from exc
-        files.append((int(data.get("order", 50)), item.name, data))
-    files.sort(key=lambda f: (f[0], f[1]))
+    def cache_clear(self) -> None:
+        with self._lock:
+            self._value = None
+
+
+catalogue = _Loaded()
+
+
+def _load() -> Catalogue:
+    files = _parsed_files()
     entries: list[Entry] = []
     libraries: dict[str, str] = {}
     never: list[re.Pattern[str]] = []
     for _, name, data in files:
         defaults = data.get("defaults", {})
         libraries.update(data.get("libraries", {}))
-        never += [re.compile(p, re.IGNORECASE) for p in data.get("never_decisive", [])]
+        never += [lazy(p, re.IGNORECASE) for p in data.get("never_decisive", [])]
         for raw in data.get("entry", []):
-            entries.append(_entry(name.removesuffix(".toml"), {**defaults, **raw}))
+            entries.append(_entry(name.removesuffix(".toml"), {**defaults, **raw}, validate=False))
     ids = [e.id for e in entries if e.kind != "xid"]
     duplicate = {i for i in ids if ids.count(i) > 1}
     if duplicate:
         raise CatalogueError(f"ids used twice: {sorted(duplicate)}")
     return Catalogue(tuple(entries), libraries, tuple(never))
+
+
+def _parsed_files() -> list[tuple[int, str, dict[str, Any]]]:
+    """(order, file name, data) of every catalogue file, in the order they are tried.
+
+    Parsing the TOML costs about 25 ms a run and compiling its 180 patterns about 18 ms:
+    the parsed data is kept in the user's cache keyed by the files' bytes (about 1 ms to
+    read back), and its patterns are compiled when first used. Every pattern is checked
+    when the files are parsed, so a bad one is still refused before anything is cached.
+    """
+    from healthcheck import cache
+    from healthcheck.assets import failure_files
+
+    # The package's own folder (a wheel installs it as files): importlib.resources would
+    # cost its own import, about 10 ms.
+    folder = Path(__file__).parent / KNOWLEDGE_DIR
+    core = sorted(item for item in folder.iterdir() if item.name.endswith(".toml"))
+    sources = [(item.name, item.read_bytes()) for item in [*core, *failure_files()]]
+    key = cache.digest(*(part for name, text in sources for part in (name.encode(), text)))
+    cached = cache.load("catalogue", key)
+    if isinstance(cached, list):
+        return cached
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+
+    files = []
+    for name, text in sources:
+        try:
+            data = tomllib.loads(text.decode("utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise CatalogueError(f"{name}: {exc}") from exc
+        for raw in data.get("entry", []):
+            _entry(name.removesuffix(".toml"), {**data.get("defaults", {}), **raw})
+        try:
+            for pattern in data.get("never_decisive", []):
+                re.compile(pattern, re.IGNORECASE)
+        except re.error as exc:
+            raise CatalogueError(f"{name}: bad never_decisive expression: {exc}") from exc
+        files.append((int(data.get("order", 50)), name, data))
+    files.sort(key=lambda f: (f[0], f[1]))
+    cache.store("catalogue", key, files)
+    return files
 
 
 ENTRY_KEYS = frozenset(
@@ -166,7 +219,9 @@ ENTRY_KEYS = frozenset(
 )  # fmt: skip
 
 
-def _entry(area: str, raw: dict[str, Any]) -> Entry:
+def _entry(area: str, raw: dict[str, Any], validate: bool = True) -> Entry:
+    """One entry; with `validate`, its patterns are compiled now (a bad one is a
+    CatalogueError), else when first used."""
     where = f"{area}: {raw.get('id', raw.get('code', '?'))}"
     unknown = set(raw) - ENTRY_KEYS
     if unknown:
@@ -185,10 +240,14 @@ def _entry(area: str, raw: dict[str, Any]) -> Entry:
     patterns = raw.get("match", [])
     if isinstance(patterns, str):
         patterns = [patterns]
+
+    def compile_(pattern: str) -> re.Pattern[str]:
+        return re.compile(pattern, re.IGNORECASE) if validate else lazy(pattern, re.IGNORECASE)
+
     try:
-        compiled = tuple(re.compile(p, re.IGNORECASE) for p in patterns)
-        context = tuple(re.compile(p, re.IGNORECASE) for p in raw.get("context", []))
-        programs = re.compile(raw["programs"], re.IGNORECASE) if raw.get("programs") else None
+        compiled = tuple(compile_(p) for p in patterns)
+        context = tuple(compile_(p) for p in raw.get("context", []))
+        programs = compile_(raw["programs"]) if raw.get("programs") else None
     except re.error as exc:
         raise CatalogueError(f"{where}: bad regular expression: {exc}") from exc
     return Entry(

@@ -25,7 +25,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -233,13 +233,17 @@ class History:
 
     # -- writing ---------------------------------------------------------------------------
 
-    def commit(self, paths: Sequence[Path], message: str) -> CommitOutcome:
+    def commit(
+        self, paths: Sequence[Path], message: str, redacted: Collection[Path] = ()
+    ) -> CommitOutcome:
         """Commit the current contents of `paths` (files in the work tree) and nothing else.
 
         No change means no commit. The message passes through the redactor.
+        `redacted`: files among `paths` that the tool itself wrote through this redactor
+        (the run's reports), not checked for secrets again; every other file is.
         """
         try:
-            outcome = self._commit(paths, message)
+            outcome = self._commit(paths, message, frozenset(redacted))
         except GitFailed as exc:
             raise HistoryError(
                 f"git {exc.command[0] if exc.command else ''} failed: {_last_line(exc)}"
@@ -248,14 +252,16 @@ class History:
             self._housekeeping()
         return outcome
 
-    def _commit(self, paths: Sequence[Path], message: str) -> CommitOutcome:
+    def _commit(
+        self, paths: Sequence[Path], message: str, redacted: frozenset[Path]
+    ) -> CommitOutcome:
         outcome = CommitOutcome()
         rels = []
         for path in paths:
             rel = self.relative(path)
             if rel is None or not path.is_file():
                 outcome.left_out.append(path)
-            elif (line := self.secret_line(path)) is not None:
+            elif path not in redacted and (line := self.secret_line(path)) is not None:
                 outcome.withheld.append((path, line))
             elif rel not in rels:
                 rels.append(rel)
@@ -423,6 +429,8 @@ class History:
         """A repository-local identity, only where no user.name or user.email is configured."""
         if _local_identity(self._common_dir() / "config"):
             return  # set in the repository itself (by us, usually): nothing to ask git
+        if any(_local_identity(path) for path in _global_configs()):
+            return  # the user's own identity, in a file git reads too: no process to start
         try:
             found = self._git("config", "--get-regexp", r"^user\.(name|email)$")
         except GitFailed:
@@ -517,6 +525,14 @@ def _local_identity(config: Path) -> bool:
             if value:
                 found.add(key.lower())
     return {"name", "email"} <= found
+
+
+def _global_configs() -> list[Path]:
+    """The per-user git config files git reads (where an identity is usually set)."""
+    if os.environ.get("GIT_CONFIG_GLOBAL"):
+        return [Path(os.environ["GIT_CONFIG_GLOBAL"])]
+    xdg = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return [Path(os.path.expanduser("~/.gitconfig")), Path(xdg) / "git" / "config"]
 
 
 def _run_git(

@@ -146,15 +146,36 @@ class _Window:
         would have read, taken from these bytes (which hold them: a read for more lines
         reads the same blocks and more)."""
 
-        def pread(n: int, pos: int) -> bytes:
-            if pos < self.start:  # pragma: no cover - a smaller read never reaches further
-                raise ValueError("the shared window is too small for this tail")
-            return self.data[pos - self.start : pos - self.start + n]
-
-        data, start, _, bytes_read = _window_blocks(pread, self.size, lines, max_line_bytes)
+        data, start, bytes_read = self._blocks(lines, max_line_bytes)
         return _parse(
             self.name, data, start, self.size, self.mtime, bytes_read, lines, max_line_bytes
         )
+
+    def _blocks(self, lines: int, max_line_bytes: int) -> tuple[bytes, int, int]:
+        """_window_blocks over these bytes: the same blocks, counted in place instead of
+        copied out one by one (a window of 1.6 MB around a 5 MB line was copied, counted
+        and joined again for every caller)."""
+        budget = read_budget(lines, max_line_bytes)
+        spent = 0
+        pos = self.size
+        newlines = 0
+        block = _FIRST_BLOCK
+        first = True
+        while lines > 0 and pos > 0 and spent < budget:
+            n = min(block, pos, budget - spent)
+            pos -= n
+            if pos < self.start:  # pragma: no cover - a smaller read never reaches further
+                raise ValueError("the shared window is too small for this tail")
+            offset = pos - self.start
+            spent += n
+            newlines += self.data.count(b"\n", offset, offset + n)
+            if first and self.data[offset + n - 1 : offset + n] == b"\n":
+                newlines -= 1  # the last line's own terminator does not start a line
+            first = False
+            if newlines >= lines:
+                break
+            block = min(block * 2, _MAX_BLOCK)
+        return self.data[pos - self.start : self.size - self.start], pos, spent
 
 
 def _read_file(name: str, lines: int, max_line_bytes: int) -> _Window | Tail:
@@ -268,11 +289,11 @@ def _parse(
     # The window's first line began before it: worth showing only if lines are still wanted.
     fragment = raw[0] if not whole and len(complete) < lines else None
     sample = ([fragment] if fragment is not None else []) + selected
-    if _is_binary(sample):
+    if _is_binary(sample, max_line_bytes):
         # A binary prefix (a core dump pasted in, a log rewritten from NULs) must not hide
         # the text written after it: the text lines after the last binary one are shown.
         start = len(sample)
-        while start > 0 and not _is_binary([sample[start - 1]]):
+        while start > 0 and not _is_binary([sample[start - 1]], max_line_bytes):
             start -= 1
         if start == len(sample):
             return dataclasses.replace(base, binary=True)
@@ -302,6 +323,15 @@ def _clean_line(raw: bytes, max_line_bytes: int, partial: bool) -> tuple[str | N
     `partial`: the line began before the bytes read. Whatever follows a hole or a carriage
     return is complete, though, so a progress bar or a line written over a hole still shows.
     """
+    if (
+        not partial
+        and len(raw) <= max_line_bytes
+        and raw.isascii()
+        and not _CONTROL_BYTES.search(raw)
+    ):
+        # The usual line: printable ASCII (tabs allowed), nothing to strip or cut. Checked in
+        # C first, since a run cleans thousands of lines.
+        return raw.decode("ascii"), False
     line = raw[:-1] if raw.endswith(b"\r") else raw  # CRLF
     fresh = False  # whether `line` now starts at a known beginning
     hole = _LEADING_NUL.match(line)
@@ -349,15 +379,20 @@ def _clean_text(text: str) -> str:
     return _CONTROL_CHARS.sub("", text)
 
 
-def _is_binary(lines: list[bytes]) -> bool:
+def _is_binary(lines: list[bytes], max_line_bytes: int | None = None) -> bool:
     """Whether these raw lines are not text: mostly NULs, other controls or undecodable bytes.
 
     A share rather than "any NUL": one stray NUL should not hide a log's lines, while real
     binary data (executables, archives, databases, UTF-16) is far above the threshold.
+    With `max_line_bytes`, a longer line is judged by its first and last that many bytes
+    (what a tail can show of it), not by megabytes nobody sees.
     """
+    if max_line_bytes is not None:
+        keep = max(max_line_bytes, 1)
+        lines = [line if len(line) <= 2 * keep else line[:keep] + line[-keep:] for line in lines]
     # NULs at the start of a line are a hole (a log truncated while its writer kept its
     # offset, or a sparse file), not binary content.
-    stripped = [_LEADING_NUL.sub(b"", line) for line in lines]
+    stripped = [line.lstrip(b"\0") for line in lines]
     if not any(stripped) and any(lines):
         return True  # nothing but NUL bytes
     joined = b"\n".join(stripped)
@@ -610,6 +645,9 @@ def _walk(
         pass
     stack: list[tuple[str, int]] = [(root.path, 0)]
     st: os.stat_result | None
+    # fnmatchcase's own translation, all patterns in one regex: one match per name instead
+    # of a Python loop over the patterns (10,000 files: 20 ms less).
+    matches = re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns)).match
     while stack:
         folder, depth = stack.pop()
         try:
@@ -627,7 +665,7 @@ def _walk(
             except OSError:
                 st = None  # dangling symlink or vanished: reported if its name matches
             is_dir = st is not None and stat.S_ISDIR(st.st_mode)
-            if any(fnmatch.fnmatchcase(entry.name, p) for p in patterns):
+            if patterns and matches(entry.name):
                 cand = _candidate(entry, st, seen_files)
                 if cand is not None:
                     found.append(cand)

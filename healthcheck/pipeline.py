@@ -532,6 +532,7 @@ def _record(
 
     markdown_path = result.paths["markdown"]
     candidates = [result.paths[o.key] for o in OUTPUTS if not o.export and o.key in result.paths]
+    reports = list(candidates)  # written through the redactor by this run
     if _docs_changed(result):
         candidates.append(config.docs_path)
     candidates.append(config.improvement_log_path)
@@ -548,7 +549,9 @@ def _record(
         outside=None if markdown_path in files else markdown_path,
     )
     try:
-        result.commit = history.commit(files, message)
+        # The reports were just written through the redactor: checking them for secrets
+        # again cost 10-25 ms a run (the files a person edits are still checked).
+        result.commit = history.commit(files, message, redacted=reports)
     except hist.HistoryError as exc:
         result.warnings.append(f"not recorded in git: {exc}")
         return

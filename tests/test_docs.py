@@ -711,3 +711,62 @@ def test_docs_update_waits_for_a_run_then_skips(box: Box) -> None:
     )
     assert result.stderr.endswith(f" holds {box.workspace / '.healthcheck.lock'}; waited 0.2s\n")
     assert docs.read_bytes() == SEED
+
+
+# --- the structure kept between runs (healthcheck/cache.py) --------------------------------
+
+
+def _structure_of(text: str, cache_home: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    from healthcheck import docs
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache_home))
+    return docs._structure(docs.split_lines(text))
+
+
+def test_structure_cache_serves_a_document_changed_only_in_its_stamps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from healthcheck import docs
+
+    # As two runs leave it: the stamp refreshed (prose only, never inside a fence).
+    first = SEED.decode().replace("$(date)", "2026-11-29 14:05:09 UTC", 1)
+    stamped = first.replace("2026-11-29 14:05:09", "2027-01-30 09:59:58", 1)
+    parsed = docs._parse_structure(stamped)
+    _structure_of(first, tmp_path, monkeypatch)  # parsed and stored
+    hits = []
+    monkeypatch.setattr(docs, "_parse_structure", lambda source: hits.append(source))
+    cached = _structure_of(stamped, tmp_path, monkeypatch)
+    assert not hits  # served from the cache, markdown-it not asked
+    assert cached == parsed  # and the same as a parse, fences' content included
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        # a fence's content changes: the cached content would be stale
+        ("text\n\n```\nport 1\n```\n", "text\n\n```\nport 2\n```\n"),
+        # a list that does not start at 1 cannot interrupt a paragraph (here: with a fence)
+        ("para\n1. ```\nx\n", "para\n2. ```\nx\n"),
+        # <h1> opens an HTML block within a paragraph, <h7> is no known tag
+        ("para\n<h1>\n", "para\n<h7>\n"),
+        # an ordered list inside a block quote
+        ("> para\n> 1. ```\n", "> para\n> 3. ```\n"),
+    ],
+)
+def test_structure_cache_parses_again_where_digits_matter(
+    before: str, after: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from healthcheck import docs
+
+    _structure_of(before, tmp_path, monkeypatch)
+    assert _structure_of(after, tmp_path, monkeypatch) == docs._parse_structure(after)
+
+
+def test_structure_cache_unusable_is_a_parse(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from healthcheck import docs
+
+    text = SEED.decode()
+    (tmp_path / "healthcheck").write_text("a file where the cache folder should be")
+    assert _structure_of(text, tmp_path, monkeypatch) == docs._parse_structure(text)

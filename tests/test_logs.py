@@ -548,3 +548,50 @@ def test_data_is_json_and_deterministic(tmp_path: Path) -> None:
 def test_default_dirs() -> None:
     assert LogsConfig().dirs == ["/logs", "/Logs"]
     assert LogsCollector().collect(Config()).data["patterns"] == ["*.log"]
+
+
+def test_a_shared_window_gives_each_caller_exactly_its_own_read_tail(tmp_path: Path) -> None:
+    """The run's one read of a log, cut for each caller in place, is byte for byte what
+    that caller's own read_tail returns: long lines, short files, CRLF, NULs, binary."""
+    import random
+
+    from healthcheck import logtail
+
+    rng = random.Random(5)
+    pieces = [b"x" * 7000, b"short", b"", b"\r\n", b"\0\0\0", bytes(range(256)), b"\n\n"]
+    for case in range(25):
+        path = tmp_path / f"log{case}.log"
+        body = b"".join(
+            rng.choice(pieces) + b" line %d\n" % n for n in range(rng.randrange(0, 400))
+        )
+        if rng.random() < 0.3:
+            body += b"y" * rng.randrange(1, 300_000)  # a last line with no newline
+        path.write_bytes(body)
+        window = logtail._read_file(str(path), 200, 4096)
+        for lines in range(201):
+            own = logtail.read_tail(path, lines, 4096)
+            shared = window if isinstance(window, logtail.Tail) else window.tail(lines, 4096)
+            assert shared == own, (case, lines)
+    # Lines of 16 bytes: the first 16 KiB block holds exactly 1,024 newlines, the last one
+    # the file's own terminator (which starts no line).
+    path = tmp_path / "even.log"
+    path.write_bytes(b"".join(b"line %010d\n" % n for n in range(3000)))
+    window = logtail._read_file(str(path), 1100, 4096)
+    assert not isinstance(window, logtail.Tail)
+    for lines in (1023, 1024, 1025, 1100):
+        assert window.tail(lines, 4096) == logtail.read_tail(path, lines, 4096), lines
+
+
+def test_a_long_line_is_judged_by_what_a_tail_can_show_of_it(tmp_path: Path) -> None:
+    """Text at both ends of a long line with binary bytes between: the line is shown cut
+    (its head), not hidden as binary; a line binary at its ends still is."""
+    from healthcheck.logtail import read_tail
+
+    text_ends = tmp_path / "text.log"
+    text_ends.write_bytes(b"ok\n" + b"a" * 8192 + b"\x01\xff" * 20_000 + b"z" * 8192 + b"\n")
+    tail = read_tail(text_ends, 5, 4096)
+    assert not tail.binary
+    assert tail.lines[-1].startswith("a" * 4096 + " … [line cut: ")
+    binary_ends = tmp_path / "binary.log"
+    binary_ends.write_bytes(b"\x01\xff" * 2_500_000 + b"\n")
+    assert read_tail(binary_ends, 5, 4096).binary

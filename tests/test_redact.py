@@ -673,3 +673,24 @@ def test_a_line_of_names_costs_its_length_not_its_square(r: Redactor) -> None:
         line = unit * 2_000
         assert r.text(line).count("\n") == 0
     assert time.process_time() - start < 10
+
+
+def test_gate_runs_are_the_runs_of_ten_with_a_digit_or_of_twenty() -> None:
+    """The gate's one regex finds exactly the runs the rule names (checked against the rule
+    written out as a loop, on texts made of the characters that matter)."""
+    import random
+
+    from healthcheck.redact import _gate_runs
+
+    def by_the_rule(s: str) -> list[tuple[int, int]]:
+        runs = re.finditer(r"[A-Za-z0-9]{10,}", s)
+        return [m.span() for m in runs if len(m.group()) >= 20 or not m.group().isalpha()]
+
+    rng = random.Random(13)
+    for _ in range(3000):
+        s = "".join(rng.choice("aZ09_ -é") for _ in range(rng.randrange(0, 60)))
+        assert [m.span() for m in _gate_runs(s)] == by_the_rule(s), s
+    assert [m.group() for m in _gate_runs("abcdefghij abcdefghi1 x " + "k" * 20)] == [
+        "abcdefghi1",
+        "k" * 20,
+    ]

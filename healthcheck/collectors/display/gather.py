@@ -5,6 +5,7 @@ manager and noVNC processes. I/O only: judge.py decides what it means.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -40,7 +41,7 @@ class ProcInfo:
     cmdline: tuple[str, ...]
     zombie: bool = False
 
-    @property
+    @functools.cached_property  # asked of every process several times per run
     def argv0(self) -> str:
         return os.path.basename(self.cmdline[0]) if self.cmdline else ""
 
@@ -203,8 +204,9 @@ def _probe_fields(probe: x11.XProbe) -> dict[str, Any]:
 def find_server(processes: list[ProcInfo], number: int) -> ProcInfo | None:
     """The X server process whose arguments name display `number` (":N")."""
     wanted = f":{number}"
+    servers = set(X_SERVER_NAMES)
     for proc in processes:
-        if proc.zombie or not ({proc.name, proc.argv0} & set(X_SERVER_NAMES)):
+        if proc.zombie or not ({proc.name, proc.argv0} & servers):
             continue
         if wanted in proc.cmdline[1:]:
             return proc
@@ -292,6 +294,12 @@ def find_novnc(processes: list[ProcInfo]) -> list[ProcInfo]:
     found = []
     for proc in processes:
         if proc.zombie:
+            continue
+        # Every name and path below is a part of the name or the command line: a process
+        # that holds none of them anywhere is passed over at C speed (thousands of them on a
+        # busy box cost 100 ms through the properties).
+        text = "\0".join((proc.name, *proc.cmdline)).lower()
+        if "novnc" not in text and not any(n in text for n in NOVNC_NAMES):
             continue
         if proc.program_names & set(NOVNC_NAMES) or any(
             "novnc" in path.lower() for path in proc.programs

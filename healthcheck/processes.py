@@ -65,18 +65,35 @@ class ProcessRow:
 
     A plain class, not a dataclass: thousands are made per run, and a dataclass costs
     import time for nothing here.
+
+    `rss` is psutil's figure (/proc/PID/statm), read when first asked: only the system
+    collector's largest processes need it, and a read per process is a third of the scan.
+    `rss_estimate` is /proc/PID/stat's own figure, read with the rest (`largest_by_rss`).
     """
 
-    __slots__ = ("cmdline", "name", "pid", "rss", "status")
+    __slots__ = ("_rss", "cmdline", "name", "pid", "rss_estimate", "status")
 
     def __init__(
-        self, pid: int, name: str, cmdline: tuple[str, ...], status: str | None, rss: int
+        self,
+        pid: int,
+        name: str,
+        cmdline: tuple[str, ...],
+        status: str | None,
+        rss: int | None,
+        rss_estimate: int = 0,
     ) -> None:
         self.pid = pid
         self.name = name
         self.cmdline = cmdline
         self.status = status
-        self.rss = rss
+        self._rss = rss
+        self.rss_estimate = rss_estimate if rss is None else rss
+
+    @property
+    def rss(self) -> int:
+        if self._rss is None:
+            self._rss = _statm_rss(self.pid)
+        return self._rss
 
     def __repr__(self) -> str:
         return f"ProcessRow(pid={self.pid}, name={self.name!r}, status={self.status!r})"
@@ -223,31 +240,71 @@ def _proc_scan() -> list[ProcessRow] | None:
         try:
             stat = _read_proc(f"/proc/{pid}/stat")
             raw_cmdline = _read_proc(f"/proc/{pid}/cmdline")
-            statm = _read_proc(f"/proc/{pid}/statm")
         except _Gone:
             continue
         name: str | None = None
         status: str | None = None
-        rss = 0
+        estimate = 0
         if stat:
             close = stat.rfind(b")")
             name = stat[stat.find(b"(") + 1 : close].decode(encoding, errors)
             fields = stat[close + 2 :].split()
             if fields:
                 status = _STATUSES.get(fields[0].decode(), "?")
+            if len(fields) > _STAT_RSS:
+                estimate = int(fields[_STAT_RSS]) * page
         cmdline = _cmdline(raw_cmdline.decode(encoding, errors)) if raw_cmdline else ()
         if name is not None and len(name) >= 15 and cmdline:
             # The kernel cuts names at 15 characters; psutil takes the whole one from argv[0].
             whole = os.path.basename(cmdline[0])
             if whole.startswith(name):
                 name = whole
-        # Resident pages from statm, as psutil reads them (stat's own rss field is the
-        # kernel's per-CPU approximation, a few pages off).
-        parts = statm.split() if statm else []
-        if len(parts) > 1:
-            rss = int(parts[1]) * page
-        rows.append(ProcessRow(pid, name or "", cmdline, status, rss))
+        rows.append(ProcessRow(pid, name or "", cmdline, status, None, estimate))
     return rows
+
+
+# /proc/PID/stat's rss field (resident pages), counted from the state field (fields[0]).
+_STAT_RSS = 21
+
+
+def _statm_rss(pid: int) -> int:
+    """Resident bytes from /proc/PID/statm, as psutil reads them; 0 when it cannot be read."""
+    try:
+        statm = _read_proc(f"/proc/{pid}/statm")
+    except _Gone:
+        return 0
+    parts = statm.split() if statm else []
+    return int(parts[1]) * os.sysconf("SC_PAGE_SIZE") if len(parts) > 1 else 0
+
+
+def _rss_estimate_error() -> int:
+    """How far /proc/PID/stat's rss may be from statm's, in bytes, at most.
+
+    Since Linux 6.2 a process's page counts are per-CPU counters, each CPU's part below a
+    batch (max(32, 2 x CPUs) pages) before it is folded into the shared figure; stat reads
+    the shared figure of the three counters that make up rss (anonymous, file, shared
+    memory), and on newer kernels statm, which psutil reports, the exact sum (here 6.18 they
+    differ by up to 80 pages on 2 CPUs). Before 6.2 both read the same figure.
+    """
+    cpus = os.cpu_count() or 1
+    return 3 * max(32, 2 * cpus) * cpus * os.sysconf("SC_PAGE_SIZE")
+
+
+def largest_by_rss(rows: list[ProcessRow], count: int) -> list[ProcessRow]:
+    """The `count` rows with the largest rss (psutil's figure), largest first, ties by pid.
+
+    Only the rows whose stat estimate could put them among the largest have their statm
+    read: on a box of 5,000 processes, a few dozen reads instead of 5,000.
+    """
+    if count <= 0:
+        return []
+    estimates = sorted((row.rss_estimate for row in rows), reverse=True)
+    if len(estimates) > count:
+        # A row is left out only when its figure, at its highest, is below what the
+        # count-th largest estimate's row has at its lowest: count rows beat it for sure.
+        floor = estimates[count - 1] - 2 * _rss_estimate_error()
+        rows = [row for row in rows if row.rss_estimate >= floor]
+    return sorted(rows, key=lambda row: (-row.rss, row.pid))[:count]
 
 
 def _cmdline(data: str) -> tuple[str, ...]:

@@ -495,38 +495,58 @@ def _tcp_listeners() -> list[Listener]:
     identities = {
         inode: _listener_identity(family, address, inode) for family, address, inode in listening
     }
-    ownerless = _remembered_ownerless(set(identities.values()))
-    asked = {inode for inode, identity in identities.items() if identity not in ownerless}
-    owners = shared("socket-owners", _FdWalk).owners(asked) if asked else {}
-    # An inode asked for and not found means the walk went through every process: none we
-    # can see holds it.
-    proven = {identities[inode] for inode in asked if inode not in owners}
-    if proven:
-        _remember_ownerless(proven)
+    key = _proofs_key()
+    proofs = _fresh_proofs(key, time.time())
+    owners: dict[str, int] = {}
+    asked = set()
+    for inode, identity in identities.items():
+        proof = proofs.get(identity)
+        if proof is not None and proof[1] == 0:
+            continue  # nobody we can see held it within the hour
+        if proof is not None and _still_holds(proof[1], proof[2], inode):
+            owners[inode] = proof[1]
+        else:
+            asked.add(inode)
+    if asked:
+        found = shared("socket-owners", _FdWalk).owners(asked)
+        owners.update(found)
+        # An inode asked for and not found means the walk went through every process: none
+        # we can see holds it. Either way, the walk's answer is the proof kept.
+        now = time.time()
+        walked = {
+            identities[inode]: (now, found[inode], _start_ticks(found[inode]) or 0)
+            if inode in found
+            else (now, 0, 0)
+            for inode in asked
+        }
+        _store_proofs(key, {**proofs, **walked})
     return [Listener(family, *address, owners.get(inode)) for family, address, inode in listening]
 
 
-# A listening socket with no holder in our pid namespace (one opened by the host or another
-# container sharing the network namespace: a box behind a proxy on port 2024, say) costs a
-# walk of every process's descriptors to prove so, 60 ms on a box of 5,000 processes, on
-# every run. The proof is kept in the user cache for OWNERLESS_RECHECK_SECONDS, per
-# listener (its inode, address and port, on this boot, seen from this pid namespace): a
-# later run that finds the same listener still listening skips the walk for it. A new
-# socket on the same port is a new inode, so it is walked for afresh. After the hour the
-# walk is made again, in case a process of ours has since come to hold it (a descriptor
-# passed over a Unix socket, the only way one can: an fd is not inherited by a process
-# that is not a child).
-OWNERLESS_RECHECK_SECONDS = 3600.0
-_OWNERLESS_CACHE = "ownerless-listeners"
+# Who holds a listening socket takes a walk of every process's descriptors in pid order until
+# it is found: 60 ms on a box of 5,000 processes when the holder has a high pid (pids wrap),
+# and on every run when no process we can see holds it (a socket of the host or of another
+# container sharing the network namespace: a proxy on port 2024, say). So the walk's answer
+# is kept in the user cache per listener (its inode, address and port, on this boot, seen
+# from this pid namespace) for LISTENER_PROOF_SECONDS: a later run that finds the same
+# listener skips the walk for it, once it has checked that a remembered holder still is one
+# (the same process, by its start time, with the socket among its descriptors). A new socket
+# on the same port is a new inode: walked for afresh. After the hour the walk is made again:
+# a process may have come to hold the socket (a descriptor passed over a Unix socket) or a
+# lower pid may hold it too (a child forked after pids wrapped), and psutil names the lowest.
+LISTENER_PROOF_SECONDS = 3600.0
+_PROOFS_CACHE = "listener-holders"
+# /proc/PID/stat's starttime (clock ticks after boot), counted from the state field.
+_STAT_START = 19
 
 
 def _listener_identity(family: int, address: tuple[str, int], inode: str) -> str:
     return f"{family} {address[0]} {address[1]} {inode}"
 
 
-def _ownerless_key() -> str:
+def _proofs_key() -> str:
     """The cache key: this boot (inode numbers start again at a reboot) and this pid
-    namespace (another namespace sees other processes)."""
+    namespace (another namespace sees other processes); "" when either cannot be read."""
     from healthcheck import cache
 
     try:
@@ -538,36 +558,58 @@ def _ownerless_key() -> str:
     return cache.digest(boot, namespace)
 
 
-def _remembered_ownerless(identities: set[str], now: float | None = None) -> set[str]:
-    """Those of `identities` a run within the last hour proved no process of ours holds."""
-    key = _ownerless_key()
-    return identities & _fresh_ownerless(key, time.time() if now is None else now).keys()
-
-
-def _remember_ownerless(identities: set[str]) -> None:
-    """Keep the proof, with the other still fresh ones (sockets since closed age out)."""
+def _fresh_proofs(key: str, now: float) -> dict[str, tuple[float, int, int]]:
+    """identity -> (when, holder pid or 0 for none, the holder's start time), for the
+    proofs younger than the hour (and none from the future: a clock set back)."""
     from healthcheck import cache
 
-    key = _ownerless_key()
-    if key:
-        now = time.time()
-        cache.store(
-            _OWNERLESS_CACHE, key, {**_fresh_ownerless(key, now), **dict.fromkeys(identities, now)}
-        )
-
-
-def _fresh_ownerless(key: str, now: float) -> dict[str, float]:
-    """identity -> when it was proved ownerless, for the proofs younger than the hour."""
-    from healthcheck import cache
-
-    stored = cache.load(_OWNERLESS_CACHE, key) if key else None
+    stored = cache.load(_PROOFS_CACHE, key) if key else None
     if not isinstance(stored, dict):
         return {}
     return {
-        identity: when
-        for identity, when in stored.items()
-        if isinstance(when, float) and 0 <= now - when < OWNERLESS_RECHECK_SECONDS
+        identity: proof
+        for identity, proof in stored.items()
+        if isinstance(proof, tuple)
+        and len(proof) == 3
+        and isinstance(proof[0], float)
+        and 0 <= now - proof[0] < LISTENER_PROOF_SECONDS
     }
+
+
+def _store_proofs(key: str, proofs: dict[str, tuple[float, int, int]]) -> None:
+    from healthcheck import cache
+
+    if key:
+        cache.store(_PROOFS_CACHE, key, proofs)
+
+
+def _start_ticks(pid: int) -> int | None:
+    """When process `pid` started (clock ticks after boot); None when it cannot be read."""
+    try:
+        stat = _read_proc(f"/proc/{pid}/stat")
+    except _Gone:
+        return None
+    fields = stat[stat.rfind(b")") + 2 :].split() if stat else []
+    return int(fields[_STAT_START]) if len(fields) > _STAT_START else None
+
+
+def _still_holds(pid: int, start: int, inode: str) -> bool:
+    """Whether process `pid`, started at `start`, has socket `inode` among its descriptors."""
+    if _start_ticks(pid) != start:
+        return False  # gone, or its pid taken by another process
+    folder = f"/proc/{pid}/fd"
+    target = f"socket:[{inode}]"
+    try:
+        fds = os.listdir(folder)
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(f"{folder}/{fd}") == target:
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def _decode_address(text: str, family: int) -> tuple[str, int] | None:

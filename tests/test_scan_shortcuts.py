@@ -1,8 +1,9 @@
 """The process and socket scans' shortcuts on a big box, each checked against the long way.
 
-- A listening socket no process of ours holds is remembered for an hour (user cache), so a
-  later run does not walk every process's descriptors again to prove it; a new socket on
-  the same port (a new inode) and an hour's age both send the walk back.
+- Who holds a listening socket (or that no process of ours does) is remembered for an hour
+  (user cache), so a later run does not walk every process's descriptors again; a
+  remembered holder is checked first; a new socket on the same port (a new inode) and an
+  hour's age both send the walk back.
 - The rss of every process is not read: the stat estimate picks the few that may be the
   largest, and only theirs is read (psutil's figure).
 
@@ -92,25 +93,54 @@ def _asked(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return asked
 
 
-def _proofs() -> dict[str, float]:
-    stored = cache.load(processes._OWNERLESS_CACHE, processes._ownerless_key())
+def _proofs() -> dict[str, tuple[float, int, int]]:
+    stored = cache.load(processes._PROOFS_CACHE, processes._proofs_key())
     return stored if isinstance(stored, dict) else {}
 
 
-def _inode(port: int) -> str:
-    """The inode of the proof about the listener on 127.0.0.1:`port`."""
-    return next(i.split()[-1] for i in _proofs() if i.split()[1:3] == ["127.0.0.1", str(port)])
+def _proof(port: int) -> tuple[str, int]:
+    """(inode, holder pid or 0) of the proof about the listener on 127.0.0.1:`port`."""
+    return next(
+        (identity.split()[-1], proof[1])
+        for identity, proof in _proofs().items()
+        if identity.split()[1:3] == ["127.0.0.1", str(port)]
+    )
+
+
+def test_a_found_holder_is_remembered_and_checked_instead_of_walked_for(
+    holder: Holder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert holder.owner() == holder.proc.pid  # the long way finds it
+    inode, remembered = _proof(holder.port)
+    assert remembered == holder.proc.pid
+    with monkeypatch.context() as watched:
+        asked = _asked(watched)
+        assert holder.owner() == holder.proc.pid
+        assert inode not in asked  # the holder was checked, not walked for
+    # A remembered holder that does not hold the socket (here: this process, as if the
+    # descriptor had been passed on) is walked past: the real holder is found.
+    key = processes._proofs_key()
+    proofs = _proofs()
+    identity = next(i for i in proofs if i.endswith(f" {inode}"))
+    me = (proofs[identity][0], os.getpid(), processes._start_ticks(os.getpid()) or 0)
+    cache.store(processes._PROOFS_CACHE, key, {**proofs, identity: me})
+    assert holder.owner() == holder.proc.pid
+    # So is one whose pid now names another process (a different start time).
+    stale = (proofs[identity][0], holder.proc.pid, proofs[identity][2] + 1)
+    cache.store(processes._PROOFS_CACHE, key, {**proofs, identity: stale})
+    asked = _asked(monkeypatch)
+    assert holder.owner() == holder.proc.pid
+    assert inode in asked
 
 
 def test_a_listener_nobody_holds_is_remembered_and_not_walked_for_again(
     holder: Holder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert holder.owner() == holder.proc.pid  # the long way finds it
-    assert not any(f"127.0.0.1 {holder.port} " in i for i in _proofs())  # and keeps no proof
     with monkeypatch.context() as blind:
         _hide(blind, holder.proc.pid)
         assert holder.owner() is None  # every process walked: nobody holds it
-    inode = _inode(holder.port)
+    inode, remembered = _proof(holder.port)
+    assert remembered == 0
     # The next run trusts the proof: the walk is not asked about that socket.
     asked = _asked(monkeypatch)
     assert holder.owner() is None
@@ -124,32 +154,29 @@ def test_a_new_socket_on_the_same_port_is_walked_for_afresh(
         _hide(blind, holder.proc.pid)
         assert holder.owner() is None
     assert holder.owner() is None  # remembered
-    old = _inode(holder.port)
+    old, _ = _proof(holder.port)
     holder.listen_again()  # same port, new inode: the proof was about another socket
     assert holder.owner() == holder.proc.pid
-    assert _inode(holder.port) == old  # the new one was found: no proof about it
+    inodes = {i.split()[-1]: p[1] for i, p in _proofs().items() if f" {holder.port} " in i}
+    assert inodes[old] == 0 and len(inodes) == 2
+    assert holder.proc.pid in inodes.values()
 
 
 def test_the_proof_expires_after_an_hour(holder: Holder, monkeypatch: pytest.MonkeyPatch) -> None:
     with monkeypatch.context() as blind:
         _hide(blind, holder.proc.pid)
         assert holder.owner() is None
-    key = processes._ownerless_key()
+    key = processes._proofs_key()
     proofs = _proofs()
-    assert _inode(holder.port)
+    assert _proof(holder.port)[1] == 0
     # An hour and a second ago: walked for again, and the owner found.
-    aged = {
-        identity: when - processes.OWNERLESS_RECHECK_SECONDS - 1
-        for identity, when in proofs.items()
-    }
-    cache.store(processes._OWNERLESS_CACHE, key, aged)
+    hour = processes.LISTENER_PROOF_SECONDS
+    aged = {i: (when - hour - 1, *rest) for i, (when, *rest) in proofs.items()}
+    cache.store(processes._PROOFS_CACHE, key, aged)
     assert holder.owner() == holder.proc.pid
     # A proof dated in the future (a clock set back) is not trusted either.
-    future = {
-        identity: when + 2 * processes.OWNERLESS_RECHECK_SECONDS
-        for identity, when in proofs.items()
-    }
-    cache.store(processes._OWNERLESS_CACHE, key, future)
+    future = {i: (when + 2 * hour, *rest) for i, (when, *rest) in proofs.items()}
+    cache.store(processes._PROOFS_CACHE, key, future)
     assert holder.owner() == holder.proc.pid
 
 
@@ -168,16 +195,19 @@ def test_the_largest_processes_are_psutils_largest_and_only_they_are_measured(
         subprocess.Popen([sys.executable, "-c", EATER, str(mib)], stdout=subprocess.PIPE, text=True)
         for mib in (96, 64, 8)
     ]
-    sleepers = [subprocess.Popen(["sleep", "600"]) for _ in range(3)]
+    sleepers: list[subprocess.Popen[Any]] = [subprocess.Popen(["sleep", "600"]) for _ in range(3)]
     try:
         for eater in eaters:
             assert eater.stdout is not None and eater.stdout.readline() == "ready\n"
         pids = {p.pid for p in [*eaters, *sleepers]}
         measured: list[int] = []
         real_statm = processes._statm_rss
-        monkeypatch.setattr(
-            processes, "_statm_rss", lambda pid: measured.append(pid) or real_statm(pid)
-        )
+
+        def statm(pid: int) -> int:
+            measured.append(pid)
+            return real_statm(pid)
+
+        monkeypatch.setattr(processes, "_statm_rss", statm)
         rows = [row for row in processes.scan() if row.pid in pids]
         largest = processes.largest_by_rss(rows, 2)
         assert [row.pid for row in largest] == [eaters[0].pid, eaters[1].pid]
@@ -191,7 +221,7 @@ def test_the_largest_processes_are_psutils_largest_and_only_they_are_measured(
         assert processes.largest_by_rss(rows, 0) == []
         assert {r.pid for r in processes.largest_by_rss(rows, 100)} == pids
     finally:
-        for proc in [*eaters, *sleepers]:
+        for proc in eaters + sleepers:
             proc.kill()
             proc.wait()
 

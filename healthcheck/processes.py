@@ -213,8 +213,11 @@ def _read_proc(path: str) -> bytes | None:
     except OSError:
         return None
     try:
-        chunks = [os.read(fd, 4096)]
-        while len(chunks[-1]) == 4096:  # a long command line
+        data = os.read(fd, 4096)
+        if len(data) < 4096:
+            return data
+        chunks = [data]
+        while chunks[-1]:  # a long command line: /proc gives it a page at a time
             chunks.append(os.read(fd, 65536))
         return b"".join(chunks)
     except ProcessLookupError:
@@ -248,12 +251,18 @@ def _proc_scan() -> list[ProcessRow] | None:
         if stat:
             close = stat.rfind(b")")
             name = stat[stat.find(b"(") + 1 : close].decode(encoding, errors)
-            fields = stat[close + 2 :].split()
+            fields = stat[close + 2 :].split(maxsplit=_STAT_RSS + 1)  # not the 30 after
             if fields:
                 status = _STATUSES.get(fields[0].decode(), "?")
             if len(fields) > _STAT_RSS:
                 estimate = int(fields[_STAT_RSS]) * page
-        cmdline = _cmdline(raw_cmdline.decode(encoding, errors)) if raw_cmdline else ()
+        if not raw_cmdline:
+            cmdline: tuple[str, ...] = ()
+        elif raw_cmdline[-1:] == b"\0" and b"\0" in raw_cmdline[:-1] and b"\r" not in raw_cmdline:
+            # The usual command line (NUL-separated, more than one word), read at C speed.
+            cmdline = tuple(raw_cmdline[:-1].decode(encoding, errors).split("\0"))
+        else:
+            cmdline = _cmdline(raw_cmdline.decode(encoding, errors))
         if name is not None and len(name) >= 15 and cmdline:
             # The kernel cuts names at 15 characters; psutil takes the whole one from argv[0].
             whole = os.path.basename(cmdline[0])

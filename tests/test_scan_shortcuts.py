@@ -16,6 +16,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -256,3 +257,27 @@ def test_rss_read_on_demand_is_psutils() -> None:
     assert me.rss_estimate > 0
     assert abs(me.rss - psutil.Process().memory_info().rss) < 8 << 20
     assert socket  # the module the holder's sockets are made with
+
+
+def test_command_lines_are_psutils_long_ones_and_odd_ones_too() -> None:
+    spawned = [
+        subprocess.Popen(["sh", "-c", "sleep 600", "x" * 20_000]),  # five pages of /proc/PID/cmdline
+        subprocess.Popen(["sleep", "600"]),
+        subprocess.Popen(["sh", "-c", "sleep 600; :", "a\rb"]),
+        subprocess.Popen(["bash", "-c", "exec -a 'title with spaces' sleep 600"]),
+    ]
+    try:
+        pids = {p.pid for p in spawned}
+        for _attempt in range(20):  # `exec -a` takes a moment to replace the shell
+            ours = {r.pid: r.cmdline for r in processes.scan() if r.pid in pids}
+            theirs = {p.pid: tuple(p.cmdline()) for p in map(psutil.Process, pids)}
+            if ours == theirs and ours[spawned[3].pid][0] == "title with spaces":
+                break
+            time.sleep(0.1)
+        assert ours == theirs
+        assert len(ours[spawned[0].pid][3]) == 20_000
+        assert ours[spawned[3].pid] == ("title with spaces", "600")
+    finally:
+        for proc in spawned:
+            proc.kill()
+            proc.wait()

@@ -261,7 +261,7 @@ def test_rss_read_on_demand_is_psutils() -> None:
 
 def test_command_lines_are_psutils_long_ones_and_odd_ones_too() -> None:
     spawned = [
-        subprocess.Popen(["sh", "-c", "sleep 600", "x" * 20_000]),  # five pages of /proc/PID/cmdline
+        subprocess.Popen(["sh", "-c", "sleep 600", "x" * 20_000]),  # five pages of cmdline
         subprocess.Popen(["sleep", "600"]),
         subprocess.Popen(["sh", "-c", "sleep 600; :", "a\rb"]),
         subprocess.Popen(["bash", "-c", "exec -a 'title with spaces' sleep 600"]),

@@ -71,7 +71,7 @@ class ProcessRow:
     `rss_estimate` is /proc/PID/stat's own figure, read with the rest (`largest_by_rss`).
     """
 
-    __slots__ = ("_rss", "cmdline", "name", "pid", "rss_estimate", "status")
+    __slots__ = ("_rss", "cmdline", "kernel_thread", "name", "pid", "rss_estimate", "status")
 
     def __init__(
         self,
@@ -81,8 +81,10 @@ class ProcessRow:
         status: str | None,
         rss: int | None,
         rss_estimate: int = 0,
+        kernel_thread: bool = False,
     ) -> None:
         self.pid = pid
+        self.kernel_thread = kernel_thread  # no descriptors, no environment, no command line
         self.name = name
         self.cmdline = cmdline
         self.status = status
@@ -248,6 +250,7 @@ def _proc_scan() -> list[ProcessRow] | None:
         name: str | None = None
         status: str | None = None
         estimate = 0
+        kernel_thread = False
         if stat:
             close = stat.rfind(b")")
             name = stat[stat.find(b"(") + 1 : close].decode(encoding, errors)
@@ -256,6 +259,7 @@ def _proc_scan() -> list[ProcessRow] | None:
                 status = _STATUSES.get(fields[0].decode(), "?")
             if len(fields) > _STAT_RSS:
                 estimate = int(fields[_STAT_RSS]) * page
+                kernel_thread = bool(int(fields[_STAT_FLAGS]) & _PF_KTHREAD)
         if not raw_cmdline:
             cmdline: tuple[str, ...] = ()
         elif raw_cmdline[-1:] == b"\0" and b"\0" in raw_cmdline[:-1] and b"\r" not in raw_cmdline:
@@ -268,12 +272,14 @@ def _proc_scan() -> list[ProcessRow] | None:
             whole = os.path.basename(cmdline[0])
             if whole.startswith(name):
                 name = whole
-        rows.append(ProcessRow(pid, name or "", cmdline, status, None, estimate))
+        rows.append(ProcessRow(pid, name or "", cmdline, status, None, estimate, kernel_thread))
     return rows
 
 
-# /proc/PID/stat's rss field (resident pages), counted from the state field (fields[0]).
+# /proc/PID/stat's rss field (resident pages) and flags, counted from the state (fields[0]).
 _STAT_RSS = 21
+_STAT_FLAGS = 6
+_PF_KTHREAD = 0x00200000  # include/linux/sched.h: a kernel thread
 
 
 def _statm_rss(pid: int) -> int:
@@ -352,6 +358,10 @@ class _SharedScans:
         # When the run began, in CPU counters: the system collector's CPU figure spans the
         # run so far instead of a sleep of its own.
         self.started = (time.monotonic(), cpu_times())
+
+    def peek(self, key: Hashable) -> Any | None:
+        """What `key`'s scan gave, if it is done; None if it is not (nothing waits)."""
+        return self._values.get(key)
 
     def get(self, key: Hashable, compute: Callable[[], T]) -> T:
         with self._lock:
@@ -450,6 +460,13 @@ class _FdWalk:
                 except OSError:
                     listing = []
                 self._pids = sorted(int(entry) for entry in listing if entry.isdigit())
+                # Kernel threads hold no descriptors: on a VM, half the table. Told from the
+                # run's process table when it has been read already (not read for this).
+                scans = _shared.get()
+                table = scans.peek("processes") if scans is not None else None
+                if table:
+                    kernel = {row.pid for row in table if row.kernel_thread}
+                    self._pids = [pid for pid in self._pids if pid not in kernel]
             missing = {i for i in inodes if self._held(i, exclude) is None}
             while missing and self._walked < len(self._pids):
                 pid = self._pids[self._walked]

@@ -281,3 +281,32 @@ def test_command_lines_are_psutils_long_ones_and_odd_ones_too() -> None:
         for proc in spawned:
             proc.kill()
             proc.wait()
+
+
+# --- kernel threads: no descriptors to read ------------------------------------------------
+
+
+def test_kernel_threads_are_told_and_their_descriptors_not_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rows = processes.scan()
+    kernel = {row.pid for row in rows if row.kernel_thread}
+    if not kernel:
+        pytest.skip("no kernel thread visible in this pid namespace (a container)")
+    by_pid = {row.pid: row for row in rows}
+    for pid in kernel:  # kthreadd (pid 2) and its children, with no command line
+        assert by_pid[pid].cmdline == ()
+        assert pid == 2 or psutil.Process(pid).ppid() == 2
+    assert not by_pid[os.getpid()].kernel_thread
+    read: list[int] = []
+    real_read = processes._FdWalk._read
+
+    def counted(walk: Any, pid: int) -> set[str]:
+        read.append(pid)
+        return real_read(walk, pid)
+
+    monkeypatch.setattr(processes._FdWalk, "_read", counted)
+    with processes.shared_scan():
+        processes.process_rows()  # the run's table, read first
+        assert processes._FdWalk().owners({"1"}) == {}  # a walk through every process
+    assert read and not kernel & set(read)

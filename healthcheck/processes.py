@@ -244,7 +244,6 @@ def _proc_scan() -> list[ProcessRow] | None:
     for pid in pids:
         try:
             stat = _read_proc(f"/proc/{pid}/stat")
-            raw_cmdline = _read_proc(f"/proc/{pid}/cmdline")
         except _Gone:
             continue
         name: str | None = None
@@ -260,6 +259,11 @@ def _proc_scan() -> list[ProcessRow] | None:
             if len(fields) > _STAT_RSS:
                 estimate = int(fields[_STAT_RSS]) * page
                 kernel_thread = bool(int(fields[_STAT_FLAGS]) & _PF_KTHREAD)
+        try:
+            # A kernel thread has no command line (psutil's is empty): not read for it.
+            raw_cmdline = None if kernel_thread else _read_proc(f"/proc/{pid}/cmdline")
+        except _Gone:
+            continue
         if not raw_cmdline:
             cmdline: tuple[str, ...] = ()
         elif raw_cmdline[-1:] == b"\0" and b"\0" in raw_cmdline[:-1] and b"\r" not in raw_cmdline:

@@ -108,7 +108,9 @@ def find_process(name: str) -> int | None:
             continue
         if row.name == name:
             exact.append((row.zombie, row.create_time() or 0.0, row.pid))
-        elif name in _cmdline_names(list(row.cmdline)):
+        # A name found nowhere in the command line (most processes) is told at C speed,
+        # before the basenames are taken.
+        elif name in "\0".join(row.cmdline) and name in _cmdline_names(list(row.cmdline)):
             by_cmdline.append((row.zombie, row.create_time() or 0.0, row.pid))
     for candidates in (exact, by_cmdline):
         if candidates:

@@ -573,7 +573,7 @@ def running_config_paths() -> list[str]:
     """The config files of running supervisord processes (their -c, else their defaults)."""
     paths: list[str] = []
     for row in process_rows():
-        if _is_supervisord(row.name, list(row.cmdline)):
+        if _is_supervisord(row.name, row.cmdline):
             paths.extend(_config_paths_of(row.pid, list(row.cmdline)))
     return _unique_strings(paths)
 
@@ -609,7 +609,7 @@ def own_supervisord_pids(serverurl: str) -> frozenset[int]:
 
 
 def _own_supervisord_pids(serverurl: str) -> frozenset[int]:
-    rows = [r for r in process_rows() if _is_supervisord(r.name, list(r.cmdline))]
+    rows = [r for r in process_rows() if _is_supervisord(r.name, r.cmdline)]
     wanted = _url_key(serverurl)
     matches = set()
     for row in rows:
@@ -653,10 +653,10 @@ def discover_serverurls(
     return _unique(found)
 
 
-def _is_supervisord(name: str, cmdline: list[str]) -> bool:
+def _is_supervisord(name: str, cmdline: Sequence[str]) -> bool:
     if name == "supervisord":
         return True
-    if not any("supervisord" in arg for arg in cmdline[:2]):
+    if "supervisord" not in "\0".join(cmdline[:2]):
         return False  # the usual process, told at C speed
     # `python /usr/bin/supervisord ...`: the script is the first or second word.
     return any(os.path.basename(arg) == "supervisord" for arg in cmdline[:2])

@@ -206,9 +206,11 @@ def find_server(processes: list[ProcInfo], number: int) -> ProcInfo | None:
     wanted = f":{number}"
     servers = set(X_SERVER_NAMES)
     for proc in processes:
-        if proc.zombie or not ({proc.name, proc.argv0} & servers):
+        # Few processes have ":N" among their arguments: the others are passed over at C
+        # speed, before their argv[0]'s basename is taken (thousands on a busy box).
+        if wanted not in proc.cmdline or proc.zombie:
             continue
-        if wanted in proc.cmdline[1:]:
+        if wanted in proc.cmdline[1:] and {proc.name, proc.argv0} & servers:
             return proc
     return None
 
@@ -258,7 +260,14 @@ def vnc_port(name: str, cmdline: tuple[str, ...] | list[str], number: int) -> in
 def find_window_managers(processes: list[ProcInfo], wm: str) -> list[ProcInfo]:
     """Live processes named `wm` or `wm-session` (by name or argv[0])."""
     names = {wm, f"{wm}-session"}
-    return [p for p in processes if not p.zombie and ({p.name, p.argv0} & names)]
+    # argv[0] can only be one of them if it ends with one: told at C speed first.
+    endings = tuple(names)
+    return [
+        p
+        for p in processes
+        if not p.zombie
+        and (p.name in names or (p.cmdline and p.cmdline[0].endswith(endings) and p.argv0 in names))
+    ]
 
 
 def _environment_of(pid: int) -> dict[str, str | None]:

@@ -22,7 +22,14 @@ from healthcheck.collectors.system.judge import (
     top_processes,
 )
 from healthcheck.config import Config
-from healthcheck.processes import CpuTimes, cpu_times, process_rows, run_started
+from healthcheck.processes import (
+    CpuTimes,
+    ProcessRow,
+    cpu_times,
+    largest_by_rss,
+    process_rows,
+    run_started,
+)
 from healthcheck.text import cut
 from healthcheck.timestamps import utc_stamp_of
 
@@ -73,7 +80,7 @@ def gather(config: Config) -> Readings:
     swap = psutil.swap_memory()
     disks = disk_usage(config.paths.workspace)
     limit = cgroup_memory()
-    processes, zombies = processes_and_zombies()
+    processes, zombies = processes_and_zombies(config.system.top_processes)
     time.sleep(max(0.0, began + CPU_SAMPLE_SECONDS - time.monotonic()))
     cpu_after = cpu_times()
     cpu_percent = busy_percent(cpu_before, cpu_after) if cpu_before and cpu_after else 0.0
@@ -103,7 +110,7 @@ def gather(config: Config) -> Readings:
         "memory_available": memory.available,
         "swap_used": swap.used,
         "swap_used_percent": round(swap.percent, 1),
-        "process_count": len(processes),
+        "process_count": process_count(),
         "disks": [{k: d[k] for k in ("mountpoint", "used", "free", "percent")} for d in disks],
         "top_processes": top_processes(processes, config.system.top_processes),
     }
@@ -261,9 +268,12 @@ def _mount_of(path: Path, partitions: Iterable[Any]) -> str:
     return "/"
 
 
-def processes_and_zombies() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Every process (pid, name, rss, cmdline), and the zombies with their parents."""
-    processes: list[dict[str, Any]] = []
+def processes_and_zombies(
+    largest: int | None = None,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Every process (pid, name, rss, cmdline), or with `largest` those with the largest
+    rss, that many at most (the others' rss is not read); and the zombies with their parents."""
+    live: list[ProcessRow] = []
     zombies: list[dict[str, Any]] = []
     me = os.getpid()
     for row in process_rows():
@@ -279,16 +289,21 @@ def processes_and_zombies() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]
                 {"pid": row.pid, "name": row.name, "parent_pid": parent, "parent": _name_of(parent)}
             )
             continue
-        processes.append(
-            {
-                "pid": row.pid,
-                "name": row.name,
-                "rss": row.rss,
-                "cmdline": _cmdline(list(row.cmdline)),
-            }
-        )
+        live.append(row)
+    if largest is not None:
+        live = largest_by_rss(live, largest)
+    processes = [
+        {"pid": row.pid, "name": row.name, "rss": row.rss, "cmdline": _cmdline(list(row.cmdline))}
+        for row in live
+    ]
     zombies.sort(key=lambda z: z["pid"])
     return processes, zombies
+
+
+def process_count() -> int:
+    """Live processes other than this one (the table's zombies are not counted)."""
+    me = os.getpid()
+    return sum(1 for row in process_rows() if row.pid != me and not row.zombie)
 
 
 def _cmdline(argv: list[str] | None) -> str:

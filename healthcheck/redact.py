@@ -24,8 +24,8 @@ idempotent: markers are never masked again.
 from __future__ import annotations
 
 import functools
-import os
 import math
+import os
 import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence

@@ -177,6 +177,7 @@ class Rendering:
         self.redactor = redactor
         self._made: dict[str, str | bytes] = {}
         self._data: dict[str, Any] | None = None
+        self._data_revision = -1
 
     def get(self, key: str) -> str | bytes:
         if key not in self._made:
@@ -189,9 +190,11 @@ class Rendering:
 
     @property
     def data(self) -> dict[str, Any]:
-        """The report as redacted data (a commit's message, an alert), made once."""
-        if self._data is None:
+        """The report as redacted data (the docs refresh, the renderers, a commit's message,
+        an alert), made once, and again only when findings were added since."""
+        if self._data is None or self._data_revision != self.report.revision:
             self._data = self.redactor.obj(self.report.to_dict())
+            self._data_revision = self.report.revision
         return self._data
 
 

@@ -9,8 +9,9 @@ the user's cache (healthcheck/cache.py), as lazyre.py does for regular expressio
 
 The code is Python's own compile of the same text with the same flags (those of the
 `dataclasses` module, which has no `__future__` imports), so the classes are exactly what
-`@dataclass` makes without it. Only `exec` of a source text goes through the table; without
-the cache (unreadable, another Python) everything compiles as usual.
+`@dataclass` makes without it. Only `exec` of a source text for a class of a healthcheck
+module goes through the table; without the cache (unreadable, another Python) everything
+compiles as usual.
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ import threading
 from types import CodeType
 from typing import Any
 
-# Entries past this many are compiled but not kept: a long-lived process that defines classes
-# on the fly (a plugin host) must not grow the file without end.
-MAX_ENTRIES = 2000
+# Entries past this many are compiled but not kept: the file must not grow without end (the
+# package defines about 80 data classes).
+MAX_ENTRIES = 500
 
 _lock = threading.Lock()
 _codes: dict[str, CodeType] | None = None
@@ -42,9 +43,18 @@ def install() -> None:
 
 
 def _exec(source: Any, globals: Any = None, locals: Any = None, /) -> None:
+    # `globals` is the namespace of the class's module: only our own classes' methods are
+    # kept (a bounded table), another library's are compiled as they always are.
     if isinstance(source, str):
-        source = _code(source)
+        # Compiled here either way: exec of a text would take the flags of this module (its
+        # `from __future__ import annotations`) instead of those of `dataclasses`.
+        source = _code(source) if _ours(globals) else _compile(source)
     builtins.exec(source, globals, locals)
+
+
+def _ours(namespace: Any) -> bool:
+    name = namespace.get("__name__") if isinstance(namespace, dict) else None
+    return isinstance(name, str) and (name == "healthcheck" or name.startswith("healthcheck."))
 
 
 def _code(source: str) -> CodeType:
@@ -52,8 +62,7 @@ def _code(source: str) -> CodeType:
     code = table.get(source)
     if code is not None:
         return code
-    # dont_inherit: the flags of `dataclasses` itself (none), not those of this module.
-    code = compile(source, "<string>", "exec", dont_inherit=True)
+    code = _compile(source)
     global _added
     with _lock:
         if len(table) < MAX_ENTRIES:
@@ -64,6 +73,11 @@ def _code(source: str) -> CodeType:
     return code
 
 
+def _compile(source: str) -> CodeType:
+    # dont_inherit: the flags of `dataclasses` itself (none), not those of this module.
+    return compile(source, "<string>", "exec", dont_inherit=True)
+
+
 def _table() -> dict[str, CodeType]:
     global _codes, _key
     if _codes is not None:
@@ -72,7 +86,7 @@ def _table() -> dict[str, CodeType]:
         if _codes is None:
             from healthcheck import __version__, cache
 
-            _key = cache.digest(f"{sys.version}|{__version__}".encode())
+            _key = cache.digest(f"{sys.version}|{__version__}|own classes".encode())
             loaded = cache.load("class-code", _key)
             table: dict[str, CodeType] = {}
             if isinstance(loaded, dict) and all(

@@ -18,11 +18,6 @@ from typing import Any
 
 from healthcheck.lazyre import lazy
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on the containers' Python 3.10
-    import tomli as tomllib
-
 
 class ConfigError(Exception):
     """The configuration cannot be used; the message names the file and the key."""
@@ -347,9 +342,7 @@ def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
     if path is None:
         return Config()
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+        raw = _parsed_toml(path.read_text(encoding="utf-8"), path)
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from None
     config = parse_config(raw, where=str(path))
@@ -359,6 +352,28 @@ def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
         # Relative to the file that says it, not to wherever the command runs (cron: $HOME).
         config.paths.workspace = str(path.absolute().parent / workspace)
     return config
+
+
+def _parsed_toml(text: str, path: Path) -> dict[str, Any]:
+    """The file's TOML as data. The parse of a text seen before is read back from the user
+    cache (healthcheck/cache.py), sparing a run tomllib's import and parse (2-3 ms); what it
+    means is validated afresh either way."""
+    from healthcheck import cache
+
+    key = cache.digest(text.encode("utf-8", "surrogatepass"))
+    kept = cache.load("config-toml", key)
+    if isinstance(kept, dict):
+        return kept
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on the containers' Python 3.10
+        import tomli as tomllib
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    cache.store("config-toml", key, raw)  # nothing kept when it holds a date (not marshal's)
+    return raw
 
 
 def parse_config(raw: dict[str, Any], where: str = "config") -> Config:

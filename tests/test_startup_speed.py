@@ -138,3 +138,28 @@ def test_a_lost_commit_or_tree_is_a_fault_naming_the_commit(committed: Path, los
     fault = History.open(committed, Redactor()).fault()
     assert fault is not None
     assert f"is missing objects: HEAD's commit {head[:12]} " in str(fault)
+
+
+def test_a_config_read_back_from_the_cache_is_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from healthcheck.config import ConfigError, load_config
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    path = tmp_path / "hc.toml"
+    path.write_text('[paths]\nworkspace = "/srv/ws"\n[logs]\ndirs = ["/a", "/b"]\ntail_lines = 7\n')
+    first, second = load_config(path), load_config(path)  # parsed, then read back
+    assert list((tmp_path / "cache" / "healthcheck").glob("config-toml-*"))
+    assert first == second
+    assert (second.paths.workspace, second.logs.dirs, second.logs.tail_lines) == (
+        "/srv/ws",
+        ["/a", "/b"],
+        7,
+    )
+    path.write_text("[logs]\ntail_lines = 'seven'\n")  # validated afresh, cached or not
+    for _ in range(2):
+        with pytest.raises(ConfigError, match="tail_lines"):
+            load_config(path)
+    path.write_text("[paths\n")
+    with pytest.raises(ConfigError, match="invalid TOML"):
+        load_config(path)

@@ -18,11 +18,6 @@ from typing import Any
 
 from healthcheck.lazyre import lazy
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on the containers' Python 3.10
-    import tomli as tomllib
-
 
 class ConfigError(Exception):
     """The configuration cannot be used; the message names the file and the key."""
@@ -30,6 +25,8 @@ class ConfigError(Exception):
 
 @dataclass
 class PathsConfig:
+    """[paths]: the workspace and where the reports and the docs file go."""
+
     workspace: str = "/workspace"
     report: str = "system_status.md"
     docs: str = "docs_vast-ai-environment.md"
@@ -38,6 +35,8 @@ class PathsConfig:
 
 @dataclass
 class LogsConfig:
+    """[logs]: which log folders are read, and how much of each log."""
+
     dirs: list[str] = field(default_factory=lambda: ["/logs", "/Logs"])
     patterns: list[str] = field(default_factory=lambda: ["*.log"])
     tail_lines: int = 20
@@ -47,12 +46,16 @@ class LogsConfig:
 
 @dataclass
 class EnvConfig:
+    """[env]: whose environment is read, and which variables are shown."""
+
     include: str = "CUDA|PYTHON|VNC|JUPYTER|NVIDIA|DISPLAY|PATH"
     source: str = "pid1"
 
 
 @dataclass
 class SupervisorConfig:
+    """[supervisor]: how supervisord is reached."""
+
     serverurl: str = "unix:///var/run/supervisor.sock"
     username: str = ""
     password: str = ""
@@ -60,6 +63,8 @@ class SupervisorConfig:
 
 @dataclass
 class DisplayConfig:
+    """[display]: the X display, its servers and the window manager."""
+
     display: str = ":1"
     window_manager: str = "icewm"
     # Supervisor programs that run the X server, by name or name prefix (the seed's "vnc").
@@ -97,6 +102,8 @@ class DisplayConfig:
 
 @dataclass
 class ServicesConfig:
+    """[services]: the port each service is expected on, and its supervisor programs."""
+
     ports: dict[str, int] = field(
         default_factory=lambda: {
             "ssh": 22,
@@ -123,6 +130,8 @@ class ServicesConfig:
 
 @dataclass
 class ProvisioningConfig:
+    """[provisioning]: the provisioning scripts a box runs at start."""
+
     scripts: list[str] = field(
         default_factory=lambda: [
             "/vast_ai_provisioning_script.sh",
@@ -134,6 +143,8 @@ class ProvisioningConfig:
 
 @dataclass
 class SystemConfig:
+    """[system]: the disk and memory thresholds, and how many top processes to list."""
+
     disk_warn_percent: float = 90.0
     disk_crit_percent: float = 97.0
     memory_warn_percent: float = 90.0  # of total memory in use (available counted as free)
@@ -143,6 +154,8 @@ class SystemConfig:
 
 @dataclass
 class GpuConfig:
+    """[gpu]: when the GPU collector warns, and which kernel and service logs it scans."""
+
     temperature_margin_c: float = 5.0  # warn this close to the GPU's slowdown temperature
     temperature_warn_c: float = 85.0  # used when the board reports no slowdown temperature
     memory_warn_percent: float = 95.0  # of a GPU's memory in use
@@ -155,6 +168,8 @@ class GpuConfig:
 
 @dataclass
 class CollectorsConfig:
+    """[collectors]: which collectors run, their time limit and options."""
+
     timeout: float = 10.0
     disable: list[str] = field(default_factory=list)
     # The `[collectors.NAME]` tables of plugin collectors, as written: each is checked
@@ -179,17 +194,23 @@ COLLECTOR_TABLES = {
 
 @dataclass
 class RedactConfig:
+    """[redact]: extra secret names and patterns."""
+
     names: list[str] = field(default_factory=list)
     patterns: list[str] = field(default_factory=list)
 
 
 @dataclass
 class DocsConfig:
+    """[docs]: whether runs refresh the operator's docs file."""
+
     enabled: bool = True  # false: runs never refresh the docs file (paths.docs = "" too)
 
 
 @dataclass
 class GitConfig:
+    """[git]: committing each run's reports, and pushing them."""
+
     commit: bool = True
     remote: str = ""  # a remote name or URL; pushed to after each commit when set
     push_timeout: float = 60.0  # seconds; a push that takes longer is killed (a warn finding)
@@ -198,18 +219,24 @@ class GitConfig:
 
 @dataclass
 class OutputsConfig:
+    """[outputs]: the extra files a run writes (the Prometheus textfile)."""
+
     # A node_exporter textfile (`.prom`) written after each run; "" writes none.
     prometheus: str = ""
 
 
 @dataclass
 class ServeConfig:
+    """[serve]: `healthcheck serve`'s token and how often it collects afresh."""
+
     token: str = ""  # when set, every `healthcheck serve` request needs Authorization: Bearer
     min_interval: float = 60.0  # seconds between two fresh runs asked with ?fresh=1
 
 
 @dataclass
 class NotifyConfig:
+    """[notify]: alerts and the dead man's switch."""
+
     urls: list[str] = field(default_factory=list)  # Apprise URLs; empty: no messages
     on: str = "change"  # "change", "worse" or "always"
     timeout: float = 10.0  # seconds a channel (or the ping) may take, all channels together
@@ -219,12 +246,16 @@ class NotifyConfig:
 
 @dataclass
 class McpConfig:
+    """[mcp]: what `healthcheck mcp` may write, and how often it collects afresh."""
+
     allow_write: bool = True  # add_improvement, the only tool that writes; false refuses it
     min_interval: float = 60.0  # seconds between two fresh collections by run_check
 
 
 @dataclass
 class Config:
+    """The whole configuration: one attribute per TOML table."""
+
     paths: PathsConfig = field(default_factory=PathsConfig)
     logs: LogsConfig = field(default_factory=LogsConfig)
     env: EnvConfig = field(default_factory=EnvConfig)
@@ -311,9 +342,7 @@ def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
     if path is None:
         return Config()
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+        raw = _parsed_toml(path.read_text(encoding="utf-8"), path)
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from None
     config = parse_config(raw, where=str(path))
@@ -323,6 +352,28 @@ def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
         # Relative to the file that says it, not to wherever the command runs (cron: $HOME).
         config.paths.workspace = str(path.absolute().parent / workspace)
     return config
+
+
+def _parsed_toml(text: str, path: Path) -> dict[str, Any]:
+    """The file's TOML as data. The parse of a text seen before is read back from the user
+    cache (healthcheck/cache.py), sparing a run tomllib's import and parse (2-3 ms); what it
+    means is validated afresh either way."""
+    from healthcheck import cache
+
+    key = cache.digest(text.encode("utf-8", "surrogatepass"))
+    kept = cache.load("config-toml", key)
+    if isinstance(kept, dict):
+        return kept
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on the containers' Python 3.10
+        import tomli as tomllib
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    cache.store("config-toml", key, raw)  # nothing kept when it holds a date (not marshal's)
+    return raw
 
 
 def parse_config(raw: dict[str, Any], where: str = "config") -> Config:

@@ -169,8 +169,10 @@ def update_docs(
     redactor: Redactor,
     now: datetime,
     write: bool = True,
+    redacted: bool = False,
 ) -> DocsUpdate:
     """Refresh `path` from `report` (a Report, or its JSON form) at time `now`.
+    `redacted`: `report` is JSON data already passed through `redactor.obj`.
 
     A missing file is a finding in the result, not an error; DocsError when the file cannot
     be read or written (then it is left as it was).
@@ -192,7 +194,7 @@ def update_docs(
     except OSError as exc:
         raise DocsError(f"cannot read {path}: {exc.strerror or exc}") from None
     data = report.to_dict() if isinstance(report, Report) else dict(report)
-    update = refresh_text(old, data, redactor, now)
+    update = refresh_text(old, data, redactor, now, redacted=redacted)
     update.path = path
     if write and update.changed:
         update.warnings += _replace(target, update.data, before)
@@ -447,9 +449,14 @@ class _Refresh:
 
 
 def refresh_text(
-    old: bytes, report: Mapping[str, Any], redactor: Redactor, now: datetime
+    old: bytes,
+    report: Mapping[str, Any],
+    redactor: Redactor,
+    now: datetime,
+    redacted: bool = False,
 ) -> DocsUpdate:
-    """The refreshed document (DocsUpdate.data) and what changed in it; writes nothing."""
+    """The refreshed document (DocsUpdate.data) and what changed in it; writes nothing.
+    `redacted`: `report` has been through `redactor.obj` already (it is only read)."""
     text = old.decode("utf-8", "surrogateescape")
     lines = split_lines(text)
     env = make_environment()
@@ -463,7 +470,7 @@ def refresh_text(
     run = _Refresh(
         lines=lines,
         context={
-            "r": redactor.obj(dict(report)),
+            "r": report if redacted else redactor.obj(dict(report)),
             "now": readable(now),
         },
         redactor=redactor,

@@ -207,8 +207,8 @@ class History:
                 "and no git process holds it, so every git command that writes the index fails",
                 f"Remove it: rm {lock} (then `git -C {ws} status` to check the repository).",
             )
-        named = self._quiet_git("rev-parse", "--verify", "-q", "HEAD")
-        if named is not None and self._quiet_git("cat-file", "-e", f"{named}^{{tree}}") is None:
+        named = self._missing_object()
+        if named is not None:
             return HistoryError(
                 f"the repository in {ws} is missing objects: HEAD's commit {named[:12]} "
                 "(or its tree) is not in .git/objects",
@@ -216,6 +216,25 @@ class History:
                 f"or move it aside (mv {self.git_dir} {self.git_dir}.broken) so that the next "
                 "run starts a new history.",
             )
+        return None
+
+    def _missing_object(self) -> str | None:
+        """HEAD's commit when it, or its tree, is not in the object store; else None (an
+        unborn branch has nothing to miss).
+
+        One `git cat-file --batch-check` answers for both in the usual case: a name whose
+        object is not there reads back as the name followed by "missing". Only when HEAD
+        itself is (an unborn branch, or a lost commit) does a second process tell which.
+        """
+        try:
+            out = self._git("cat-file", "--batch-check", input="HEAD\nHEAD^{tree}\n")
+        except GitFailed:
+            return None
+        commit, tree = ([*out.splitlines(), "", ""])[:2]
+        if commit.endswith(" missing"):
+            return self._quiet_git("rev-parse", "--verify", "-q", "HEAD")
+        if tree.endswith(" missing"):
+            return commit.split()[0]
         return None
 
     def _quiet_git(self, *args: str) -> str | None:

@@ -53,6 +53,8 @@ _ANSI = lazy(
     re.VERBOSE,
 )
 _CONTROL_BYTES = lazy(rb"[\x00-\x08\x0a-\x1f\x7f]")
+# The same, newline aside: for a block of whole lines joined by newlines.
+_CONTROL_BYTES_IN_LINES = lazy(rb"[\x00-\x08\x0b-\x1f\x7f]")
 # C0 and C1 controls (tab kept); \n never occurs inside a line.
 _CONTROL_CHARS = lazy("[\x00-\x08\x0a-\x1f\x7f-\x9f]")
 _LEADING_NUL = lazy(rb"^\x00+")
@@ -298,6 +300,12 @@ def _parse(
         if start == len(sample):
             return dataclasses.replace(base, binary=True)
         sample, fragment = sample[start:], None
+    if fragment is None and sample and max(map(len, sample)) <= max_line_bytes:
+        # The usual tail: every line printable ASCII, none too long. Checked (and decoded)
+        # as one block in C; _clean_line would return each line as it is.
+        block = b"\n".join(sample)
+        if block.isascii() and not _CONTROL_BYTES_IN_LINES.search(block):
+            return dataclasses.replace(base, lines=tuple(block.decode("ascii").split("\n")))
     out: list[str] = []
     cut = 0
     for i, line in enumerate(sample):

@@ -442,8 +442,15 @@ def _plan_docs(config: Config, result: RunResult) -> DocsUpdate | None:
 
     report = result.report
     try:
+        # The run's redacted data, shared with the renderers: the report is redacted once
+        # (again only when a finding is added after this, which is rare).
         return update_docs(
-            config.docs_path, report, result.rendering.redactor, report.generated_at, write=False
+            config.docs_path,
+            result.rendering.data,
+            result.rendering.redactor,
+            report.generated_at,
+            write=False,
+            redacted=True,
         )
     except DocsError as exc:
         result.warnings.append(f"docs not refreshed: {exc}")

@@ -10,7 +10,7 @@ import json
 import os
 import re
 from collections.abc import Callable
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -22,7 +22,9 @@ from healthcheck.redact import Redactor
 from healthcheck.report import Report
 from healthcheck.timestamps import readable_stamp
 
-TEMPLATE_PACKAGE = "healthcheck.report_templates"
+# The package's own folder (installed as files, as catalogue.py reads its knowledge):
+# importlib.resources would cost a run its import and zipfile's, 3-5 ms.
+TEMPLATE_DIR = Path(__file__).parent / "report_templates"
 _RUN = lazy(r"`+|~+")
 _INLINE_SPECIAL = lazy(r"([\\`*\[\]<>|])")
 
@@ -243,10 +245,9 @@ def template_cache() -> jinja2.BytecodeCache | None:
 
 
 def make_environment() -> jinja2.Environment:
-    templates = resources.files(TEMPLATE_PACKAGE)
     env = jinja2.Environment(
         loader=jinja2.ChoiceLoader(
-            [jinja2.FunctionLoader(_section_template), jinja2.FileSystemLoader(str(templates))]
+            [jinja2.FunctionLoader(_section_template), jinja2.FileSystemLoader(str(TEMPLATE_DIR))]
         ),
         bytecode_cache=template_cache(),
         undefined=jinja2.StrictUndefined,
@@ -281,21 +282,30 @@ def _section_template(name: str) -> tuple[str, str, Callable[[], bool]] | None:
     return path.read_text(encoding="utf-8"), str(path), lambda: os.path.getmtime(path) == mtime
 
 
-def report_context(report: Report, redactor: Redactor) -> dict[str, Any]:
-    """The redacted data every template sees."""
-    data = redactor.obj(report.to_dict())
+def report_context(
+    report: Report, redactor: Redactor, data: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The redacted data every template sees. `data`: the report already redacted
+    (redactor.obj(report.to_dict())), as a run's Rendering keeps it for all its outputs."""
+    if data is None:
+        data = redactor.obj(report.to_dict())
     return {"r": data, "section_names": [s.name for s in report.sections]}
 
 
 def render_markdown(
-    report: Report, redactor: Redactor, env: jinja2.Environment | None = None
+    report: Report,
+    redactor: Redactor,
+    env: jinja2.Environment | None = None,
+    data: dict[str, Any] | None = None,
 ) -> str:
     env = env or make_environment()
-    text = env.get_template("report.md.j2").render(**report_context(report, redactor))
+    text = env.get_template("report.md.j2").render(**report_context(report, redactor, data))
     return redactor.text(text)
 
 
-def render_json(report: Report, redactor: Redactor) -> str:
+def render_json(report: Report, redactor: Redactor, data: dict[str, Any] | None = None) -> str:
+    """`data`: the report already redacted, as for report_context."""
     # Redacted as data, not as text: a pattern applied to JSON text could cut through quoting.
-    data = redactor.obj(report.to_dict())
+    if data is None:
+        data = redactor.obj(report.to_dict())
     return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"

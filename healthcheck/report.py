@@ -29,6 +29,9 @@ class Report:
     improvements: list[dict[str, str]] = field(default_factory=list)
     # A run of some collectors only (--only, --skip): not the box's state, never recorded.
     partial: bool = False
+    # Bumped by add_findings, so that what was made from the report before (the redacted
+    # data output.Rendering keeps) is known to be stale.
+    revision: int = field(default=0, repr=False, compare=False)
 
     @classmethod
     def build(
@@ -51,6 +54,7 @@ class Report:
         """Findings about the run itself (its history, its log), ranked in with the rest."""
         self.findings = rank_findings([*self.findings, *findings])
         self.status = worst([self.status, *(f.severity for f in findings)])
+        self.revision += 1
 
     @property
     def counts(self) -> dict[str, int]:

@@ -1,0 +1,165 @@
+"""Start-up and per-run savings that must not change what a run produces: the report redacted
+once, the one-block decode of plain log tails, the one-process health check of the history."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from healthcheck import logtail
+from healthcheck.history import History
+from healthcheck.model import Finding, Section, Status
+from healthcheck.output import Rendering
+from healthcheck.redact import Redactor
+from healthcheck.report import Report
+
+
+def _report() -> Report:
+    finding = Finding(
+        collector="demo",
+        rule="error",
+        subject="/logs/app.log",
+        severity=Status.WARN,
+        title="Errors in /logs/app.log",
+        detail="password=hunter2-not-real in the log",
+    )
+    section = Section.from_findings("demo", {"files": ["/logs/app.log"]}, [finding])
+    return Report.build([section], host="box", now=datetime(2026, 11, 28, tzinfo=timezone.utc))
+
+
+class CountingRedactor(Redactor):
+    walks = 0
+
+    def obj(self, value):  # type: ignore[no-untyped-def]
+        if isinstance(value, dict) and "schema" in value:
+            CountingRedactor.walks += 1  # a walk of the whole report
+        return super().obj(value)
+
+
+def test_both_renderers_and_the_message_share_one_redaction() -> None:
+    CountingRedactor.walks = 0
+    rendering = Rendering(_report(), CountingRedactor())
+    markdown, data = rendering.text("markdown"), rendering.text("json")
+    assert rendering.data["host"] == "box"
+    assert CountingRedactor.walks == 1
+    assert "hunter2-not-real" not in markdown + data
+
+
+def test_a_finding_added_after_the_redaction_is_in_the_data() -> None:
+    report = _report()
+    rendering = Rendering(report, CountingRedactor())
+    before = rendering.data
+    report.add_findings(
+        [
+            Finding(
+                collector="healthcheck",
+                rule="late",
+                subject="run",
+                severity=Status.CRIT,
+                title="Late",
+            )
+        ]
+    )
+    after = rendering.data
+    assert after["findings"][0]["title"] == "Late"
+    assert len(after["findings"]) == len(before["findings"]) + 1
+    assert rendering.data is after  # made once more, then kept
+
+
+def _lines_one_by_one(sample: list[bytes], max_line_bytes: int) -> tuple[str, ...]:
+    cleaned = (logtail._clean_line(line, max_line_bytes, False)[0] for line in sample)
+    return tuple(text for text in cleaned if text is not None)
+
+
+def test_a_tail_decoded_as_one_block_equals_the_line_by_line_cleaning() -> None:
+    # Plain lines take the one-block path; escapes, CR, NUL, controls, UTF-8 and long lines
+    # the line-by-line one: both must give what cleaning each line gives.
+    pieces = [b"ab", b" ", b"\t", b"\r", b"\x1b[31m", b"\x00", b"\xc3\xa9", b"\x7f", b"x" * 50]
+    rng = random.Random(13)
+    checked = 0
+    for _ in range(3000):
+        lines = [
+            b"".join(
+                rng.choice(pieces) if rng.random() < 0.05 else b"ab"
+                for _ in range(rng.randint(0, 30))
+            )
+            for _ in range(rng.randint(1, 8))
+        ]
+        data = b"\n".join(lines) + b"\n"
+        tail = logtail._parse("x.log", data, 0, len(data), 0.0, len(data), 100, 40)
+        if not tail.binary:
+            assert tail.lines == _lines_one_by_one(lines, 40), lines
+            checked += 1
+    assert checked > 2000
+
+
+def test_a_plain_tail_reads_as_its_lines(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    log.write_bytes(b"".join(b"12:00:%02d INFO line %d\n" % (n % 60, n) for n in range(100)))
+    tail = logtail.read_tail(log, 3)
+    assert tail.lines == ("12:00:37 INFO line 97", "12:00:38 INFO line 98", "12:00:39 INFO line 99")
+    assert tail.truncated_lines == 0
+
+
+def _git(ws: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(ws), *args], check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+@pytest.fixture
+def committed(tmp_path: Path) -> Path:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    _git(ws, "init", "-q")
+    (ws / "a.md").write_text("a\n")
+    _git(ws, "add", "a.md")
+    _git(ws, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "a")
+    return ws
+
+
+def test_a_healthy_or_unborn_history_has_no_fault(committed: Path, tmp_path: Path) -> None:
+    assert History.open(committed, Redactor()).fault() is None
+    unborn = tmp_path / "unborn"
+    unborn.mkdir()
+    _git(unborn, "init", "-q")
+    assert History.open(unborn, Redactor()).fault() is None
+
+
+@pytest.mark.parametrize("lost", ["HEAD", "HEAD^{tree}"])
+def test_a_lost_commit_or_tree_is_a_fault_naming_the_commit(committed: Path, lost: str) -> None:
+    head = _git(committed, "rev-parse", "HEAD")
+    sha = _git(committed, "rev-parse", lost)
+    (committed / ".git" / "objects" / sha[:2] / sha[2:]).unlink()
+    fault = History.open(committed, Redactor()).fault()
+    assert fault is not None
+    assert f"is missing objects: HEAD's commit {head[:12]} " in str(fault)
+
+
+def test_a_config_read_back_from_the_cache_is_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from healthcheck.config import ConfigError, load_config
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    path = tmp_path / "hc.toml"
+    path.write_text('[paths]\nworkspace = "/srv/ws"\n[logs]\ndirs = ["/a", "/b"]\ntail_lines = 7\n')
+    first, second = load_config(path), load_config(path)  # parsed, then read back
+    assert list((tmp_path / "cache" / "healthcheck").glob("config-toml-*"))
+    assert first == second
+    assert (second.paths.workspace, second.logs.dirs, second.logs.tail_lines) == (
+        "/srv/ws",
+        ["/a", "/b"],
+        7,
+    )
+    path.write_text("[logs]\ntail_lines = 'seven'\n")  # validated afresh, cached or not
+    for _ in range(2):
+        with pytest.raises(ConfigError, match="tail_lines"):
+            load_config(path)
+    path.write_text("[paths\n")
+    with pytest.raises(ConfigError, match="invalid TOML"):
+        load_config(path)

@@ -23,6 +23,12 @@ from typing import Any
 
 from healthcheck import __version__
 
+# Files kept per name: a key is a digest of its input, so every edit of a config or a docs
+# layout (every sys.path, for the entry points) would otherwise leave one more file behind.
+# A few are kept so that installs or checkouts sharing a home do not evict each other at
+# every run.
+KEEP_PER_NAME = 8
+
 
 def digest(*parts: bytes) -> str:
     """The key for input made of `parts` (their boundaries count)."""
@@ -70,4 +76,21 @@ def store(name: str, key: str, value: Any) -> None:
             os.unlink(tmp)
             raise
     except (OSError, ValueError):  # ValueError: a value marshal cannot write (a bug, not fatal)
+        return
+    _prune(os.path.dirname(path), name)
+
+
+def _prune(directory: str, name: str) -> None:
+    """Keep the KEEP_PER_NAME newest files of `name`; the older ones are only a miss away."""
+    prefix = f"{name}-{__version__}-"
+    try:
+        with os.scandir(directory) as entries:
+            files = [
+                (entry.stat().st_mtime_ns, entry.path)
+                for entry in entries
+                if entry.name.startswith(prefix) and entry.name.endswith(".marshal")
+            ]
+        for _, stale in sorted(files, reverse=True)[KEEP_PER_NAME:]:
+            os.unlink(stale)
+    except OSError:  # another run pruned it first, or the folder is read-only: harmless
         return

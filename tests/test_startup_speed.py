@@ -3,6 +3,7 @@ once, the one-block decode of plain log tails, the one-process health check of t
 
 from __future__ import annotations
 
+import os
 import random
 import subprocess
 from datetime import datetime, timezone
@@ -163,3 +164,22 @@ def test_a_config_read_back_from_the_cache_is_the_same(
     path.write_text("[paths\n")
     with pytest.raises(ConfigError, match="invalid TOML"):
         load_config(path)
+
+
+def test_the_user_cache_keeps_a_few_files_a_name_not_one_per_input_forever(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from healthcheck import cache
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    cache.store("other-name", cache.digest(b"kept"), "other")
+    keys = [cache.digest(f"edit {n}".encode()) for n in range(cache.KEEP_PER_NAME + 4)]
+    for n, key in enumerate(keys):
+        cache.store("config-toml", key, n)
+        path = next((tmp_path / "cache" / "healthcheck").glob(f"config-toml-*-{key[:16]}.*"))
+        os.utime(path, ns=(n * 10**9, n * 10**9))  # one second apart, oldest first
+    folder = tmp_path / "cache" / "healthcheck"
+    assert len(list(folder.glob("config-toml-*"))) == cache.KEEP_PER_NAME
+    assert cache.load("config-toml", keys[-1]) == len(keys) - 1  # the newest stay
+    assert cache.load("config-toml", keys[0]) is None  # the oldest went
+    assert cache.load("other-name", cache.digest(b"kept")) == "other"  # other names untouched

@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import json
 import logging
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from healthcheck import __version__
 from healthcheck.model import Collector
 
 if TYPE_CHECKING:
@@ -200,19 +197,20 @@ def installed_entry_points() -> list[CachedEntryPoint]:
     """The `healthcheck.collectors` entry points of the installed packages.
 
     Finding them means importing importlib.metadata and reading every package's metadata,
-    about 10 ms a run, so the answer is kept in the cache directory, keyed by sys.path and
-    the modification time of each of its folders (installing or removing a package changes
-    its folder's time). Without a usable cache, they are looked up each time.
+    about 10 ms a run, so the answer is kept in the user cache (healthcheck/cache.py), keyed
+    by sys.path and the modification time of each of its folders (installing or removing a
+    package changes its folder's time). Without a usable cache, they are looked up each time.
     """
-    key = [[entry, _mtime(entry)] for entry in sys.path]
-    cache = _cache_file(sys.path)
-    if cache is not None:
+    from healthcheck import cache
+
+    key = cache.digest(
+        *(f"{entry}\0{_mtime(entry)}".encode("utf-8", "surrogateescape") for entry in sys.path)
+    )
+    saved = cache.load("entry-points", key)
+    if isinstance(saved, list):
         try:
-            with open(cache, encoding="utf-8") as handle:
-                saved = json.load(handle)
-            if saved["key"] == key:
-                return [CachedEntryPoint(*row) for row in saved["entry_points"]]
-        except (OSError, ValueError, KeyError, TypeError):
+            return [CachedEntryPoint(*row) for row in saved]
+        except TypeError:  # a row of another shape: looked up again below
             pass
     from importlib import metadata
 
@@ -221,9 +219,7 @@ def installed_entry_points() -> list[CachedEntryPoint]:
         dist = getattr(ep, "dist", None)
         name = dist.metadata["Name"] if dist is not None else None
         found.append(CachedEntryPoint(ep.name, ep.value, name, dist.version if dist else None))
-    if cache is not None:
-        rows = [[e.name, e.value, e.dist_name, e.version] for e in found]
-        _write_cache(cache, {"key": key, "entry_points": rows})
+    cache.store("entry-points", key, [(e.name, e.value, e.dist_name, e.version) for e in found])
     return found
 
 
@@ -232,32 +228,6 @@ def _mtime(path: str) -> int | None:
         return os.stat(path or ".").st_mtime_ns
     except OSError:
         return None
-
-
-def _cache_file(path: list[str]) -> str | None:
-    """One file per sys.path (`python -m healthcheck` and the script differ in sys.path[0]),
-    so that alternating between them does not throw the other's answer away."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    directory = os.path.join(base, "healthcheck")
-    try:
-        os.makedirs(directory, mode=0o700, exist_ok=True)
-    except OSError:
-        return None
-    import hashlib
-
-    digest = hashlib.sha256("\0".join(path).encode("utf-8", "surrogateescape")).hexdigest()
-    return os.path.join(directory, f"entry-points-{__version__}-{digest[:16]}.json")
-
-
-def _write_cache(path: str, data: dict[str, Any]) -> None:
-    """Atomically: two runs at once each write a whole file, and the last one stays."""
-    try:
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".entry-points-")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle)
-        os.replace(tmp, path)
-    except OSError as exc:  # a cache only: next run looks them up again
-        log.debug("cannot write %s: %s", path, exc)
 
 
 def _origin(ep: metadata.EntryPoint | CachedEntryPoint) -> str:

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from healthcheck.lazyre import lazy
-from healthcheck.model import Finding, Section, Status, human_duration
+from healthcheck.model import Finding, Section, Status, human_bytes, human_duration
 from healthcheck.timestamps import parse_utc_stamp
 
 # A file "ends with an error" when one of its last this-many non-blank lines looks like one:
@@ -180,19 +180,15 @@ def growth_findings(logs: Section, before: dict[str, Any] | None, now: datetime)
                 rule="log-growing",
                 subject=path,
                 severity=Status.WARN,
-                title=f"{os.path.basename(path)} grew by {_mib(grown)} since the run before",
+                title=f"{os.path.basename(path)} grew by {human_bytes(grown)} since the run before",
                 detail=(
-                    f"{path} went from {_mib(sizes[path])} to {_mib(size)} in "
+                    f"{path} went from {human_bytes(sizes[path])} to {human_bytes(size)} in "
                     f"{human_duration(seconds)}: at this rate it fills the disk."
                 ),
                 hint=f"Find what floods it (tail -n 50 {path}). {ROTATE}",
             )
         )
     return found
-
-
-def _mib(size: int) -> str:
-    return f"{size} B" if size < 1024 else f"{size / 1024**2:.1f} MiB"
 
 
 def _error_tally(flagged: int, shown: int) -> str:

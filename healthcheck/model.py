@@ -48,6 +48,18 @@ def human_duration(seconds: float) -> str:
     return f"{seconds / 86400:.0f} days"
 
 
+def human_bytes(value: Any) -> str:
+    """`512 B`, `4.9 KiB`, `300.0 MiB`: a size in binary units ("n/a" for no number)."""
+    if not isinstance(value, (int, float)):
+        return "n/a"
+    size = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(size) < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 @dataclass(frozen=True)
 class Finding:
     """A derived fact worth the operator's attention, with a way out."""

@@ -421,7 +421,7 @@ def _write_exports(result: RunResult) -> None:
 
 def _disk_full(directory: Path) -> str:
     """`no space left on the workspace's filesystem, 100% of 400 KiB used` (in words)."""
-    from healthcheck.render import human_bytes
+    from healthcheck.model import human_bytes
 
     try:
         usage = shutil.disk_usage(directory)

@@ -18,6 +18,7 @@ import jinja2
 from healthcheck import __version__
 from healthcheck.assets import section_template
 from healthcheck.lazyre import lazy
+from healthcheck.model import human_bytes
 from healthcheck.redact import Redactor
 from healthcheck.report import Report
 from healthcheck.timestamps import readable_stamp
@@ -121,17 +122,6 @@ def _code(code: str) -> str:
     tick = "`" * fence_len
     padded = code.startswith(("`", " ")) or code.endswith(("`", " "))
     return f"{tick} {code} {tick}" if padded else f"{tick}{code}{tick}"
-
-
-def human_bytes(value: Any) -> str:
-    if not isinstance(value, (int, float)):
-        return "n/a"
-    size = float(value)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(size) < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def as_text(value: Any, indent: int = 0) -> str:

@@ -8,7 +8,6 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -17,6 +16,7 @@ import click
 from healthcheck import __version__
 from healthcheck.config import Config, ConfigError, load_config
 from healthcheck.model import Status
+from healthcheck.record import Record
 from healthcheck.timestamps import readable_stamp
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
@@ -28,15 +28,24 @@ CONFIG_HELP = (
 )
 
 
-@dataclass
-class App:
+class App(Record):
     """What every command needs: the configuration and a console that redacts."""
 
-    config: Config
-    console: Any  # healthcheck.output.Console; imported lazily to keep start-up light
-    verbosity: int
-    config_given: bool = False  # named by --config or $HEALTHCHECK_CONFIG, not found by lookup
-    workspace_given: bool = False  # --workspace on the command line
+    __slots__ = ("config", "config_given", "console", "verbosity", "workspace_given")
+
+    def __init__(
+        self,
+        config: Config,
+        console: Any,  # healthcheck.output.Console; imported lazily to keep start-up light
+        verbosity: int,
+        config_given: bool = False,  # named by --config or $HEALTHCHECK_CONFIG, not found by lookup
+        workspace_given: bool = False,  # --workspace on the command line
+    ) -> None:
+        self.config = config
+        self.console = console
+        self.verbosity = verbosity
+        self.config_given = config_given
+        self.workspace_given = workspace_given
 
     def fail(self, message: str, code: int) -> NoReturn:
         self.console.error(message)

@@ -8,7 +8,6 @@ finding of its cause, keeping the symptom's evidence.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 from collections.abc import Callable
@@ -127,8 +126,7 @@ def _fold_ports_into_programs(
             _replace(
                 ports,
                 port_finding,
-                dataclasses.replace(
-                    port_finding,
+                port_finding._replace(
                     detail=f"{port_finding.detail} Its program {fullname} is RUNNING (pid "
                     f"{program.pid}), so it listens elsewhere or has not bound yet.",
                     hint=f"Check the port and bind address in {fullname}'s command line and log "
@@ -141,8 +139,7 @@ def _fold_ports_into_programs(
             _replace(
                 ports,
                 port_finding,
-                dataclasses.replace(
-                    port_finding,
+                port_finding._replace(
                     detail=f"{port_finding.detail} Its program {fullname} is "
                     f"{program.state}{never}.",
                     hint=f"supervisorctl start {fullname}; to start it with the container, "
@@ -166,8 +163,7 @@ def _fold_ports_into_supervisord_down(ports: Section, supervisor: Section) -> No
     names = ", ".join(f.subject.replace(":", " on port ") for f in closed)
     for symptom in closed:
         ports.findings.remove(symptom)
-    merged = dataclasses.replace(
-        down,
+    merged = down._replace(
         severity=Status.CRIT,
         detail=f"{down.detail} Nothing listens for {names} either: the services "
         "supervisord starts are down with it.",
@@ -341,7 +337,7 @@ def _name_log_owners(section: Section, programs: list[Program]) -> None:
             continue
         hint = _SUPERVISORCTL_VERB.sub(_renamer(owner, known), finding.hint)
         if hint != finding.hint:
-            _replace(section, finding, dataclasses.replace(finding, hint=hint))
+            _replace(section, finding, finding._replace(hint=hint))
 
 
 def _renamer(owner: str, known: set[str]) -> Callable[[re.Match[str]], str]:
@@ -418,7 +414,7 @@ def _fold_into_x_server_down(
     if "lock" in display.data and (serving_info is not None or supervisor is not None):
         from healthcheck.display_fixes import x_server_down_hint
 
-        merged = dataclasses.replace(merged, hint=x_server_down_hint(display.data, serving_info))
+        merged = merged._replace(hint=x_server_down_hint(display.data, serving_info))
     _replace(display, down, merged)
 
 
@@ -458,7 +454,7 @@ def _started_before_x(
             f"supervisorctl start {name}; so that it does not happen again, {before}and set "
             f"autorestart=true in [program:{program.name}]."
         )
-        _replace(supervisor, finding, dataclasses.replace(finding, hint=hint))
+        _replace(supervisor, finding, finding._replace(hint=hint))
 
 
 def _aimed_at_another_display(supervisor: Section, programs: list[Program], config: Config) -> None:
@@ -474,7 +470,7 @@ def _aimed_at_another_display(supervisor: Section, programs: list[Program], conf
             f"(or unset the DISPLAY it inherits), then supervisorctl update; "
             f"supervisorctl start {finding.subject}."
         )
-        _replace(supervisor, finding, dataclasses.replace(finding, hint=hint))
+        _replace(supervisor, finding, finding._replace(hint=hint))
 
 
 def serving_program(
@@ -618,7 +614,7 @@ def _fold_window_manager(
             hint = wm_not_running_hint(display.data["display"], symptom.subject, fullname)
             if state in ("STOPPED", "EXITED"):
                 hint = f"{fullname} is {state}: supervisorctl start {fullname}. {hint}"
-            _replace(display, symptom, dataclasses.replace(symptom, hint=hint))
+            _replace(display, symptom, symptom._replace(hint=hint))
     if supervisor is not None and original is not None and cause is not None:
         _replace(supervisor, original, cause)
 
@@ -640,7 +636,7 @@ def _absorb(cause: Finding, note: str, symptom: Finding) -> Finding:
     detail = cause.detail.rstrip()
     if detail and not detail.endswith((".", "!", "?", ")")):
         detail += "."  # a decisive log line ends the detail, usually without a full stop
-    return dataclasses.replace(cause, detail=f"{detail} {note}".strip(), evidence=evidence)
+    return cause._replace(detail=f"{detail} {note}".strip(), evidence=evidence)
 
 
 def _replace(section: Section, old: Finding, new: Finding) -> None:

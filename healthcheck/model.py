@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol, runtime_checkable
+
+from healthcheck.record import Record
 
 if TYPE_CHECKING:
     from healthcheck.config import Config
@@ -60,8 +61,7 @@ def human_bytes(value: Any) -> str:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-@dataclass(frozen=True)
-class Finding:
+class Finding(NamedTuple):
     """A derived fact worth the operator's attention, with a way out."""
 
     collector: str
@@ -100,21 +100,32 @@ def rank_findings(findings: list[Finding]) -> list[Finding]:
     return sorted(findings, key=lambda f: (-f.severity.rank, f.collector, f.rule, f.subject))
 
 
-@dataclass
-class Section:
+class Section(Record):
     """What one collector found.
 
     `data` holds facts that stay put on an idle box; `volatile` holds figures that move on
     every run (load, memory used, uptime), kept apart so that two reports differ in few lines.
     """
 
-    name: str
-    status: Status = Status.OK
-    data: dict[str, Any] = field(default_factory=dict)
-    findings: list[Finding] = field(default_factory=list)
-    volatile: dict[str, Any] = field(default_factory=dict)
-    duration_ms: int = 0
-    error: str | None = None
+    __slots__ = ("data", "duration_ms", "error", "findings", "name", "status", "volatile")
+
+    def __init__(
+        self,
+        name: str,
+        status: Status = Status.OK,
+        data: dict[str, Any] | None = None,
+        findings: list[Finding] | None = None,
+        volatile: dict[str, Any] | None = None,
+        duration_ms: int = 0,
+        error: str | None = None,
+    ) -> None:
+        self.name = name
+        self.status = status
+        self.data: dict[str, Any] = {} if data is None else data
+        self.findings: list[Finding] = [] if findings is None else findings
+        self.volatile: dict[str, Any] = {} if volatile is None else volatile
+        self.duration_ms = duration_ms
+        self.error = error
 
     @classmethod
     def from_findings(
@@ -178,8 +189,7 @@ def json_ready(data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
-class RunContext:
+class RunContext(NamedTuple):
     """What a collector gets for one run (`collect(ctx)`).
 
     `options` is the collector's `[collectors.NAME]` table as its `Options` dataclass (None

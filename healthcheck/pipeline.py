@@ -20,7 +20,6 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,6 +36,7 @@ from healthcheck.output import (
     output_paths,
     write_files_atomically,
 )
+from healthcheck.record import Record
 from healthcheck.redact import Redactor
 from healthcheck.report import Report
 
@@ -67,11 +67,13 @@ class PartialOverMain(UsageError):
 # -- collect ----------------------------------------------------------------------------------
 
 
-@dataclass
-class Collection:
+class Collection(Record):
     """A fresh report that nothing has written or recorded."""
 
-    report: Report
+    __slots__ = ("report",)
+
+    def __init__(self, report: Report) -> None:
+        self.report = report
 
     @property
     def data(self) -> dict[str, Any]:
@@ -91,18 +93,29 @@ def collect(config: Config, collectors: Sequence[Collector]) -> Collection:
 # -- run --------------------------------------------------------------------------------------
 
 
-@dataclass
-class RunResult:
-    report: Report
-    rendering: Rendering  # each output rendered once, on first use
-    # What was written, by output key; empty for a partial run that wrote nothing (printed).
-    paths: dict[str, Path] = field(default_factory=dict)
-    commit: hist.CommitOutcome | None = None  # None when the run was not recorded in git
-    warnings: list[str] = field(default_factory=list)  # for the console: what went wrong
-    docs: DocsUpdate | None = None  # None when the docs file was not refreshed
-    # The run before this one, from the report it replaced: its time and its findings
-    # (id -> severity); None when there was none to read.
-    previous: tuple[str, dict[str, str]] | None = None
+class RunResult(Record):
+    __slots__ = ("commit", "docs", "paths", "previous", "rendering", "report", "warnings")
+
+    def __init__(
+        self,
+        report: Report,
+        rendering: Rendering,  # each output rendered once, on first use
+        # What was written, by output key; empty for a partial run that wrote nothing (printed).
+        paths: dict[str, Path] | None = None,
+        commit: hist.CommitOutcome | None = None,  # None when the run was not recorded in git
+        warnings: list[str] | None = None,  # for the console: what went wrong
+        docs: DocsUpdate | None = None,  # None when the docs file was not refreshed
+        # The run before this one, from the report it replaced: its time and its findings
+        # (id -> severity); None when there was none to read.
+        previous: tuple[str, dict[str, str]] | None = None,
+    ) -> None:
+        self.report = report
+        self.rendering = rendering
+        self.paths: dict[str, Path] = {} if paths is None else paths
+        self.commit = commit
+        self.warnings: list[str] = [] if warnings is None else warnings
+        self.docs = docs
+        self.previous = previous
 
     @property
     def markdown_path(self) -> Path | None:
@@ -593,15 +606,23 @@ def _log_unreadable(reason: str) -> Finding:
 # -- refresh_docs -----------------------------------------------------------------------------
 
 
-@dataclass
-class DocsRefresh:
+class DocsRefresh(Record):
     """What `docs update` did to `target`: `update` is None when it was skipped, because
     another run held the workspace (`skipped` says why)."""
 
-    target: Path
-    source: str  # "a fresh run", or "the report of <time>"
-    update: DocsUpdate | None = None
-    skipped: str = ""
+    __slots__ = ("skipped", "source", "target", "update")
+
+    def __init__(
+        self,
+        target: Path,
+        source: str,  # "a fresh run", or "the report of <time>"
+        update: DocsUpdate | None = None,
+        skipped: str = "",
+    ) -> None:
+        self.target = target
+        self.source = source
+        self.update = update
+        self.skipped = skipped
 
 
 def docs_target(config: Config, path: Path | None) -> Path:
@@ -674,13 +695,20 @@ def refresh_docs(
 # -- change_log -------------------------------------------------------------------------------
 
 
-@dataclass
-class LogChange:
+class LogChange(Record):
     """What `change_log` did: the entry, its commit, and what went wrong with the commit."""
 
-    entry: Entry
-    commit: str = ""  # the short id of the commit that recorded it; "" when not committed
-    warnings: list[str] = field(default_factory=list)
+    __slots__ = ("commit", "entry", "warnings")
+
+    def __init__(
+        self,
+        entry: Entry,
+        commit: str = "",  # the short id of the commit that recorded it; "" when not committed
+        warnings: list[str] | None = None,
+    ) -> None:
+        self.entry = entry
+        self.commit = commit
+        self.warnings: list[str] = [] if warnings is None else warnings
 
 
 def change_log(

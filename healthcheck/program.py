@@ -9,8 +9,9 @@ turns its entries into records, tolerating what an older or hand-edited report l
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
 from typing import Any
+
+from healthcheck.record import Record
 
 STREAMS = ("stdout", "stderr")  # a program's two logs, in the order the report shows them
 
@@ -19,31 +20,76 @@ def _by_stream() -> dict[str, list[Any]]:
     return {"stdout": [], "stderr": []}
 
 
-@dataclass(slots=True)
-class Program:
+class Program(Record):
     """One program of supervisord: its state, how it ended, and the end of its logs."""
 
-    group: str
-    name: str
-    state: str = "UNKNOWN"
-    pid: int | None = None
-    started: str | None = None  # UTC stamps
-    stopped: str | None = None
-    exitstatus: int | None = None
-    exitstatus_source: str | None = None  # "xmlrpc", "supervisord log" or None (unknown)
-    exitsignal: str | None = None  # "SIGKILL" when a signal ended it
-    spawnerr: str | None = None
-    description: str | None = None
-    stdout_logfile: str | None = None
-    stderr_logfile: str | None = None
-    log: dict[str, list[str]] = field(default_factory=_by_stream)  # the lines shown
-    log_source: str | None = None
-    log_errors: dict[str, str] = field(default_factory=dict)
-    error_lines: dict[str, list[int]] = field(default_factory=_by_stream)
-    supervisord_log: list[str] = field(default_factory=list)
-    # The longer tails the diagnosis reads (the decisive line may sit above the shown ones);
-    # never in the report: the collector drops them once its findings are made.
-    diagnosis_log: dict[str, list[str]] | None = None
+    __slots__ = (
+        "description",
+        "diagnosis_log",
+        "error_lines",
+        "exitsignal",
+        "exitstatus",
+        "exitstatus_source",
+        "group",
+        "log",
+        "log_errors",
+        "log_source",
+        "name",
+        "pid",
+        "spawnerr",
+        "started",
+        "state",
+        "stderr_logfile",
+        "stdout_logfile",
+        "stopped",
+        "supervisord_log",
+    )
+
+    def __init__(
+        self,
+        group: str,
+        name: str,
+        state: str = "UNKNOWN",
+        pid: int | None = None,
+        started: str | None = None,  # UTC stamps
+        stopped: str | None = None,
+        exitstatus: int | None = None,
+        exitstatus_source: str | None = None,  # "xmlrpc", "supervisord log" or None (unknown)
+        exitsignal: str | None = None,  # "SIGKILL" when a signal ended it
+        spawnerr: str | None = None,
+        description: str | None = None,
+        stdout_logfile: str | None = None,
+        stderr_logfile: str | None = None,
+        log: dict[str, list[str]] | None = None,  # the lines shown
+        log_source: str | None = None,
+        log_errors: dict[str, str] | None = None,
+        error_lines: dict[str, list[int]] | None = None,
+        supervisord_log: list[str] | None = None,
+        # The longer tails the diagnosis reads (the decisive line may sit above the shown
+        # ones); never in the report: the collector drops them once its findings are made.
+        diagnosis_log: dict[str, list[str]] | None = None,
+    ) -> None:
+        self.group = group
+        self.name = name
+        self.state = state
+        self.pid = pid
+        self.started = started
+        self.stopped = stopped
+        self.exitstatus = exitstatus
+        self.exitstatus_source = exitstatus_source
+        self.exitsignal = exitsignal
+        self.spawnerr = spawnerr
+        self.description = description
+        self.stdout_logfile = stdout_logfile
+        self.stderr_logfile = stderr_logfile
+        self.log: dict[str, list[str]] = _by_stream() if log is None else log
+        self.log_source = log_source
+        self.log_errors: dict[str, str] = {} if log_errors is None else log_errors
+        self.error_lines: dict[str, list[int]] = (
+            _by_stream() if error_lines is None else error_lines
+        )
+        self.supervisord_log: list[str] = [] if supervisord_log is None else supervisord_log
+        self.diagnosis_log = diagnosis_log
 
     @property
     def fullname(self) -> str:
@@ -80,8 +126,25 @@ class Program:
 
 
 # The fields a report carries as they are (group and name are the record's identity; the
-# diagnosis's tails never leave the run), in declaration order.
-_COPIED = tuple(f.name for f in fields(Program) if f.name not in ("group", "name", "diagnosis_log"))
+# diagnosis's tails never leave the run), in the order of Program's parameters: the report's.
+_COPIED = (
+    "state",
+    "pid",
+    "started",
+    "stopped",
+    "exitstatus",
+    "exitstatus_source",
+    "exitsignal",
+    "spawnerr",
+    "description",
+    "stdout_logfile",
+    "stderr_logfile",
+    "log",
+    "log_source",
+    "log_errors",
+    "error_lines",
+    "supervisord_log",
+)
 
 
 def programs_of(items: Any) -> list[Program]:

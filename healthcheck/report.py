@@ -5,33 +5,67 @@ from __future__ import annotations
 import re
 import socket
 from collections import Counter
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 from healthcheck import __version__
 from healthcheck.model import Finding, Section, Status, rank_findings, worst
+from healthcheck.record import Record
 from healthcheck.timestamps import utc_stamp
 
 SCHEMA = "healthcheck/report/v1"
 
 
-@dataclass
-class Report:
-    host: str
-    generated_at: datetime
-    sections: list[Section]
-    findings: list[Finding]  # ranked, most severe first
-    status: Status
-    version: str = __version__
-    # The improvement log's open entries (id, title, added, source, finding), so that whoever
-    # reads the report (an assistant, say) sees what was already recommended.
-    improvements: list[dict[str, str]] = field(default_factory=list)
-    # A run of some collectors only (--only, --skip): not the box's state, never recorded.
-    partial: bool = False
-    # Bumped by add_findings, so that what was made from the report before (the redacted
-    # data output.Rendering keeps) is known to be stale.
-    revision: int = field(default=0, repr=False, compare=False)
+class Report(Record):
+    __slots__ = (
+        "findings",
+        "generated_at",
+        "host",
+        "improvements",
+        "partial",
+        "revision",
+        "sections",
+        "status",
+        "version",
+    )
+
+    def __init__(
+        self,
+        host: str,
+        generated_at: datetime,
+        sections: list[Section],
+        findings: list[Finding],  # ranked, most severe first
+        status: Status,
+        version: str = __version__,
+        # The improvement log's open entries (id, title, added, source, finding), so that
+        # whoever reads the report (an assistant, say) sees what was already recommended.
+        improvements: list[dict[str, str]] | None = None,
+        # A run of some collectors only (--only, --skip): not the box's state, never recorded.
+        partial: bool = False,
+        # Bumped by add_findings, so that what was made from the report before (the redacted
+        # data output.Rendering keeps) is known to be stale.
+        revision: int = 0,
+    ) -> None:
+        self.host = host
+        self.generated_at = generated_at
+        self.sections = sections
+        self.findings = findings
+        self.status = status
+        self.version = version
+        self.improvements: list[dict[str, str]] = [] if improvements is None else improvements
+        self.partial = partial
+        self.revision = revision
+
+    def __eq__(self, other: object) -> bool:
+        # The revision only counts changes made in place: two reports that say the same are
+        # equal, however they came to say it.
+        if type(other) is not Report:
+            return NotImplemented
+        return all(
+            getattr(self, name) == getattr(other, name)
+            for name in self.__slots__
+            if name != "revision"
+        )
 
     @classmethod
     def build(

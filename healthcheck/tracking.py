@@ -9,11 +9,9 @@ is compared field by field, as every section always was.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from healthcheck.text import cut_line
 
@@ -26,8 +24,7 @@ _REPORT_KEYS = {"old", "new", "drift", "status", "findings", "sections"}
 FINDINGS_ORDER = 10
 
 
-@dataclass(frozen=True)
-class Records:
+class Records(NamedTuple):
     """A list in a section's data whose items `diff` compares one by one, whatever order
     they were written in: `key` names an item (the first of several that every item has),
     `fields` are the ones whose change is news (all of them when empty)."""
@@ -41,8 +38,7 @@ class Records:
         return (self.key,) if isinstance(self.key, str) else self.key
 
 
-@dataclass(frozen=True)
-class DriftSpec:
+class DriftSpec(NamedTuple):
     """How `diff` shows one collector's changes.
 
     heading: the title of its block of lines.
@@ -76,7 +72,7 @@ def drift_specs(collectors: Sequence[object]) -> dict[str, DriftSpec]:
         spec = getattr(collector, "drift", None)
         if isinstance(spec, DriftSpec):
             if spec.key in taken:  # a plugin's key would hide the report's or another's
-                spec = dataclasses.replace(spec, key=None)
+                spec = spec._replace(key=None)
             elif spec.key:
                 taken.add(spec.key)
             found[str(getattr(collector, "name", ""))] = spec

@@ -3,7 +3,6 @@ of rebuilding the collector's record by hand."""
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from healthcheck.program import Program
@@ -24,4 +23,4 @@ def program(
     of the record's fields (pid=42, exitsignal="SIGKILL")."""
     made = Program(name, name, state, started=started, exitstatus=exitstatus, spawnerr=spawnerr)
     made.log["stderr"] = stderr.splitlines() if isinstance(stderr, str) else list(stderr)
-    return dataclasses.replace(made, **fields) if fields else made
+    return made.replace(**fields) if fields else made

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from healthcheck.model import Section
-from healthcheck.program import Program, programs_of
+from healthcheck.program import _COPIED, Program, programs_of
 
 from programs import program
 
@@ -25,6 +25,11 @@ def test_a_section_holds_records_and_its_json_holds_tables() -> None:
     )
     assert list(table) == report_order.split()
     assert "a longer tail" not in json.dumps(data)  # the diagnosis's tails never reach a report
+
+
+def test_every_field_of_a_program_but_the_diagnosis_tails_reaches_the_report() -> None:
+    # A field added to the record but not to what a report copies would be lost silently.
+    assert sorted({"group", "name", "diagnosis_log", *_COPIED}) == sorted(Program.__slots__)
 
 
 def test_a_report_entry_reads_back_as_the_same_record() -> None:

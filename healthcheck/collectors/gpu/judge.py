@@ -5,7 +5,6 @@ errors), testable without a GPU. No I/O and no clock here: the caller passes `no
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 from dataclasses import dataclass
@@ -175,7 +174,7 @@ def nvml_findings(nvml: NvmlSnapshot, expected: dict[str, Any]) -> list[Finding]
     if count == 0 and want:
         listed = finding("gpu.no-gpu-listed", "", reasons=reasons)
         # One rule name for "no GPU", however it was found out.
-        return [dataclasses.replace(listed, rule="no-gpu")]
+        return [listed._replace(rule="no-gpu")]
     return []
 
 

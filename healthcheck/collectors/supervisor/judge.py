@@ -8,7 +8,6 @@ the one program a rule needs (does the module import, is the port taken): pass a
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,5 +92,5 @@ def _drop_diagnosis_logs(programs: list[Program]) -> None:
 def _not_running(url: str, state: str) -> Finding:
     if state == "SHUTDOWN":
         shutting = worded("supervisor.shutting-down", url)
-        return dataclasses.replace(shutting, rule="not-running")  # one rule, either way
+        return shutting._replace(rule="not-running")  # one rule, either way
     return worded("supervisor.not-running", url, state=state)

@@ -6,11 +6,10 @@ import contextlib
 import os
 import signal
 import subprocess
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class CommandResult:
+class CommandResult(NamedTuple):
     args: tuple[str, ...]
     returncode: int | None  # None when it timed out or could not start
     stdout: str

@@ -23,10 +23,9 @@ import shlex
 import shutil
 import sys
 import tempfile
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from healthcheck.commands import run_command
 from healthcheck.config import Config
@@ -190,8 +189,7 @@ def build_line(
     return str(item.render())
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
     """Our line in a crontab, parsed."""
 
     line: str
@@ -318,8 +316,7 @@ def write_crontab(user: str, text: str) -> None:
 # --- install, remove, status ----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Change:
+class Change(NamedTuple):
     user: str
     action: str  # installed, updated, unchanged, removed, absent
     line: str | None

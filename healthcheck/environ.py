@@ -9,7 +9,7 @@ no side effects. Anything unreadable falls back to our own environment and says 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import psutil
 
@@ -20,8 +20,7 @@ PID1 = "pid1"
 PROCESS_PREFIX = "process:"
 
 
-@dataclass(frozen=True)
-class EnvironmentSnapshot:
+class EnvironmentSnapshot(NamedTuple):
     """The variables read, where from, and why not from where asked (if so)."""
 
     variables: dict[str, str]

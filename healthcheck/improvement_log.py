@@ -20,12 +20,12 @@ cannot be parsed is reported with its line number and never rewritten.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 from healthcheck.lazyre import lazy
 from healthcheck.output import write_files_atomically
+from healthcheck.record import Record
 from healthcheck.redact import Redactor
 from healthcheck.text import CUT_MARKER, cut, one_line
 from healthcheck.timestamps import utc_date
@@ -78,22 +78,66 @@ class LogError(Exception):
     """The improvement log cannot be read or changed; nothing was written."""
 
 
-@dataclass
-class Entry:
-    id: str
-    title: str
-    status: str = "open"
-    added: str = ""
-    source: str = ""
-    finding: str = ""
-    resolved: str = ""
-    commit: str = ""
-    note: str = ""
-    body: str = ""  # the text beyond the title (unquoted); empty for a one-line entry
-    extra: dict[str, str] = field(default_factory=dict)  # hand-added fields, kept as they are
-    # Where it sits in the file (0-based line indexes), for surgical edits.
-    line: int = field(default=0, compare=False)
-    field_lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+_PLACE = ("field_lines", "line")  # an entry's place in the file, not part of what it says
+
+
+class Entry(Record):
+    __slots__ = (
+        "added",
+        "body",
+        "commit",
+        "extra",
+        "field_lines",
+        "finding",
+        "id",
+        "line",
+        "note",
+        "resolved",
+        "source",
+        "status",
+        "title",
+    )
+
+    def __init__(
+        self,
+        id: str,
+        title: str,
+        status: str = "open",
+        added: str = "",
+        source: str = "",
+        finding: str = "",
+        resolved: str = "",
+        commit: str = "",
+        note: str = "",
+        body: str = "",  # the text beyond the title (unquoted); empty for a one-line entry
+        extra: dict[str, str] | None = None,  # hand-added fields, kept as they are
+        # Where it sits in the file (0-based line indexes), for surgical edits.
+        line: int = 0,
+        field_lines: dict[str, int] | None = None,
+    ) -> None:
+        self.id = id
+        self.title = title
+        self.status = status
+        self.added = added
+        self.source = source
+        self.finding = finding
+        self.resolved = resolved
+        self.commit = commit
+        self.note = note
+        self.body = body
+        self.extra = extra if extra is not None else {}
+        self.line = line
+        self.field_lines = field_lines if field_lines is not None else {}
+
+    def __eq__(self, other: object) -> bool:
+        """Equal in what the entry says; where it sits in the file does not count."""
+        if type(other) is not type(self):
+            return NotImplemented
+        return all(
+            getattr(self, name) == getattr(other, name)
+            for name in self.__slots__
+            if name not in _PLACE
+        )
 
     @property
     def number(self) -> int:
@@ -124,11 +168,18 @@ class Entry:
         }
 
 
-@dataclass
-class ImprovementLog:
-    path: Path
-    text: str = ""  # the file as read ("" when it does not exist yet)
-    entries: list[Entry] = field(default_factory=list)
+class ImprovementLog(Record):
+    __slots__ = ("entries", "path", "text")
+
+    def __init__(
+        self,
+        path: Path,
+        text: str = "",  # the file as read ("" when it does not exist yet)
+        entries: list[Entry] | None = None,
+    ) -> None:
+        self.path = path
+        self.text = text
+        self.entries = entries if entries is not None else []
 
     @classmethod
     def load(cls, path: Path) -> ImprovementLog:

@@ -25,13 +25,13 @@ import urllib.parse
 import xml.parsers.expat
 import xmlrpc.client
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, TypedDict, cast
+from typing import Any, NamedTuple, TypedDict, cast
 
 import psutil
 
 from healthcheck.lazyre import lazy
 from healthcheck.processes import process_rows, shared
+from healthcheck.record import Record
 from healthcheck.text import cut_line
 
 DEFAULT_TIMEOUT = 5.0
@@ -94,8 +94,7 @@ class ProcessInfo(TypedDict, total=False):
     pid: int
 
 
-@dataclass(frozen=True)
-class LogTail:
+class LogTail(NamedTuple):
     """What tailProcess*Log returned: the text, the log's size, and whether it was cut."""
 
     text: str
@@ -219,16 +218,47 @@ class _ConnectionFactory:
         return any(c.connected for c in self.made)
 
 
-@dataclass(frozen=True)
-class _Target:
-    scheme: str  # "unix", "http" or "https"
-    host: str
-    port: int | None
-    unix_path: str | None
-    handler: str  # the XML-RPC path, /RPC2
-    display: str  # the URL without credentials
-    username: str = field(default="", repr=False)
-    password: str = field(default="", repr=False)
+class _Target(Record):
+    __slots__ = (
+        "display",
+        "handler",
+        "host",
+        "password",
+        "port",
+        "scheme",
+        "unix_path",
+        "username",
+    )
+
+    def __init__(
+        self,
+        scheme: str,  # "unix", "http" or "https"
+        host: str,
+        port: int | None,
+        unix_path: str | None,
+        handler: str,  # the XML-RPC path, /RPC2
+        display: str,  # the URL without credentials
+        username: str = "",
+        password: str = "",
+    ) -> None:
+        self.scheme = scheme
+        self.host = host
+        self.port = port
+        self.unix_path = unix_path
+        self.handler = handler
+        self.display = display
+        self.username = username
+        self.password = password
+
+    def __repr__(self) -> str:
+        return _repr_without_credentials(self)
+
+
+def _repr_without_credentials(record: Record) -> str:
+    """The record's repr without its username and password (it may reach a log or a traceback)."""
+    shown = (name for name in record.__slots__ if name not in ("password", "username"))
+    fields = ", ".join(f"{name}={getattr(record, name)!r}" for name in shown)
+    return f"{type(record).__qualname__}({fields})"
 
 
 def _parse_url(url: str) -> _Target:
@@ -484,16 +514,29 @@ def _short(text: str, limit: int = 200) -> str:
 # --- discovery ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class DiscoveredServer:
+class DiscoveredServer(Record):
     """A server URL a supervisord.conf declares, with the credentials to use it."""
 
-    url: str
-    username: str = field(default="", repr=False)
-    password: str = field(default="", repr=False)
-    source: str = ""  # "/etc/supervisor/supervisord.conf [unix_http_server] file"
-    config_path: str = ""  # the conf file it came from (for supervisorctl -c)
-    section: str = ""  # "supervisorctl", "unix_http_server" or "inet_http_server"
+    __slots__ = ("config_path", "password", "section", "source", "url", "username")
+
+    def __init__(
+        self,
+        url: str,
+        username: str = "",
+        password: str = "",
+        source: str = "",  # "/etc/supervisor/supervisord.conf [unix_http_server] file"
+        config_path: str = "",  # the conf file it came from (for supervisorctl -c)
+        section: str = "",  # "supervisorctl", "unix_http_server" or "inet_http_server"
+    ) -> None:
+        self.url = url
+        self.username = username
+        self.password = password
+        self.source = source
+        self.config_path = config_path
+        self.section = section
+
+    def __repr__(self) -> str:
+        return _repr_without_credentials(self)
 
 
 _EXPANSION = lazy(r"%\((\w+)\)s")

@@ -291,6 +291,7 @@ def test_http_with_the_right_credentials(sv: Supervisord, section: Section) -> N
     in_url = isolated().collect(config_for(url))
     assert in_url.data["url"] == sv.http_url
     assert PASSWORD not in json.dumps(in_url.to_dict()["data"])
+    assert PASSWORD not in repr(SupervisorClient(url)._target)  # nor in a log or traceback
 
 
 def test_http_with_a_wrong_password(sv: Supervisord) -> None:

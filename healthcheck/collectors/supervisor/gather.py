@@ -13,7 +13,6 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from healthcheck.collectors.supervisor.judge import Gathered
@@ -23,6 +22,7 @@ from healthcheck.lazyre import lazy
 from healthcheck.loglines import PROGRAM_EVENT
 from healthcheck.logtail import clean_line, looks_like_error, read_tail
 from healthcheck.program import STREAMS, Program
+from healthcheck.record import Record
 from healthcheck.supervisor_client import (
     DiscoveredServer,
     ProcessInfo,
@@ -89,11 +89,18 @@ def gather(
     return run.unreachable(fallback_error)
 
 
-@dataclass
-class _Attempt:
-    url: str  # for display: no credentials
-    source: str
-    error: SupervisorUnavailable
+class _Attempt(Record):
+    __slots__ = ("error", "source", "url")
+
+    def __init__(
+        self,
+        url: str,  # for display: no credentials
+        source: str,
+        error: SupervisorUnavailable,
+    ) -> None:
+        self.url = url
+        self.source = source
+        self.error = error
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -104,25 +111,44 @@ class _Attempt:
         }
 
 
-@dataclass
-class _Connected:
-    client: SupervisorClient
-    source: str
-    state: dict[str, Any]
-    version: str | None
-    infos: list[ProcessInfo]
+class _Connected(Record):
+    __slots__ = ("client", "infos", "source", "state", "version")
+
+    def __init__(
+        self,
+        client: SupervisorClient,
+        source: str,
+        state: dict[str, Any],
+        version: str | None,
+        infos: list[ProcessInfo],
+    ) -> None:
+        self.client = client
+        self.source = source
+        self.state = state
+        self.version = version
+        self.infos = infos
 
 
-@dataclass
-class _Run:
+class _Run(Record):
     """One collection: the budget, and what was tried."""
 
-    config: Config
-    deadline: float
-    call_timeout: float
-    discover: Discover
-    attempts: list[_Attempt] = field(default_factory=list)
-    _discovered: list[DiscoveredServer] | None = None
+    __slots__ = ("_discovered", "attempts", "call_timeout", "config", "deadline", "discover")
+
+    def __init__(
+        self,
+        config: Config,
+        deadline: float,
+        call_timeout: float,
+        discover: Discover,
+        attempts: list[_Attempt] | None = None,
+        _discovered: list[DiscoveredServer] | None = None,
+    ) -> None:
+        self.config = config
+        self.deadline = deadline
+        self.call_timeout = call_timeout
+        self.discover = discover
+        self.attempts = attempts if attempts is not None else []
+        self._discovered = _discovered
 
     @property
     def url(self) -> str:

@@ -8,7 +8,6 @@ the one program a rule needs (does the module import, is the port taken): pass a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from healthcheck.catalogue import finding as worded
@@ -16,19 +15,28 @@ from healthcheck.collectors.supervisor.rules import Probe, program_findings
 from healthcheck.config import Config
 from healthcheck.model import Finding
 from healthcheck.program import Program
+from healthcheck.record import Record
 
 
-@dataclass
-class Gathered:
+class Gathered(Record):
     """What gather read: the section's data (`via` says how: "xmlrpc", "supervisorctl", or
     None when supervisord could not be reached), the programs' uptimes (volatile), the
     configured server (for display: no credentials) and the supervisord.conf the
     supervisorctl fallback used."""
 
-    data: dict[str, Any]
-    uptimes: dict[str, int] = field(default_factory=dict)
-    url: str = ""
-    conf: str | None = None
+    __slots__ = ("conf", "data", "uptimes", "url")
+
+    def __init__(
+        self,
+        data: dict[str, Any],
+        uptimes: dict[str, int] | None = None,
+        url: str = "",
+        conf: str | None = None,
+    ) -> None:
+        self.data = data
+        self.uptimes = uptimes if uptimes is not None else {}
+        self.url = url
+        self.conf = conf
 
     @property
     def reason(self) -> str:

@@ -11,16 +11,15 @@ permission denied, I/O error) is reported in `Tail.error`, never raised.
 from __future__ import annotations
 
 import codecs
-import dataclasses
 import errno
 import fnmatch
 import os
 import re
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
+from healthcheck.record import Record
 from healthcheck.text import CUT_MARKER
 from healthcheck.timestamps import utc_stamp_of
 
@@ -64,8 +63,7 @@ _TEXT_CONTROLS = frozenset(b"\t\n\r\x0b\x0c\x08\x07\x1b")
 _BAD_CONTROL_BYTES = bytes(b for b in range(0x20) if b not in _TEXT_CONTROLS)
 
 
-@dataclass(frozen=True)
-class Tail:
+class Tail(NamedTuple):
     """The end of one file, ready for a report."""
 
     path: str
@@ -298,14 +296,14 @@ def _parse(
         while start > 0 and not _is_binary([sample[start - 1]], max_line_bytes):
             start -= 1
         if start == len(sample):
-            return dataclasses.replace(base, binary=True)
+            return base._replace(binary=True)
         sample, fragment = sample[start:], None
     if fragment is None and sample and max(map(len, sample)) <= max_line_bytes:
         # The usual tail: every line printable ASCII, none too long. Checked (and decoded)
         # as one block in C; _clean_line would return each line as it is.
         block = b"\n".join(sample)
         if block.isascii() and not _CONTROL_BYTES_IN_LINES.search(block):
-            return dataclasses.replace(base, lines=tuple(block.decode("ascii").split("\n")))
+            return base._replace(lines=tuple(block.decode("ascii").split("\n")))
     out: list[str] = []
     cut = 0
     for i, line in enumerate(sample):
@@ -315,7 +313,7 @@ def _parse(
             continue
         out.append(text)
         cut += was_cut
-    return dataclasses.replace(base, lines=tuple(out), truncated_lines=cut)
+    return base._replace(lines=tuple(out), truncated_lines=cut)
 
 
 def clean_line(text: str, max_line_bytes: int = 4096) -> str | None:
@@ -546,16 +544,26 @@ def looks_like_error(line: str) -> bool:
 MAX_DEPTH = 4
 
 
-@dataclass
-class LogDir:
+class LogDir(Record):
     """One configured directory and what walking it found."""
 
-    path: str
-    exists: bool = False
-    same_as: str | None = None  # an earlier entry that is the same directory
-    error: str | None = None
-    notes: list[str] = field(default_factory=list)  # subfolders that could not be searched
-    matched: int = 0
+    __slots__ = ("error", "exists", "matched", "notes", "path", "same_as")
+
+    def __init__(
+        self,
+        path: str,
+        exists: bool = False,
+        same_as: str | None = None,  # an earlier entry that is the same directory
+        error: str | None = None,
+        notes: list[str] | None = None,  # subfolders that could not be searched
+        matched: int = 0,
+    ) -> None:
+        self.path = path
+        self.exists = exists
+        self.same_as = same_as
+        self.error = error
+        self.notes = [] if notes is None else notes
+        self.matched = matched
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -568,8 +576,7 @@ class LogDir:
         }
 
 
-@dataclass(frozen=True)
-class LogCandidate:
+class LogCandidate(NamedTuple):
     path: str
     mtime_ns: int
 

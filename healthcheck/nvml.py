@@ -15,10 +15,11 @@ import importlib
 import importlib.util
 import os
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, NamedTuple
+
+from healthcheck.record import Record
 
 NA = "n/a"
 
@@ -45,8 +46,7 @@ COMPUTE_MODES = {0: "default", 1: "exclusive thread", 2: "prohibited", 3: "exclu
 PSTATE_UNKNOWN = 32
 
 
-@dataclass(frozen=True)
-class NvmlFailure:
+class NvmlFailure(NamedTuple):
     """Why NVML could not be used at all, named for an operator."""
 
     kind: str  # pynvml-missing, library-not-found, driver-not-loaded, version-mismatch, ...
@@ -276,18 +276,30 @@ def system_info(nv: ModuleType) -> tuple[dict[str, Any], dict[str, str]]:
     return info, f.notes
 
 
-@dataclass
-class GpuReading:
+class GpuReading(Record):
     """One GPU: facts that stay put, figures that move, processes, and notes on failures."""
 
-    index: int
-    facts: dict[str, Any] = field(default_factory=dict)
-    figures: dict[str, Any] = field(default_factory=dict)
-    processes: list[dict[str, Any]] = field(default_factory=list)
-    reasons_mask: int | None = None
-    notes: dict[str, str] = field(default_factory=dict)
-    lost: bool = False
-    error: str | None = None  # the GPU could not even be opened
+    __slots__ = ("error", "facts", "figures", "index", "lost", "notes", "processes", "reasons_mask")
+
+    def __init__(
+        self,
+        index: int,
+        facts: dict[str, Any] | None = None,
+        figures: dict[str, Any] | None = None,
+        processes: list[dict[str, Any]] | None = None,
+        reasons_mask: int | None = None,
+        notes: dict[str, str] | None = None,
+        lost: bool = False,
+        error: str | None = None,  # the GPU could not even be opened
+    ) -> None:
+        self.index = index
+        self.facts = {} if facts is None else facts
+        self.figures = {} if figures is None else figures
+        self.processes = [] if processes is None else processes
+        self.reasons_mask = reasons_mask
+        self.notes = {} if notes is None else notes
+        self.lost = lost
+        self.error = error
 
 
 def read_gpu(nv: ModuleType, index: int) -> GpuReading:

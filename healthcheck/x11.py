@@ -14,12 +14,12 @@ import re
 import socket
 import struct
 import time
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import psutil
 
 from healthcheck.lazyre import lazy
+from healthcheck.record import Record
 
 DEFAULT_BASE = "/tmp"
 X_TCP_PORT_BASE = 6000
@@ -40,8 +40,7 @@ _DISPLAY_RE = lazy(r"^(?P<host>.*?):(?P<number>\d+)(?:\.(?P<screen>\d+))?$")
 _AUTH_REASON_RE = lazy(r"authori[sz]|authenticat", re.IGNORECASE)
 
 
-@dataclass(frozen=True)
-class DisplaySpec:
+class DisplaySpec(NamedTuple):
     """A parsed DISPLAY value."""
 
     host: str  # "" for the local unix socket
@@ -99,8 +98,7 @@ def lock_path(number: int, base: str = DEFAULT_BASE) -> str:
 # --- the connection probe -----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class XAuthEntry:
+class XAuthEntry(NamedTuple):
     """One record of an Xauthority file."""
 
     family: int
@@ -110,19 +108,30 @@ class XAuthEntry:
     data: bytes
 
 
-@dataclass(frozen=True)
-class XProbe:
+class XProbe(Record):
     """What a connection attempt found."""
 
-    ok: bool
-    result: str  # success | failed | authenticate | no-socket | refused | timeout | error
-    reason: str | None = None
-    vendor: str | None = None
-    release: int | None = None
-    address: str | None = None  # the socket that was reached ("@..." for an abstract one)
-    # Dropped before any reply: what an X server does to a client that arrives while it
-    # resets (it does so whenever its last client leaves, unless run with -noreset).
-    dropped: bool = field(default=False, repr=False, compare=False)
+    __slots__ = ("address", "dropped", "ok", "reason", "release", "result", "vendor")
+
+    def __init__(
+        self,
+        ok: bool,
+        result: str,  # success | failed | authenticate | no-socket | refused | timeout | error
+        reason: str | None = None,
+        vendor: str | None = None,
+        release: int | None = None,
+        address: str | None = None,  # the socket that was reached ("@..." for an abstract one)
+        # Dropped before any reply: what an X server does to a client that arrives while it
+        # resets (it does so whenever its last client leaves, unless run with -noreset).
+        dropped: bool = False,
+    ) -> None:
+        self.ok = ok
+        self.result = result
+        self.reason = reason
+        self.vendor = vendor
+        self.release = release
+        self.address = address
+        self.dropped = dropped
 
     @property
     def answered(self) -> bool:
@@ -137,9 +146,14 @@ class XProbe:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        del data["dropped"]
-        return data
+        return {
+            "ok": self.ok,
+            "result": self.result,
+            "reason": self.reason,
+            "vendor": self.vendor,
+            "release": self.release,
+            "address": self.address,
+        }
 
 
 class _Timeout(Exception):
@@ -376,8 +390,7 @@ def read_cookie(path: str, number: int) -> XAuthEntry | None:
 # --- the lock file ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class LockInfo:
+class LockInfo(NamedTuple):
     """The X server's lock file: who claims the display."""
 
     path: str
@@ -387,7 +400,7 @@ class LockInfo:
     pid_name: str | None = None  # the live pid's process name (pids get reused)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return self._asdict()
 
 
 def parse_lock(text: str) -> int | None:

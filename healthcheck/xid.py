@@ -17,8 +17,7 @@ import functools
 import os
 import re
 import time
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import psutil
 
@@ -26,6 +25,7 @@ from healthcheck.catalogue import catalogue
 from healthcheck.commands import run_command
 from healthcheck.lazyre import lazy
 from healthcheck.logtail import read_tail
+from healthcheck.record import Record
 from healthcheck.timestamps import utc_stamp_of
 
 KMSG = "/dev/kmsg"
@@ -37,8 +37,7 @@ KMSG_READ_SIZE = 65536  # one record per read(); records are at most a few KiB
 MAX_LINE_BYTES = 4096
 
 
-@dataclass(frozen=True)
-class XidInfo:
+class XidInfo(NamedTuple):
     """One catalogue entry: what the code means, how bad it is, what to do."""
 
     code: int
@@ -88,8 +87,7 @@ _PID = lazy(r"\bpid=(\d+)")
 _NAME = lazy(r"\bname=([^,\s]+)")
 
 
-@dataclass(frozen=True)
-class XidEvent:
+class XidEvent(NamedTuple):
     code: int
     pci: str  # normalised: 0000:01:00
     pid: int | None
@@ -152,16 +150,25 @@ def interesting(line: str) -> bool:
     return _INTERESTING.search(line) is not None
 
 
-@dataclass
-class KernelLog:
+class KernelLog(Record):
     """Kernel messages of interest (Xid, NVRM, OOM kills), and where they came from (or why
     they could not be read)."""
 
-    source: str | None = None  # "/dev/kmsg", "dmesg" or the configured file
-    lines: list[tuple[str | None, str]] = field(default_factory=list)  # (time, text)
-    scanned: int = 0  # records or lines looked at
-    error: str | None = None  # why no source could be read
-    tried: list[str] = field(default_factory=list)  # "source: why not", for each failure
+    __slots__ = ("error", "lines", "scanned", "source", "tried")
+
+    def __init__(
+        self,
+        source: str | None = None,  # "/dev/kmsg", "dmesg" or the configured file
+        lines: list[tuple[str | None, str]] | None = None,  # (time, text)
+        scanned: int = 0,  # records or lines looked at
+        error: str | None = None,  # why no source could be read
+        tried: list[str] | None = None,  # "source: why not", for each failure
+    ) -> None:
+        self.source = source
+        self.lines = [] if lines is None else lines
+        self.scanned = scanned
+        self.error = error
+        self.tried = [] if tried is None else tried
 
 
 def read_kernel_log(path: str = "", timeout: float = 3.0, file_lines: int = 5000) -> KernelLog:

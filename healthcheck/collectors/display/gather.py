@@ -5,10 +5,8 @@ manager and noVNC processes. I/O only: judge.py decides what it means.
 
 from __future__ import annotations
 
-import functools
 import os
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import psutil
 
@@ -32,8 +30,7 @@ CMDLINE_MAX = 200
 PROBE_TIMEOUT = 2.0
 
 
-@dataclass(frozen=True)
-class ProcInfo:
+class ProcInfo(NamedTuple):
     """One row of the process table, as the collector needs it."""
 
     pid: int
@@ -41,7 +38,7 @@ class ProcInfo:
     cmdline: tuple[str, ...]
     zombie: bool = False
 
-    @functools.cached_property  # asked of every process several times per run
+    @property
     def argv0(self) -> str:
         return os.path.basename(self.cmdline[0]) if self.cmdline else ""
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +23,7 @@ from healthcheck.nvml import (
     GpuReading,
     NvmlFailure,
 )
+from healthcheck.record import Record
 from healthcheck.xid import KernelLog, XidEvent, explain, find_xids, parse_xid, pci_key
 
 NAME = "gpu"
@@ -60,16 +60,25 @@ class NvmlSnapshot:
         self.gpus: list[GpuReading] = []
 
 
-@dataclass
-class GpuReadings:
+class GpuReadings(Record):
     """What gather read: the environment that says whether a GPU is expected, NVML's
     snapshot, the kernel log (None when the Xid scan is off) and the service logs' tails."""
 
-    env_variables: dict[str, str]
-    env_source: str | None
-    nvml: NvmlSnapshot
-    kernel_log: KernelLog | None
-    service_logs: list[Tail]
+    __slots__ = ("env_source", "env_variables", "kernel_log", "nvml", "service_logs")
+
+    def __init__(
+        self,
+        env_variables: dict[str, str],
+        env_source: str | None,
+        nvml: NvmlSnapshot,
+        kernel_log: KernelLog | None,
+        service_logs: list[Tail],
+    ) -> None:
+        self.env_variables = env_variables
+        self.env_source = env_source
+        self.nvml = nvml
+        self.kernel_log = kernel_log
+        self.service_logs = service_logs
 
 
 def assess(

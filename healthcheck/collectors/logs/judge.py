@@ -6,13 +6,13 @@ tail the report shows (byte caps). Pure functions: no I/O.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Any
 
 from healthcheck.config import LogsConfig
 from healthcheck.loglines import ROTATE, ends_with_error
 from healthcheck.logtail import LogCandidate, LogDir, Tail, looks_like_error
 from healthcheck.model import Finding, Status
+from healthcheck.record import Record
 
 NAME = "logs"
 
@@ -23,14 +23,21 @@ FILE_BYTES = 8 * 1024
 RUNAWAY_BYTES = 1024**3  # a log this big grows without rotation
 
 
-@dataclass
-class LogReadings:
+class LogReadings(Record):
     """The directories walked, every log file found (newest first), and the tails of the
     first `max_files` of them."""
 
-    dirs: list[LogDir]
-    candidates: list[LogCandidate]
-    tails: list[Tail]
+    __slots__ = ("candidates", "dirs", "tails")
+
+    def __init__(
+        self,
+        dirs: list[LogDir],
+        candidates: list[LogCandidate],
+        tails: list[Tail],
+    ) -> None:
+        self.dirs = dirs
+        self.candidates = candidates
+        self.tails = tails
 
 
 def assess(readings: LogReadings, cfg: LogsConfig) -> tuple[dict[str, Any], list[Finding]]:

@@ -5,22 +5,29 @@ and which other listeners are worth listing. Pure functions: no I/O.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
 from typing import Any
 
 from healthcheck.model import Finding, Status
+from healthcheck.record import Record
 
 MAX_OTHER_LISTENERS = 30
 
 
-@dataclass
-class PortReadings:
+class PortReadings(Record):
     """Port -> [(address, owner pid)] for every listening TCP socket, the ephemeral port
     range, and the owners' names (None when the process could not be asked)."""
 
-    listeners: dict[int, list[tuple[str, int | None]]]
-    ephemeral: tuple[int, int]
-    names: dict[int, str | None]
+    __slots__ = ("ephemeral", "listeners", "names")
+
+    def __init__(
+        self,
+        listeners: dict[int, list[tuple[str, int | None]]],
+        ephemeral: tuple[int, int],
+        names: dict[int, str | None],
+    ) -> None:
+        self.listeners = listeners
+        self.ephemeral = ephemeral
+        self.names = names
 
 
 def assess(

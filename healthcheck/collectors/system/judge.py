@@ -6,31 +6,54 @@ the boundaries are testable without a full disk. No I/O here.
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass
 from typing import Any
 
 from healthcheck.config import SystemConfig
 from healthcheck.model import Finding, Status
+from healthcheck.record import Record
 
 # Swap has no config key: using swap is harmless, only nearly full swap is worth a line
 # (the next memory spike then goes to the OOM killer).
 SWAP_WARN_PERCENT = 80.0
 
 
-@dataclass
-class Readings:
+class Readings(Record):
     """What gather read: the section's `data` and `volatile`, and the figures judged."""
 
-    data: dict[str, Any]
-    volatile: dict[str, Any]
-    disks: list[dict[str, Any]]
-    memory_total: int
-    memory_available: int
-    swap_total: int
-    swap_used: int
-    zombies: list[dict[str, Any]]
-    # (limit, available) of the container's memory cgroup when tighter than the host's.
-    cgroup_limit: tuple[int, int] | None = None
+    __slots__ = (
+        "cgroup_limit",
+        "data",
+        "disks",
+        "memory_available",
+        "memory_total",
+        "swap_total",
+        "swap_used",
+        "volatile",
+        "zombies",
+    )
+
+    def __init__(
+        self,
+        data: dict[str, Any],
+        volatile: dict[str, Any],
+        disks: list[dict[str, Any]],
+        memory_total: int,
+        memory_available: int,
+        swap_total: int,
+        swap_used: int,
+        zombies: list[dict[str, Any]],
+        # (limit, available) of the container's memory cgroup when tighter than the host's.
+        cgroup_limit: tuple[int, int] | None = None,
+    ) -> None:
+        self.data = data
+        self.volatile = volatile
+        self.disks = disks
+        self.memory_total = memory_total
+        self.memory_available = memory_available
+        self.swap_total = swap_total
+        self.swap_used = swap_used
+        self.zombies = zombies
+        self.cgroup_limit = cgroup_limit
 
 
 def assess(readings: Readings, limits: SystemConfig) -> list[Finding]:

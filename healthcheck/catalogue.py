@@ -17,12 +17,12 @@ import re
 import string
 import sys
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from healthcheck.lazyre import lazy
 from healthcheck.model import Finding, Status
+from healthcheck.record import Record
 
 KNOWLEDGE_DIR = "knowledge/failures"
 KINDS = ("program", "kernel", "xid", "wording")
@@ -34,31 +34,60 @@ class CatalogueError(ValueError):
     """A catalogue file that is not what the loader expects (a packaging or editing slip)."""
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(Record):
     """One known failure: how it is recognised, how bad it is, and what to say about it."""
 
-    id: str  # "collector.rule"
-    kind: str  # "program" (a program's log), "kernel" (a kernel log line), "xid", "wording"
-    severity: str  # "crit", "warn", "unknown" or "info" (info: recorded, never a finding)
-    title: str
-    fix: str
-    detail: str = ""
-    area: str = ""  # the file it came from
-    patterns: tuple[re.Pattern[str], ...] = ()
-    context: tuple[re.Pattern[str], ...] = ()  # more fields, from any line
-    programs: re.Pattern[str] | None = None  # regex on the program's supervisor name
-    exitstatus: frozenset[int] = frozenset()
-    signals: frozenset[str] = frozenset()
-    requires: str | None = None  # a probe that must say yes (and adds fields)
-    facts: tuple[str, ...] = ()  # probes that only add fields
-    running: bool = False  # also judged on a RUNNING program's newest lines
-    code: int | None = None  # an Xid's code
-    meaning: str = ""  # an Xid's meaning
-    recognised_by: str = ""  # for the README table
-    otherwise: dict[str, str] = field(default_factory=dict, compare=False)  # when unsaid
-    recent_hours: float | None = None  # kernel lines older than this (when dated) are history
-    cases: tuple[dict[str, Any], ...] = field(default=(), compare=False)
+    __slots__ = (
+        "area", "cases", "code", "context", "detail", "exitstatus", "facts", "fix", "id", "kind",
+        "meaning", "otherwise", "patterns", "programs", "recent_hours", "recognised_by",
+        "requires", "running", "severity", "signals", "title",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        id: str,  # "collector.rule"
+        kind: str,  # "program" (a program's log), "kernel" (a kernel log line), "xid", "wording"
+        severity: str,  # "crit", "warn", "unknown" or "info" (info: recorded, never a finding)
+        title: str,
+        fix: str,
+        detail: str = "",
+        area: str = "",  # the file it came from
+        patterns: tuple[re.Pattern[str], ...] = (),
+        context: tuple[re.Pattern[str], ...] = (),  # more fields, from any line
+        programs: re.Pattern[str] | None = None,  # regex on the program's supervisor name
+        exitstatus: frozenset[int] = frozenset(),
+        signals: frozenset[str] = frozenset(),
+        requires: str | None = None,  # a probe that must say yes (and adds fields)
+        facts: tuple[str, ...] = (),  # probes that only add fields
+        running: bool = False,  # also judged on a RUNNING program's newest lines
+        code: int | None = None,  # an Xid's code
+        meaning: str = "",  # an Xid's meaning
+        recognised_by: str = "",  # for the README table
+        otherwise: dict[str, str] | None = None,  # when unsaid
+        recent_hours: float | None = None,  # kernel lines older than this (when dated) are history
+        cases: tuple[dict[str, Any], ...] = (),
+    ) -> None:
+        self.id = id
+        self.kind = kind
+        self.severity = severity
+        self.title = title
+        self.fix = fix
+        self.detail = detail
+        self.area = area
+        self.patterns = patterns
+        self.context = context
+        self.programs = programs
+        self.exitstatus = exitstatus
+        self.signals = signals
+        self.requires = requires
+        self.facts = facts
+        self.running = running
+        self.code = code
+        self.meaning = meaning
+        self.recognised_by = recognised_by
+        self.otherwise: dict[str, str] = {} if otherwise is None else otherwise
+        self.recent_hours = recent_hours
+        self.cases = cases
 
     @property
     def collector(self) -> str:
@@ -101,8 +130,7 @@ class _Missing(dict[str, Any]):
         return "n/a"
 
 
-@dataclass(frozen=True)
-class Catalogue:
+class Catalogue(NamedTuple):
     entries: tuple[Entry, ...]
     libraries: dict[str, str]  # shared library file -> Debian package
     never_decisive: tuple[re.Pattern[str], ...]  # boilerplate that explains nothing

@@ -27,10 +27,9 @@ import os
 import re
 import stat
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jinja2
 
@@ -38,6 +37,7 @@ from healthcheck.assets import docs_block
 from healthcheck.lazyre import lazy
 from healthcheck.model import Finding, Status
 from healthcheck.output import WriteError, write_files_atomically
+from healthcheck.record import Record
 from healthcheck.redact import Redactor
 from healthcheck.render import make_environment
 from healthcheck.report import Report
@@ -109,21 +109,46 @@ class DocsError(Exception):
     """The docs file could not be read or written; it is left as it was."""
 
 
-@dataclass
-class DocsUpdate:
+class DocsUpdate(Record):
     """What one refresh of the docs file did (or would do)."""
 
-    path: Path
-    found: bool = True
-    changed: bool = False
-    old_lines: tuple[int, ...] = ()  # 1-based lines of the previous file replaced or removed
-    new_lines: tuple[int, ...] = ()  # 1-based lines of the new file written (new or changed)
-    blocks: tuple[str, ...] = ()  # managed blocks regenerated, as "NAME" or "NAME ARG"
-    converted: tuple[str, ...] = ()  # placeholders turned into managed blocks
-    timestamps: tuple[int, ...] = ()  # 1-based (old) lines whose "Last updated" was refreshed
-    warnings: tuple[str, ...] = ()
-    findings: tuple[Finding, ...] = ()
-    data: bytes = field(default=b"", repr=False)  # the new content
+    __slots__ = (
+        "blocks", "changed", "converted", "data", "findings", "found", "new_lines", "old_lines",
+        "path", "timestamps", "warnings",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        path: Path,
+        found: bool = True,
+        changed: bool = False,
+        old_lines: tuple[int, ...] = (),  # 1-based lines of the previous file replaced or removed
+        new_lines: tuple[int, ...] = (),  # 1-based lines of the new file written (new or changed)
+        blocks: tuple[str, ...] = (),  # managed blocks regenerated, as "NAME" or "NAME ARG"
+        converted: tuple[str, ...] = (),  # placeholders turned into managed blocks
+        timestamps: tuple[int, ...] = (),  # 1-based (old) lines whose "Last updated" was refreshed
+        warnings: tuple[str, ...] = (),
+        findings: tuple[Finding, ...] = (),
+        data: bytes = b"",  # the new content
+    ) -> None:
+        self.path = path
+        self.found = found
+        self.changed = changed
+        self.old_lines = old_lines
+        self.new_lines = new_lines
+        self.blocks = blocks
+        self.converted = converted
+        self.timestamps = timestamps
+        self.warnings = warnings
+        self.findings = findings
+        self.data = data
+
+    def __repr__(self) -> str:
+        # Without the new content: a whole document.
+        shown = ", ".join(
+            f"{name}={getattr(self, name)!r}" for name in self.__slots__ if name != "data"
+        )
+        return f"DocsUpdate({shown})"
 
 
 def missing_finding(path: Path) -> Finding:
@@ -248,8 +273,7 @@ def _replace(target: Path, data: bytes, before: os.stat_result) -> tuple[str, ..
 # --- the document as lines -------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Line:
+class _Line(NamedTuple):
     body: str  # without its line ending
     eol: str  # "\r\n", "\n", or "" (a last line without a final newline)
 
@@ -263,13 +287,20 @@ def split_lines(text: str) -> list[_Line]:
     return lines
 
 
-@dataclass
-class _Structure:
+class _Structure(Record):
     """What markdown-it says about the lines (0-based indices)."""
 
-    code: set[int]  # fenced and indented code
-    html: set[int]  # raw HTML blocks (where block markers live)
-    fences: list[tuple[int, int, str]]  # first line, last line, content
+    __slots__ = ("code", "fences", "html")
+
+    def __init__(
+        self,
+        code: set[int],  # fenced and indented code
+        html: set[int],  # raw HTML blocks (where block markers live)
+        fences: list[tuple[int, int, str]],  # first line, last line, content
+    ) -> None:
+        self.code = code
+        self.html = html
+        self.fences = fences
 
 
 def _structure(lines: list[_Line]) -> _Structure:
@@ -380,20 +411,40 @@ def _indent(body: str) -> str:
 # --- the refresh ------------------------------------------------------------------------------
 
 
-@dataclass
-class _Refresh:
-    lines: list[_Line]
-    context: dict[str, Any]
-    redactor: Redactor
-    env: jinja2.Environment
-    eol: str  # for lines we add: the file's dominant ending
-    # first replaced index -> (last replaced index, the new lines)
-    replacements: dict[int, tuple[int, list[_Line]]] = field(default_factory=dict)
-    bodies: dict[int, str] = field(default_factory=dict)  # lines edited within
-    blocks: list[str] = field(default_factory=list)
-    converted: list[str] = field(default_factory=list)
-    timestamps: list[int] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+class _Refresh(Record):
+    __slots__ = (
+        "blocks", "bodies", "context", "converted", "env", "eol", "lines", "redactor",
+        "replacements", "timestamps", "warnings",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        lines: list[_Line],
+        context: dict[str, Any],
+        redactor: Redactor,
+        env: jinja2.Environment,
+        eol: str,  # for lines we add: the file's dominant ending
+        # first replaced index -> (last replaced index, the new lines)
+        replacements: dict[int, tuple[int, list[_Line]]] | None = None,
+        bodies: dict[int, str] | None = None,  # lines edited within
+        blocks: list[str] | None = None,
+        converted: list[str] | None = None,
+        timestamps: list[int] | None = None,
+        warnings: list[str] | None = None,
+    ) -> None:
+        self.lines = lines
+        self.context = context
+        self.redactor = redactor
+        self.env = env
+        self.eol = eol
+        self.replacements: dict[int, tuple[int, list[_Line]]] = (
+            {} if replacements is None else replacements
+        )
+        self.bodies: dict[int, str] = {} if bodies is None else bodies
+        self.blocks: list[str] = [] if blocks is None else blocks
+        self.converted: list[str] = [] if converted is None else converted
+        self.timestamps: list[int] = [] if timestamps is None else timestamps
+        self.warnings: list[str] = [] if warnings is None else warnings
 
     def warn(self, index: int, message: str) -> None:
         self.warnings.append(f"line {index + 1}: {message}")
@@ -427,7 +478,7 @@ class _Refresh:
         text = text.encode("utf-8", "replace").decode("utf-8")
         return self.redactor.text(text.strip("\n"))
 
-    def replace(self, first: int, last: int, bodies: list[str]) -> None:
+    def replace_lines(self, first: int, last: int, bodies: list[str]) -> None:
         """Lines first..last become `bodies`; the last keeps the old last line's ending."""
         new = [_Line(body, self.eol) for body in bodies]
         if new:
@@ -636,7 +687,7 @@ def _managed_blocks(run: _Refresh, structure: _Structure) -> set[int]:
         indent = _indent(run.lines[index].body)
         bodies = run.block_lines(name, arg, indent, content)[1:-1]
         if end > index + 1:
-            run.replace(index + 1, end - 1, bodies)
+            run.replace_lines(index + 1, end - 1, bodies)
         elif bodies:
             # Nothing between the markers yet: the content goes in after the begin line.
             begin = run.lines[index]
@@ -661,7 +712,7 @@ def _convert_supervisorctl(run: _Refresh, first: int, last: int, indent: str) ->
     content = run.render("supervisorctl-status", None)
     if content is None:
         return  # supervisor not collected this time: the placeholder waits for a run that does
-    run.replace(first, last, run.block_lines("supervisorctl-status", None, indent, content))
+    run.replace_lines(first, last, run.block_lines("supervisorctl-status", None, indent, content))
     run.blocks.append("supervisorctl-status")
     run.converted.append("$(supervisorctl status)")
 

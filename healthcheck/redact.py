@@ -29,8 +29,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from healthcheck.lazyre import compiled, lazy
 
@@ -462,9 +461,6 @@ def _mask_orphan_key_ends(s: str) -> str:
     return "".join(out) + s[done:] if out else s
 
 
-Replace = Callable[[re.Match[str]], str]
-
-
 # --- formats (data) ---------------------------------------------------------------------------
 # The self-identifying formats (token prefixes, webhook URLs, passwords on command lines) are
 # data: healthcheck/knowledge/secrets.toml, one entry per format with its documentation and
@@ -497,6 +493,7 @@ def _gate_runs(s: str) -> Iterator[re.Match[str]]:
 _LEADING_BOUNDARY_RE = lazy(r"\\b((?:[A-Za-z0-9_]|\\[.\-])+)")
 
 
+@functools.cache  # a rule's pattern, compiled when it is first a candidate
 def _compile_rule(source: str) -> re.Pattern[str]:
     """`source` compiled; a leading "\\b" before a literal becomes a lookbehind placed after the
     literal, which also counts a marker's "]" as part of a word (idempotence: "x[redacted]"
@@ -515,8 +512,7 @@ def _compile_rule(source: str) -> re.Pattern[str]:
     return compiled(f"{literal}(?<![A-Za-z0-9_\\]+]{literal}){rest}")
 
 
-@dataclass(frozen=True)
-class SecretRule:
+class SecretRule(NamedTuple):
     """One format of healthcheck/knowledge/secrets.toml (see the comment at its top)."""
 
     id: str
@@ -530,32 +526,27 @@ class SecretRule:
     distinctive: bool = False
     gate: bool = True
 
-    @functools.cached_property
+    @property
     def regex(self) -> re.Pattern[str]:
         return _compile_rule(self.source)
 
-    @functools.cached_property
-    def replace(self) -> Replace:
+    def replace(self, m: re.Match[str]) -> str:
+        """The match with its secret masked (for `regex.sub`), or as it was."""
         label = None if self.kind == "password" else self.kind
-        grouped = "secret" in self.regex.groupindex
-
-        def replace(m: re.Match[str]) -> str:
-            start, end = m.span("secret") if grouped else m.span()
-            secret = m.string[start:end]
-            if (
-                (self.needs_digit and not any(c.isdigit() for c in secret))
-                or _is_marked(secret)
-                or _is_token_placeholder(secret + _rest_of_word(m.string, end))
-                or (self.kind == "password" and _is_reference(_unquote(secret)))
-                or (
-                    label is not None and not self.distinctive and _is_wordish(secret)
-                )  # hf_requiredCharacteristicTypes
-            ):
-                return m.group(0)
-            whole = m.start()
-            return m.group(0)[: start - whole] + _mask(secret, label) + m.group(0)[end - whole :]
-
-        return replace
+        start, end = m.span("secret") if "secret" in m.re.groupindex else m.span()
+        secret = m.string[start:end]
+        if (
+            (self.needs_digit and not any(c.isdigit() for c in secret))
+            or _is_marked(secret)
+            or _is_token_placeholder(secret + _rest_of_word(m.string, end))
+            or (self.kind == "password" and _is_reference(_unquote(secret)))
+            or (
+                label is not None and not self.distinctive and _is_wordish(secret)
+            )  # hf_requiredCharacteristicTypes
+        ):
+            return m.group(0)
+        whole = m.start()
+        return m.group(0)[: start - whole] + _mask(secret, label) + m.group(0)[end - whole :]
 
 
 def _is_token_placeholder(token: str) -> bool:
@@ -660,8 +651,7 @@ def _near_long_runs(lowered: str) -> str:
     return "\n".join(parts)
 
 
-@dataclass(frozen=True)
-class _RuleIndex:
+class _RuleIndex(NamedTuple):
     """Which rules a text calls for. Each keyword is looked for once per text, with
     `filter(lowered.__contains__, ...)`: no Python code runs per keyword, which keeps a hundred
     rules about as cheap as a dozen."""

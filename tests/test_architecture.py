@@ -201,9 +201,18 @@ BUILTIN_NAMES = {
 def test_diff_and_the_docs_blocks_name_no_collector(module: str) -> None:
     """What `diff` and the docs blocks know of a collector is in its package (its `drift`
     declaration, its docs/*.md.j2): these modules iterate over collectors, never name one."""
+    tree = parsed(module)
+    # A record's __slots__ name its attributes (a `_Refresh.env`), not collectors.
+    slots = {
+        id(node)
+        for assign in ast.walk(tree)
+        if isinstance(assign, ast.Assign)
+        and any(isinstance(t, ast.Name) and t.id == "__slots__" for t in assign.targets)
+        for node in ast.walk(assign.value)
+    }
     named = sorted(
         node.value
-        for node in ast.walk(parsed(module))
-        if isinstance(node, ast.Constant) and node.value in BUILTIN_NAMES
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and node.value in BUILTIN_NAMES and id(node) not in slots
     )
     assert not named, f"{module} names the collectors {named}: declare it in their packages"

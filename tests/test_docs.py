@@ -155,6 +155,13 @@ def test_crlf_document_stays_crlf_new_lines_included() -> None:
     assert refresh(update.data).changed is False
 
 
+def test_an_update_prints_without_the_whole_document() -> None:
+    update = refresh(SEED)
+    assert update.changed and update.data
+    assert "data=" not in repr(update) and "old_lines=(7, 27, 28, 29, 33, 318)" in repr(update)
+    assert update.replace(data=b"") != update and update.replace(data=update.data) == update
+
+
 def test_a_single_crlf_line_in_an_lf_document_keeps_its_ending() -> None:
     lines = SEED.split(b"\n")
     lines[4] += b"\r"  # line 5: the blank line after the intro paragraph

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from healthcheck.environ import EnvironmentSnapshot
     from healthcheck.logtail import LogCandidate, LogDir, Tail
     from healthcheck.model import Collector, RunContext
-    from healthcheck.processes import CpuTimes, ProcessRow
+    from healthcheck.processes import ProcessRow, RunStart
 
 
 class Facts:
@@ -47,8 +47,8 @@ class Facts:
             yield
 
     @property
-    def started(self) -> tuple[float, CpuTimes | None]:
-        """(monotonic time, CPU counters) when the run began."""
+    def started(self) -> RunStart:
+        """When the run began: the clock, the box's CPU counters and our own CPU time."""
         return self._store.started
 
     def processes(self) -> list[ProcessRow]:

@@ -341,6 +341,21 @@ def _cmdline(data: str) -> tuple[str, ...]:
     return tuple(args)
 
 
+class RunStart(NamedTuple):
+    """When a run began: the monotonic clock, the box's CPU counters (None where there are
+    none) and the CPU seconds this process had used by then."""
+
+    at: float
+    box: CpuTimes | None
+    own: float
+
+
+def own_cpu_seconds() -> float:
+    """The CPU time this process (all of its threads) has used so far, in seconds."""
+    times = os.times()
+    return times.user + times.system
+
+
 def cpu_times() -> CpuTimes | None:
     """The box's CPU counters now (one read of /proc/stat); None where there is none."""
     try:
@@ -361,7 +376,7 @@ class _SharedScans:
         self._values: dict[Hashable, Any] = {}
         # When the run began, in CPU counters: the system collector's CPU figure spans the
         # run so far instead of a sleep of its own.
-        self.started = (time.monotonic(), cpu_times())
+        self.started = RunStart(time.monotonic(), cpu_times(), own_cpu_seconds())
 
     def peek(self, key: Hashable) -> Any | None:
         """What `key`'s scan gave, if it is done; None if it is not (nothing waits)."""
@@ -677,8 +692,8 @@ def _unix_sockets() -> list[tuple[str, str]]:
     return found
 
 
-def run_started() -> tuple[float, CpuTimes | None] | None:
-    """(monotonic time, CPU counters) when the enclosing `shared_scan()` began, or None."""
+def run_started() -> RunStart | None:
+    """When the enclosing `shared_scan()` began, or None outside one."""
     scans = _shared.get()
     return scans.started if scans is not None else None
 

@@ -185,8 +185,8 @@ def test_the_cpu_figure_spans_the_run_so_far_without_a_sleep(
     monkeypatch.setattr(system_module.gather.time, "sleep", slept.append)
     with processes.shared_scan():
         started = processes.run_started()
-        assert started is not None and started[1] is not None
-        while time.monotonic() < started[0] + system_module.CPU_SAMPLE_SECONDS:
+        assert started is not None and started.box is not None
+        while time.monotonic() < started.at + system_module.CPU_SAMPLE_SECONDS:
             sum(range(10_000))  # a run's start-up: busy, not asleep
         section = SystemCollector().collect(Config())
     assert slept == [0.0]

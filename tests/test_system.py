@@ -303,3 +303,38 @@ def test_busy_percent_counts_busy_over_total_without_guest_time() -> None:
         # A guest's 50 ticks are inside user time already: counted once, 350 of 450.
         guest = after._replace(user=after.user + 50, guest=after.guest + 50)
         assert busy_percent(before, guest) == 77.8
+
+
+def test_busy_percent_leaves_out_our_own_cpu_time() -> None:
+    """Within a run, most of the sample is the run's own start-up: on an idle 2-core box a
+    run busy on one core read as 50 % busy. Its own CPU seconds are taken out."""
+    before = psutil.cpu_times()
+    # 2 s of the box's time: 1.2 s busy, of which 1.0 s was ours.
+    after = before._replace(user=before.user + 1.2, idle=before.idle + 0.8)
+    assert busy_percent(before, after) == 60.0
+    assert busy_percent(before, after, excluded=1.0) == 10.0
+    assert busy_percent(before, after, excluded=5.0) == 0.0  # never below nothing
+
+
+def test_a_run_reads_the_cpu_without_counting_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    from healthcheck import processes
+    from healthcheck.collectors.system import gather
+    from healthcheck.config import Config
+
+    with processes.shared_scan():
+        started = processes.run_started()
+        assert started is not None and started.box is not None
+        # What the box did meanwhile: everything busy was ours.
+        ours = started.own + 0.4
+        monkeypatch.setattr(gather, "own_cpu_seconds", lambda: ours)
+        monkeypatch.setattr(
+            gather,
+            "cpu_times",
+            lambda: started.box._replace(  # type: ignore[union-attr]
+                user=started.box.user + 0.4,  # type: ignore[union-attr]
+                idle=started.box.idle + 1.6,  # type: ignore[union-attr]
+            ),
+        )
+        monkeypatch.setattr(gather.time, "sleep", lambda seconds: None)
+        readings = gather.gather(Config())
+    assert readings.volatile["cpu_percent"] == 0.0

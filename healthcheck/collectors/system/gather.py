@@ -23,10 +23,11 @@ from healthcheck.collectors.system.judge import (
 )
 from healthcheck.config import Config
 from healthcheck.processes import (
-    CpuTimes,
     ProcessRow,
+    RunStart,
     cpu_times,
     largest_by_rss,
+    own_cpu_seconds,
     process_rows,
     run_started,
 )
@@ -67,23 +68,28 @@ PSEUDO_FS = frozenset(
 # shared memory" when it fills, and Docker gives containers only 64 MiB of it by default.
 SHM_MOUNTS = frozenset({"/dev/shm"})
 CMDLINE_CHARS = 300
-# CPU use is measured from the start of the run (its shared scans; by the time this
-# collector runs, the start-up has taken longer than this) or else over the collector's own
-# work, stretched to at least this long. A sleep of its own made every run that much slower.
-CPU_SAMPLE_SECONDS = 0.1
+# CPU use is measured from the start of the run (its shared scans) or else over the
+# collector's own work, stretched to at least this long: a sleep of its own made every run
+# that much slower, and 0.1 s, longer than a command's start-up had become, still did.
+CPU_SAMPLE_SECONDS = 0.05
 
 
 def gather(config: Config) -> Readings:
     """Everything the section shows (`data`, `volatile`) and the figures the judge reads."""
-    began, cpu_before = _cpu_sample_start()
+    start = _cpu_sample_start()
     memory = psutil.virtual_memory()
     swap = psutil.swap_memory()
     disks = disk_usage(config.paths.workspace)
     limit = cgroup_memory()
     processes, zombies = processes_and_zombies(config.system.top_processes)
-    time.sleep(max(0.0, began + CPU_SAMPLE_SECONDS - time.monotonic()))
+    time.sleep(max(0.0, start.at + CPU_SAMPLE_SECONDS - time.monotonic()))
     cpu_after = cpu_times()
-    cpu_percent = busy_percent(cpu_before, cpu_after) if cpu_before and cpu_after else 0.0
+    # The share the rest of the box used: within a run most of the window is our own work.
+    cpu_percent = (
+        busy_percent(start.box, cpu_after, own_cpu_seconds() - start.own)
+        if start.box and cpu_after
+        else 0.0
+    )
     boot = psutil.boot_time()
     data: dict[str, Any] = {
         "host": socket.gethostname(),
@@ -129,12 +135,12 @@ def gather(config: Config) -> Readings:
     )
 
 
-def _cpu_sample_start() -> tuple[float, CpuTimes | None]:
+def _cpu_sample_start() -> RunStart:
     """Where the CPU sample begins: the run's start when there is one, else now."""
     started = run_started()
-    if started is not None and started[1] is not None:
+    if started is not None and started.box is not None:
         return started
-    return time.monotonic(), cpu_times()
+    return RunStart(time.monotonic(), cpu_times(), own_cpu_seconds())
 
 
 def os_name() -> str:

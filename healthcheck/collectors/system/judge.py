@@ -74,8 +74,9 @@ def memory_used_percent(total: int, available: int) -> float:
     return round(100.0 * (total - available) / total, 1) if total else 0.0
 
 
-def busy_percent(before: Any, after: Any) -> float:
-    """CPU use between two psutil.cpu_times() samples, as psutil.cpu_percent counts it."""
+def busy_percent(before: Any, after: Any, excluded: float = 0.0) -> float:
+    """CPU use between two psutil.cpu_times() samples, as psutil.cpu_percent counts it,
+    less `excluded` CPU seconds of that time (our own process's, within a run)."""
 
     def busy_and_total(times: Any) -> tuple[float, float]:
         # Guest time is already counted in user time on Linux.
@@ -87,7 +88,7 @@ def busy_percent(before: Any, after: Any) -> float:
     busy_after, total_after = busy_and_total(after)
     if total_after <= total_before:
         return 0.0
-    share = (busy_after - busy_before) / (total_after - total_before)
+    share = (busy_after - busy_before - excluded) / (total_after - total_before)
     return round(min(100.0, max(0.0, share * 100)), 1)
 
 

@@ -433,9 +433,6 @@ def main() -> None:
     )
     args = parser.parse_args()
     global BEFORE
-    if args.before:
-        BEFORE = Path(args.before).resolve()
-        subprocess.run([sys.executable, "-m", "compileall", "-q", str(BEFORE)], check=True)
     rounds = 3 if args.quick else args.rounds
     # Measure the package as an install runs it: `pip install .` byte-compiles it, but an
     # editable checkout under PYTHONDONTWRITEBYTECODE (as this machine sets) recompiles every
@@ -445,6 +442,21 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory(prefix="hc-bench-") as tmp:
         root = Path(tmp)
+        if args.before:
+            # Both versions are run the same way, each from a copy of its package first on
+            # PYTHONPATH: this checkout's editable install is found through another import
+            # path than a folder on PYTHONPATH, and that alone moved a run by 10-20 ms.
+            BEFORE = root / "before"
+            shutil.copytree(Path(args.before) / "healthcheck", BEFORE / "healthcheck")
+            now = root / "now"
+            shutil.copytree(
+                HERE.parent / "healthcheck",
+                now / "healthcheck",
+                ignore=shutil.ignore_patterns("__pycache__"),
+            )
+            for version in (BEFORE, now):
+                subprocess.run([sys.executable, "-m", "compileall", "-q", str(version)], check=True)
+            os.environ["PYTHONPATH"] = str(now)  # every command below that runs this code
         (root / "full").mkdir()
         full = bench_full_run(rounds, root / "full")
         git = bench_git(root)
@@ -505,10 +517,10 @@ def main() -> None:
     for name, value in rows:
         print(f"| {name} | {value} |")
     if BEFORE:
-        print_before(full, rounds)
+        print_before(full, rounds, args.before)
 
 
-def print_before(full: dict[str, Any], rounds: int) -> None:
+def print_before(full: dict[str, Any], rounds: int, before: str) -> None:
     """This code against the code in --before, measured in the same rounds, turn about."""
     old = full["before"]
     sh_wall, sh_cpu = full["sh_wall"], median(CPU["bash"])
@@ -545,7 +557,7 @@ def print_before(full: dict[str, Any], rounds: int) -> None:
                 "",
             )
         )
-    print(f"\n| this code against --before {BEFORE} ({rounds} rounds, median) | now | before |")
+    print(f"\n| this code against --before {before} ({rounds} rounds, median) | now | before |")
     print("|---|---|---|")
     for label, now, then, unit in pairs:
         scale = 1000 if unit == "ms" else 1

@@ -227,3 +227,43 @@ def test_a_run_creates_no_dataclass_but_the_config_tables(tmp_path: Path) -> Non
     made = done.stdout.split()
     assert any(name.startswith("healthcheck.config.") for name in made), done.stdout  # it looks
     assert [name for name in made if not name.startswith("healthcheck.config.")] == []
+
+
+_GC_AT_EXIT = """
+import atexit, gc, sys
+atexit.register(lambda: print("collector on at exit:", gc.isenabled()))
+from healthcheck.cli import main
+sys.argv = ["healthcheck", *sys.argv[1:]]
+main()
+"""
+
+
+@pytest.mark.parametrize(("command", "on"), [("run", False), ("diff", True)])
+def test_the_collector_stays_off_after_a_one_shot_command_that_ends_the_process(
+    tmp_path: Path, command: str, on: bool
+) -> None:
+    """Turning the collector back on after a run collected every object the run made, just
+    before the process dropped them all; a command that is not one-shot keeps it on."""
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _GC_AT_EXIT, command, "--workspace", str(tmp_path / "ws"), "-q"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"), "HOME": str(tmp_path)},
+    )
+    assert f"collector on at exit: {on}" in done.stdout, done.stderr
+
+
+def test_in_a_process_that_goes_on_the_collector_is_on_again_after_a_run(tmp_path: Path) -> None:
+    import gc
+
+    from click.testing import CliRunner
+
+    from healthcheck.cli import cli
+
+    assert gc.isenabled()
+    result = CliRunner().invoke(cli, ["run", "--workspace", str(tmp_path / "ws"), "-q"])
+    assert result.exit_code in (0, 1), result.output
+    assert gc.isenabled()

@@ -42,6 +42,7 @@ class Entry(Record):
         "meaning", "otherwise", "patterns", "programs", "recent_hours", "recognised_by",
         "requires", "running", "severity", "signals", "title",
     )  # fmt: skip
+    _not_compared = frozenset({"cases", "otherwise"})  # its test cases and fallback words
 
     def __init__(
         self,

@@ -116,6 +116,7 @@ class DocsUpdate(Record):
         "blocks", "changed", "converted", "data", "findings", "found", "new_lines", "old_lines",
         "path", "timestamps", "warnings",
     )  # fmt: skip
+    _not_shown = frozenset({"data"})  # the new content: a whole document
 
     def __init__(
         self,
@@ -142,13 +143,6 @@ class DocsUpdate(Record):
         self.warnings = warnings
         self.findings = findings
         self.data = data
-
-    def __repr__(self) -> str:
-        # Without the new content: a whole document.
-        shown = ", ".join(
-            f"{name}={getattr(self, name)!r}" for name in self.__slots__ if name != "data"
-        )
-        return f"DocsUpdate({shown})"
 
 
 def missing_finding(path: Path) -> Finding:

@@ -78,9 +78,6 @@ class LogError(Exception):
     """The improvement log cannot be read or changed; nothing was written."""
 
 
-_PLACE = ("field_lines", "line")  # an entry's place in the file, not part of what it says
-
-
 class Entry(Record):
     __slots__ = (
         "added",
@@ -97,6 +94,9 @@ class Entry(Record):
         "status",
         "title",
     )
+    # Where it sits in the file is not part of what it says.
+    _not_compared = frozenset({"field_lines", "line"})
+    _not_shown = frozenset({"field_lines"})
 
     def __init__(
         self,
@@ -128,16 +128,6 @@ class Entry(Record):
         self.extra = extra if extra is not None else {}
         self.line = line
         self.field_lines = field_lines if field_lines is not None else {}
-
-    def __eq__(self, other: object) -> bool:
-        """Equal in what the entry says; where it sits in the file does not count."""
-        if type(other) is not type(self):
-            return NotImplemented
-        return all(
-            getattr(self, name) == getattr(other, name)
-            for name in self.__slots__
-            if name not in _PLACE
-        )
 
     @property
     def number(self) -> int:

@@ -11,7 +11,7 @@ a run creates any other dataclass.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 R = TypeVar("R", bound="Record")
 
@@ -22,14 +22,27 @@ class Record:
 
     __slots__: tuple[str, ...] = ()
     __hash__ = None  # type: ignore[assignment]  # mutable, so not hashable (as a dataclass)
+    # Fields equality ignores (a dataclass field's compare=False): where a record sits or
+    # how often it was edited, not what it says.
+    _not_compared: ClassVar[frozenset[str]] = frozenset()
+    # Fields repr leaves out (a dataclass field's repr=False): credentials, whole documents.
+    _not_shown: ClassVar[frozenset[str]] = frozenset()
 
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
-        return all(getattr(self, name) == getattr(other, name) for name in self.__slots__)
+        return all(
+            getattr(self, name) == getattr(other, name)
+            for name in self.__slots__
+            if name not in self._not_compared
+        )
 
     def __repr__(self) -> str:
-        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        fields = ", ".join(
+            f"{name}={getattr(self, name)!r}"
+            for name in self.__slots__
+            if name not in self._not_shown
+        )
         return f"{type(self).__qualname__}({fields})"
 
     def replace(self: R, **changes: Any) -> R:

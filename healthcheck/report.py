@@ -28,6 +28,10 @@ class Report(Record):
         "status",
         "version",
     )
+    # The revision only counts changes made in place: two reports that say the same are
+    # equal, however they came to say it.
+    _not_compared = frozenset({"revision"})
+    _not_shown = frozenset({"revision"})
 
     def __init__(
         self,
@@ -55,17 +59,6 @@ class Report(Record):
         self.improvements: list[dict[str, str]] = [] if improvements is None else improvements
         self.partial = partial
         self.revision = revision
-
-    def __eq__(self, other: object) -> bool:
-        # The revision only counts changes made in place: two reports that say the same are
-        # equal, however they came to say it.
-        if type(other) is not Report:
-            return NotImplemented
-        return all(
-            getattr(self, name) == getattr(other, name)
-            for name in self.__slots__
-            if name != "revision"
-        )
 
     @classmethod
     def build(

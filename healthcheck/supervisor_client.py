@@ -218,6 +218,10 @@ class _ConnectionFactory:
         return any(c.connected for c in self.made)
 
 
+# Never in a repr: one may reach a log or a traceback.
+_CREDENTIALS = frozenset({"password", "username"})
+
+
 class _Target(Record):
     __slots__ = (
         "display",
@@ -229,6 +233,7 @@ class _Target(Record):
         "unix_path",
         "username",
     )
+    _not_shown = _CREDENTIALS
 
     def __init__(
         self,
@@ -249,16 +254,6 @@ class _Target(Record):
         self.display = display
         self.username = username
         self.password = password
-
-    def __repr__(self) -> str:
-        return _repr_without_credentials(self)
-
-
-def _repr_without_credentials(record: Record) -> str:
-    """The record's repr without its username and password (it may reach a log or a traceback)."""
-    shown = (name for name in record.__slots__ if name not in ("password", "username"))
-    fields = ", ".join(f"{name}={getattr(record, name)!r}" for name in shown)
-    return f"{type(record).__qualname__}({fields})"
 
 
 def _parse_url(url: str) -> _Target:
@@ -518,6 +513,7 @@ class DiscoveredServer(Record):
     """A server URL a supervisord.conf declares, with the credentials to use it."""
 
     __slots__ = ("config_path", "password", "section", "source", "url", "username")
+    _not_shown = _CREDENTIALS
 
     def __init__(
         self,
@@ -534,9 +530,6 @@ class DiscoveredServer(Record):
         self.source = source
         self.config_path = config_path
         self.section = section
-
-    def __repr__(self) -> str:
-        return _repr_without_credentials(self)
 
 
 _EXPANSION = lazy(r"%\((\w+)\)s")

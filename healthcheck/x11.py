@@ -112,6 +112,7 @@ class XProbe(Record):
     """What a connection attempt found."""
 
     __slots__ = ("address", "dropped", "ok", "reason", "release", "result", "vendor")
+    _not_compared = _not_shown = frozenset({"dropped"})
 
     def __init__(
         self,

@@ -51,3 +51,18 @@ def test_not_hashable_and_no_instance_dict() -> None:
         hash(Point(1))
     with pytest.raises(AttributeError):
         Point(1).colour = "red"  # type: ignore[attr-defined]  # slots: a typo is an error
+
+
+class Placed(Record):
+    __slots__ = ("line", "secret", "text")
+    _not_compared = frozenset({"line"})
+    _not_shown = frozenset({"secret"})
+
+    def __init__(self, text: str, line: int = 0, secret: str = "") -> None:
+        self.text, self.line, self.secret = text, line, secret
+
+
+def test_fields_left_out_of_equality_and_repr() -> None:
+    assert Placed("a", line=1) == Placed("a", line=9)  # where it sits does not count
+    assert Placed("a") != Placed("b")
+    assert repr(Placed("a", secret="hunter2-not-real")) == "Placed(line=0, text='a')"

@@ -8,6 +8,7 @@ turns its entries into records, tolerating what an older or hand-edited report l
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from typing import Any
 
@@ -127,23 +128,10 @@ class Program(Record):
 
 # The fields a report carries as they are (group and name are the record's identity; the
 # diagnosis's tails never leave the run), in the order of Program's parameters: the report's.
-_COPIED = (
-    "state",
-    "pid",
-    "started",
-    "stopped",
-    "exitstatus",
-    "exitstatus_source",
-    "exitsignal",
-    "spawnerr",
-    "description",
-    "stdout_logfile",
-    "stderr_logfile",
-    "log",
-    "log_source",
-    "log_errors",
-    "error_lines",
-    "supervisord_log",
+_COPIED = tuple(
+    name
+    for name in inspect.signature(Program).parameters
+    if name not in ("group", "name", "diagnosis_log")
 )
 
 

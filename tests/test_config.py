@@ -6,7 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from healthcheck.config import Config, ConfigError, find_config, load_config, parse_config
+from healthcheck.config import (
+    Config,
+    ConfigError,
+    LogsConfig,
+    PathsConfig,
+    find_config,
+    load_config,
+    parse_config,
+)
 
 
 def write(path: Path, text: str) -> Path:
@@ -172,3 +180,18 @@ def test_default_config_object_is_independent() -> None:
     a, b = Config(), Config()
     a.logs.dirs.append("/x")
     assert b.logs.dirs == ["/logs", "/Logs"]
+
+
+def test_tables_compare_and_print_by_their_fields_as_dataclasses_do() -> None:
+    """The tables' equality and repr are config.Table's, written once, not compiled per
+    table at import; they behave as the dataclass's own did."""
+    assert Config() == Config()
+    assert Config(logs=LogsConfig(tail_lines=21)) != Config()
+    assert Config().logs != PathsConfig()  # another table, even an empty-looking one
+    assert repr(LogsConfig(dirs=["/x"], tail_lines=5)) == (
+        "LogsConfig(dirs=['/x'], patterns=['*.log'], tail_lines=5, max_files=50, "
+        "max_line_bytes=4096)"
+    )
+    assert repr(Config()).startswith("Config(paths=PathsConfig(workspace='/workspace', ")
+    with pytest.raises(TypeError):
+        hash(Config())  # mutable: unhashable, as a dataclass with eq is

@@ -8,6 +8,7 @@ finding of its cause, keeping the symptom's evidence.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Callable
@@ -621,7 +622,17 @@ def _fold_window_manager(
 
 def _needs_display(program: str, config: Config) -> bool:
     name = program.lower().split(":")[-1]
-    return any(re.search(rf"(^|[_-]){re.escape(w.lower())}", name) for w in config.display.clients)
+    return _display_client_name(tuple(config.display.clients))(name) is not None
+
+
+@functools.lru_cache(maxsize=8)
+def _display_client_name(clients: tuple[str, ...]) -> Callable[[str], re.Match[str] | None]:
+    """A search for any of `clients` at the start of a name or of a word of it (after _ or
+    -): one pattern for the list, compiled once, not one per client and program."""
+    if not clients:
+        return lambda name: None
+    words = "|".join(re.escape(w.lower()) for w in clients)
+    return re.compile(rf"(^|[_-])(?:{words})").search
 
 
 def _finding_about(section: Section, subject: str) -> Finding | None:

@@ -289,6 +289,13 @@ def _parse(
     # The window's first line began before it: worth showing only if lines are still wanted.
     fragment = raw[0] if not whole and len(complete) < lines else None
     sample = ([fragment] if fragment is not None else []) + selected
+    if fragment is None and sample and max(map(len, sample)) <= max_line_bytes:
+        # The usual tail: every line printable ASCII, none too long. Checked (and decoded)
+        # as one block in C, before anything else: such lines are text (not one control
+        # byte), and _clean_line would return each of them as it is.
+        block = b"\n".join(sample)
+        if block.isascii() and not _CONTROL_BYTES_IN_LINES.search(block):
+            return base._replace(lines=tuple(block.decode("ascii").split("\n")))
     if _is_binary(sample, max_line_bytes):
         # A binary prefix (a core dump pasted in, a log rewritten from NULs) must not hide
         # the text written after it: the text lines after the last binary one are shown.
@@ -298,12 +305,6 @@ def _parse(
         if start == len(sample):
             return base._replace(binary=True)
         sample, fragment = sample[start:], None
-    if fragment is None and sample and max(map(len, sample)) <= max_line_bytes:
-        # The usual tail: every line printable ASCII, none too long. Checked (and decoded)
-        # as one block in C; _clean_line would return each line as it is.
-        block = b"\n".join(sample)
-        if block.isascii() and not _CONTROL_BYTES_IN_LINES.search(block):
-            return base._replace(lines=tuple(block.decode("ascii").split("\n")))
     out: list[str] = []
     cut = 0
     for i, line in enumerate(sample):

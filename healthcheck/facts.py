@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import TYPE_CHECKING, Any
 
 from healthcheck import processes
@@ -50,6 +50,18 @@ class Facts:
     def started(self) -> RunStart:
         """When the run began: the clock, the box's CPU counters and our own CPU time."""
         return self._store.started
+
+    def read_ahead(self, declared: Collection[str]) -> None:
+        """Read now, before the collectors start, the declared facts that are many small reads.
+
+        A collector declares the facts it reads (`facts = ("processes",)` on its class).
+        The process table is two /proc reads a process, thousands on a busy box, and each
+        read lets another thread take the GIL: read inside a collector's thread while the
+        others computed, it waited for the GIL again after many of them (5,000 processes: a
+        run 27 ms longer, 15 alternating runs, the CPU time likewise).
+        """
+        if "processes" in declared:
+            self.processes()
 
     def processes(self) -> list[ProcessRow]:
         """The process table, one row per process (processes.scan)."""

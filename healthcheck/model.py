@@ -221,7 +221,8 @@ class Collector(Protocol):
     `collect(ctx)` gets the run context (RunContext). A collector whose `collect` parameter is
     named anything but `ctx` (the first release's `collect(config)`) gets the Config instead:
     see `takes_context`. Optional: `Options`, a dataclass whose fields and defaults are the
-    `[collectors.NAME]` table of the configuration.
+    `[collectors.NAME]` table of the configuration; `facts`, the run's shared facts it reads
+    that the runner reads before the collectors start (`Facts.read_ahead`: "processes").
     """
 
     name: ClassVar[str]

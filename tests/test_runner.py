@@ -5,14 +5,17 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
+import time
 from typing import ClassVar
 
 import psutil
+import pytest
 
+from healthcheck import processes, runner
 from healthcheck.commands import run_command
 from healthcheck.config import Config, parse_config
 from healthcheck.model import Finding, Section, Status
-from healthcheck.processes import ProcessRow, process_rows
+from healthcheck.processes import ProcessRow, current_scans, process_rows
 from healthcheck.runner import run_collectors
 
 
@@ -180,3 +183,60 @@ def test_outside_a_run_every_read_is_fresh() -> None:
             child.kill()
     assert child.pid not in before
     assert rows[child.pid].name == "sleep" and rows[child.pid].cmdline == ("sleep", "30")
+
+
+class FindsTableRead(ReadsProcesses):
+    """Says whether the run's process table was read before its collect began."""
+
+    facts: ClassVar[tuple[str, ...]] = ("processes",)
+    read_before: ClassVar[dict[str, bool]] = {}
+
+    def collect(self, config: Config) -> Section:
+        scans = current_scans()
+        FindsTableRead.read_before[self.name] = (
+            scans is not None and scans.peek("processes") is not None
+        )
+        return super().collect(config)
+
+
+class DeclaresNothing(FindsTableRead):
+    facts: ClassVar[tuple[str, ...]] = ()
+
+
+def test_a_declared_fact_is_read_before_the_collectors_start_and_only_then() -> None:
+    """Read inside a collector's thread while the others compute, the process table's
+    thousands of small reads each waited for the GIL; so the runner reads it first, when a
+    collector says (`facts`) that it reads it, and not otherwise."""
+    FindsTableRead.read_before.clear()
+    run_collectors([FindsTableRead("declares")], Config())
+    run_collectors([DeclaresNothing("silent")], Config())
+    assert FindsTableRead.read_before == {"declares": True, "silent": False}
+
+
+def test_a_read_ahead_that_hangs_holds_up_only_the_collectors_that_need_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    stuck = threading.Event()
+    monkeypatch.setattr(runner, "READ_AHEAD_WAIT", 0.2)
+    monkeypatch.setattr(processes, "scan", lambda: stuck.wait(30) and [])  # a hung /proc read
+
+    class TakesAWhile(Finds):
+        def collect(self, config: Config) -> Section:
+            time.sleep(0.3)
+            return super().collect(config)
+
+    started = time.monotonic()
+    try:
+        sections = run_collectors(
+            [FindsTableRead("needs"), TakesAWhile()],
+            parse_config({"collectors": {"timeout": 1.0}}),
+        )
+    finally:
+        stuck.set()
+    assert time.monotonic() - started < 3
+    # The collector that reads no process table ran in its own time, not after the wait.
+    assert [(s.name, s.status) for s in sections] == [
+        ("needs", Status.UNKNOWN),
+        ("finds", Status.WARN),
+    ]
+    assert sections[0].error is not None and sections[0].error.startswith("timed out after 1s")

@@ -35,6 +35,8 @@ class DisplayCollector:
         "VNC and noVNC"
     )
     timeout: ClassVar[float | None] = None
+    # The run's shared facts it reads that the runner reads ahead (Facts.read_ahead).
+    facts: ClassVar[tuple[str, ...]] = ("processes",)
     # The [collectors.display] table (first spelt [display], still read so).
     Options: ClassVar[type] = DisplayConfig
 

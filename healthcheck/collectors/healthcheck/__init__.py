@@ -26,6 +26,8 @@ class HealthcheckCollector:
     name: ClassVar[str] = NAME
     description: ClassVar[str] = "itself: the previous run's time and status, cron entry, daemon"
     timeout: ClassVar[float | None] = None
+    # The run's shared facts it reads that the runner reads ahead (Facts.read_ahead).
+    facts: ClassVar[tuple[str, ...]] = ("processes",)
 
     def collect(self, ctx: RunContext | Config) -> Section:
         ctx = as_context(self, ctx)

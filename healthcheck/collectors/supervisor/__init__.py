@@ -37,6 +37,8 @@ class SupervisorCollector:
         "(XML-RPC; supervisorctl as fallback)"
     )
     timeout: ClassVar[float | None] = None
+    # The run's shared facts it reads that the runner reads ahead (Facts.read_ahead).
+    facts: ClassVar[tuple[str, ...]] = ("processes",)
     # The [collectors.supervisor] table (first spelt [supervisor], still read so).
     Options: ClassVar[type] = SupervisorConfig
     # What `healthcheck diff` says of its programs (changes.py).

@@ -40,6 +40,8 @@ class SystemCollector:
     name: ClassVar[str] = "system"
     description: ClassVar[str] = "host, OS, CPU, memory, swap, disks, processes, zombies"
     timeout: ClassVar[float | None] = None
+    # The run's shared facts it reads that the runner reads ahead (Facts.read_ahead).
+    facts: ClassVar[tuple[str, ...]] = ("processes",)
     # The [collectors.system] table (first spelt [system], still read so).
     Options: ClassVar[type] = SystemConfig
 

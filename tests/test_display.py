@@ -28,8 +28,10 @@ from healthcheck.collectors.display import (
     novnc_target,
     vnc_port,
 )
+from healthcheck.collectors.display.gather import process_infos
 from healthcheck.config import Config, DisplayConfig, ServicesConfig
 from healthcheck.model import Finding, Section, Status
+from healthcheck.processes import ZOMBIE, ProcessRow
 
 from xserver import (
     free_display_number,
@@ -551,6 +553,20 @@ class FakeWebsockify:
 def P(pid: int, name: str, command: str, zombie: bool = False) -> ProcInfo:
     """A fabricated process-table row; `command` is split on spaces."""
     return ProcInfo(pid, name, tuple(command.split()), zombie)
+
+
+def test_the_process_table_is_read_as_the_collector_needs_it() -> None:
+    """Every row but this process's, by pid, with a zombie told as one."""
+    rows = [
+        ProcessRow(40, "Xvfb", ("Xvfb", ":1"), "sleeping", None),
+        ProcessRow(os.getpid(), "python3", ("python3",), "running", None),
+        ProcessRow(7, "icewm", (), ZOMBIE, None),
+    ]
+    assert process_infos(rows) == [
+        ProcInfo(pid=7, name="icewm", cmdline=(), zombie=True),
+        ProcInfo(pid=40, name="Xvfb", cmdline=("Xvfb", ":1"), zombie=False),
+    ]
+    assert all(type(info) is ProcInfo for info in process_infos(rows))
 
 
 @pytest.mark.parametrize(

@@ -168,7 +168,7 @@ class _Window:
                 raise ValueError("the shared window is too small for this tail")
             offset = pos - self.start
             spent += n
-            newlines += self.data.count(b"\n", offset, offset + n)
+            newlines += _newlines(self.data, offset, offset + n)
             if first and self.data[offset + n - 1 : offset + n] == b"\n":
                 newlines -= 1  # the last line's own terminator does not start a line
             first = False
@@ -250,7 +250,7 @@ def _window_blocks(
         spent += len(chunk)
         if len(chunk) < n:
             return b"", pos, -1, spent
-        newlines += chunk.count(b"\n")
+        newlines += _newlines(chunk, 0, n)
         if not blocks and chunk.endswith(b"\n"):
             newlines -= 1  # the last line's own terminator does not start a line
         blocks.append(chunk)
@@ -259,6 +259,39 @@ def _window_blocks(
             break
         block = min(block * 2, _MAX_BLOCK)
     return b"".join(reversed(blocks)), pos, None, spent
+
+
+def _newlines(data: bytes, start: int, end: int) -> int:
+    """data.count(b"\n", start, end). count looks at every byte in turn; find jumps (memchr),
+    so a block inside a long line, which holds no newline at all, costs a twentieth."""
+    first = data.find(b"\n", start, end)
+    return 0 if first < 0 else data.count(b"\n", first, end)
+
+
+# Up to this size a window's last lines are split off in one pass of C (rsplit). Above it
+# the lines are long on average, and a jump from newline to newline (rfind, memrchr) costs
+# less than looking at every byte: 72 us against 1.2 ms for a 1.6 MB piece of one line.
+_SPLIT_IN_ONE_PASS = 256 * 1024
+
+
+def _last_lines(data: bytes, end: int, count: int) -> list[bytes]:
+    """data[:end].rsplit(b"\n", count): the last `count` lines of data[:end] after what
+    precedes them (or all of its lines, when it has no more)."""
+    if end <= _SPLIT_IN_ONE_PASS:
+        return data[:end].rsplit(b"\n", count)
+    rfind = data.rfind
+    cuts: list[int] = []
+    pos = end
+    while len(cuts) < count:
+        newline = rfind(b"\n", 0, pos)
+        if newline < 0:
+            break
+        cuts.append(newline)
+        pos = newline
+    lines = [data[:pos]]
+    ends = [end, *cuts]
+    lines.extend(data[cuts[i] + 1 : ends[i]] for i in range(len(cuts) - 1, -1, -1))
+    return lines
 
 
 def _parse(
@@ -282,12 +315,14 @@ def _parse(
     )
     if not data or lines <= 0:
         return base
-    body = data[:-1] if data.endswith(b"\n") else data
-    raw = body.split(b"\n")
-    complete = raw if whole else raw[1:]
-    selected = complete[-lines:]
-    # The window's first line began before it: worth showing only if lines are still wanted.
-    fragment = raw[0] if not whole and len(complete) < lines else None
+    raw = _last_lines(data, len(data) - 1 if data.endswith(b"\n") else len(data), lines)
+    if len(raw) > lines:
+        selected, fragment = raw[1:], None  # raw[0] is what comes before the wanted lines
+    else:
+        # Every line of the window: the first one is complete only at the file's start.
+        selected = raw if whole else raw[1:]
+        # The window's first line began before it: worth showing, as lines are still wanted.
+        fragment = None if whole else raw[0]
     sample = ([fragment] if fragment is not None else []) + selected
     if fragment is None and sample and max(map(len, sample)) <= max_line_bytes:
         # The usual tail: every line printable ASCII, none too long. Checked (and decoded)
@@ -347,7 +382,8 @@ def _clean_line(raw: bytes, max_line_bytes: int, partial: bool) -> tuple[str | N
         fresh = True
         if not line:
             return None, False  # only NULs: a hole, not a line
-    line = _ANSI.sub(b"", line)
+    if b"\x1b" in line:  # a lookup in C; the regex walks a megabyte line byte by byte
+        line = _ANSI.sub(b"", line)
     if b"\r" in line:
         # A progress bar redraws itself with \r: the last segment with something visible
         # is what the terminal showed last.

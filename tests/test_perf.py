@@ -134,6 +134,25 @@ def test_the_binary_test_agrees_with_its_definition() -> None:
         assert logtail._is_binary(lines) == _reference_is_binary(lines), lines
 
 
+def test_the_last_lines_and_the_newline_count_agree_with_rsplit_and_count() -> None:
+    """Both ways of finding a window's last lines (one pass of rsplit for a short window,
+    a jump from newline to newline for a long one) give rsplit's answer; the newline count
+    that skips newline-free blocks gives count's."""
+    import random
+
+    rnd = random.Random(7)
+    pieces = [b"\n", b"\n\n", b"a", b"short line", b"x" * 40_000, b"\r", b"\0"]
+    for _ in range(400):
+        data = b"".join(rnd.choice(pieces) for _ in range(rnd.randint(0, 30)))
+        if rnd.random() < 0.2:
+            data += b"y" * (logtail._SPLIT_IN_ONE_PASS + rnd.randint(-2, 2))
+        end = rnd.randint(0, len(data))
+        count = rnd.randint(0, 12)
+        assert logtail._last_lines(data, end, count) == data[:end].rsplit(b"\n", count)
+        start = rnd.randint(0, end)
+        assert logtail._newlines(data, start, end) == data.count(b"\n", start, end)
+
+
 def test_a_log_ending_in_a_5_mb_line_is_text_cut_with_a_marker(tmp_path: Path) -> None:
     path = tmp_path / "dump.log"
     path.write_text("INFO start\n" + "é" * 2_500_000 + "\n")

@@ -425,11 +425,13 @@ def test_max_files_newest_first_and_left_out(tmp_path: Path) -> None:
         write(logs / f"svc{i:02d}.log", f"svc {i}\n", mtime=10_000 + i)
     write(logs / "tie-b.log", "b\n", mtime=20_000)
     write(logs / "tie-a.log", "a\n", mtime=20_000)
+    # Walked after the folder's own files, first by path: equal times go by path, not walk.
+    write(logs / "a-dir" / "tie.log", "a-dir\n", mtime=20_000)
     section = LogsCollector().collect(config_for(logs, max_files=5))
-    paths = [Path(f["path"]).name for f in section.data["files"]]
-    assert paths == ["tie-a.log", "tie-b.log", "svc11.log", "svc10.log", "svc09.log"]
-    assert section.data["matched"] == 14
-    assert section.data["left_out"] == 9
+    paths = [str(Path(f["path"]).relative_to(logs)) for f in section.data["files"]]
+    assert paths == ["a-dir/tie.log", "tie-a.log", "tie-b.log", "svc11.log", "svc10.log"]
+    assert section.data["matched"] == 15
+    assert section.data["left_out"] == 10
 
 
 def test_tail_lines_setting_is_used(tmp_path: Path) -> None:

@@ -355,7 +355,7 @@ def bench_full_run(rounds: int, root: Path) -> dict[str, Any]:
                 # (30 ms or more for 5,000): timed, and then the runs meet the processes as
                 # a run meets a box's long-lived ones, and as the plain run meets its own
                 # (each of them read before). Without it, whichever version ran first with
-                # --before paid for the other, and an odd number of rounds tilted the medians.
+                # --before paid that first read for the other.
                 first_read.append(kernel_floor(PROC_FLOOR))
                 pr.append(both("processes", processes)[0])
                 proc_floor.append(kernel_floor(PROC_FLOOR))
